@@ -1,0 +1,156 @@
+"""One checkpoint file holds everything needed to predict: configs, vocabulary, weights, metrics, data origin.
+
+Files are written atomically (a temporary file in the same folder, then `os.replace`), so a crash or a
+stopped run never leaves a half-written checkpoint in place of a good one, and they are read with
+`torch.load(weights_only=True)`, which refuses pickled code.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from .corpus import EncodedReviews, encode_texts
+from .model import ConfigError, ModelConfig, SentimentNet, pick_device
+from .preprocessing import Vocab
+
+FORMAT = "lstm-sentiment-lab"
+FORMAT_VERSION = 1
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "default.pt"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint we can use, with a message meant for a person."""
+
+
+@dataclass
+class Checkpoint:
+    model_config: ModelConfig
+    train_config: dict
+    vocab: Vocab
+    state_dict: dict[str, torch.Tensor]
+    metrics: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    created: str = ""
+
+    @property
+    def max_len(self) -> int:
+        return int(self.train_config.get("max_len", 200))
+
+    def build_model(self, device: torch.device | str = "cpu") -> SentimentNet:
+        model = SentimentNet(self.model_config)
+        model.load_state_dict(self.state_dict)
+        return model.to(device).eval()
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
+    """Write atomically: readers see the old file or the new one, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_config": asdict(checkpoint.model_config),
+        "train_config": dict(checkpoint.train_config),
+        "vocab": checkpoint.vocab.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in checkpoint.state_dict.items()},
+        "metrics": checkpoint.metrics,
+        "data": checkpoint.data,
+        "created": checkpoint.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "torch_version": torch.__version__,
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint safely; anything else (corrupt, foreign, newer format, pickled code) is a
+    CheckpointError that says what is wrong."""
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise CheckpointError(f"{name}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{name}: refused: the file holds Python objects that only unsafe loading would run ({str(e).splitlines()[0][:160]})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, TypeError, AttributeError):
+        raise CheckpointError(f"{name}: not a readable checkpoint (corrupt, truncated or another file type)") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{name}: not an LSTM Sentiment Lab checkpoint (a bare state_dict or another tool's file)")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{name}: checkpoint format version {version} is newer than this program reads ({FORMAT_VERSION}); update the app"
+        )
+    try:
+        return Checkpoint(
+            model_config=ModelConfig.from_dict(payload["model_config"]),
+            train_config=dict(payload["train_config"]),
+            vocab=Vocab.from_dict(payload["vocab"]),
+            state_dict=payload["state_dict"],
+            metrics=payload.get("metrics", {}),
+            data=payload.get("data", {}),
+            created=payload.get("created", ""),
+        )
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
+        raise CheckpointError(f"{name}: checkpoint is incomplete or damaged ({e})") from None
+
+
+class Predictor:
+    """A loaded checkpoint ready to score raw review texts, encoding them exactly as in training."""
+
+    def __init__(self, checkpoint: Checkpoint, device: torch.device | str = "auto", name: str = ""):
+        self.checkpoint = checkpoint
+        self.name = name
+        self.vocab = checkpoint.vocab
+        self.max_len = checkpoint.max_len
+        self.device = pick_device(str(device))
+        try:
+            self.model = checkpoint.build_model(self.device)
+        except RuntimeError as e:
+            raise CheckpointError(f"{name or 'checkpoint'}: weights do not fit its model configuration ({str(e)[:200]})") from None
+
+    def encode(self, texts: list[str]) -> EncodedReviews:
+        return encode_texts(texts, self.vocab, self.max_len)
+
+    @torch.no_grad()
+    def predict_encoded(self, reviews: EncodedReviews, batch_size: int = 256) -> torch.Tensor:
+        """Probabilities (N,) that each review is positive; batches group similar lengths."""
+        probabilities = torch.empty(len(reviews))
+        order = torch.from_numpy(reviews.lengths).argsort().numpy()
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            ids, lengths, _ = reviews.batch(rows)
+            logits = self.model(ids.to(self.device), lengths)
+            probabilities[torch.from_numpy(rows)] = torch.sigmoid(logits).float().cpu()
+        return probabilities
+
+    def predict(self, texts: list[str] | str) -> list[float]:
+        """Probability that each text is a positive review."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            return []
+        return self.predict_encoded(self.encode(texts)).tolist()
+
+
+def load_predictor(path: str | Path = DEFAULT_CHECKPOINT, device: torch.device | str = "auto") -> Predictor:
+    return Predictor(load_checkpoint(path), device, name=Path(path).name)

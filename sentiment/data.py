@@ -1,0 +1,228 @@
+"""Review files in, labelled reviews out: streaming readers, the bundled sample and reproducible splits.
+
+Readers yield one review at a time, so a 3.6M-line file never has to sit in memory as a whole. Lines that
+cannot be used are skipped and counted in a `ReadReport`; a file with nothing usable is a `DataError`.
+"""
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import io
+from itertools import islice
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+BUNDLED_SAMPLE = Path(__file__).parent / "assets" / "amazon_reviews_sample.ft.txt.bz2"
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+
+# Column names we recognise in CSV/TSV headers, compared lower-case.
+_TEXT_COLUMNS = ("text", "review", "review_text", "reviewtext", "content", "body", "sentence", "comment")
+_TITLE_COLUMNS = ("title", "summary", "headline", "review_title")
+_LABEL_COLUMNS = ("label", "sentiment", "polarity", "class", "target", "rating", "stars")
+_WORD_LABELS = {"neg": 0, "negative": 0, "pos": 1, "positive": 1}
+_MAX_BAD_LINES_SHOWN = 5
+csv.field_size_limit(16 * 1024 * 1024)
+
+
+class DataError(ValueError):
+    """A data file that cannot be used, with a message meant for the person who chose it."""
+
+
+@dataclass
+class ReadReport:
+    """What reading a file found: how many reviews were kept and which lines were skipped."""
+
+    source: str
+    format: str = ""
+    kept: int = 0
+    skipped: int = 0
+    first_bad_lines: list[int] = field(default_factory=list)
+    positives: int = 0
+
+    def skip(self, line_number: int) -> None:
+        self.skipped += 1
+        if len(self.first_bad_lines) < _MAX_BAD_LINES_SHOWN:
+            self.first_bad_lines.append(line_number)
+
+    def summary(self) -> str:
+        text = f"{self.kept:,} reviews ({self.positives:,} positive, {self.kept - self.positives:,} negative)"
+        if self.skipped:
+            lines = ", ".join(map(str, self.first_bad_lines))
+            text += f"; skipped {self.skipped:,} unreadable lines (first: line {lines})"
+        return text
+
+
+def _open_binary(path: Path) -> io.BufferedIOBase:
+    name = path.name.lower()
+    if name.endswith(".bz2"):
+        return bz2.open(path, "rb")
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _open_text(path: Path) -> io.TextIOWrapper:
+    # Undecodable bytes become lone surrogates, so one bad line is skipped instead of ending the read.
+    return io.TextIOWrapper(_open_binary(path), encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def _is_clean(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def detect_format(path: Path) -> str:
+    """'fasttext', 'csv' or 'tsv', from the file name and, failing that, its first line."""
+    name = path.name.lower()
+    for suffix in (".bz2", ".gz"):
+        name = name.removesuffix(suffix)
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith(".tsv"):
+        return "tsv"
+    try:
+        with _open_text(path) as f:
+            first = f.readline(64 * 1024)
+    except (OSError, EOFError, ValueError) as e:
+        raise DataError(f"{path.name}: cannot read the file ({e})") from None
+    if first.startswith("__label__"):
+        return "fasttext"
+    if "\t" in first:
+        return "tsv"
+    if "," in first:
+        return "csv"
+    raise DataError(
+        f"{path.name}: not a review file we can read: expected fastText lines ('__label__1 text' / "
+        "'__label__2 text') or a CSV/TSV file with a header naming a text and a label column"
+    )
+
+
+def _read_fasttext(path: Path, report: ReadReport) -> Iterator[tuple[str, int]]:
+    with _open_text(path) as f:
+        for number, line in enumerate(f, start=1):
+            label, _, text = line.partition(" ")
+            text = text.strip()
+            if label not in ("__label__1", "__label__2") or not text or not _is_clean(text):
+                report.skip(number)
+                continue
+            yield text, int(label == "__label__2")
+
+
+def _pick_column(header: list[str], names: tuple[str, ...]) -> int | None:
+    lowered = [h.strip().lower() for h in header]
+    for name in names:
+        if name in lowered:
+            return lowered.index(name)
+    return None
+
+
+def _label_scheme(values: set[str]) -> dict[str, int]:
+    """Map raw label strings to 0/1. Numbers are read as 0/1 or 1/2 depending on which ones occur."""
+    numbers = {v for v in values if v not in _WORD_LABELS}
+    if numbers <= {"0", "1"}:
+        return {**_WORD_LABELS, "0": 0, "1": 1}
+    if numbers <= {"1", "2"}:
+        return {**_WORD_LABELS, "1": 0, "2": 1}
+    shown = ", ".join(sorted(numbers)[:5])
+    raise DataError(f"labels must be 0/1, 1/2, neg/pos or negative/positive; found {shown}")
+
+
+def _read_table(path: Path, delimiter: str, report: ReadReport) -> Iterator[tuple[str, int]]:
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        with _open_text(path) as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            try:
+                for row in reader:
+                    yield reader.line_num, row
+            except csv.Error as e:
+                raise DataError(f"{path.name}: malformed {report.format.upper()} near line {reader.line_num} ({e})")
+
+    records = rows()
+    try:
+        _, header = next(records)
+    except StopIteration:
+        raise DataError(f"{path.name}: the file is empty") from None
+    text_col, title_col = _pick_column(header, _TEXT_COLUMNS), _pick_column(header, _TITLE_COLUMNS)
+    label_col = _pick_column(header, _LABEL_COLUMNS)
+    if label_col is None:
+        raise DataError(f"{path.name}: no label column (name one of: {', '.join(_LABEL_COLUMNS)})")
+    if text_col is None and title_col is None:
+        raise DataError(f"{path.name}: no text column (name one of: {', '.join(_TEXT_COLUMNS)})")
+    records.close()
+
+    # A first pass over the labels only (a small set of distinct strings) decides how to read numbers.
+    seen = {row[label_col].strip().lower() for _, row in islice(rows(), 1, None) if len(row) > label_col}
+    scheme = _label_scheme(seen - {""})
+
+    for number, row in islice(rows(), 1, None):
+        parts = [row[c].strip() for c in (title_col, text_col) if c is not None and c < len(row) and row[c].strip()]
+        text = ": ".join(parts)
+        label = scheme.get(row[label_col].strip().lower()) if len(row) > label_col else None
+        if label is None or not text or not _is_clean(text):
+            report.skip(number)
+            continue
+        yield text, label
+
+
+def read_reviews(path: str | Path, report: ReadReport | None = None) -> Iterator[tuple[str, int]]:
+    """Stream (text, label) pairs from a fastText (.txt/.bz2/.gz) or CSV/TSV file; label 1 is positive."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    report = report if report is not None else ReadReport(str(path))
+    report.format = detect_format(path)
+    try:
+        if report.format == "fasttext":
+            yield from _read_fasttext(path, report)
+        else:
+            yield from _read_table(path, "," if report.format == "csv" else "\t", report)
+    except (OSError, EOFError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path.name}: cannot read the file ({e})") from None
+
+
+def load_reviews(path: str | Path, limit: int | None = None) -> tuple[list[str], np.ndarray, ReadReport]:
+    """Read up to `limit` reviews into memory and check that both classes are present."""
+    report = ReadReport(str(path))
+    texts: list[str] = []
+    labels: list[int] = []
+    for text, label in read_reviews(path, report):
+        if limit is not None and len(texts) >= limit:
+            break
+        texts.append(text)
+        labels.append(label)
+    report.kept, report.positives = len(texts), sum(labels)
+    if not texts:
+        raise DataError(f"{Path(path).name}: no usable review in the file ({report.skipped:,} lines skipped)")
+    if report.positives in (0, report.kept):
+        only = "positive" if report.positives else "negative"
+        raise DataError(f"{Path(path).name}: every review is {only}; training needs both classes")
+    return texts, np.asarray(labels, dtype=np.int64), report
+
+
+@dataclass
+class Splits:
+    """Row indices of the train, validation and test parts."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def split_indices(n: int, seed: int = 0, fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> Splits:
+    """A seeded shuffle cut 80/10/10: the same file and seed always give the same split."""
+    if n < 3:
+        raise DataError(f"need at least 3 reviews to split into train, validation and test; got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, round(n * fractions[1]))
+    n_test = max(1, round(n * fractions[2]))
+    n_train = n - n_val - n_test
+    return Splits(order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])

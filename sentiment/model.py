@@ -1,0 +1,106 @@
+"""SentimentNet: embedding → LSTM → the last real token's hidden state → dropout → linear → one logit."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn as nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from .preprocessing import PAD_ID
+
+
+class ConfigError(ValueError):
+    """A hyper-parameter out of range, with a message meant for the person who set it."""
+
+
+def check_range(name: str, value, low, high, integer: bool = True) -> None:
+    """Raise ConfigError unless low <= value <= high (and a whole number when `integer`)."""
+    kind = "a whole number" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+        raise ConfigError(f"{name} must be {kind} between {low} and {high}; got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}; got {value}")
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 0  # set from the vocabulary when training starts
+    embedding_dim: int = 400
+    hidden_size: int = 512
+    num_layers: int = 2
+    dropout: float = 0.5  # between LSTM layers and before the output layer
+    embedding_dropout: float = 0.0
+    bidirectional: bool = False
+
+    def validate(self) -> ModelConfig:
+        check_range("vocab_size", self.vocab_size, 2, 5_000_000)
+        check_range("embedding_dim", self.embedding_dim, 1, 4096)
+        check_range("hidden_size", self.hidden_size, 1, 4096)
+        check_range("num_layers", self.num_layers, 1, 8)
+        check_range("dropout", self.dropout, 0.0, 0.95, integer=False)
+        check_range("embedding_dropout", self.embedding_dropout, 0.0, 0.95, integer=False)
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known}).validate()
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+
+class SentimentNet(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD_ID)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.lstm = nn.LSTM(
+            config.embedding_dim,
+            config.hidden_size,
+            config.num_layers,
+            batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            bidirectional=config.bidirectional,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden_size * config.directions, 1)
+
+    def features(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The review vector the head reads: (B, T, E) right-padded embeddings → (B, D)."""
+        if self.config.bidirectional:
+            # The backward direction must start at each review's own last token, not at the padding:
+            # packing gives it that (cuDNN runs packed batches fast; on CPU it is the slower path).
+            packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            _, (h_n, _) = self.lstm(packed)  # h_n: (L * 2, B, H)
+            return torch.cat([h_n[-2], h_n[-1]], dim=-1)  # (B, 2H)
+        # With right padding, the output at a review's last real token has not seen any padding yet,
+        # so one unpacked pass over the batch is exact for every review in it.
+        output, _ = self.lstm(embedded)  # (B, T, H)
+        last = (lengths - 1).clamp(min=0).to(output.device)
+        return output[torch.arange(output.size(0), device=output.device), last]  # (B, H)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """ids (B, T) right-padded with PAD, lengths (B,) → logits (B,); the linear layer runs once a review."""
+        embedded = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
+        return self.head(self.dropout(self.features(embedded, lengths))).squeeze(-1)  # (B,)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' → CUDA when present, else CPU; 'cuda' without a GPU is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' asked for, but no CUDA GPU is available here (use 'auto' or 'cpu')")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda'; got {name!r}")
+    return torch.device(name)
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"CUDA GPU: {torch.cuda.get_device_name(device)}"
+    return f"CPU ({torch.get_num_threads()} threads)"

@@ -1,0 +1,320 @@
+"""The training loop. It never prints: it yields events, and the CLI, the app or a test decides how to show them.
+
+    for event in train(TrainConfig(epochs=1), ModelConfig(hidden_size=128), out="checkpoints/mine.pt"):
+        ...  # Preparing, Step, Evaluated, then one Finished
+
+Batches group reviews of similar length and are right-padded only to the batch's longest review; the model
+reads each review's output at its own last token, so padding costs little and never changes a prediction.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import CHECKPOINT_DIR, Checkpoint, save_checkpoint
+from .corpus import EncodedReviews, TokenizedCorpus, tokenize_corpus
+from .data import BUNDLED_SAMPLE, split_indices
+from .preprocessing import Vocab
+from .model import ConfigError, ModelConfig, SentimentNet, check_range, describe_device, pick_device
+
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 0.005
+    batch_size: int = 400
+    epochs: int = 2
+    clip: float = 5.0  # gradient-norm clipping; 0 turns it off
+    weight_decay: float = 0.0
+    schedule: str = "constant"  # learning rate: "constant" or "cosine" decay to 0 over the run
+    eval_every: int = 20  # steps between validations (also at every epoch end); 0 = epoch ends only
+    patience: int = 0  # stop after this many validations without a better loss; 0 = never stop early
+    max_steps: int = 0  # 0 = no limit
+    seed: int = 0
+    max_len: int = 200  # tokens kept per review
+    min_freq: int = 2  # tokens seen fewer times in the training split become _UNK
+    max_vocab: int = 0  # 0 = no limit
+    limit: int = 0  # reviews read from the data file; 0 = all
+    device: str = "auto"
+
+    def validate(self) -> TrainConfig:
+        check_range("lr", self.lr, 1e-7, 10.0, integer=False)
+        check_range("batch_size", self.batch_size, 1, 20_000)
+        check_range("epochs", self.epochs, 1, 1000)
+        check_range("clip", self.clip, 0.0, 1e6, integer=False)
+        check_range("weight_decay", self.weight_decay, 0.0, 10.0, integer=False)
+        check_range("eval_every", self.eval_every, 0, 10_000_000)
+        check_range("patience", self.patience, 0, 10_000)
+        check_range("max_steps", self.max_steps, 0, 100_000_000)
+        check_range("seed", self.seed, 0, 2**31 - 1)
+        check_range("max_len", self.max_len, 1, 5000)
+        check_range("min_freq", self.min_freq, 1, 1_000_000)
+        check_range("max_vocab", self.max_vocab, 0, 5_000_000)
+        check_range("limit", self.limit, 0, 1_000_000_000)
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
+        pick_device(self.device)
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Preparing:
+    message: str
+
+
+@dataclass(frozen=True)
+class Step:
+    step: int
+    total_steps: int
+    epoch: int
+    train_loss: float
+    lr: float
+    reviews_per_s: float
+    eta_s: float
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    step: int
+    epoch: int
+    val_loss: float
+    val_accuracy: float
+    improved: bool
+
+
+@dataclass
+class TestReport:
+    """Scores on a labelled set; the confusion matrix rows are the true class (negative, positive)."""
+
+    n: int
+    loss: float
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    confusion: list[list[int]]
+
+    def format(self) -> str:
+        (tn, fp), (fn, tp) = self.confusion
+        return "\n".join(
+            [
+                f"reviews    {self.n:,}",
+                f"accuracy   {self.accuracy:.2%}",
+                f"loss       {self.loss:.4f}",
+                f"precision  {self.precision:.2%}   (positive class)",
+                f"recall     {self.recall:.2%}",
+                f"F1         {self.f1:.2%}",
+                "confusion  true neg → predicted neg {:,} / pos {:,}".format(tn, fp),
+                "           true pos → predicted neg {:,} / pos {:,}".format(fn, tp),
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class Finished:
+    checkpoint: Path | None
+    report: TestReport | None
+    stopped: bool
+    reason: str
+    steps: int
+    seconds: float
+
+
+TrainEvent = Preparing | Step | Evaluated | Finished
+
+
+def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, pool: int = 50) -> list[np.ndarray]:
+    """Shuffled batches of reviews of similar length: shuffle, sort within pools of `pool` batches, cut, shuffle
+    the batch order. Padding then adds a few percent instead of doubling the work."""
+    order = rng.permutation(len(lengths))
+    batches = []
+    for start in range(0, len(order), batch_size * pool):
+        chunk = order[start : start + batch_size * pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _binary_report(logits: torch.Tensor, labels: torch.Tensor) -> TestReport:
+    loss = F.binary_cross_entropy_with_logits(logits, labels.float()).item() if len(labels) else float("nan")
+    predicted = logits > 0
+    truth = labels.bool()
+    tp = int((predicted & truth).sum())
+    fp = int((predicted & ~truth).sum())
+    fn = int((~predicted & truth).sum())
+    tn = len(labels) - tp - fp - fn
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return TestReport(len(labels), loss, (tp + tn) / max(1, len(labels)), precision, recall, f1, [[tn, fp], [fn, tp]])
+
+
+@torch.no_grad()
+def evaluate(model: SentimentNet, reviews: EncodedReviews, device: torch.device, batch_size: int = 512) -> TestReport:
+    """Loss, accuracy, precision, recall, F1 and confusion matrix over labelled reviews, in length order."""
+    was_training = model.training
+    model.eval()
+    order = np.argsort(reviews.lengths, kind="stable")
+    logits = torch.empty(len(reviews))
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        ids, lengths, _ = reviews.batch(rows)
+        logits[torch.from_numpy(rows)] = model(ids.to(device), lengths).float().cpu()
+    model.train(was_training)
+    return _binary_report(logits, torch.from_numpy(reviews.labels))
+
+
+@dataclass
+class PreparedData:
+    corpus: TokenizedCorpus
+    train: EncodedReviews
+    val: EncodedReviews
+    test: EncodedReviews
+    vocab: Vocab
+    origin: dict
+
+
+def prepare_data(data: str | Path, config: TrainConfig) -> PreparedData:
+    """Read (or load from cache), split with the run's seed, build the vocabulary on the training part only."""
+    corpus = tokenize_corpus(data, limit=config.limit or None)
+    splits = split_indices(len(corpus), seed=config.seed)
+    vocab = corpus.build_vocab(splits.train, config.min_freq, config.max_vocab or None)
+    path = Path(data)
+    origin = {
+        "source": "bundled Amazon sample" if path.resolve() == BUNDLED_SAMPLE.resolve() else path.name,
+        "format": corpus.report.format,
+        "reviews": len(corpus),
+        "skipped_lines": corpus.report.skipped,
+        "split_seed": config.seed,
+        "limit": config.limit,
+        "train": len(splits.train),
+        "val": len(splits.val),
+        "test": len(splits.test),
+    }
+    return PreparedData(
+        corpus,
+        corpus.encode(vocab, splits.train, config.max_len),
+        corpus.encode(vocab, splits.val, config.max_len),
+        corpus.encode(vocab, splits.test, config.max_len),
+        vocab,
+        origin,
+    )
+
+
+def train(
+    config: TrainConfig | None = None,
+    model_config: ModelConfig | None = None,
+    data: str | Path = BUNDLED_SAMPLE,
+    out: str | Path = CHECKPOINT_DIR / "model.pt",
+    stop: threading.Event | None = None,
+) -> Iterator[TrainEvent]:
+    """Train on `data`, keep the checkpoint with the best validation loss at `out`, end with a test report.
+
+    Setting `stop` ends the run after the current batch; the best checkpoint so far is kept and tested.
+    """
+    config = (config or TrainConfig()).validate()
+    model_config = model_config or ModelConfig()
+    stop = stop or threading.Event()
+    out = Path(out)
+    device = pick_device(config.device)
+    started = time.perf_counter()
+
+    yield Preparing(f"Reading and tokenizing {Path(data).name} …")
+    prepared = prepare_data(data, config)
+    model_config = replace(model_config, vocab_size=len(prepared.vocab)).validate()
+    how = "loaded from cache" if prepared.corpus.from_cache else "tokenized"
+    yield Preparing(
+        f"{how}: {prepared.corpus.report.summary()}; split {len(prepared.train):,} / {len(prepared.val):,} / "
+        f"{len(prepared.test):,}; vocabulary {len(prepared.vocab):,} tokens; training on {describe_device(device)}"
+    )
+
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = SentimentNet(model_config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(prepared.train) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+    if config.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+
+    def make_checkpoint(metrics: dict) -> Checkpoint:
+        return Checkpoint(model_config, asdict(config), prepared.vocab, best_state, metrics, prepared.origin)
+
+    best_state: dict | None = None
+    best_loss = math.inf
+    evals_without_gain = 0
+    step = 0
+    reviews_seen = 0
+    train_seconds = 0.0
+    reason = "finished"
+
+    def validate_and_keep(epoch: int) -> Evaluated:
+        nonlocal best_state, best_loss, evals_without_gain
+        report = evaluate(model, prepared.val, device)
+        improved = report.loss < best_loss
+        if improved:
+            best_loss, evals_without_gain = report.loss, 0
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            save_checkpoint(out, make_checkpoint({"step": step, "val_loss": report.loss, "val_accuracy": report.accuracy}))
+        else:
+            evals_without_gain += 1
+        return Evaluated(step, epoch, report.loss, report.accuracy, improved)
+
+    model.train()
+    epoch = 1
+    while reason == "finished" and step < total_steps:
+        batches = length_bucketed_batches(prepared.train.lengths, config.batch_size, rng)
+        for i, rows in enumerate(batches):
+            if stop.is_set():
+                reason = "stopped"
+                break
+            tick = time.perf_counter()
+            ids, lengths, labels = prepared.train.batch(rows)
+            logits = model(ids.to(device), lengths)
+            loss = F.binary_cross_entropy_with_logits(logits, labels.to(device).float())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            reviews_seen += len(rows)
+            train_seconds += time.perf_counter() - tick
+            eta = train_seconds / step * (total_steps - step)
+            yield Step(step, total_steps, epoch, loss.item(), scheduler.get_last_lr()[0], reviews_seen / train_seconds, eta)
+
+            last_step = step >= total_steps
+            if last_step or i == len(batches) - 1 or (config.eval_every and step % config.eval_every == 0):
+                yield validate_and_keep(epoch)
+                if config.patience and evals_without_gain >= config.patience:
+                    reason = "early stop"
+            if last_step or reason != "finished":
+                break
+        epoch += 1
+
+    if best_state is None:  # stopped before the first validation: keep what there is
+        yield validate_and_keep(epoch)
+    model.load_state_dict(best_state)
+    report = evaluate(model, prepared.test, device)
+    save_checkpoint(out, make_checkpoint({"best_val_loss": best_loss, "test": asdict(report), "steps": step}))
+    yield Finished(out, report, reason == "stopped", reason, step, time.perf_counter() - started)
