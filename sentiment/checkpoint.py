@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -64,7 +65,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         "metrics": checkpoint.metrics,
         "data": checkpoint.data,
         "created": checkpoint.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -89,8 +90,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        what = f" ({found.group(1)})" if found else ""
         raise CheckpointError(
-            f"{name}: refused: the file holds Python objects that only unsafe loading would run ({str(e).splitlines()[0][:160]})"
+            f"{name}: refused: the file holds Python code or objects{what} that only unsafe loading would run"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, TypeError, AttributeError):
         raise CheckpointError(f"{name}: not a readable checkpoint (corrupt, truncated or another file type)") from None

@@ -1,0 +1,51 @@
+"""What the command-line entry points share: dataclass fields as flags, a progress line, one-line errors."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import MISSING, fields
+
+from .checkpoint import CheckpointError
+from .data import DataError
+from .model import ConfigError
+
+USER_ERRORS = (DataError, ConfigError, CheckpointError, OSError)
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One `--flag` per dataclass field, typed from its default; booleans become switches."""
+    group = parser.add_argument_group(cls.__name__)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            kind = type(f.default) if f.default is not MISSING else str
+            group.add_argument(flag, type=kind, default=None, metavar=kind.__name__.upper())
+
+
+def overrides(args: argparse.Namespace, cls: type) -> dict:
+    """The flags of `cls` the user actually gave."""
+    return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+
+
+def progress_line(fraction: float, text: str, width: int = 28) -> None:
+    filled = int(width * min(1.0, max(0.0, fraction)))
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {text[:100]:<100}")
+    sys.stderr.flush()
+
+
+def run(main: Callable[[], int | None]) -> None:
+    """Run a CLI main; a bad file, flag or checkpoint ends with one line on stderr and exit code 2."""
+    try:
+        code = main()
+    except USER_ERRORS as e:
+        sys.stderr.write(f"\nerror: {e}\n")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted\n")
+        sys.exit(130)
+    sys.exit(code or 0)

@@ -1,0 +1,291 @@
+"""Look inside the LSTM: per-token gates, cell and hidden states, the prediction trajectory and attributions.
+
+For one review and every layer and direction, `trace_gates` recomputes what `nn.LSTM` does at each step, in
+PyTorch's gate order and math:
+
+    i = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)     input gate: how much new information to write
+    f = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)     forget gate: how much of c_{t-1} to keep
+    g =    tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)     cell candidate: the new information itself
+    o = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)     output gate
+    c = f * c_{t-1} + i * g                                cell state (long-term memory)
+    h = o * tanh(c)                                        hidden state (short-term memory, the output)
+
+A step-by-step loop would cost six forward passes. Instead each layer runs once through `nn.LSTM` itself;
+its hidden states give h_{t-1} for every step at once, so the four gates of all steps come from one matrix
+product per layer, and only the cell state needs a cheap element-wise scan. Recomputing h = o * tanh(c) from
+those gates and comparing it with `nn.LSTM`'s own output is the exactness check (`GateTrace.max_error`).
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .model import SentimentNet
+from .preprocessing import PAD_ID, UNK_ID, Vocab, encode_review
+
+GATES = ("input", "forget", "cell", "output")  # nn.LSTM stacks its weights in this order: i, f, g, o
+STATES = ("cell_state", "hidden_state")
+DIRECTIONS = ("forward", "backward")
+
+
+@dataclass
+class LayerTrace:
+    """One layer and direction; every array is (tokens, hidden) in token order (also for 'backward')."""
+
+    layer: int
+    direction: str
+    input: np.ndarray
+    forget: np.ndarray
+    cell: np.ndarray  # the candidate g
+    output: np.ndarray
+    cell_state: np.ndarray
+    hidden_state: np.ndarray
+
+    def series(self, name: str) -> np.ndarray:
+        return getattr(self, name)
+
+
+@dataclass
+class GateTrace:
+    tokens: list[str]
+    ids: list[int]
+    layers: list[LayerTrace]  # layer 0 forward, (layer 0 backward), layer 1 forward, ...
+    logit: float
+    probability: float
+    trajectory: np.ndarray  # (tokens,) P(positive) had the review stopped after each token
+    max_error: float  # largest |h recomputed from the gates − h from nn.LSTM|
+
+    def layer(self, layer: int, direction: str = "forward") -> LayerTrace:
+        for trace in self.layers:
+            if trace.layer == layer and trace.direction == direction:
+                return trace
+        raise KeyError(f"no layer {layer} {direction} in this trace")
+
+
+@dataclass
+class Attributions:
+    """Occlusion with `_UNK`: each token's value is logit(review) − logit(same review with that token made
+    unknown), the real change in the model's output, measured by re-scoring. Positive: the token pushed the
+    prediction towards positive."""
+
+    tokens: list[str]
+    values: np.ndarray  # (tokens,)
+    logit: float
+    occluded_logits: np.ndarray  # (tokens,) the logit with each token replaced by _UNK
+
+    method: str = "occlusion with _UNK"
+
+
+_single_layers: weakref.WeakKeyDictionary[nn.LSTM, list[nn.LSTM]] = weakref.WeakKeyDictionary()
+
+
+def _layer_modules(lstm: nn.LSTM) -> list[nn.LSTM]:
+    """One-layer `nn.LSTM`s sharing the parameters of each layer of `lstm` (no copies), built once per model."""
+    if lstm not in _single_layers:
+        layers = []
+        directions = 2 if lstm.bidirectional else 1
+        for k in range(lstm.num_layers):
+            in_size = lstm.input_size if k == 0 else lstm.hidden_size * directions
+            single = nn.LSTM(in_size, lstm.hidden_size, 1, batch_first=True, bidirectional=lstm.bidirectional)
+            for name in single._flat_weights_names:
+                setattr(single, name, getattr(lstm, name.replace("_l0", f"_l{k}")))
+            layers.append(single.to(lstm.weight_hh_l0.device))
+        _single_layers[lstm] = layers
+    return _single_layers[lstm]
+
+
+def _cell_scan(forget: np.ndarray, written: np.ndarray) -> np.ndarray:
+    """c_t = f_t * c_{t-1} + (i_t * g_t), from c_{-1} = 0, over the rows of (T, H) arrays."""
+    cell = np.empty_like(written)
+    previous = np.zeros(written.shape[1], dtype=written.dtype)
+    for t in range(len(written)):
+        previous = cell[t] = forget[t] * previous + written[t]
+    return cell
+
+
+def _trace_direction(lstm: nn.LSTM, k: int, x: torch.Tensor, h: torch.Tensor, reverse: bool) -> tuple[LayerTrace, float]:
+    """Gates of one direction of layer k, given its input x (T, in) and nn.LSTM's hidden states h (T, H)."""
+    suffix = f"_l{k}" + ("_reverse" if reverse else "")
+    w_ih, w_hh = getattr(lstm, "weight_ih" + suffix), getattr(lstm, "weight_hh" + suffix)  # (4H, in), (4H, H)
+    bias = getattr(lstm, "bias_ih" + suffix) + getattr(lstm, "bias_hh" + suffix)  # (4H,)
+    zero = torch.zeros_like(h[:1])
+    # The step before token t is token t-1 going forward, token t+1 going backward.
+    h_prev = torch.cat([h[1:], zero]) if reverse else torch.cat([zero, h[:-1]])  # (T, H)
+    pre = x @ w_ih.T + h_prev @ w_hh.T + bias  # (T, 4H): all gates of all steps in one product
+    i, f, g, o = pre.chunk(4, dim=-1)  # (T, H) each
+    i, f, g, o = (t.float().cpu().numpy() for t in (torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)))
+    if reverse:
+        c = _cell_scan(f[::-1], (i * g)[::-1])[::-1]
+    else:
+        c = _cell_scan(f, i * g)
+    hidden = o * np.tanh(c)
+    error = float(np.abs(hidden - h.float().cpu().numpy()).max())
+    direction = DIRECTIONS[int(reverse)]
+    return LayerTrace(k, direction, i, f, g, o, np.ascontiguousarray(c), hidden), error
+
+
+@torch.no_grad()
+def _forward_layers(model: SentimentNet, ids: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Inputs (T, in) and outputs (T, H * directions) of every layer, from nn.LSTM itself."""
+    x = model.embedding(ids[None])  # (1, T, E)
+    inputs, outputs = [], []
+    for single in _layer_modules(model.lstm):
+        out, _ = single(x)  # (1, T, H * directions)
+        inputs.append(x[0])
+        outputs.append(out[0])
+        x = out
+    return inputs, outputs
+
+
+@torch.no_grad()
+def prefix_probabilities(model: SentimentNet, ids: torch.Tensor) -> np.ndarray:
+    """P(positive) for every prefix of one review, scored as a batch (exact for any model, O(T²) work)."""
+    T = len(ids)
+    batch = ids.expand(T, T).clone()  # (T, T): row t keeps tokens 0..t
+    lengths = torch.arange(1, T + 1)
+    batch[torch.arange(T)[None, :] >= lengths[:, None]] = PAD_ID
+    return torch.sigmoid(model(batch, lengths)).float().cpu().numpy()
+
+
+@torch.no_grad()
+def trace_gates(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list[str] | None = None) -> GateTrace:
+    """Every gate and state of every layer and direction for one review (token ids, first token first)."""
+    model.eval()
+    device = next(model.parameters()).device
+    ids = torch.as_tensor(ids, dtype=torch.long, device=device)
+    if ids.ndim != 1 or len(ids) == 0:
+        raise ValueError("trace_gates takes the ids of one non-empty review")
+    H = model.config.hidden_size
+    inputs, outputs = _forward_layers(model, ids)
+    layers, errors = [], []
+    for k, (x, out) in enumerate(zip(inputs, outputs)):
+        for d in range(model.config.directions):
+            trace, error = _trace_direction(model.lstm, k, x, out[:, d * H : (d + 1) * H], reverse=bool(d))
+            layers.append(trace)
+            errors.append(error)
+    last = outputs[-1]  # (T, H * directions)
+    if model.config.bidirectional:
+        features = torch.cat([last[-1, :H], last[0, H:]])  # forward at the last token, backward at the first
+        trajectory = prefix_probabilities(model, ids)
+    else:
+        features = last[-1]
+        # Unidirectional: the hidden state after token t is exactly what the model reads had the review ended at t.
+        trajectory = torch.sigmoid(model.head(last).squeeze(-1)).float().cpu().numpy()  # (T,)
+    logit = float(model.head(features))
+    return GateTrace(
+        tokens=list(tokens) if tokens is not None else [str(int(i)) for i in ids],
+        ids=ids.tolist(),
+        layers=layers,
+        logit=logit,
+        probability=float(torch.sigmoid(torch.tensor(logit))),
+        trajectory=trajectory,
+        max_error=max(errors),
+    )
+
+
+@torch.no_grad()
+def occlusion(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list[str] | None = None,
+              trace: GateTrace | None = None, batch_size: int = 32) -> Attributions:
+    """Score the review once per token with that token replaced by _UNK, `batch_size` copies at a time.
+
+    For a unidirectional model with its `trace` at hand, the copy that hides token t starts from the traced
+    states after token t-1 (nothing before t changes), which halves the work; otherwise every copy is
+    scored whole by the model."""
+    model.eval()
+    device = next(model.parameters()).device
+    ids = torch.as_tensor(ids, dtype=torch.long, device=device)
+    T = len(ids)
+    logit = float(model(ids[None], torch.tensor([T])))
+    occluded = torch.empty(T)
+    resume = trace is not None and not model.config.bidirectional
+    if resume:
+        zero = np.zeros((1, model.config.hidden_size), dtype=np.float32)
+        states = [trace.layer(k) for k in range(model.config.num_layers)]
+        # State before token t, per layer: (L, T, H).
+        h_before = torch.from_numpy(np.stack([np.concatenate([zero, s.hidden_state[:-1]]) for s in states])).to(device)
+        c_before = torch.from_numpy(np.stack([np.concatenate([zero, s.cell_state[:-1]]) for s in states])).to(device)
+    for start in range(0, T, batch_size):
+        rows = torch.arange(start, min(T, start + batch_size), device=device)
+        b = len(rows)
+        if resume:
+            # Row j hides token t = start + j and reads tokens t..T-1, right-padded to T - start steps.
+            batch = torch.full((b, T - start), PAD_ID, dtype=torch.long, device=device)  # (b, T - start)
+            for j, t in enumerate(rows.tolist()):
+                batch[j, : T - t] = ids[t:]
+            batch[:, 0] = UNK_ID
+            out, _ = model.lstm(model.embedding(batch), (h_before[:, rows].contiguous(), c_before[:, rows].contiguous()))
+            last = out[torch.arange(b, device=device), T - 1 - rows]  # (b, H)
+            occluded[start : start + b] = model.head(last).squeeze(-1).float().cpu()
+        else:
+            batch = ids.expand(b, T).clone()  # (b, T)
+            batch[torch.arange(b, device=device), rows] = UNK_ID
+            occluded[start : start + b] = model(batch, torch.full((b,), T)).float().cpu()
+    return Attributions(
+        tokens=list(tokens) if tokens is not None else [str(int(i)) for i in ids],
+        values=(logit - occluded).numpy(),
+        logit=logit,
+        occluded_logits=occluded.numpy(),
+    )
+
+
+def top_units(trace: GateTrace, model: SentimentNet, layer: int, direction: str = "forward", count: int = 16) -> np.ndarray:
+    """Indices of the units worth showing, most important first.
+
+    In the last layer: the units that move the final logit most, |h_T[u] · w_out[u]|. In lower layers,
+    which the output layer does not read directly: the units whose hidden state varies most over the review."""
+    t = trace.layer(layer, direction)
+    count = max(1, min(count, t.hidden_state.shape[1]))
+    if layer == model.config.num_layers - 1:
+        H = model.config.hidden_size
+        d = DIRECTIONS.index(direction)
+        weights = model.head.weight[0, d * H : (d + 1) * H].detach().float().cpu().numpy()  # (H,)
+        final = t.hidden_state[-1] if direction == "forward" else t.hidden_state[0]
+        score = np.abs(final * weights)
+    else:
+        score = t.hidden_state.var(axis=0)
+    return np.argsort(-score, kind="stable")[:count]
+
+
+@dataclass
+class GateSummary:
+    gate: str
+    mean_per_token: np.ndarray  # (tokens,) average over units
+    low_saturated: float  # share of values < 0.1 (sigmoid gates) or < -0.9 (the tanh candidate)
+    high_saturated: float  # share of values > 0.9
+
+
+def gate_summaries(layer: LayerTrace) -> list[GateSummary]:
+    """Mean activation per token and saturation per gate (Karpathy, Johnson & Fei-Fei 2015's measure)."""
+    summaries = []
+    for gate in GATES:
+        values = layer.series(gate)
+        low = -0.9 if gate == "cell" else 0.1
+        summaries.append(
+            GateSummary(gate, values.mean(axis=1), float((values < low).mean()), float((values > 0.9).mean()))
+        )
+    return summaries
+
+
+@dataclass
+class Inspection:
+    """Everything the Predict tab shows for one review."""
+
+    trace: GateTrace
+    attributions: Attributions
+
+
+def inspect_review(model: SentimentNet, vocab: Vocab, text: str, max_len: int) -> Inspection:
+    """Encode like training (first `max_len` tokens), then trace the gates and attribute the prediction."""
+    tokens, ids = encode_review(text, vocab, max_len)
+    if not ids:
+        raise ValueError("the review has no words to read")
+    trace = trace_gates(model, ids, tokens)
+    return Inspection(trace, occlusion(model, ids, tokens, trace))
+
+
+def unknown_tokens(tokens: list[str], ids: list[int]) -> list[str]:
+    return [t for t, i in zip(tokens, ids) if i == UNK_ID]

@@ -1,0 +1,181 @@
+"""Plotly figure builders. Plain functions of plain data; every figure has a fixed height.
+
+Token labels go through `token_label`, which escapes them: plotly reads a small subset of HTML in labels,
+and a review's `<script>` or `&amp;` must show as the characters the person typed.
+"""
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.subplots import make_subplots
+
+from .gates import GATES, Attributions, GateTrace, LayerTrace, gate_summaries
+
+TOKENS_IN_VIEW = 60  # longer reviews open on their first 60 tokens, with a range slider to scroll the rest
+_GATE_TITLES = {
+    "input": "input gate i",
+    "forget": "forget gate f",
+    "cell": "cell candidate g",
+    "output": "output gate o",
+    "cell_state": "cell state c",
+    "hidden_state": "hidden state h",
+}
+_LAYOUT = dict(margin=dict(l=60, r=20, t=60, b=40), font=dict(size=12))
+
+
+def token_label(token: str) -> str:
+    return html.escape(token, quote=False)
+
+
+def _figure(data: list[dict], layout: dict, height: int) -> go.Figure:
+    """A figure from plain dicts. Plotly's per-property validation costs ~30 ms a figure, a third of a
+    whole inspection, so these builders skip it; tests validate every builder's output instead."""
+    layout = {"template": _template(), "height": height, **_LAYOUT, **layout}
+    return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+
+@lru_cache(maxsize=1)
+def _template() -> dict:
+    return pio.templates["plotly_white"].to_plotly_json()
+
+
+def _token_axis(tokens: Sequence[str], anchor: str | None = None) -> tuple[dict, str]:
+    """The x axis: token text under each position; a long review opens on its first tokens with a slider."""
+    axis = dict(tickmode="array", tickvals=list(range(len(tokens))), ticktext=[token_label(t) for t in tokens],
+                tickangle=-60, automargin=True)
+    if anchor:
+        axis["anchor"] = anchor
+    if len(tokens) <= TOKENS_IN_VIEW:
+        return axis, ""
+    axis.update(range=[-0.5, TOKENS_IN_VIEW - 0.5], rangeslider=dict(visible=True, thickness=0.05))
+    return axis, f" — tokens 1–{TOKENS_IN_VIEW} of {len(tokens)} shown: drag the slider under the plot to scroll"
+
+
+def _unit_labels(units: Sequence[int]) -> list[str]:
+    return [f"unit {u}" for u in units]
+
+
+def gate_heatmaps(layer: LayerTrace, tokens: Sequence[str], units: Sequence[int], height: int = 760) -> go.Figure:
+    """Four heatmaps (input, forget, candidate, output), tokens across, the chosen units down."""
+    return _heatmap_stack(layer, tokens, units, GATES, f"Gates of layer {layer.layer + 1} ({layer.direction})", height)
+
+
+def state_heatmaps(layer: LayerTrace, tokens: Sequence[str], units: Sequence[int], height: int = 460) -> go.Figure:
+    """Cell state c (long-term memory) and hidden state h (the output) per token for the chosen units."""
+    title = f"Cell and hidden state of layer {layer.layer + 1} ({layer.direction})"
+    return _heatmap_stack(layer, tokens, units, ("cell_state", "hidden_state"), title, height)
+
+
+def _color_axis(name: str) -> str:
+    # One shared colour scale per kind of value: sigmoid gates 0..1, tanh values -1..1, the cell state ±max.
+    if name in ("input", "forget", "output"):
+        return "coloraxis"
+    return "coloraxis3" if name == "cell_state" else "coloraxis2"
+
+
+def _heatmap_stack(layer: LayerTrace, tokens, units, names, title: str, height: int) -> go.Figure:
+    """Heatmaps stacked top to bottom on one shared token axis, one row per series in `names`."""
+    units = list(units)
+    rows, gap = len(names), 0.06
+    row_height = (1 - gap * (rows - 1)) / rows
+    hover = [token_label(t) for t in tokens]
+    data, layout, titles = [], {}, []
+    for r, name in enumerate(names):
+        top = 1 - r * (row_height + gap)
+        y = f"y{r + 1}" if r else "y"
+        values = layer.series(name)[:, units].T  # (units, tokens)
+        data.append(dict(type="heatmap", z=values, x=list(range(len(tokens))), y=_unit_labels(units),
+                         yaxis=y, xaxis="x", coloraxis=_color_axis(name),
+                         customdata=[hover] * len(units),
+                         hovertemplate="%{customdata} · %{y}<br>" + name + " = %{z:.3f}<extra></extra>"))
+        layout[f"yaxis{r + 1}" if r else "yaxis"] = dict(domain=[max(0.0, round(top - row_height, 6)), round(top, 6)], autorange="reversed")
+        titles.append(dict(text=_GATE_TITLES[name], x=0.5, y=top, xref="paper", yref="paper", showarrow=False,
+                           xanchor="center", yanchor="bottom"))
+    c_max = float(np.abs(layer.cell_state[:, units]).max()) or 1.0
+    axes = {
+        "coloraxis": dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(title=dict(text="gate"), len=0.45, y=0.78)),
+        "coloraxis2": dict(colorscale="RdBu", cmin=-1, cmax=1, colorbar=dict(title=dict(text="tanh"), len=0.45, y=0.22)),
+        "coloraxis3": dict(colorscale="RdBu", cmin=-c_max, cmax=c_max,
+                           colorbar=dict(title=dict(text="c"), len=0.45, y=0.78, x=1.1)),
+    }
+    layout.update({k: v for k, v in axes.items() if k in {_color_axis(n) for n in names}})
+    layout["xaxis"], note = _token_axis(tokens, anchor=f"y{rows}" if rows > 1 else "y")
+    layout.update(annotations=titles, title=dict(text=title + note))
+    return _figure(data, layout, height)
+
+
+def mean_gate_figure(layer: LayerTrace, tokens: Sequence[str], height: int = 380) -> go.Figure:
+    """Average gate value per token, with each gate's saturation (share of values < 0.1 / > 0.9) in the legend."""
+    x = list(range(len(tokens)))
+    hover = [token_label(t) for t in tokens]
+    data = []
+    for summary in gate_summaries(layer):
+        name = f"{_GATE_TITLES[summary.gate]} (saturated: {summary.low_saturated:.0%} low, {summary.high_saturated:.0%} high)"
+        data.append(dict(type="scatter", x=x, y=summary.mean_per_token, mode="lines+markers", name=name,
+                         customdata=hover, hovertemplate="%{customdata}: %{y:.3f}<extra>" + summary.gate + "</extra>"))
+    xaxis, note = _token_axis(tokens)
+    title = f"Mean gate activation per token, layer {layer.layer + 1} ({layer.direction})" + note
+    return _figure(data, dict(title=dict(text=title), xaxis=xaxis, yaxis=dict(title=dict(text="mean over units")),
+                              legend=dict(orientation="h", y=-0.45)), height)
+
+
+def trajectory_figure(trace: GateTrace, height: int = 340) -> go.Figure:
+    """P(positive) had the review stopped after each token: where the model changed its mind."""
+    T = len(trace.tokens)
+    data = [dict(type="scatter", x=list(range(T)), y=trace.trajectory, mode="lines+markers", line=dict(color="#4c6ef5"),
+                 customdata=[token_label(t) for t in trace.tokens],
+                 hovertemplate="after %{customdata}: %{y:.3f}<extra></extra>")]
+    xaxis, note = _token_axis(trace.tokens)
+    half = dict(type="line", xref="paper", x0=0, x1=1, y0=0.5, y1=0.5, line=dict(dash="dash", color="gray"))
+    return _figure(data, dict(title=dict(text="Prediction after each token" + note), xaxis=xaxis, shapes=[half],
+                              yaxis=dict(title=dict(text="P(positive)"), range=[0, 1]), showlegend=False), height)
+
+
+def attribution_figure(attributions: Attributions, height: int = 340) -> go.Figure:
+    """Each token's push on the logit (occlusion): green up (towards positive), red down."""
+    values = attributions.values
+    data = [dict(type="bar", x=list(range(len(values))), y=values,
+                 marker=dict(color=["#2f9e44" if v >= 0 else "#e03131" for v in values]),
+                 customdata=[token_label(t) for t in attributions.tokens],
+                 hovertemplate="%{customdata}: %{y:+.3f}<extra></extra>")]
+    xaxis, note = _token_axis(attributions.tokens)
+    title = "What each token did: logit minus the logit with that token made unknown (occlusion)" + note
+    return _figure(data, dict(title=dict(text=title), xaxis=xaxis, yaxis=dict(title=dict(text="effect on the logit")),
+                              showlegend=False), height)
+
+
+def attribution_highlights(attributions: Attributions) -> list[tuple[str, float]]:
+    """(token, score in [-1, 1]) pairs for a highlighted-text component; tokens stay plain text."""
+    scale = float(np.abs(attributions.values).max()) or 1.0
+    return [(t, round(float(v) / scale, 4)) for t, v in zip(attributions.tokens, attributions.values)]
+
+
+def training_curves(history: dict[str, list], height: int = 420) -> go.Figure:
+    """Loss (left) and accuracy (right) against the step, for training batches and validation runs."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "validation accuracy"))
+    fig.add_trace(go.Scatter(x=history.get("step", []), y=history.get("train_loss", []), name="train loss",
+                             mode="lines", line=dict(color="#adb5bd")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=history.get("val_step", []), y=history.get("val_loss", []), name="validation loss",
+                             mode="lines+markers", line=dict(color="#e8590c")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=history.get("val_step", []), y=history.get("val_accuracy", []), name="validation accuracy",
+                             mode="lines+markers", line=dict(color="#2f9e44")), row=1, col=2)
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_layout(height=height, legend=dict(orientation="h", y=-0.2), template="plotly_white", **_LAYOUT)
+    return fig
+
+
+def confusion_figure(confusion: list[list[int]], height: int = 340) -> go.Figure:
+    """The test confusion matrix; rows are the true class."""
+    z = np.asarray(confusion)
+    labels = ["negative", "positive"]
+    fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, colorscale="Blues", showscale=False,
+                               text=z, texttemplate="%{text:,}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+    fig.update_layout(title="Test confusion matrix", height=height, xaxis=dict(title="predicted"),
+                      yaxis=dict(title="true", autorange="reversed"), template="plotly_white", **_LAYOUT)
+    return fig

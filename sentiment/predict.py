@@ -1,0 +1,29 @@
+"""python -m sentiment.predict [--checkpoint FILE] "review text" ... (or - to read one review per line from stdin)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import cli
+from .checkpoint import DEFAULT_CHECKPOINT, load_predictor
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sentiment.predict", description=__doc__)
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("texts", nargs="+", help="review texts; '-' reads one review per line from stdin")
+    args = parser.parse_args(argv)
+    texts = [line.rstrip("\n") for line in sys.stdin] if args.texts == ["-"] else args.texts
+    empty = [i + 1 for i, t in enumerate(texts) if not t.strip()]
+    if empty:
+        parser.error(f"review {empty[0]} is empty")
+    predictor = load_predictor(args.checkpoint)
+    for text, p in zip(texts, predictor.predict(texts)):
+        label = "positive" if p >= 0.5 else "negative"
+        print(f"{label:8}  {p:.3f}  {text[:80]}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

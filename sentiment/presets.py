@@ -1,0 +1,34 @@
+"""Named starting points for a training run, shared by the CLI and the app."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .model import ModelConfig
+from .trainer import TrainConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    description: str
+    train: TrainConfig
+    model: ModelConfig
+
+
+PRESETS: dict[str, Preset] = {
+    "reference": Preset(
+        "the reference tutorial's settings: embedding 400, 2 × 512 LSTM, Adam 0.005, batch 400, 2 epochs "
+        "(slow on a CPU: about 40 reviews/s here)",
+        TrainConfig(),
+        ModelConfig(),
+    ),
+    "quick": Preset(
+        "a quick CPU run of about a minute on 4,000 reviews: small and rough, to watch the curves move",
+        TrainConfig(lr=0.003, batch_size=64, epochs=3, eval_every=10, limit=4000),
+        ModelConfig(embedding_dim=64, hidden_size=64, num_layers=1, dropout=0.3),
+    ),
+    "lab": Preset(
+        "the recipe of the shipped default model: a 128-unit LSTM with dropout, AdamW and a cosine schedule",
+        TrainConfig(lr=0.003, batch_size=64, epochs=12, eval_every=0, weight_decay=0.01, schedule="cosine", patience=3),
+        ModelConfig(embedding_dim=128, hidden_size=128, num_layers=1, dropout=0.5, embedding_dropout=0.2),
+    ),
+}
