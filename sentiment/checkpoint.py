@@ -10,7 +10,6 @@ import os
 import pickle
 import re
 import tempfile
-import zipfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -95,7 +94,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(
             f"{name}: refused: the file holds Python code or objects{what} that only unsafe loading would run"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, TypeError, AttributeError):
+    except Exception:  # a damaged file can fail anywhere in the unpickler (IndexError, KeyError, RuntimeError…)
         raise CheckpointError(f"{name}: not a readable checkpoint (corrupt, truncated or another file type)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{name}: not an LSTM Sentiment Lab checkpoint (a bare state_dict or another tool's file)")

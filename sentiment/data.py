@@ -88,10 +88,15 @@ def detect_format(path: Path) -> str:
     if name.endswith(".tsv"):
         return "tsv"
     try:
-        with _open_text(path) as f:
-            first = f.readline(64 * 1024)
+        with _open_binary(path) as f:
+            head = f.read(64 * 1024)
     except (OSError, EOFError, ValueError) as e:
         raise DataError(f"{path.name}: cannot read the file ({e})") from None
+    if not head.strip():
+        raise DataError(f"{path.name}: the file is empty")
+    if b"\x00" in head:
+        raise DataError(f"{path.name}: not a review file: it looks binary (NUL bytes), not text")
+    first = head.split(b"\n", 1)[0].decode("utf-8", "replace")
     if first.startswith("__label__"):
         return "fasttext"
     if "\t" in first:
@@ -125,7 +130,7 @@ def _pick_column(header: list[str], names: tuple[str, ...]) -> int | None:
 
 def _label_scheme(values: set[str]) -> dict[str, int]:
     """Map raw label strings to 0/1. Numbers are read as 0/1 or 1/2 depending on which ones occur."""
-    numbers = {v for v in values if v not in _WORD_LABELS}
+    numbers = {v for v in values if v.isdigit()}  # other words are rows to skip, not a different scheme
     if numbers <= {"0", "1"}:
         return {**_WORD_LABELS, "0": 0, "1": 1}
     if numbers <= {"1", "2"}:

@@ -1,0 +1,32 @@
+"""Shared fixtures: a private token cache and one small model trained once on real bundled reviews."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Tests never touch the user's cache: set before any sentiment module reads it.
+os.environ.setdefault("SENTIMENT_CACHE_DIR", tempfile.mkdtemp(prefix="sentiment-test-cache-"))
+
+from sentiment.model import ModelConfig  # noqa: E402
+from sentiment.trainer import Finished, TrainConfig, train  # noqa: E402
+
+SMALL_TRAIN = TrainConfig(lr=0.005, batch_size=32, epochs=4, eval_every=0, limit=6000, seed=0)
+SMALL_MODEL = ModelConfig(embedding_dim=48, hidden_size=48, num_layers=1, dropout=0.2)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> tuple[Path, Finished, list]:
+    """(checkpoint path, Finished event, all events) of a short run on 6,000 bundled reviews."""
+    out = tmp_path_factory.mktemp("trained") / "small.pt"
+    events = list(train(SMALL_TRAIN, SMALL_MODEL, out=out))
+    return out, events[-1], events
+
+
+@pytest.fixture(scope="session")
+def predictor(trained):
+    from sentiment.checkpoint import load_predictor
+
+    return load_predictor(trained[0], device="cpu")

@@ -1,0 +1,79 @@
+import os
+
+import pytest
+import torch
+
+from sentiment.checkpoint import CheckpointError, load_checkpoint, load_predictor, save_checkpoint
+
+
+class RunsCodeOnLoad:
+    """Unpickling this calls os.system: the classic malicious 'checkpoint'."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_round_trip_gives_the_same_predictions(trained, tmp_path):
+    path, _, _ = trained
+    texts = ["Works perfectly, I love it.", "Broke after two days. Waste of money."]
+    before = load_predictor(path, "cpu").predict(texts)
+    copy = save_checkpoint(tmp_path / "copy.pt", load_checkpoint(path))
+    after = load_predictor(copy, "cpu").predict(texts)
+    assert after == pytest.approx(before, abs=1e-6)
+    loaded = load_checkpoint(copy)
+    assert loaded.vocab.itos[:2] == ["_PAD", "_UNK"] and loaded.data["source"] == "bundled Amazon sample"
+    assert "test" in loaded.metrics and loaded.train_config["max_len"] == 200
+
+
+def test_corrupt_truncated_and_foreign_files_are_clear_errors(trained, tmp_path):
+    good = trained[0].read_bytes()
+    cases = {
+        "truncated.pt": good[: len(good) // 2],
+        "text.pt": b"this is not a checkpoint",
+        "empty.pt": b"",
+    }
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+            load_checkpoint(tmp_path / name)
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "bare_state_dict.pt")
+    with pytest.raises(CheckpointError, match="not an LSTM Sentiment Lab checkpoint"):
+        load_checkpoint(tmp_path / "bare_state_dict.pt")
+
+
+def test_newer_format_version_is_refused(trained, tmp_path):
+    payload = torch.load(trained[0], weights_only=True)
+    payload["format_version"] = 99
+    torch.save(payload, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="newer"):
+        load_checkpoint(tmp_path / "future.pt")
+
+
+def test_pickled_code_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"format": "lstm-sentiment-lab", "evil": RunsCodeOnLoad(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()
+    # The file is really malicious: unsafe loading runs its code (harmlessly, a touch in tmp_path).
+    torch.load(tmp_path / "evil.pt", weights_only=False)
+    assert marker.exists()
+
+
+def test_a_failed_save_leaves_the_old_checkpoint_intact(trained, tmp_path, monkeypatch):
+    target = tmp_path / "model.pt"
+    checkpoint = load_checkpoint(trained[0])
+    save_checkpoint(target, checkpoint)
+    before = target.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        save_checkpoint(target, checkpoint)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left behind

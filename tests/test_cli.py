@@ -1,0 +1,58 @@
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SMALL_TRAIN
+
+
+def run(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, input=stdin, timeout=300)
+
+
+def test_predict_cli_scores_reviews(trained):
+    result = run("sentiment.predict", "--checkpoint", str(trained[0]), "Absolutely love it, works great.", "Terrible, broke at once. Do not buy.")
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.splitlines()
+    assert first.startswith("positive") and second.startswith("negative")
+
+
+def test_evaluate_cli_prints_the_report_on_the_checkpoints_own_test_split(trained):
+    result = run("sentiment.evaluate", "--checkpoint", str(trained[0]))
+    assert result.returncode == 0, result.stderr
+    assert "test split" in result.stdout and "accuracy" in result.stdout and "F1" in result.stdout
+    _, finished, _ = trained
+    assert f"{finished.report.accuracy:.2%}" in result.stdout  # same split, same encoding, same number
+
+
+def test_train_cli_runs_a_few_steps(tmp_path):
+    out = tmp_path / "cli.pt"
+    result = run("sentiment.train", "--preset", "quick", "--limit", "400", "--max-steps", "3", "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert out.exists() and "test report" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("sentiment.train", "--data", "/nonexistent/reviews.txt", "--max-steps", "1"), "no such file"),
+        (("sentiment.train", "--hidden-size", "0"), "hidden_size must be between"),
+        (("sentiment.train", "--lr", "-1"), "lr must be between"),
+        (("sentiment.train", "--epochs", "lots"), "invalid int value"),
+        (("sentiment.evaluate", "--checkpoint", "/nonexistent.pt"), "no such checkpoint"),
+        (("sentiment.predict", "--checkpoint", "sentiment/__init__.py", "fine"), "not a readable checkpoint"),
+        (("sentiment.predict", "   "), "review 1 is empty"),
+    ],
+)
+def test_cli_errors_are_one_line_without_traceback(args, message):
+    result = run(*args)
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_cli_reports_a_bad_data_file_clearly(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nonly positive,1\nalso positive,1\n")
+    result = run("sentiment.train", "--data", str(bad), "--max-steps", "1", "--out", str(tmp_path / "x.pt"))
+    assert result.returncode == 2 and "every review is positive" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "x.pt").exists()

@@ -1,0 +1,108 @@
+import bz2
+import gzip
+
+import numpy as np
+import pytest
+
+from sentiment.data import BUNDLED_SAMPLE, DataError, ReadReport, load_reviews, read_reviews, split_indices
+
+FASTTEXT_LINES = [
+    b"__label__2 Great kettle: boils fast and looks nice.\n",
+    b"__label__1 Broke in a week: the handle snapped.\n",
+    b"no label here at all\n",
+    b"__label__2    \n",
+    b"__label__1 Bad bytes \xff\xfe in this line\n",
+    b"__label__3 Unknown label value\n",
+    b"__label__1 Too loud: I returned it.\n",
+]
+
+
+@pytest.mark.parametrize("opener,suffix", [(open, ".txt"), (bz2.open, ".txt.bz2"), (gzip.open, ".txt.gz")])
+def test_fasttext_reader_skips_and_counts_bad_lines(tmp_path, opener, suffix):
+    path = tmp_path / f"reviews{suffix}"
+    with opener(path, "wb") as f:
+        f.writelines(FASTTEXT_LINES)
+    texts, labels, report = load_reviews(path)
+    assert texts == ["Great kettle: boils fast and looks nice.", "Broke in a week: the handle snapped.", "Too loud: I returned it."]
+    assert labels.tolist() == [1, 0, 0]
+    assert report.format == "fasttext"
+    assert (report.kept, report.skipped, report.first_bad_lines) == (3, 4, [3, 4, 5, 6])
+    assert "skipped 4" in report.summary()
+
+
+def test_csv_reader_streams_quoted_fields_and_skips_bad_rows(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text('review,label\n"Loved it, truly",1\nAwful,0\n,1\nMeh,unsure\n"multi\nline review",1\n')
+    report = ReadReport(str(path))
+    rows = list(read_reviews(path, report))
+    assert rows == [("Loved it, truly", 1), ("Awful", 0), ("multi\nline review", 1)]
+    assert (report.skipped, report.first_bad_lines) == (2, [4, 5])
+
+
+def test_csv_numeric_scheme_is_decided_by_the_values_present(tmp_path):
+    one_two = tmp_path / "one_two.csv"
+    one_two.write_text("title,content,polarity\nNice,works well,2\nBad,stopped working,1\n")
+    texts, labels, _ = load_reviews(one_two)
+    assert texts == ["Nice: works well", "Bad: stopped working"]
+    assert labels.tolist() == [1, 0]
+    zero_one = tmp_path / "zero_one.csv"
+    zero_one.write_text("text,label\nworks well,1\nstopped working,0\n")
+    assert load_reviews(zero_one)[1].tolist() == [1, 0]
+
+
+def test_tsv_with_word_labels_and_bad_rows(tmp_path):
+    path = tmp_path / "reviews.tsv"
+    path.write_text("Sentiment\tText\npositive\tA joy to use\nNEG\tSlow and noisy\nmaybe\tNot sure\nneg\t\n")
+    texts, labels, report = load_reviews(path)
+    assert texts == ["A joy to use", "Slow and noisy"]
+    assert labels.tolist() == [1, 0]
+    assert report.skipped == 2 and report.first_bad_lines == [4, 5]
+
+
+def test_unknown_numeric_labels_are_a_clear_error(tmp_path):
+    path = tmp_path / "stars.csv"
+    path.write_text("text,rating\ngood,5\nbad,1\nok,3\n")
+    with pytest.raises(DataError, match="labels must be"):
+        load_reviews(path)
+
+
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("empty.txt", b"", "empty"),
+        ("only_bad.txt", b"__label__2   \n__label__1\n", "no usable review"),
+        ("empty.csv", b"", "empty"),
+        ("nolabel.csv", b"text,author\ngood,me\n", "no label column"),
+        ("notext.csv", b"label,author\n1,me\n", "no text column"),
+        ("binary.bin", bytes(range(256)) * 40, "looks binary"),
+        ("image.png", b"\x89PNG\r\n\x1a\n" + bytes(range(1, 256)) * 8, "not a review file"),
+        ("onlypos.txt", b"__label__2 good\n__label__2 great\n", "every review is positive"),
+        ("garbage.txt", b"hello world\nsecond line\n", "not a review file"),
+        ("broken.txt.gz", b"not really gzip", "cannot read"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and "." in value else "",
+)
+def test_unusable_files_are_clear_errors(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        load_reviews(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_reviews(tmp_path / "nope.txt")
+
+
+def test_bundled_sample_reads_fully():
+    texts, labels, report = load_reviews(BUNDLED_SAMPLE)
+    assert len(texts) == 17_974 and report.skipped == 0
+    assert int(labels.sum()) == 8_849
+
+
+def test_split_is_reproducible_and_disjoint():
+    a, b = split_indices(1000, seed=3), split_indices(1000, seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip((a.train, a.val, a.test), (b.train, b.val, b.test)))
+    assert (len(a.train), len(a.val), len(a.test)) == (800, 100, 100)
+    assert len(set(a.train) | set(a.val) | set(a.test)) == 1000
+    assert not np.array_equal(split_indices(1000, seed=4).test, a.test)

@@ -1,0 +1,151 @@
+import html
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from sentiment import plots
+from sentiment.gates import GATES, gate_summaries, inspect_review, occlusion, top_units, trace_gates
+from sentiment.model import ModelConfig, SentimentNet
+from sentiment.preprocessing import UNK_ID
+
+
+def _model(layers, bidirectional, seed=0, hidden=7):
+    torch.manual_seed(seed)
+    return SentimentNet(ModelConfig(vocab_size=60, embedding_dim=9, hidden_size=hidden, num_layers=layers,
+                                    bidirectional=bidirectional)).eval()
+
+
+def _hidden_states_by_layer(model, ids):
+    """nn.LSTM's own per-layer outputs, from a stack of fresh LSTMs loaded with the model's weights."""
+    x = model.embedding(ids[None])
+    outputs = []
+    for k in range(model.config.num_layers):
+        lstm = torch.nn.LSTM(x.shape[-1], model.config.hidden_size, 1, batch_first=True, bidirectional=model.config.bidirectional)
+        lstm.load_state_dict({n: getattr(model.lstm, n.replace("_l0", f"_l{k}")) for n, _ in lstm.named_parameters()})
+        x, _ = lstm(x)
+        outputs.append(x[0])
+    return outputs
+
+
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, False), (3, False), (1, True), (2, True), (3, True)])
+def test_trace_reproduces_nn_lstm(layers, bidirectional):
+    model = _model(layers, bidirectional, seed=layers)
+    ids = torch.randint(2, 60, (23,))
+    trace = trace_gates(model, ids)
+    with torch.no_grad():
+        probability = torch.sigmoid(model(ids[None], torch.tensor([23]))).item()
+        reference = _hidden_states_by_layer(model, ids)
+    assert trace.probability == pytest.approx(probability, abs=1e-5)
+    assert trace.trajectory[-1] == pytest.approx(probability, abs=1e-5)
+    H = model.config.hidden_size
+    for k in range(layers):
+        for d, direction in enumerate(("forward", "backward")[: model.config.directions]):
+            layer = trace.layer(k, direction)
+            expected = reference[k][:, d * H : (d + 1) * H].detach().numpy()
+            assert np.abs(layer.hidden_state - expected).max() < 1e-5
+            assert layer.input.shape == layer.cell_state.shape == (23, H)
+            # c follows the LSTM recurrence from the gates
+            c = layer.cell_state
+            order = range(23) if direction == "forward" else range(22, -1, -1)
+            previous = np.zeros(H)
+            for t in order:
+                assert np.allclose(c[t], layer.forget[t] * previous + layer.input[t] * layer.cell[t], atol=1e-5)
+                previous = c[t]
+    assert trace.max_error < 1e-5
+
+
+def test_trajectory_is_the_prediction_for_every_prefix():
+    model = _model(2, False)
+    ids = torch.randint(2, 60, (15,))
+    trace = trace_gates(model, ids)
+    with torch.no_grad():
+        for t in (0, 6, 14):
+            prefix = torch.sigmoid(model(ids[None, : t + 1], torch.tensor([t + 1]))).item()
+            assert trace.trajectory[t] == pytest.approx(prefix, abs=1e-5)
+    bidirectional = _model(2, True)
+    trace = trace_gates(bidirectional, ids)
+    with torch.no_grad():
+        prefix = torch.sigmoid(bidirectional(ids[None, :5], torch.tensor([5]))).item()
+    assert trace.trajectory[4] == pytest.approx(prefix, abs=1e-5)
+
+
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, False), (2, True)])
+def test_occlusion_values_are_the_real_change_in_the_logit(layers, bidirectional):
+    model = _model(layers, bidirectional, hidden=11)
+    ids = torch.randint(2, 60, (40,))
+    trace = trace_gates(model, ids)
+    attributions = occlusion(model, ids, trace=trace, batch_size=16)  # the shortcut through the trace when it can
+    with torch.no_grad():
+        for t in (0, 17, 39):
+            hidden = ids.clone()
+            hidden[t] = UNK_ID
+            change = (model(ids[None], torch.tensor([40])) - model(hidden[None], torch.tensor([40]))).item()
+            assert attributions.values[t] == pytest.approx(change, abs=1e-5)
+    assert attributions.logit == pytest.approx(trace.logit, abs=1e-5)
+    plain = occlusion(model, ids)
+    assert np.allclose(plain.values, attributions.values, atol=1e-5)
+
+
+def test_one_token_and_max_len_reviews(predictor):
+    one = inspect_review(predictor.model, predictor.vocab, "Great", predictor.max_len)
+    assert one.trace.tokens == ["great"] and one.trace.trajectory.shape == (1,)
+    long = inspect_review(predictor.model, predictor.vocab, "The motor is loud but it works. " * 100, predictor.max_len)
+    assert len(long.trace.tokens) == predictor.max_len == len(long.attributions.values)
+    assert long.trace.probability == pytest.approx(predictor.predict("The motor is loud but it works. " * 100)[0], abs=1e-5)
+    with pytest.raises(ValueError):
+        inspect_review(predictor.model, predictor.vocab, "   ", predictor.max_len)
+
+
+def test_top_units_rank_by_contribution_to_the_logit(predictor):
+    inspection = inspect_review(predictor.model, predictor.vocab, "Sturdy and cheap, very happy", predictor.max_len)
+    units = top_units(inspection.trace, predictor.model, 0, count=5)
+    h_last = inspection.trace.layer(0).hidden_state[-1]
+    weights = predictor.model.head.weight[0].detach().numpy()
+    contributions = np.abs(h_last * weights)
+    assert list(units) == list(np.argsort(-contributions)[:5])
+
+
+def test_gate_summaries_measure_saturation():
+    model = _model(1, False)
+    layer = trace_gates(model, torch.randint(2, 60, (30,))).layer(0)
+    summaries = {s.gate: s for s in gate_summaries(layer)}
+    assert set(summaries) == set(GATES)
+    forget = layer.forget
+    assert summaries["forget"].low_saturated == pytest.approx((forget < 0.1).mean())
+    assert summaries["forget"].high_saturated == pytest.approx((forget > 0.9).mean())
+    assert np.allclose(summaries["input"].mean_per_token, layer.input.mean(axis=1))
+
+
+def test_plot_builders_are_valid_figures_with_tokens_as_literal_text(predictor):
+    text = 'Watch out <script>alert("x")</script> &amp; <b>bold</b> claims'
+    inspection = inspect_review(predictor.model, predictor.vocab, text, predictor.max_len)
+    trace, tokens = inspection.trace, inspection.trace.tokens
+    assert "<" in tokens and "script" in tokens and "&" in tokens
+    units = top_units(trace, predictor.model, 0, count=6)
+    figures = [
+        plots.gate_heatmaps(trace.layer(0), tokens, units),
+        plots.state_heatmaps(trace.layer(0), tokens, units),
+        plots.mean_gate_figure(trace.layer(0), tokens),
+        plots.trajectory_figure(trace),
+        plots.attribution_figure(inspection.attributions),
+    ]
+    for figure in figures:
+        go.Figure(figure.to_dict())  # full plotly validation of what the fast builders produced
+        assert figure.layout.height
+        assert list(figure.layout.xaxis.ticktext) == [html.escape(t, quote=False) for t in tokens]
+    gates = figures[0]
+    assert [t.type for t in gates.data] == ["heatmap"] * 4
+    assert [a.text for a in gates.layout.annotations] == ["input gate i", "forget gate f", "cell candidate g", "output gate o"]
+    assert list(gates.data[0].y) == [f"unit {u}" for u in units]
+    assert np.allclose(np.asarray(gates.data[1].z), trace.layer(0).forget[:, units].T)
+    highlights = plots.attribution_highlights(inspection.attributions)
+    assert [t for t, _ in highlights] == tokens and max(abs(s) for _, s in highlights) == pytest.approx(1.0)
+
+
+def test_long_reviews_open_on_a_window_with_a_slider(predictor):
+    inspection = inspect_review(predictor.model, predictor.vocab, "It works well enough. " * 60, predictor.max_len)
+    figure = plots.trajectory_figure(inspection.trace)
+    assert tuple(figure.layout.xaxis.range) == (-0.5, plots.TOKENS_IN_VIEW - 0.5)
+    assert figure.layout.xaxis.rangeslider.visible and "drag the slider" in figure.layout.title.text

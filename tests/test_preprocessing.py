@@ -1,0 +1,49 @@
+from collections import Counter
+
+from nltk.tokenize import NLTKWordTokenizer
+
+from sentiment.data import BUNDLED_SAMPLE, load_reviews
+from sentiment.preprocessing import (
+    PAD, UNK, UNK_ID, Vocab, _word_tokenizer, clean_text, encode_review, tokenize, tokenize_review,
+)
+
+
+def test_clean_lowercases_and_zeroes_digits():
+    assert clean_text("Bought 2 for $19.99 in 2021!") == "bought 0 for $00.00 in 0000!"
+
+
+def test_url_chunks_become_one_token_only_in_reviews_mentioning_a_web_address():
+    tokens = tokenize_review("See www.example.com or shop.wwp.org for more.")
+    assert tokens.count("<url>") == 2 and "example" not in " ".join(tokens)
+    # Without www./http/.com the dot-three-letters rule does not fire (as in the reference).
+    assert "<url>" not in tokenize_review("I named the file notes.txt before.")
+
+
+def test_tokenizer_splits_punctuation_contractions_and_sentence_periods():
+    assert tokenize(clean_text("I can't believe it. Great, really!")) == [
+        "i", "ca", "n't", "believe", "it", ".", "great", ",", "really", "!",
+    ]
+
+
+def test_gated_tokenizer_matches_nltk_on_real_reviews():
+    texts, _, _ = load_reviews(BUNDLED_SAMPLE, limit=3000)
+    nltk = NLTKWordTokenizer()
+    odd = ["He said \"hi\" -- ``quoted'' 'tis cannot gonna (x) [y] {z} <w> a...b; c@d #e 50% & f* — g", "'twas d'ye more'n"]
+    for text in [clean_text(t) for t in texts] + odd:
+        assert _word_tokenizer.tokenize(text) == nltk.tokenize(text)
+
+
+def test_vocab_keeps_tokens_seen_twice_most_frequent_first_and_round_trips():
+    vocab = Vocab.build([["good", "bad", "good"], ["bad", "good", "once"]], min_freq=2)
+    assert vocab.itos == [PAD, UNK, "good", "bad"]
+    assert vocab.encode(["good", "never-seen", "once"]) == [2, UNK_ID, UNK_ID]
+    assert Vocab.from_dict(vocab.to_dict()).itos == vocab.itos
+    assert Vocab.from_counts(Counter({"a": 5, "b": 5, "c": 1}), min_freq=1, max_size=3).itos == [PAD, UNK, "a"]
+
+
+def test_encode_review_truncates_like_training_even_for_huge_text():
+    vocab = Vocab.build([["the", "the", "lid", "lid"]])
+    text = "The lid broke after 3 days. " * 20_000  # ~560 kB
+    tokens, ids = encode_review(text, vocab, max_len=200)
+    assert len(ids) == 200 and tokens == tokenize(clean_text(text))[:200]
+    assert ids[:2] == [vocab.stoi["the"], vocab.stoi["lid"]] and ids[2] == UNK_ID
