@@ -10,6 +10,7 @@ import os
 import pickle
 import re
 import tempfile
+import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -156,3 +157,43 @@ class Predictor:
 
 def load_predictor(path: str | Path = DEFAULT_CHECKPOINT, device: torch.device | str = "auto") -> Predictor:
     return Predictor(load_checkpoint(path), device, name=Path(path).name)
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,100}\.pt")
+
+
+def list_checkpoints(directory: Path = CHECKPOINT_DIR) -> list[str]:
+    """Checkpoint file names in `directory`, the shipped default first, then newest first."""
+    files = [p for p in directory.glob("*.pt") if p.is_file() and _NAME.fullmatch(p.name)]
+    files.sort(key=lambda p: (p.name != DEFAULT_CHECKPOINT.name, -p.stat().st_mtime))
+    return [p.name for p in files]
+
+
+def resolve_checkpoint(name: str, directory: Path = CHECKPOINT_DIR) -> Path:
+    """The path of checkpoint `name` inside `directory`; anything that is not a plain .pt name is refused."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise CheckpointError(f"{str(name)[:80]!r} is not a checkpoint name (expected a file name like model.pt, no folders)")
+    path = directory / name
+    if not path.is_file():
+        raise CheckpointError(f"{name}: no such checkpoint in {directory.name}/")
+    return path
+
+
+class PredictorCache:
+    """Loaded predictors by file, reloaded when the file changes; safe to share between request threads."""
+
+    def __init__(self, size: int = 4, device: str = "auto"):
+        self._size, self._device = size, device
+        self._items: dict[tuple[str, int], Predictor] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: Path) -> Predictor:
+        key = (str(path), path.stat().st_mtime_ns)
+        with self._lock:
+            if key not in self._items:
+                predictor = load_predictor(path, self._device)
+                self._items = {k: v for k, v in self._items.items() if k[0] != key[0]}
+                while len(self._items) >= self._size:
+                    self._items.pop(next(iter(self._items)))
+                self._items[key] = predictor
+            return self._items[key]

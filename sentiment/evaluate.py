@@ -9,7 +9,7 @@ import numpy as np
 from . import cli
 from .checkpoint import DEFAULT_CHECKPOINT, load_predictor
 from .corpus import tokenize_corpus
-from .data import BUNDLED_SAMPLE, split_indices
+from .data import BUNDLED_SAMPLE, SPLIT_SEED, split_indices
 from .trainer import evaluate
 
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         limit = train_config.get("limit") or None
         if limit:
             corpus = tokenize_corpus(args.data, limit=limit)
-        rows = split_indices(len(corpus), seed=train_config.get("seed", 0)).test
+        rows = split_indices(len(corpus), seed=predictor.checkpoint.data.get("split_seed", SPLIT_SEED)).test
     else:
         rows = np.arange(len(corpus))
     reviews = corpus.encode(predictor.vocab, rows, predictor.max_len)

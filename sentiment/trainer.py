@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .checkpoint import CHECKPOINT_DIR, Checkpoint, save_checkpoint
 from .corpus import EncodedReviews, TokenizedCorpus, tokenize_corpus
-from .data import BUNDLED_SAMPLE, split_indices
+from .data import BUNDLED_SAMPLE, SPLIT_SEED, split_indices
 from .preprocessing import Vocab
 from .model import ConfigError, ModelConfig, SentimentNet, check_range, describe_device, pick_device
 
@@ -190,9 +190,9 @@ class PreparedData:
 
 
 def prepare_data(data: str | Path, config: TrainConfig) -> PreparedData:
-    """Read (or load from cache), split with the run's seed, build the vocabulary on the training part only."""
+    """Read (or load from cache), split 80/10/10, build the vocabulary on the training part only."""
     corpus = tokenize_corpus(data, limit=config.limit or None)
-    splits = split_indices(len(corpus), seed=config.seed)
+    splits = split_indices(len(corpus))
     vocab = corpus.build_vocab(splits.train, config.min_freq, config.max_vocab or None)
     path = Path(data)
     origin = {
@@ -200,7 +200,7 @@ def prepare_data(data: str | Path, config: TrainConfig) -> PreparedData:
         "format": corpus.report.format,
         "reviews": len(corpus),
         "skipped_lines": corpus.report.skipped,
-        "split_seed": config.seed,
+        "split_seed": SPLIT_SEED,
         "limit": config.limit,
         "train": len(splits.train),
         "val": len(splits.val),
