@@ -313,7 +313,8 @@ def _hyper_parameter_input(cls, name: str, label: str, value):
         return gr.Dropdown(["auto", "cpu", "cuda"], value=value, label=label)
     if isinstance(value, bool):
         return gr.Checkbox(value=value, label=label)
-    return gr.Number(value=value, label=label, precision=None if isinstance(value, float) else 0)
+    # No precision rounding: Gradio would silently turn 2.5 layers into 2; _configs refuses it with a message.
+    return gr.Number(value=value, label=label, step=1 if isinstance(value, int) else None)
 
 
 def build_demo() -> gr.Blocks:
