@@ -21,7 +21,7 @@ from sentiment.checkpoint import (
     CHECKPOINT_DIR, DEFAULT_CHECKPOINT, CheckpointError, PredictorCache, list_checkpoints, resolve_checkpoint,
 )
 from sentiment.data import BUNDLED_SAMPLE, DataError
-from sentiment.gates import DIRECTIONS, inspect_review, top_units, unknown_tokens
+from sentiment.gates import ATTRIBUTION_METHODS, DIRECTIONS, inspect_review, top_units, unknown_tokens
 from sentiment.model import ConfigError, ModelConfig, describe_device, pick_device
 from sentiment.playground import describe_lstm, unrolled_diagram
 from sentiment.presets import PRESETS
@@ -260,7 +260,7 @@ def checkpoint_layers(checkpoint: str) -> gr.Dropdown:
     return gr.Dropdown(choices=choices, value=choices[-1] if not config.bidirectional else choices[-2])
 
 
-def predict_review(review: str, checkpoint: str, layer_choice: str, units: float):
+def predict_review(review: str, checkpoint: str, layer_choice: str, units: float, attribution: str = "when read"):
     """Label, probability, token attributions, prediction trajectory and gate plots for one review."""
     if not isinstance(review, str) or not review.strip():
         raise gr.Error("The review is empty: type or paste a customer review first.")
@@ -268,7 +268,7 @@ def predict_review(review: str, checkpoint: str, layer_choice: str, units: float
         raise gr.Error(f"The review is {len(review):,} characters; the limit is {MAX_REVIEW_CHARS:,}.")
     try:
         predictor = predictors.get(resolve_checkpoint(checkpoint))
-        inspection = inspect_review(predictor.model, predictor.vocab, review, predictor.max_len)
+        inspection = inspect_review(predictor.model, predictor.vocab, review, predictor.max_len, attribution)
     except CheckpointError as e:
         raise gr.Error(str(e)) from None
     except ValueError as e:
@@ -285,9 +285,8 @@ def predict_review(review: str, checkpoint: str, layer_choice: str, units: float
         f"**{'Positive' if p >= 0.5 else 'Negative'}** with P(positive) = {p:.3f} · {len(trace.tokens)} tokens read"
         + (f" (only the first {predictor.max_len})" if len(trace.tokens) == predictor.max_len else "")
         + (f" · {len(unknown)} unknown to this model (shown as _UNK): {', '.join(sorted(set(unknown))[:12])}" if unknown else "")
-        + f"\n\nToken colours and bars: **occlusion with _UNK**: each token's value is the model's logit minus the "
-        f"logit with that token made unknown, so it is the real change that token makes (towards +1: pushed "
-        f"the review positive; towards -1: negative). "
+        + f"\n\nToken colours and bars, effect **{attributions.method}**: {attributions.description} "
+        "(towards +1: pushed the review positive; towards -1: negative). "
         f"The gate trace reproduces `nn.LSTM` to {trace.max_error:.1e}. Units shown: the {len(chosen)} "
         + ("that move the final logit most (|h_T · w_out|)." if layer == config.num_layers - 1 else "whose hidden state varies most.")
     )
@@ -343,11 +342,15 @@ def build_demo() -> gr.Blocks:
                         layer_choice = gr.Dropdown(["layer 1"], value="layer 1", label="Layer to inspect",
                                                    allow_custom_value=True)
                         units = gr.Slider(1, 64, value=12, step=1, label="Units to show")
+                        attribution = gr.Radio(list(ATTRIBUTION_METHODS), value="when read",
+                                               label="Token effect (occlusion with _UNK)",
+                                               info="when read: instant; on the final prediction: re-scores the "
+                                                    "review once per token")
                         predict_button = gr.Button("Predict and explain", variant="primary")
                 with gr.Row():
                     label = gr.Label(label="Sentiment", num_top_classes=2, scale=1)
                     summary = gr.Markdown(scale=3)
-                highlights = gr.HighlightedText(label="What each token did (occlusion)", combine_adjacent=False,
+                highlights = gr.HighlightedText(label="What each token did (occlusion with _UNK)", combine_adjacent=False,
                                                 show_legend=True)
                 with gr.Row():
                     trajectory = gr.Plot(label="Prediction after each token")
@@ -406,13 +409,14 @@ def build_demo() -> gr.Blocks:
                 total = gr.Markdown()
 
         # ------------------------------------------------------------ Events
-        predict_inputs = [review, checkpoint, layer_choice, units]
+        predict_inputs = [review, checkpoint, layer_choice, units, attribution]
         predict_outputs = [label, summary, highlights, trajectory, attribution_bars, gates, states, mean_gates]
         predict_button.click(predict_review, predict_inputs, predict_outputs, api_name="predict")
         review.submit(predict_review, predict_inputs, predict_outputs, api_name=False)
         checkpoint.change(checkpoint_layers, checkpoint, layer_choice, api_name="checkpoint_layers")
         layer_choice.change(predict_review, predict_inputs, predict_outputs, api_name=False)
         units.release(predict_review, predict_inputs, predict_outputs, api_name=False)
+        attribution.change(predict_review, predict_inputs, predict_outputs, api_name=False)
 
         preset_outputs = [*hyper, limit]
         for button, preset in ((quick_button, "quick"), (lab_button, "lab"), (reference_button, "reference")):

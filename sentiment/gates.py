@@ -66,18 +66,28 @@ class GateTrace:
         raise KeyError(f"no layer {layer} {direction} in this trace")
 
 
+ATTRIBUTION_METHODS = {
+    "when read": "occlusion with _UNK at the moment of reading: the logit right after the model read the token, "
+                 "minus its logit had it read _UNK there instead (same history); one batched step, exact",
+    "on the final prediction": "occlusion with _UNK: the review's logit minus its logit with that token made "
+                               "unknown, re-scoring the review once per token; exact, O(tokens²) work",
+}
+
+
 @dataclass
 class Attributions:
-    """Occlusion with `_UNK`: each token's value is logit(review) − logit(same review with that token made
-    unknown), the real change in the model's output, measured by re-scoring. Positive: the token pushed the
-    prediction towards positive."""
+    """Each token's value is a real change in the model's logit, measured by re-scoring with the token replaced
+    by `_UNK` (see ATTRIBUTION_METHODS). Positive: the token pushed towards positive."""
 
     tokens: list[str]
     values: np.ndarray  # (tokens,)
-    logit: float
-    occluded_logits: np.ndarray  # (tokens,) the logit with each token replaced by _UNK
+    logits: np.ndarray  # (tokens,) the logit each value starts from (per prefix, or the review's, repeated)
+    occluded_logits: np.ndarray  # (tokens,) the same logit with the token replaced by _UNK
+    method: str
 
-    method: str = "occlusion with _UNK"
+    @property
+    def description(self) -> str:
+        return ATTRIBUTION_METHODS[self.method]
 
 
 _single_layers: weakref.WeakKeyDictionary[nn.LSTM, list[nn.LSTM]] = weakref.WeakKeyDictionary()
@@ -107,17 +117,26 @@ def _cell_scan(forget: np.ndarray, written: np.ndarray) -> np.ndarray:
     return cell
 
 
-def _trace_direction(lstm: nn.LSTM, k: int, x: torch.Tensor, h: torch.Tensor, reverse: bool) -> tuple[LayerTrace, float]:
-    """Gates of one direction of layer k, given its input x (T, in) and nn.LSTM's hidden states h (T, H)."""
+def _weights(lstm: nn.LSTM, k: int, reverse: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     suffix = f"_l{k}" + ("_reverse" if reverse else "")
     w_ih, w_hh = getattr(lstm, "weight_ih" + suffix), getattr(lstm, "weight_hh" + suffix)  # (4H, in), (4H, H)
-    bias = getattr(lstm, "bias_ih" + suffix) + getattr(lstm, "bias_hh" + suffix)  # (4H,)
+    return w_ih, w_hh, getattr(lstm, "bias_ih" + suffix) + getattr(lstm, "bias_hh" + suffix)  # bias (4H,)
+
+
+def _gates(lstm: nn.LSTM, k: int, reverse: bool, x: torch.Tensor, h_prev: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """i, f, g, o (N, H) of layer k for N independent steps: inputs x (N, in), previous hidden states (N, H)."""
+    w_ih, w_hh, bias = _weights(lstm, k, reverse)
+    pre = x @ w_ih.T + h_prev @ w_hh.T + bias  # (N, 4H): all gates of all steps in one product
+    i, f, g, o = pre.chunk(4, dim=-1)  # (N, H) each
+    return torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+
+
+def _trace_direction(lstm: nn.LSTM, k: int, x: torch.Tensor, h: torch.Tensor, reverse: bool) -> tuple[LayerTrace, float]:
+    """Gates of one direction of layer k, given its input x (T, in) and nn.LSTM's hidden states h (T, H)."""
     zero = torch.zeros_like(h[:1])
     # The step before token t is token t-1 going forward, token t+1 going backward.
     h_prev = torch.cat([h[1:], zero]) if reverse else torch.cat([zero, h[:-1]])  # (T, H)
-    pre = x @ w_ih.T + h_prev @ w_hh.T + bias  # (T, 4H): all gates of all steps in one product
-    i, f, g, o = pre.chunk(4, dim=-1)  # (T, H) each
-    i, f, g, o = (t.float().cpu().numpy() for t in (torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)))
+    i, f, g, o = (t.float().cpu().numpy() for t in _gates(lstm, k, reverse, x, h_prev))
     if reverse:
         c = _cell_scan(f[::-1], (i * g)[::-1])[::-1]
     else:
@@ -227,9 +246,35 @@ def occlusion(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list[s
     return Attributions(
         tokens=list(tokens) if tokens is not None else [str(int(i)) for i in ids],
         values=(logit - occluded).numpy(),
-        logit=logit,
+        logits=np.full(T, logit, dtype=np.float32),
         occluded_logits=occluded.numpy(),
+        method="on the final prediction",
     )
+
+
+@torch.no_grad()
+def reading_occlusion(model: SentimentNet, trace: GateTrace) -> Attributions:
+    """Occlusion at the moment of reading, for a unidirectional model: for every token t at once, one LSTM step
+    from the traced states after token t-1 with `_UNK` as the input, through every layer, then the head.
+
+    A token's value is then logit(tokens 0..t) - logit(tokens 0..t-1, _UNK): what reading it did to the running
+    verdict, next to the trajectory. Its effect on later tokens (a "not" before "good") is what the slower
+    `occlusion` measures."""
+    if model.config.bidirectional:
+        raise ValueError("occlusion at the moment of reading needs a unidirectional model; use occlusion()")
+    device = next(model.parameters()).device
+    T = len(trace.ids)
+    x = model.embedding(torch.full((T,), UNK_ID, dtype=torch.long, device=device))  # (T, E)
+    for k in range(model.config.num_layers):
+        states = trace.layer(k)
+        h, c = (torch.from_numpy(np.concatenate([np.zeros_like(a[:1]), a[:-1]])).to(device)
+                for a in (states.hidden_state, states.cell_state))  # (T, H) each: the states before each token
+        i, f, g, o = _gates(model.lstm, k, False, x, h)
+        x = o * torch.tanh(f * c + i * g)  # (T, H): this layer's output had token t been _UNK
+    occluded = model.head(x).squeeze(-1).float().cpu().numpy()  # (T,)
+    top = torch.from_numpy(trace.layer(model.config.num_layers - 1).hidden_state).to(device)  # (T, H)
+    logits = model.head(top).squeeze(-1).float().cpu().numpy()  # (T,) the running verdict after each token
+    return Attributions(list(trace.tokens), logits - occluded, logits, occluded, "when read")
 
 
 def top_units(trace: GateTrace, model: SentimentNet, layer: int, direction: str = "forward", count: int = 16) -> np.ndarray:
@@ -278,12 +323,18 @@ class Inspection:
     attributions: Attributions
 
 
-def inspect_review(model: SentimentNet, vocab: Vocab, text: str, max_len: int) -> Inspection:
-    """Encode like training (first `max_len` tokens), then trace the gates and attribute the prediction."""
+def inspect_review(model: SentimentNet, vocab: Vocab, text: str, max_len: int,
+                   attribution: str = "when read") -> Inspection:
+    """Encode like training (first `max_len` tokens), then trace the gates and attribute the prediction with one
+    of ATTRIBUTION_METHODS. A bidirectional model has no single moment of reading: it always gets full occlusion."""
+    if attribution not in ATTRIBUTION_METHODS:
+        raise ValueError(f"attribution must be one of {', '.join(ATTRIBUTION_METHODS)}; got {attribution!r}")
     tokens, ids = encode_review(text, vocab, max_len)
     if not ids:
         raise ValueError("the review has no words to read")
     trace = trace_gates(model, ids, tokens)
+    if attribution == "when read" and not model.config.bidirectional:
+        return Inspection(trace, reading_occlusion(model, trace))
     return Inspection(trace, occlusion(model, ids, tokens, trace))
 
 

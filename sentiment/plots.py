@@ -137,14 +137,14 @@ def trajectory_figure(trace: GateTrace, height: int = 340) -> go.Figure:
 
 
 def attribution_figure(attributions: Attributions, height: int = 340) -> go.Figure:
-    """Each token's push on the logit (occlusion): green up (towards positive), red down."""
+    """Each token's push on the logit (occlusion with _UNK, either method): green up (towards positive), red down."""
     values = attributions.values
     data = [dict(type="bar", x=list(range(len(values))), y=values,
                  marker=dict(color=["#2f9e44" if v >= 0 else "#e03131" for v in values]),
                  customdata=[token_label(t) for t in attributions.tokens],
                  hovertemplate="%{customdata}: %{y:+.3f}<extra></extra>")]
     xaxis, note = _token_axis(attributions.tokens)
-    title = "What each token did: logit minus the logit with that token made unknown (occlusion)" + note
+    title = f"What each token did {attributions.method}: logit minus the logit with it made unknown" + note
     return _figure(data, dict(title=dict(text=title), xaxis=xaxis, yaxis=dict(title=dict(text="effect on the logit")),
                               showlegend=False), height)
 

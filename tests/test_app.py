@@ -58,9 +58,11 @@ def test_predict_with_the_default_checkpoint(client):
     positive = client.predict(app.EXAMPLES[0], "default.pt", "layer 1", 8, api_name="/predict")
     negative = client.predict(app.EXAMPLES[1], "default.pt", "layer 1", 8, api_name="/predict")
     assert _value(positive[0])["label"] == "positive" and _value(negative[0])["label"] == "negative"
-    assert "occlusion" in _value(positive[1])
+    assert "when read" in _value(positive[1]) and "moment of reading" in _value(positive[1])
     tokens = [item["token"] for item in _value(positive[2])]
     assert tokens[:3] == ["best", "purchase", "this"]
+    final = client.predict(app.EXAMPLES[2], "default.pt", "layer 1", 8, "on the final prediction", api_name="/predict")
+    assert "re-scoring the review once per token" in _value(final[1])
 
 
 @pytest.mark.parametrize("review,message", [("", "empty"), ("   \n\t", "empty")])

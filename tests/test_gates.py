@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sentiment import plots
-from sentiment.gates import GATES, gate_summaries, inspect_review, occlusion, top_units, trace_gates
+from sentiment.gates import GATES, gate_summaries, inspect_review, occlusion, reading_occlusion, top_units, trace_gates
 from sentiment.model import ModelConfig, SentimentNet
 from sentiment.preprocessing import UNK_ID
 
@@ -83,9 +83,40 @@ def test_occlusion_values_are_the_real_change_in_the_logit(layers, bidirectional
             hidden[t] = UNK_ID
             change = (model(ids[None], torch.tensor([40])) - model(hidden[None], torch.tensor([40]))).item()
             assert attributions.values[t] == pytest.approx(change, abs=1e-5)
-    assert attributions.logit == pytest.approx(trace.logit, abs=1e-5)
+    assert np.allclose(attributions.logits, trace.logit, atol=1e-5)
     plain = occlusion(model, ids)
     assert np.allclose(plain.values, attributions.values, atol=1e-5)
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_occlusion_when_read_is_the_real_change_in_the_running_logit(layers):
+    model = _model(layers, False, hidden=11)
+    ids = torch.randint(2, 60, (30,))
+    ids[4] = UNK_ID  # a token that is already unknown changes nothing
+    attributions = reading_occlusion(model, trace_gates(model, ids))
+    with torch.no_grad():
+        for t in (0, 4, 13, 29):
+            prefix, hidden = ids[None, : t + 1], ids[None, : t + 1].clone()
+            hidden[0, t] = UNK_ID
+            length = torch.tensor([t + 1])
+            change = (model(prefix, length) - model(hidden, length)).item()
+            assert attributions.values[t] == pytest.approx(change, abs=1e-5)
+            assert attributions.logits[t] == pytest.approx(model(prefix, length).item(), abs=1e-5)
+    assert attributions.values[4] == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="unidirectional"):
+        reading_occlusion(_model(1, True), trace_gates(_model(1, True), ids))
+
+
+def test_inspection_attribution_methods(predictor):
+    text = "Not good at all, the lid broke."
+    fast = inspect_review(predictor.model, predictor.vocab, text, predictor.max_len)
+    final = inspect_review(predictor.model, predictor.vocab, text, predictor.max_len, "on the final prediction")
+    assert fast.attributions.method == "when read" and "moment of reading" in fast.attributions.description
+    assert final.attributions.method == "on the final prediction"
+    # the two methods agree on the last token: reading it is the end of the review
+    assert fast.attributions.values[-1] == pytest.approx(final.attributions.values[-1], abs=1e-4)
+    with pytest.raises(ValueError, match="attribution must be one of"):
+        inspect_review(predictor.model, predictor.vocab, text, predictor.max_len, "saliency")
 
 
 def test_one_token_and_max_len_reviews(predictor):
