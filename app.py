@@ -351,6 +351,7 @@ def build_demo() -> gr.Blocks:
                     label = gr.Label(label="Sentiment", num_top_classes=2, scale=1)
                     summary = gr.Markdown(scale=3)
                 highlights = gr.HighlightedText(label="What each token did (occlusion with _UNK)", combine_adjacent=False,
+                                                elem_id="token-effects",
                                                 show_legend=True)
                 with gr.Row():
                     trajectory = gr.Plot(label="Prediction after each token")
@@ -381,7 +382,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     start_button = gr.Button("Start training", variant="primary", interactive=SETTINGS.allow_training)
                     stop_button = gr.Button("Stop", variant="stop")
-                train_status = gr.Markdown("No training run yet.")
+                train_status = gr.Markdown("No training run yet.", elem_id="train-status")
                 curves = gr.Plot(label="Loss and accuracy")
                 with gr.Row():
                     report = gr.Markdown()
@@ -403,7 +404,8 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     code = gr.Code(language="python", label="Equivalent PyTorch")
                     diagram = gr.Plot(label="Unrolled")
-                shapes = gr.Dataframe(headers=["tensor", "shape", "meaning"], label="Shapes", interactive=False)
+                shapes = gr.Dataframe(headers=["tensor", "shape", "meaning"], label="Shapes", interactive=False,
+                                      elem_id="shape-table")
                 slices = gr.Markdown()
                 parameters = gr.Dataframe(headers=["weight", "shape", "count"], label="Parameters", interactive=False)
                 total = gr.Markdown()

@@ -18,7 +18,7 @@ those gates and comparing it with `nn.LSTM`'s own output is the exactness check 
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -58,6 +58,8 @@ class GateTrace:
     probability: float
     trajectory: np.ndarray  # (tokens,) P(positive) had the review stopped after each token
     max_error: float  # largest |h recomputed from the gates − h from nn.LSTM|
+    # Per entry of `layers`: h_{t-1} W_hh + b (T, 4H), kept so reading_occlusion need not recompute it.
+    recurrent: list[torch.Tensor] = field(default_factory=list, repr=False)
 
     def layer(self, layer: int, direction: str = "forward") -> LayerTrace:
         for trace in self.layers:
@@ -109,11 +111,17 @@ def _layer_modules(lstm: nn.LSTM) -> list[nn.LSTM]:
 
 
 def _cell_scan(forget: np.ndarray, written: np.ndarray) -> np.ndarray:
-    """c_t = f_t * c_{t-1} + (i_t * g_t), from c_{-1} = 0, over the rows of (T, H) arrays."""
-    cell = np.empty_like(written)
-    previous = np.zeros(written.shape[1], dtype=written.dtype)
-    for t in range(len(written)):
-        previous = cell[t] = forget[t] * previous + written[t]
+    """c_t = f_t * c_{t-1} + w_t from c_{-1} = 0, over the rows of (T, H) arrays, in log2(T) vectorised steps.
+
+    A linear recurrence is an associative scan: after the pass with offset k, row t holds the composition of
+    the steps t-2k+1..t, as (product of their f, their combined w) (Hillis & Steele 1986). Only products and sums,
+    no division, so it agrees with the step-by-step loop to float rounding."""
+    keep, cell = forget.copy(), written.copy()
+    k = 1
+    while k < len(cell):
+        cell[k:] = cell[k:] + keep[k:] * cell[:-k]  # the right side is evaluated before any row is overwritten
+        keep[k:] = keep[k:] * keep[:-k]
+        k *= 2
     return cell
 
 
@@ -123,20 +131,23 @@ def _weights(lstm: nn.LSTM, k: int, reverse: bool) -> tuple[torch.Tensor, torch.
     return w_ih, w_hh, getattr(lstm, "bias_ih" + suffix) + getattr(lstm, "bias_hh" + suffix)  # bias (4H,)
 
 
-def _gates(lstm: nn.LSTM, k: int, reverse: bool, x: torch.Tensor, h_prev: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """i, f, g, o (N, H) of layer k for N independent steps: inputs x (N, in), previous hidden states (N, H)."""
-    w_ih, w_hh, bias = _weights(lstm, k, reverse)
-    pre = x @ w_ih.T + h_prev @ w_hh.T + bias  # (N, 4H): all gates of all steps in one product
-    i, f, g, o = pre.chunk(4, dim=-1)  # (N, H) each
+def _gates(pre: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """i, f, g, o (N, H) from the stacked pre-activations (N, 4H), in nn.LSTM's order."""
+    i, f, g, o = pre.chunk(4, dim=-1)
     return torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
 
 
-def _trace_direction(lstm: nn.LSTM, k: int, x: torch.Tensor, h: torch.Tensor, reverse: bool) -> tuple[LayerTrace, float]:
-    """Gates of one direction of layer k, given its input x (T, in) and nn.LSTM's hidden states h (T, H)."""
+def _trace_direction(lstm: nn.LSTM, k: int, x: torch.Tensor, h: torch.Tensor,
+                     reverse: bool) -> tuple[LayerTrace, float, torch.Tensor]:
+    """Gates of one direction of layer k, given its input x (T, in) and nn.LSTM's hidden states h (T, H).
+    Also returns the recurrent half of the pre-activations, h_{t-1} W_hh + b (T, 4H), for reading_occlusion."""
+    w_ih, w_hh, bias = _weights(lstm, k, reverse)
     zero = torch.zeros_like(h[:1])
     # The step before token t is token t-1 going forward, token t+1 going backward.
     h_prev = torch.cat([h[1:], zero]) if reverse else torch.cat([zero, h[:-1]])  # (T, H)
-    i, f, g, o = (t.float().cpu().numpy() for t in _gates(lstm, k, reverse, x, h_prev))
+    recurrent = h_prev @ w_hh.T + bias  # (T, 4H)
+    pre = x @ w_ih.T + recurrent  # (T, 4H): all gates of all steps in one product
+    i, f, g, o = (t.float().cpu().numpy() for t in _gates(pre))
     if reverse:
         c = _cell_scan(f[::-1], (i * g)[::-1])[::-1]
     else:
@@ -144,7 +155,7 @@ def _trace_direction(lstm: nn.LSTM, k: int, x: torch.Tensor, h: torch.Tensor, re
     hidden = o * np.tanh(c)
     error = float(np.abs(hidden - h.float().cpu().numpy()).max())
     direction = DIRECTIONS[int(reverse)]
-    return LayerTrace(k, direction, i, f, g, o, np.ascontiguousarray(c), hidden), error
+    return LayerTrace(k, direction, i, f, g, o, np.ascontiguousarray(c), hidden), error, recurrent
 
 
 @torch.no_grad()
@@ -180,12 +191,13 @@ def trace_gates(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list
         raise ValueError("trace_gates takes the ids of one non-empty review")
     H = model.config.hidden_size
     inputs, outputs = _forward_layers(model, ids)
-    layers, errors = [], []
+    layers, errors, recurrent = [], [], []
     for k, (x, out) in enumerate(zip(inputs, outputs)):
         for d in range(model.config.directions):
-            trace, error = _trace_direction(model.lstm, k, x, out[:, d * H : (d + 1) * H], reverse=bool(d))
+            trace, error, pre = _trace_direction(model.lstm, k, x, out[:, d * H : (d + 1) * H], reverse=bool(d))
             layers.append(trace)
             errors.append(error)
+            recurrent.append(pre)
     last = outputs[-1]  # (T, H * directions)
     if model.config.bidirectional:
         features = torch.cat([last[-1, :H], last[0, H:]])  # forward at the last token, backward at the first
@@ -203,6 +215,7 @@ def trace_gates(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list
         probability=float(torch.sigmoid(torch.tensor(logit))),
         trajectory=trajectory,
         max_error=max(errors),
+        recurrent=recurrent,
     )
 
 
@@ -263,13 +276,12 @@ def reading_occlusion(model: SentimentNet, trace: GateTrace) -> Attributions:
     if model.config.bidirectional:
         raise ValueError("occlusion at the moment of reading needs a unidirectional model; use occlusion()")
     device = next(model.parameters()).device
-    T = len(trace.ids)
-    x = model.embedding(torch.full((T,), UNK_ID, dtype=torch.long, device=device))  # (T, E)
+    x = model.embedding(torch.tensor([UNK_ID], device=device))  # (1, E): the same input at every position
     for k in range(model.config.num_layers):
-        states = trace.layer(k)
-        h, c = (torch.from_numpy(np.concatenate([np.zeros_like(a[:1]), a[:-1]])).to(device)
-                for a in (states.hidden_state, states.cell_state))  # (T, H) each: the states before each token
-        i, f, g, o = _gates(model.lstm, k, False, x, h)
+        cell = trace.layer(k).cell_state
+        c = torch.from_numpy(np.concatenate([np.zeros_like(cell[:1]), cell[:-1]])).to(device)  # (T, H): before each token
+        w_ih = _weights(model.lstm, k, False)[0]
+        i, f, g, o = _gates(x @ w_ih.T + trace.recurrent[k])  # same history, _UNK-variant input
         x = o * torch.tanh(f * c + i * g)  # (T, H): this layer's output had token t been _UNK
     occluded = model.head(x).squeeze(-1).float().cpu().numpy()  # (T,)
     top = torch.from_numpy(trace.layer(model.config.num_layers - 1).hidden_state).to(device)  # (T, H)

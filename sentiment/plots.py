@@ -25,6 +25,7 @@ _GATE_TITLES = {
     "cell_state": "cell state c",
     "hidden_state": "hidden state h",
 }
+POSITIVE_COLOUR, NEGATIVE_COLOUR = "#f05252", "#9f7aea"  # as gr.HighlightedText colours scores of +1 and -1
 _LAYOUT = dict(margin=dict(l=60, r=20, t=60, b=40), font=dict(size=12))
 
 
@@ -137,10 +138,11 @@ def trajectory_figure(trace: GateTrace, height: int = 340) -> go.Figure:
 
 
 def attribution_figure(attributions: Attributions, height: int = 340) -> go.Figure:
-    """Each token's push on the logit (occlusion with _UNK, either method): green up (towards positive), red down."""
+    """Each token's push on the logit (occlusion with _UNK, either method): up towards positive, down towards negative,
+    in the colours of the highlighted tokens beside it (Gradio's scale: red positive, purple negative)."""
     values = attributions.values
     data = [dict(type="bar", x=list(range(len(values))), y=values,
-                 marker=dict(color=["#2f9e44" if v >= 0 else "#e03131" for v in values]),
+                 marker=dict(color=[POSITIVE_COLOUR if v >= 0 else NEGATIVE_COLOUR for v in values]),
                  customdata=[token_label(t) for t in attributions.tokens],
                  hovertemplate="%{customdata}: %{y:+.3f}<extra></extra>")]
     xaxis, note = _token_axis(attributions.tokens)

@@ -164,6 +164,20 @@ def _binary_report(logits: torch.Tensor, labels: torch.Tensor) -> TestReport:
     return TestReport(len(labels), loss, (tp + tn) / max(1, len(labels)), precision, recall, f1, [[tn, fp], [fn, tp]])
 
 
+def train_step(model: SentimentNet, optimizer: torch.optim.Optimizer, ids: torch.Tensor, lengths: torch.Tensor,
+               labels: torch.Tensor, clip: float) -> float:
+    """One optimisation step on a right-padded batch; returns the batch loss."""
+    device = next(model.parameters()).device
+    logits = model(ids.to(device), lengths)  # (B,)
+    loss = F.binary_cross_entropy_with_logits(logits, labels.to(device).float())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    return loss.item()
+
+
 @torch.no_grad()
 def evaluate(model: SentimentNet, reviews: EncodedReviews, device: torch.device, batch_size: int = 512) -> TestReport:
     """Loss, accuracy, precision, recall, F1 and confusion matrix over labelled reviews, in length order."""
@@ -288,20 +302,13 @@ def train(
                 reason = "stopped"
                 break
             tick = time.perf_counter()
-            ids, lengths, labels = prepared.train.batch(rows)
-            logits = model(ids.to(device), lengths)
-            loss = F.binary_cross_entropy_with_logits(logits, labels.to(device).float())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-            optimizer.step()
+            loss = train_step(model, optimizer, *prepared.train.batch(rows), config.clip)
             scheduler.step()
             step += 1
             reviews_seen += len(rows)
             train_seconds += time.perf_counter() - tick
             eta = train_seconds / step * (total_steps - step)
-            yield Step(step, total_steps, epoch, loss.item(), scheduler.get_last_lr()[0], reviews_seen / train_seconds, eta)
+            yield Step(step, total_steps, epoch, loss, scheduler.get_last_lr()[0], reviews_seen / train_seconds, eta)
 
             last_step = step >= total_steps
             if last_step or i == len(batches) - 1 or (config.eval_every and step % config.eval_every == 0):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -30,3 +31,19 @@ def predictor(trained):
     from sentiment.checkpoint import load_predictor
 
     return load_predictor(trained[0], device="cpu")
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """The app served in-process on a free local port, as `python app.py` serves it."""
+    import app
+
+    demo = app.build_demo().queue(default_concurrency_limit=4)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    app.runner.stop(app.runner.snapshot().owner)
+    app.runner.join(60)
+    demo.close()

@@ -1,7 +1,6 @@
 """The app launched in-process and driven through its public API with gradio_client."""
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -12,21 +11,9 @@ import app
 from sentiment.checkpoint import CHECKPOINT_DIR, load_checkpoint
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def client():
-    demo = app.build_demo().queue(default_concurrency_limit=4)
-    port = _free_port()
-    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
-    yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-    app.runner.stop(None)
-    app.runner.join(60)
-    demo.close()
+def client(app_url):
+    return Client(app_url, verbose=False)
 
 
 def _value(update):

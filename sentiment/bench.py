@@ -1,0 +1,409 @@
+"""python -m sentiment.bench [prep|train|inspect|quality|all] : our pipeline against the reference, side by side.
+
+The reference pipeline (`../shared/reference.md`, the tutorial this project grew from) is re-implemented here as
+it was written: a per-review Python loop to clean, tokenize and pad every review to 200 tokens, a model whose
+linear layer runs on every time step, a hidden state carried across batches. Both ways run in this one process,
+on the same reviews, and the table gives each figure, the ratio (ours / reference), the target and whether it is
+met. Times are medians of `--repeats` runs (p95 where the target says so); memory is the peak resident set of
+this process during each stage.
+"""
+from __future__ import annotations
+
+import argparse
+import bz2
+import os
+import platform
+import re
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from nltk.tokenize import NLTKWordTokenizer
+
+from . import cli, plots
+from .checkpoint import DEFAULT_CHECKPOINT, load_predictor
+from .corpus import tokenize_corpus
+from .data import BUNDLED_SAMPLE, load_reviews, split_indices
+from .gates import inspect_review, top_units, trace_gates
+from .model import ModelConfig, SentimentNet, describe_device, pick_device
+from .preprocessing import tokenize_review
+from .trainer import evaluate, length_bucketed_batches, train_step
+
+STAGES = ("prep", "train", "inspect", "quality")
+
+
+@dataclass
+class Row:
+    stage: str
+    measure: str
+    ours: float
+    reference: float | None = None
+    unit: str = ""
+    target: str = ""
+    met: bool | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.reference is None or not self.reference:
+            return None
+        return self.ours / self.reference
+
+
+class PeakMemory:
+    """Peak resident set size (MB) of this process while the block runs, sampled every 10 ms."""
+
+    def __enter__(self) -> PeakMemory:
+        self.peak = self._rss()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.01):
+            self.peak = max(self.peak, self._rss())
+
+    @staticmethod
+    def _rss() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _times(fn: Callable[[], object], repeats: int, warmup: int = 1) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - start)
+    return np.asarray(seconds)
+
+
+# ---------------------------------------------------------------- the reference pipeline, as the tutorial wrote it
+
+_REFERENCE_URL = re.compile(r"([^ ]+(?<=\.[a-z]{3}))")
+
+
+def reference_preprocess(path: Path, limit: int | None, max_len: int = 200) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Read, clean, tokenize, count, index and left-pad one review at a time (its `word_tokenize` without the punkt
+    sentence splitter, whose data cannot be downloaded here)."""
+    tokenizer = NLTKWordTokenizer()
+    texts, labels = [], []
+    with bz2.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if limit is not None and len(texts) >= limit:
+                break
+            labels.append(0 if line.split(" ")[0] == "__label__1" else 1)
+            texts.append(line.split(" ", 1)[1][:-1].lower())
+    tokenized = []
+    for text in texts:
+        text = re.sub(r"\d", "0", text)
+        if "www." in text or "http:" in text or "https:" in text or ".com" in text:
+            text = _REFERENCE_URL.sub("<url>", text)
+        tokenized.append(tokenizer.tokenize(text))
+    words = Counter()
+    for tokens in tokenized:
+        for word in tokens:
+            words[word] += 1
+    words = {k: v for k, v in words.items() if v > 1}
+    vocab = ["_PAD", "_UNK", *sorted(words, key=words.get, reverse=True)]
+    word2idx = {w: i for i, w in enumerate(vocab)}
+    indexed = [[word2idx[w] if w in word2idx else 0 for w in tokens] for tokens in tokenized]  # its bug: unknown → _PAD
+    features = np.zeros((len(indexed), max_len), dtype=int)
+    for i, review in enumerate(indexed):
+        if len(review) != 0:
+            features[i, -len(review):] = np.array(review)[:max_len]
+    return features, np.array(labels), word2idx
+
+
+class ReferenceNet(nn.Module):
+    """The tutorial's model: sigmoid(linear) on every step's output, of which only the last is kept."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int, hidden_dim: int, n_layers: int, drop_prob: float = 0.5):
+        super().__init__()
+        self.hidden_dim, self.n_layers = hidden_dim, n_layers
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.lstm = nn.LSTM(embedding_dim, hidden_dim, n_layers, dropout=drop_prob, batch_first=True)
+        self.dropout = nn.Dropout(drop_prob)
+        self.fc = nn.Linear(hidden_dim, 1)
+        self.sigmoid = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor, hidden: tuple[torch.Tensor, torch.Tensor]):
+        batch_size = x.size(0)
+        lstm_out, hidden = self.lstm(self.embedding(x), hidden)  # (B, 200, H)
+        out = self.sigmoid(self.fc(self.dropout(lstm_out.contiguous().view(-1, self.hidden_dim))))  # (B * 200, 1)
+        return out.view(batch_size, -1)[:, -1], hidden
+
+    def init_hidden(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        weight = next(self.parameters())
+        shape = (self.n_layers, batch_size, self.hidden_dim)
+        return weight.new_zeros(shape), weight.new_zeros(shape)
+
+
+def reference_step_loop_trace(model: SentimentNet, ids: torch.Tensor) -> list[torch.Tensor]:
+    """Gates the obvious way: a Python loop over tokens, one small matrix product per gate and step."""
+    x = model.embedding(ids)  # (T, E)
+    H = model.config.hidden_size
+    states = []
+    for k in range(model.config.num_layers):
+        w_ih, w_hh = getattr(model.lstm, f"weight_ih_l{k}"), getattr(model.lstm, f"weight_hh_l{k}")
+        b = getattr(model.lstm, f"bias_ih_l{k}") + getattr(model.lstm, f"bias_hh_l{k}")
+        h, c, outputs = torch.zeros(H), torch.zeros(H), []
+        for x_t in x:
+            i = torch.sigmoid(w_ih[:H] @ x_t + w_hh[:H] @ h + b[:H])
+            f = torch.sigmoid(w_ih[H:2 * H] @ x_t + w_hh[H:2 * H] @ h + b[H:2 * H])
+            g = torch.tanh(w_ih[2 * H:3 * H] @ x_t + w_hh[2 * H:3 * H] @ h + b[2 * H:3 * H])
+            o = torch.sigmoid(w_ih[3 * H:] @ x_t + w_hh[3 * H:] @ h + b[3 * H:])
+            c = f * c + i * g
+            h = o * torch.tanh(c)
+            outputs.append(torch.stack([i, f, g, o, c, h]))
+        states.append(torch.stack(outputs))
+        x = states[-1][:, 5]
+    return states
+
+
+# ---------------------------------------------------------------- stages
+
+def bench_prep(args: argparse.Namespace) -> list[Row]:
+    limit = args.reviews or None
+    n = len(load_reviews(args.data, limit)[0])
+    max_len = 200
+
+    def ours(cache: str) -> None:
+        os.environ["SENTIMENT_CACHE_DIR"] = cache
+        corpus = tokenize_corpus(args.data, limit=limit)
+        splits = split_indices(len(corpus))
+        vocab = corpus.build_vocab(splits.train)
+        for rows in (splits.train, splits.val, splits.test):
+            corpus.encode(vocab, rows, max_len)
+
+    reference = _times(lambda: reference_preprocess(args.data, limit, max_len), args.repeats, warmup=0)
+    first, cached = [], []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as cache:
+            first.append(_times(lambda: ours(cache), 1, warmup=0)[0])
+            cached.append(np.median(_times(lambda: ours(cache), 3, warmup=0)))
+    speed = {name: n / float(np.median(t)) for name, t in (("ref", reference), ("first", first), ("cached", cached))}
+    return [
+        Row("prep", f"reviews/s, first run ({n:,} reviews)", speed["first"], speed["ref"], "reviews/s", "≥ 4×",
+            speed["first"] >= 4 * speed["ref"]),
+        Row("prep", "reviews/s, rerun (token cache)", speed["cached"], speed["ref"], "reviews/s", "≥ 50×",
+            speed["cached"] >= 50 * speed["ref"]),
+    ]
+
+
+def bench_train(args: argparse.Namespace) -> list[Row]:
+    device = pick_device(args.device)
+    corpus = tokenize_corpus(args.data)
+    splits = split_indices(len(corpus))
+    vocab = corpus.build_vocab(splits.train)
+    train = corpus.encode(vocab, splits.train, 200)
+    sizes = dict(embedding_dim=args.embedding, hidden_size=args.hidden, num_layers=args.layers)
+    rng = np.random.default_rng(0)
+
+    # Ours: length-bucketed batches; the timed ones are spread over the length range, so their mix is typical.
+    batches = length_bucketed_batches(train.lengths, args.batch, rng)
+    batches = sorted((b for b in batches if len(b) == args.batch), key=lambda b: train.lengths[b].mean())
+    picked = [batches[int((j + 0.5) * len(batches) / args.train_steps)] for j in range(args.train_steps)]
+    torch.manual_seed(0)
+    model = SentimentNet(ModelConfig(vocab_size=len(vocab), dropout=0.5, **sizes)).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
+    ours_batches = [train.batch(rows) for rows in picked]
+    train_step(model, optimizer, *ours_batches[0], clip=5.0)  # warm-up
+    tick = time.perf_counter()
+    for batch in ours_batches:
+        train_step(model, optimizer, *batch, clip=5.0)
+    ours_speed = args.batch * args.train_steps / (time.perf_counter() - tick)
+    del model, optimizer
+
+    # The reference: every review left-padded to 200, random batches, the hidden state carried between batches.
+    features = np.zeros((len(train), 200), dtype=np.int64)
+    for i in range(len(train)):
+        review = train.review(i)
+        if len(review):
+            features[i, -len(review):] = review
+    reference = ReferenceNet(len(vocab), args.embedding, args.hidden, args.layers).to(device).train()
+    optimizer = torch.optim.Adam(reference.parameters(), lr=0.005)
+    criterion = nn.BCELoss()
+    hidden = reference.init_hidden(args.batch)
+
+    def reference_step(rows: np.ndarray) -> None:
+        nonlocal hidden
+        inputs = torch.from_numpy(features[rows]).to(device)
+        labels = torch.from_numpy(train.labels[rows]).to(device)
+        hidden = tuple(h.data for h in hidden)
+        reference.zero_grad()
+        output, hidden = reference(inputs, hidden)
+        criterion(output.squeeze(), labels.float()).backward()
+        nn.utils.clip_grad_norm_(reference.parameters(), 5)
+        optimizer.step()
+
+    order = rng.permutation(len(train))
+    reference_step(order[: args.batch])  # warm-up
+    tick = time.perf_counter()
+    for j in range(1, args.train_steps + 1):
+        reference_step(order[j * args.batch : (j + 1) * args.batch])
+    reference_speed = args.batch * args.train_steps / (time.perf_counter() - tick)
+    what = f"reviews/s, embedding {args.embedding}, hidden {args.hidden} × {args.layers}, batch {args.batch}"
+    return [Row("train", what, ours_speed, reference_speed, "reviews/s", "≥ 2×", ours_speed >= 2 * reference_speed)]
+
+
+def _inspect_rows(model: SentimentNet, vocab, text: str, label: str, repeats: int) -> list[Row]:
+    """Forward pass, trace and whole inspection of one review, timed; the ≤ 3× target is on the p95."""
+    device = next(model.parameters()).device
+    ids = torch.as_tensor(vocab.encode(tokenize_review(text, max_tokens=200)), device=device)  # (T,)
+    with torch.no_grad():
+        forward = _times(lambda: model(ids[None], torch.tensor([len(ids)])), repeats * 10, warmup=3)
+        trace = _times(lambda: trace_gates(model, ids), repeats * 10, warmup=3)
+        loop = _times(lambda: reference_step_loop_trace(model, ids), repeats, warmup=1)
+    fast = _times(lambda: _inspection(model, vocab, text, "when read"), repeats * 10, warmup=3)
+    final = _times(lambda: _inspection(model, vocab, text, "on the final prediction"), repeats * 3, warmup=1)
+    f_med, fast_p95 = float(np.median(forward)), float(np.percentile(fast, 95))
+    return [
+        Row("inspect", f"{label}: plain forward pass of the {len(ids)}-token review, median", f_med * 1e3, None, "ms"),
+        Row("inspect", f"{label}: gate trace, median (ref: per-step Python loop)", float(np.median(trace)) * 1e3,
+            float(np.median(loop)) * 1e3, "ms"),
+        Row("inspect", f"{label}: whole inspection, p95 (token effects when read)", fast_p95 * 1e3, None, "ms"),
+        Row("inspect", f"{label}: whole inspection p95 / forward median", fast_p95 / f_med, None, "×", "≤ 3×",
+            fast_p95 <= 3 * f_med),
+        Row("inspect", f"{label}: whole inspection, p95 (token effects on the final prediction)",
+            float(np.percentile(final, 95)) * 1e3, None, "ms"),
+    ]
+
+
+def _inspection(model: SentimentNet, vocab, text: str, attribution: str) -> None:
+    """What the Predict tab computes for one review: prediction, trace, trajectory, effects and every figure."""
+    inspection = inspect_review(model, vocab, text, 200, attribution)
+    trace, top = inspection.trace, model.config.num_layers - 1
+    units = top_units(trace, model, top, count=12)
+    plots.trajectory_figure(trace), plots.attribution_figure(inspection.attributions)
+    plots.attribution_highlights(inspection.attributions)
+    layer = trace.layer(top)
+    plots.gate_heatmaps(layer, trace.tokens, units), plots.state_heatmaps(layer, trace.tokens, units)
+    plots.mean_gate_figure(layer, trace.tokens)
+
+
+def bench_inspect(args: argparse.Namespace) -> list[Row]:
+    """The shipped checkpoint (issue target: p95 < 150 ms) and a model of the reference size (embedding 400,
+    2 × 512; random weights: the cost does not depend on them), on a real review of at least 200 tokens."""
+    predictor = load_predictor(args.checkpoint, args.device)
+    texts = load_reviews(args.data, 3000)[0]
+    text = next(t for t in texts if len(tokenize_review(t, max_tokens=200)) >= 200)
+    rows = _inspect_rows(predictor.model, predictor.vocab, text, args.checkpoint.name, args.repeats)
+    fast = next(r for r in rows if "whole inspection, p95 (token effects when read)" in r.measure)
+    fast.target, fast.met = "< 150 ms", fast.ours < 150
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=len(predictor.vocab), embedding_dim=args.embedding, hidden_size=args.hidden,
+                         num_layers=args.layers)
+    reference_size = SentimentNet(config).to(predictor.device).eval()
+    label = f"{args.embedding}/{args.hidden}×{args.layers} model"
+    return rows + _inspect_rows(reference_size, predictor.vocab, text, label, args.repeats)
+
+
+def bench_quality(args: argparse.Namespace) -> list[Row]:
+    """The checkpoint against TF-IDF (1–2-grams) + logistic regression on the same split of the bundled sample."""
+    try:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        return [Row("quality", "skipped: the baseline needs scikit-learn (pip install -r tests/requirements.txt)", 0.0)]
+    predictor = load_predictor(args.checkpoint, args.device)
+    limit = predictor.checkpoint.train_config.get("limit") or None
+    texts, labels, _ = load_reviews(args.data, limit)
+    splits = split_indices(len(texts))
+    corpus = tokenize_corpus(args.data, limit=limit)
+    report = evaluate(predictor.model, corpus.encode(predictor.vocab, splits.test, predictor.max_len), predictor.device)
+
+    def fit(C: float):
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
+        features = vectorizer.fit_transform([texts[i] for i in splits.train])
+        classifier = LogisticRegression(C=C, max_iter=2000).fit(features, labels[splits.train])
+        return lambda rows: float((classifier.predict(vectorizer.transform([texts[i] for i in rows])) == labels[rows]).mean())
+
+    # The baseline gets its regularisation tuned on the validation split, as the LSTM gets early stopping there.
+    candidates = []
+    for C in args.baseline_c:
+        score = fit(C)
+        candidates.append((score(splits.val), C, score))
+    _, best_c, best = max(candidates, key=lambda c: c[0])
+    baseline = best(splits.test)
+    return [Row("quality", f"test accuracy, {len(splits.test):,} reviews ({args.checkpoint.name} vs TF-IDF 1–2-grams + "
+                f"logistic regression, C={best_c:g} chosen on validation)", report.accuracy * 100, baseline * 100, "%",
+                "> baseline", report.accuracy > baseline)]
+
+
+BENCHES = {"prep": bench_prep, "train": bench_train, "inspect": bench_inspect, "quality": bench_quality}
+
+
+def _format(rows: list[Row], memory: dict[str, float]) -> str:
+    header = f"{'stage':8} {'measure':78} {'ours':>10} {'reference':>10} {'ratio':>7}  {'target':10} met"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        ref = f"{r.reference:10,.1f}" if r.reference is not None else f"{'':10}"
+        ratio = f"{r.ratio:6.1f}×" if r.ratio is not None else f"{'':7}"
+        met = "" if r.met is None else ("yes" if r.met else "NO")
+        lines.append(f"{r.stage:8} {r.measure[:78]:78} {r.ours:10,.1f} {ref} {ratio}  {r.target:10} {met}")
+    lines.append("peak RSS of this process: " + ", ".join(f"{s} {mb:,.0f} MB" for s, mb in memory.items()))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sentiment.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stages", nargs="*", choices=[*STAGES, "all"], default=["all"])
+    parser.add_argument("--data", type=Path, default=BUNDLED_SAMPLE, help="fastText file (default: the bundled sample)")
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model for inspect and quality")
+    parser.add_argument("--reviews", type=int, default=0, help="prep: reviews to read (0 = all)")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats per timing (inspect runs 10× as many)")
+    parser.add_argument("--train-steps", type=int, default=3, help="timed training steps per side")
+    parser.add_argument("--embedding", type=int, default=400)
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=400)
+    parser.add_argument("--baseline-c", type=float, nargs="+", default=[1.0, 4.0, 16.0],
+                        help="logistic-regression C values tried on the validation split")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.train_steps < 1 or args.reviews < 0:
+        parser.error("--repeats and --train-steps must be at least 1, --reviews at least 0")
+    stages = list(STAGES) if "all" in args.stages else list(dict.fromkeys(args.stages))
+    device = pick_device(args.device)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{describe_device(device)}" + ("" if torch.cuda.is_available() else " (no CUDA GPU here)"))
+    print(f"settings: {vars(args)}\n")
+
+    rows: list[Row] = []
+    memory: dict[str, float] = {}
+    cache = os.environ.get("SENTIMENT_CACHE_DIR")
+    try:
+        for stage in stages:
+            start = time.perf_counter()
+            with PeakMemory() as peak:
+                rows += BENCHES[stage](args)
+            memory[stage] = peak.peak
+            print(f"  {stage} done in {time.perf_counter() - start:.0f} s", flush=True)
+    finally:  # prep points the cache at temporary folders
+        if cache is None:
+            os.environ.pop("SENTIMENT_CACHE_DIR", None)
+        else:
+            os.environ["SENTIMENT_CACHE_DIR"] = cache
+    print()
+    print(_format(rows, memory))
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
