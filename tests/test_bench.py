@@ -1,0 +1,39 @@
+"""The benchmark stays runnable: a tiny run of every stage prints a row per figure with its target verdict."""
+import re
+
+import numpy as np
+import torch
+
+from sentiment import bench
+from sentiment.data import BUNDLED_SAMPLE
+from sentiment.model import ModelConfig, SentimentNet
+
+
+def test_every_stage_runs_and_prints_its_figures(capsys):
+    bench.main(["all", "--reviews", "600", "--repeats", "1", "--train-steps", "1", "--embedding", "16",
+                "--hidden", "16", "--layers", "1", "--batch", "32", "--baseline-c", "1"])
+    out = capsys.readouterr().out
+    assert "torch" in out and "cores" in out and "settings:" in out
+    for measure in ("reviews/s, first run (600 reviews)", "rerun (token cache)", "reviews/s, embedding 16",
+                    "whole inspection p95 / forward median", "test accuracy, 1,797 reviews"):
+        line = next(l for l in out.splitlines() if measure in l)
+        assert re.search(r"\d", line.split(measure)[-1]), line  # a figure follows the measure
+    assert re.search(r"peak RSS of this process: prep \d+ MB, train \d+ MB, inspect \d+ MB, quality \d+ MB", out)
+
+
+def test_reference_preprocessing_pads_left_to_200_and_maps_unknown_words_to_pad():
+    features, labels, word2idx = bench.reference_preprocess(BUNDLED_SAMPLE, 50)
+    assert features.shape == (50, 200) and set(labels) == {0, 1}
+    # left padding: the padding comes first, the review's last token sits at the last step (unless unknown)
+    assert (features[:, 0] == 0).mean() > 0.9 and (features[:, -1] != 0).mean() > 0.9
+    assert list(word2idx)[:2] == ["_PAD", "_UNK"] and 1 not in features  # its bug: unknown words become _PAD
+
+
+def test_reference_step_loop_trace_matches_nn_lstm():
+    torch.manual_seed(0)
+    model = SentimentNet(ModelConfig(vocab_size=30, embedding_dim=6, hidden_size=5, num_layers=2)).eval()
+    ids = torch.randint(2, 30, (9,))
+    with torch.no_grad():
+        states = bench.reference_step_loop_trace(model, ids)
+        output, _ = model.lstm(model.embedding(ids[None]))
+    assert np.allclose(states[-1][:, 5].numpy(), output[0].numpy(), atol=1e-5)
