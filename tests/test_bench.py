@@ -18,7 +18,7 @@ def test_every_stage_runs_and_prints_its_figures(capsys):
                     "whole inspection p95 / forward median", "test accuracy, 1,797 reviews"):
         line = next(l for l in out.splitlines() if measure in l)
         assert re.search(r"\d", line.split(measure)[-1]), line  # a figure follows the measure
-    assert re.search(r"peak RSS of this process: prep \d+ MB, train \d+ MB, inspect \d+ MB, quality \d+ MB", out)
+    assert re.search(r"peak RSS of this process: prep [\d,]+ MB, train [\d,]+ MB, inspect [\d,]+ MB, quality [\d,]+ MB", out)
 
 
 def test_reference_preprocessing_pads_left_to_200_and_maps_unknown_words_to_pad():
