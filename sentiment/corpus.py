@@ -111,8 +111,17 @@ class TokenizedCorpus:
         return EncodedReviews(lookup[ids], offsets, self.labels[rows])
 
 
-def _tokenize_chunk(texts: list[str]) -> list[list[str]]:
-    return [tokenize_review(t) for t in texts]
+def _tokenize_chunk(texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The chunk's reviews as ids over the chunk's own lexicon: (lexicon, ids (tokens,) int32, lengths (reviews,)).
+    Arrays travel back from a worker far cheaper than lists of strings, and the merge only maps each lexicon."""
+    lexicon: dict[str, int] = {}
+    ids: list[int] = []
+    lengths = np.empty(len(texts), dtype=np.int64)
+    for r, text in enumerate(texts):
+        tokens = tokenize_review(text)
+        ids.extend(lexicon.setdefault(t, len(lexicon)) for t in tokens)
+        lengths[r] = len(tokens)
+    return list(lexicon), np.asarray(ids, dtype=np.int32), lengths
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
@@ -181,25 +190,27 @@ def tokenize_corpus(
     texts, labels, report = load_reviews(path, limit)
     workers = workers if workers is not None else (os.cpu_count() or 1)
     chunks = _chunks(texts, _CHUNK)
-    lexicon: dict[str, int] = {}
-    token_ids: list[int] = []
-    offsets = [0]
+    lexicon: dict[str, int] = {}  # first appearance order, chunk after chunk: the same as a serial pass
+    id_parts, length_parts = [np.zeros(0, dtype=np.int32)], [np.zeros(0, dtype=np.int64)]
     pool = ProcessPoolExecutor(workers) if workers > 1 and len(texts) >= _PARALLEL_FROM else None
     try:
-        for tokenized in (pool.map(_tokenize_chunk, chunks) if pool else map(_tokenize_chunk, chunks)):
-            for tokens in tokenized:
-                token_ids.extend(lexicon.setdefault(t, len(lexicon)) for t in tokens)
-                offsets.append(len(token_ids))
+        for chunk_lexicon, ids, lengths in (pool.map(_tokenize_chunk, chunks) if pool else map(_tokenize_chunk, chunks)):
+            to_global = np.fromiter((lexicon.setdefault(t, len(lexicon)) for t in chunk_lexicon), dtype=np.int32,
+                                    count=len(chunk_lexicon))
+            id_parts.append(to_global[ids])
+            length_parts.append(lengths)
             if progress:
-                progress(len(offsets) - 1, len(texts))
+                progress(sum(map(len, length_parts)), len(texts))
     finally:
         if pool:
             pool.shutdown()
     del texts
+    offsets = np.zeros(sum(map(len, length_parts)) + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(length_parts), out=offsets[1:])
     corpus = TokenizedCorpus(
         lexicon=list(lexicon),
-        token_ids=np.asarray(token_ids, dtype=np.int32),
-        offsets=np.asarray(offsets, dtype=np.int64),
+        token_ids=np.concatenate(id_parts),
+        offsets=offsets,
         labels=labels,
         report=report,
     )
