@@ -414,11 +414,13 @@ def build_demo() -> gr.Blocks:
         predict_inputs = [review, checkpoint, layer_choice, units, attribution]
         predict_outputs = [label, summary, highlights, trajectory, attribution_bars, gates, states, mean_gates]
         predict_button.click(predict_review, predict_inputs, predict_outputs, api_name="predict")
-        review.submit(predict_review, predict_inputs, predict_outputs, api_name=False)
+        review.submit(predict_review, predict_inputs, predict_outputs, api_name="predict_on_enter", api_visibility="private")
         checkpoint.change(checkpoint_layers, checkpoint, layer_choice, api_name="checkpoint_layers")
-        layer_choice.change(predict_review, predict_inputs, predict_outputs, api_name=False)
-        units.release(predict_review, predict_inputs, predict_outputs, api_name=False)
-        attribution.change(predict_review, predict_inputs, predict_outputs, api_name=False)
+        layer_choice.change(predict_review, predict_inputs, predict_outputs, api_name="predict_on_layer",
+                            api_visibility="private")
+        units.release(predict_review, predict_inputs, predict_outputs, api_name="predict_on_units", api_visibility="private")
+        attribution.change(predict_review, predict_inputs, predict_outputs, api_name="predict_on_effect",
+                           api_visibility="private")
 
         preset_outputs = [*hyper, limit]
         for button, preset in ((quick_button, "quick"), (lab_button, "lab"), (reference_button, "reference")):
@@ -427,17 +429,18 @@ def build_demo() -> gr.Blocks:
         start_button.click(
             start_training, [source, upload, limit, name, owner, *hyper], train_outputs,
             api_name="train", concurrency_limit=None,
-        ).then(refresh_checkpoints, checkpoint, checkpoint, api_name=False)
+        ).then(refresh_checkpoints, checkpoint, checkpoint, api_name="refresh_after_training", api_visibility="private")
         stop_button.click(stop_training, owner, train_status, api_name="stop_training")
-        demo.load(new_owner_token, owner, owner, api_name=False)
+        demo.load(new_owner_token, owner, owner, api_name="owner_token", api_visibility="private")
         demo.load(watch_training, None, train_outputs, api_name="watch_training", concurrency_limit=None)
-        demo.load(checkpoint_layers, checkpoint, layer_choice, api_name=False)
+        demo.load(checkpoint_layers, checkpoint, layer_choice, api_name="layers_on_load", api_visibility="private")
         demo.load(refresh_checkpoints, checkpoint, checkpoint, api_name="list_checkpoints")
 
         playground_inputs = [input_size, hidden_size, num_layers, batch_size, seq_len, batch_first, bidirectional]
         playground_outputs = [code, shapes, slices, parameters, total, diagram]
         shapes_button.click(show_lstm_shapes, playground_inputs, playground_outputs, api_name="playground")
-        demo.load(show_lstm_shapes, playground_inputs, playground_outputs, api_name=False)
+        demo.load(show_lstm_shapes, playground_inputs, playground_outputs, api_name="playground_on_load",
+                  api_visibility="private")
     return demo
 
 
