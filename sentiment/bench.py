@@ -51,7 +51,7 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        if self.reference is None or not self.reference:
+        if not self.reference:
             return None
         return self.ours / self.reference
 
