@@ -20,7 +20,7 @@ from sentiment import plots
 from sentiment.checkpoint import (
     CHECKPOINT_DIR, DEFAULT_CHECKPOINT, CheckpointError, PredictorCache, list_checkpoints, resolve_checkpoint,
 )
-from sentiment.data import BUNDLED_SAMPLE, DataError
+from sentiment.data import BUNDLED_SAMPLE, DataError, check_review_file
 from sentiment.gates import ATTRIBUTION_METHODS, DIRECTIONS, inspect_review, top_units, unknown_tokens
 from sentiment.model import ConfigError, ModelConfig, describe_device, pick_device
 from sentiment.playground import describe_lstm, unrolled_diagram
@@ -161,6 +161,7 @@ def _data_path(source: str, upload) -> Path:
         raise DataError(f"{path.name}: expected one of {', '.join(UPLOAD_TYPES)}")
     if path.stat().st_size > SETTINGS.max_upload_mb * 1024 * 1024:
         raise DataError(f"{path.name}: larger than the {SETTINGS.max_upload_mb} MB upload limit")
+    check_review_file(path)
     return path
 
 
@@ -454,11 +455,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """'USER:PASSWORD' → (user, password) for Gradio's basic auth; None or '' → no auth."""
+    if not value:
+        return None
+    user, colon, password = value.partition(":")
+    if not (user and colon and password):
+        raise ValueError("--auth / SENTIMENT_AUTH must look like USER:PASSWORD")
+    return user, password
+
+
 if __name__ == "__main__":
     args = parse_args()
-    auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    if args.auth and len(auth) != 2:
-        raise SystemExit("--auth must look like USER:PASSWORD")
+    try:
+        auth = parse_auth(args.auth)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     build_demo().queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, share=args.share, auth=auth,
         max_file_size=f"{SETTINGS.max_upload_mb}mb", theme=gr.themes.Soft(),

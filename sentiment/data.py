@@ -196,6 +196,15 @@ def read_reviews(path: str | Path, report: ReadReport | None = None) -> Iterator
         raise DataError(f"{path.name}: cannot read the file ({e})") from None
 
 
+def check_review_file(path: str | Path) -> str:
+    """Fail fast, before a run starts, on a file that cannot be trained on (empty, binary, an unknown format, no
+    label column, no usable line); reads only up to the first usable review. Returns the detected format."""
+    report = ReadReport(str(path))
+    if next(read_reviews(path, report), None) is None:
+        raise DataError(f"{Path(path).name}: no usable review in the file ({report.skipped:,} lines skipped)")
+    return report.format
+
+
 def load_reviews(path: str | Path, limit: int | None = None) -> tuple[list[str], np.ndarray, ReadReport]:
     """Read up to `limit` reviews into memory and check that both classes are present."""
     report = ReadReport(str(path))

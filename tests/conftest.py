@@ -33,15 +33,24 @@ def predictor(trained):
     return load_predictor(trained[0], device="cpu")
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def free_port() -> int:
+    return _free_port()
+
+
 @pytest.fixture(scope="session")
 def app_url():
     """The app served in-process on a free local port, as `python app.py` serves it."""
     import app
 
     demo = app.build_demo().queue(default_concurrency_limit=4)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     app.runner.stop(app.runner.snapshot().owner)

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
-from sentiment.checkpoint import CHECKPOINT_DIR, load_checkpoint
+from app_api import positive_probability, rows, train_args, value
+from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, load_checkpoint, load_predictor
+from sentiment.data import BUNDLED_SAMPLE, load_reviews
 
 
 @pytest.fixture(scope="module")
@@ -16,23 +19,15 @@ def client(app_url):
     return Client(app_url, verbose=False)
 
 
-def _value(update):
-    return update["value"] if isinstance(update, dict) and "value" in update else update
-
-
-def _rows(dataframe):
-    return _value(dataframe)["data"]
-
-
 @pytest.mark.parametrize("seq_len,output", [(1, "(1, 1, 10)"), (3, "(1, 3, 10)")])
 def test_playground_reference_example(client, seq_len, output):
     code, shapes, slices, parameters, total, diagram = client.predict(5, 10, 1, 1, seq_len, True, False, api_name="/playground")
-    table = {row[0]: row[1] for row in _rows(shapes)}
+    table = {row[0]: row[1] for row in rows(shapes)}
     assert table["input x"] == f"(1, {seq_len}, 5)"
     assert table["output"] == output
     assert table["h_n"] == table["c_n"] == table["h0, c0"] == "(1, 1, 10)"
-    assert "output[:, -1, :]" in _value(slices) and "(1, 10)" in _value(slices)
-    assert [row[2] for row in _rows(parameters)] == [200, 400, 40, 40]
+    assert "output[:, -1, :]" in value(slices) and "(1, 10)" in value(slices)
+    assert [row[2] for row in rows(parameters)] == [200, 400, 40, 40]
 
 
 def test_playground_refuses_nonsense_sizes(client):
@@ -44,12 +39,12 @@ def test_playground_refuses_nonsense_sizes(client):
 def test_predict_with_the_default_checkpoint(client):
     positive = client.predict(app.EXAMPLES[0], "default.pt", "layer 1", 8, api_name="/predict")
     negative = client.predict(app.EXAMPLES[1], "default.pt", "layer 1", 8, api_name="/predict")
-    assert _value(positive[0])["label"] == "positive" and _value(negative[0])["label"] == "negative"
-    assert "when read" in _value(positive[1]) and "moment of reading" in _value(positive[1])
-    tokens = [item["token"] for item in _value(positive[2])]
+    assert value(positive[0])["label"] == "positive" and value(negative[0])["label"] == "negative"
+    assert "when read" in value(positive[1]) and "moment of reading" in value(positive[1])
+    tokens = [item["token"] for item in value(positive[2])]
     assert tokens[:3] == ["best", "purchase", "this"]
     final = client.predict(app.EXAMPLES[2], "default.pt", "layer 1", 8, "on the final prediction", api_name="/predict")
-    assert "re-scoring the review once per token" in _value(final[1])
+    assert "re-scoring the review once per token" in value(final[1])
 
 
 @pytest.mark.parametrize("review,message", [("", "empty"), ("   \n\t", "empty")])
@@ -63,56 +58,54 @@ def test_predict_refuses_paths_as_checkpoint_names(client):
         client.predict("fine", "../app.py", "layer 1", 8, api_name="/predict")
 
 
-def _quick(limit: int, epochs: int):
-    values = list(app.apply_preset("quick"))[:-1]
-    names = [name for _, name, _ in app.HYPER_PARAMETERS]
-    values[names.index("epochs")] = epochs
-    return ["bundled", None, limit, "api-test", "", *values]
-
-
 def test_training_streams_progress_and_its_checkpoint_predicts(client):
-    job = client.submit(*_quick(limit=400, epochs=2), api_name="/train")
-    statuses = [_value(update[0]) for update in job]
+    job = client.submit(*train_args(limit=400, epochs=2), api_name="/train")
+    statuses = [value(update[0]) for update in job]
     assert any("Training" in s and "reviews/s" in s for s in statuses)
     final = job.outputs()[-1]
-    assert "Finished" in _value(final[0]) and "Test report" in _value(final[2])
-    saved = CHECKPOINT_DIR / _value(final[2]).split("`")[1]
+    assert "Finished" in value(final[0]) and "Test report" in value(final[2])
+    saved = CHECKPOINT_DIR / value(final[2]).split("`")[1]
     try:
         assert load_checkpoint(saved).data["reviews"] == 400
         result = client.predict("Works great, love it", saved.name, "layer 1", 4, api_name="/predict")
-        assert _value(result[0])["label"] in ("positive", "negative")
+        assert value(result[0])["label"] in ("positive", "negative")
     finally:
         saved.unlink(missing_ok=True)
 
 
-def test_stop_and_one_run_at_a_time(client):
-    job = client.submit(*_quick(limit=4000, epochs=5), api_name="/train")
+def test_one_run_at_a_time_while_eight_users_predict(client, app_url):
+    saved_before = {path: path.read_bytes() for path in CHECKPOINT_DIR.glob("*.pt")}
+    reviews = load_reviews(BUNDLED_SAMPLE, limit=24)[0]
+    expected = load_predictor(DEFAULT_CHECKPOINT, device="cpu").predict(reviews)
+    job = client.submit(*train_args(limit=4000, epochs=5), api_name="/train")
     deadline = time.time() + 60
     while time.time() < deadline:
         state = app.runner.snapshot()
         if state.active and state.step and state.step.step >= 2:
             break
         time.sleep(0.2)
+
+    def user(k: int) -> list[float]:  # each user its own client, three real reviews each
+        own = Client(app_url, verbose=False)
+        return [positive_probability(own.predict(reviews[i], "default.pt", "layer 1", 4, api_name="/predict")[0])
+                for i in range(3 * k, 3 * k + 3)]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = [p for user_answers in pool.map(user, range(8)) for p in user_answers]
+    assert app.runner.snapshot().active, "the run should still be streaming while the users predict"
+    assert answers == pytest.approx(expected, abs=1e-4)
+
     with pytest.raises(AppError, match="already in progress"):
-        client.predict(*_quick(limit=400, epochs=1), api_name="/train")
+        client.predict(*train_args(limit=400, epochs=1), api_name="/train")
     stop = client.predict("", api_name="/stop_training")
-    assert "Stopping" in _value(stop)
+    assert "Stopping" in value(stop)
     final = job.result()
-    assert "Stopped" in _value(final[0])
-    saved = CHECKPOINT_DIR / _value(final[2]).split("`")[1]
+    assert "Stopped" in value(final[0])
+    saved = CHECKPOINT_DIR / value(final[2]).split("`")[1]
     try:
         checkpoint = load_checkpoint(saved)
         assert checkpoint.metrics["steps"] < 5 * 50 and "test" in checkpoint.metrics
+        for path, content in saved_before.items():  # every checkpoint saved before the run is untouched
+            assert path.read_bytes() == content and load_checkpoint(path)
     finally:
         saved.unlink(missing_ok=True)
-
-
-def test_odd_hyper_parameters_are_clear_errors(client):
-    args = _quick(limit=400, epochs=1)
-    hidden = 5 + [name for _, name, _ in app.HYPER_PARAMETERS].index("hidden_size")
-    for bad, message in ((0, "hidden_size must be between"), (-3, "hidden_size must be between"),
-                         (10**7, "hidden_size must be between"), (2.5, "whole number")):
-        args[hidden] = bad
-        with pytest.raises(AppError, match=message):
-            client.predict(*args, api_name="/train")
-    assert not app.runner.snapshot().active

@@ -1,9 +1,14 @@
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from sentiment.checkpoint import CheckpointError, load_checkpoint, load_predictor, save_checkpoint
+from sentiment.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, load_predictor, save_checkpoint
 
 
 class RunsCodeOnLoad:
@@ -77,3 +82,37 @@ def test_a_failed_save_leaves_the_old_checkpoint_intact(trained, tmp_path, monke
         save_checkpoint(target, checkpoint)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left behind
+
+
+SAVER = """
+import sys
+from sentiment.checkpoint import load_checkpoint, save_checkpoint
+checkpoint = load_checkpoint(sys.argv[1])
+print("saving", flush=True)
+while True:
+    save_checkpoint(sys.argv[2], checkpoint)
+"""
+
+
+def test_killing_a_process_mid_save_leaves_the_old_checkpoint_loadable(trained, tmp_path):
+    """SIGKILL a process while it rewrites a checkpoint: the file on disk must always be a whole checkpoint."""
+    target = tmp_path / "model.pt"
+    save_checkpoint(target, load_checkpoint(trained[0]))
+    old_vocab = len(load_checkpoint(target).vocab)
+    new_vocab = len(load_checkpoint(DEFAULT_CHECKPOINT).vocab)  # 19 MB: each save takes a while to write
+    cut_writes = 0
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    for delay in (0.05, 0.3, 0.7, 1.1):
+        saver = subprocess.Popen([sys.executable, "-c", SAVER, str(DEFAULT_CHECKPOINT), str(target)],
+                                 stdout=subprocess.PIPE, text=True, env=env)
+        assert saver.stdout.readline().strip() == "saving"
+        time.sleep(delay)
+        saver.send_signal(signal.SIGKILL)
+        saver.wait()
+        saver.stdout.close()
+        partial = list(tmp_path.glob(".model.pt.*.tmp"))  # a write that was cut off leaves its temporary file
+        cut_writes += bool(partial)
+        assert len(load_checkpoint(target).vocab) in (old_vocab, new_vocab)
+        for path in partial:
+            path.unlink()
+    assert cut_writes, "no kill landed during a write; the test proved nothing"

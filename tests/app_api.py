@@ -1,0 +1,31 @@
+"""Helpers for driving the app's public API with gradio_client, shared by the API test modules."""
+from __future__ import annotations
+
+import app
+
+
+def value(update):
+    """A component's value, whether gradio_client returned the bare value or the component's update dict."""
+    return update["value"] if isinstance(update, dict) and "value" in update else update
+
+
+def rows(dataframe) -> list[list]:
+    return value(dataframe)["data"]
+
+
+def positive_probability(label_update) -> float:
+    confidences = {c["label"]: c["confidence"] for c in value(label_update)["confidences"]}
+    return confidences["positive"]
+
+
+def train_args(limit: int, epochs: int, source: str = "bundled", upload=None, name: str = "api-test") -> list:
+    """The /train endpoint's inputs: the quick preset with `limit` reviews and `epochs` epochs."""
+    values = list(app.apply_preset("quick"))[:-1]
+    names = [field for _, field, _ in app.HYPER_PARAMETERS]
+    values[names.index("epochs")] = epochs
+    return [source, upload, limit, name, "", *values]
+
+
+def hyper_parameter_index(name: str) -> int:
+    """Position of a hyper-parameter among the /train inputs."""
+    return 5 + [field for _, field, _ in app.HYPER_PARAMETERS].index(name)
