@@ -79,18 +79,36 @@ def test_predict_tab_shows_label_tokens_and_plots(page):
     page.screenshot(path=str(ARTIFACTS / "predict.png"), full_page=True)
 
 
+def test_bad_input_shows_a_message_not_a_traceback(page, tmp_path):
+    page.get_by_role("tab", name="Predict").click()
+    page.get_by_label("Review").fill("   ")
+    page.get_by_role("button", name="Predict and explain").click()
+    page.get_by_text("The review is empty").first.wait_for()
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_label("Upload a file").check()
+    binary = tmp_path / "reviews.txt"
+    binary.write_bytes(bytes(range(256)) * 16)
+    page.locator("input[type=file]").set_input_files(str(binary))
+    page.get_by_text("reviews.txt").first.wait_for()
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("it looks binary (NUL bytes)").first.wait_for()
+    assert "Traceback" not in page.content()
+    page.screenshot(path=str(ARTIFACTS / "bad-input.png"), full_page=True)
+    page.get_by_label("Bundled Amazon sample").check()
+
+
 def test_playground_tab_shows_the_shape_table(page):
     page.get_by_role("tab", name="LSTM playground").click()
-    page.get_by_label("sequence length").fill("3")
+    page.get_by_label("sequence length", exact=True).fill("3")
     page.get_by_role("button", name="Show shapes").click()
     page.wait_for_function("document.querySelector('#shape-table').innerText.includes('(1, 3, 10)')")
     cells = [c.strip() for c in page.locator("#shape-table span.text").all_inner_texts()]
     shape_of = {cells[i]: cells[i + 1] for i in range(len(cells) - 1)}
     assert shape_of["output"] == "(1, 3, 10)" and shape_of["h_n"] == shape_of["c_n"] == "(1, 1, 10)"
-    page.get_by_label("hidden size").fill("0")
+    page.get_by_label("hidden size", exact=True).fill("0")
     page.get_by_role("button", name="Show shapes").click()
     page.get_by_text("hidden_size must be between").first.wait_for()
-    page.get_by_label("hidden size").fill("10")
+    page.get_by_label("hidden size", exact=True).fill("10")
     page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
 
 
