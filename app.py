@@ -21,9 +21,11 @@ from sentiment.checkpoint import (
     CHECKPOINT_DIR, DEFAULT_CHECKPOINT, CheckpointError, PredictorCache, list_checkpoints, resolve_checkpoint,
 )
 from sentiment.data import BUNDLED_SAMPLE, DataError, check_review_file
-from sentiment.gates import ATTRIBUTION_METHODS, DIRECTIONS, inspect_review, top_units, unknown_tokens
-from sentiment.model import ConfigError, ModelConfig, describe_device, pick_device
+from sentiment.gates import ATTRIBUTION_METHODS, DIRECTIONS, inspect_review, top_units, trace_gates, unknown_tokens
+from sentiment.memory import MemorySettings, accuracy_by_length, gradient_norms, memory_experiment
+from sentiment.model import CELLS, ConfigError, ModelConfig, describe_device, pick_device
 from sentiment.playground import describe_lstm, unrolled_diagram
+from sentiment.preprocessing import encode_review
 from sentiment.presets import PRESETS
 from sentiment.runner import PublicLimits, RunInProgress, RunState, TrainingRunner
 from sentiment.trainer import SCHEDULES, TrainConfig
@@ -69,6 +71,8 @@ HYPER_PARAMETERS = [
     (ModelConfig, "dropout", "dropout"),
     (ModelConfig, "embedding_dropout", "embedding dropout"),
     (ModelConfig, "bidirectional", "bidirectional"),
+    (ModelConfig, "cell", "cell type"),
+    (ModelConfig, "forget_bias", "LSTM forget-gate bias at start"),
     (TrainConfig, "lr", "learning rate"),
     (TrainConfig, "batch_size", "batch size"),
     (TrainConfig, "epochs", "epochs"),
@@ -98,6 +102,20 @@ EXAMPLES = [
     ]),
 ]
 
+
+# The article's "dog named Cliff" idea, written for reviews: the verdict comes first, then a long neutral stretch.
+MEMORY_EXAMPLE = (
+    "Terrible leash, it snapped on the first walk and I want my money back. " + " ".join([
+        "I bought it for my dog Cliff, a three year old beagle who walks with me twice a day.",
+        "We usually go around the block in the morning and to the park near the river in the evening.",
+        "The package arrived on a Tuesday in a brown box with a small manual and a spare clip.",
+        "The leash is blue, about six feet long, with a padded handle and a metal ring near the clasp.",
+        "Cliff weighs about thirty pounds and likes to stop at every tree along the way.",
+        "My neighbour has a similar leash in green for her terrier and they often walk with us.",
+        "The river path is flat and quiet, with benches every few hundred metres and a small cafe at the end.",
+    ])
+)
+MEMORY_CHECKPOINTS = ["rnn.pt", "gru.pt", "default.pt"]  # shipped side by side: the same data, three cell types
 
 # ---------------------------------------------------------------- Train tab handlers
 
@@ -288,7 +306,7 @@ def predict_review(review: str, checkpoint: str, layer_choice: str, units: float
         + (f" · {len(unknown)} unknown to this model (shown as _UNK): {', '.join(sorted(set(unknown))[:12])}" if unknown else "")
         + f"\n\nToken colours and bars, effect **{attributions.method}**: {attributions.description} "
         "(towards +1: pushed the review positive; towards -1: negative). "
-        f"The gate trace reproduces `nn.LSTM` to {trace.max_error:.1e}. Units shown: the {len(chosen)} "
+        f"The trace reproduces `nn.{type(predictor.model.rnn).__name__}` to {trace.max_error:.1e}. Units shown: the {len(chosen)} "
         + ("that move the final logit most (|h_T · w_out|)." if layer == config.num_layers - 1 else "whose hidden state varies most.")
     )
     layer_trace = trace.layer(layer, direction)
@@ -304,6 +322,79 @@ def predict_review(review: str, checkpoint: str, layer_choice: str, units: float
     )
 
 
+# ---------------------------------------------------------------- Memory tab handlers
+
+def _predictors(names: list[str]) -> dict[str, object]:
+    if not names:
+        raise gr.Error("Choose at least one checkpoint to compare.")
+    try:
+        return {name: predictors.get(resolve_checkpoint(name)) for name in names}
+    except CheckpointError as e:
+        raise gr.Error(str(e)) from None
+
+
+def _cell_name(predictor) -> str:
+    return predictor.model.config.cell.upper()
+
+
+def compare_memory(review: str, names: list[str], units: float = 12):
+    """Gradient flow and prediction after each token for one review and each checkpoint, and what the first LSTM
+    among them (else the first model) keeps from token to token."""
+    if not isinstance(review, str) or not review.strip():
+        raise gr.Error("The review is empty: type or paste a customer review first.")
+    if len(review) > MAX_REVIEW_CHARS:
+        raise gr.Error(f"The review is {len(review):,} characters; the limit is {MAX_REVIEW_CHARS:,}.")
+    chosen = _predictors(names)
+    norms, trajectories, lines, first = {}, {}, [], None
+    for name, predictor in chosen.items():
+        tokens, ids = encode_review(review, predictor.vocab, predictor.max_len)
+        if not ids:
+            raise gr.Error("Nothing to read in this review: it has no words.")
+        label = f"{name} ({_cell_name(predictor)})"
+        norms[label] = gradient_norms(predictor.model, ids)
+        trace = trace_gates(predictor.model, ids, tokens)
+        trajectories[label] = trace.trajectory
+        if first is None or (predictor.model.config.cell == "lstm" and first[1].model.config.cell != "lstm"):
+            first = (trace, predictor)  # show what the first LSTM keeps, else the first model
+        far = min(50, len(ids) - 1)
+        lines.append(f"| {label} | {trace.probability:.3f} | {norms[label][-1]:.2e} | {norms[label][-1 - far]:.2e} | "
+                     f"{norms[label][-1] / max(norms[label][-1 - far], 1e-30):,.0f}× |")
+    trace, predictor = first
+    layer = trace.layer(predictor.model.config.num_layers - 1)
+    kept = plots.memory_heatmaps(layer, trace.tokens, top_units(trace, predictor.model, layer.layer, count=int(units or 12)))
+    table = (f"| checkpoint | P(positive) | gradient at the last token | at {far} tokens from the end | falls by |\n"
+             "|---|---|---|---|---|\n" + "\n".join(lines))
+    return (plots.gradient_flow_figure(norms), plots.trajectories_figure(trajectories, trace.tokens), kept,
+            gr.Markdown(table))
+
+
+def run_memory_experiment(cells: list[str], distances: list, forget_bias: float, steps: float):
+    """Train a small model per cell type and distance on the synthetic task, streaming the curve as results come."""
+    try:
+        settings = MemorySettings(forget_bias=float(forget_bias), steps=int(steps or 0)).validate()
+        results = []
+        started = time.perf_counter()
+        total = len(cells or []) * len(distances or [])
+        for result in memory_experiment(cells or [], [int(d) for d in distances or []], settings):
+            results.append(result)
+            rows = "\n".join(f"| {r.cell.upper()} | {r.distance} | {r.accuracy:.1%} | {r.steps:,} | {r.seconds:.1f} s |"
+                             for r in results)
+            yield (plots.memory_figure(results),
+                   gr.Markdown(f"**{len(results)} of {total} models trained** ({time.perf_counter() - started:.0f} s)\n\n"
+                               "| cell | distance | test accuracy | steps | time |\n|---|---|---|---|---|\n" + rows))
+    except (ConfigError, ValueError) as e:
+        raise gr.Error(str(e)) from None
+
+
+def compare_length_accuracy(names: list[str]):
+    """Test accuracy per review-length bucket for each chosen checkpoint (on its own held-out split)."""
+    try:
+        buckets = {f"{name} ({_cell_name(p)})": accuracy_by_length(p) for name, p in _predictors(names).items()}
+    except DataError as e:
+        raise gr.Error(str(e)) from None
+    return plots.length_accuracy_figure(buckets)
+
+
 # ---------------------------------------------------------------- Layout
 
 def _hyper_parameter_input(cls, name: str, label: str, value):
@@ -311,6 +402,8 @@ def _hyper_parameter_input(cls, name: str, label: str, value):
         return gr.Dropdown(list(SCHEDULES), value=value, label=label)
     if name == "device":
         return gr.Dropdown(["auto", "cpu", "cuda"], value=value, label=label)
+    if name == "cell":
+        return gr.Dropdown(list(CELLS), value=value, label=label)
     if isinstance(value, bool):
         return gr.Checkbox(value=value, label=label)
     # No precision rounding: Gradio would silently turn 2.5 layers into 2; _configs refuses it with a message.
@@ -390,6 +483,58 @@ def build_demo() -> gr.Blocks:
                     confusion = gr.Plot(label="Confusion matrix")
                 checkpoint_file = gr.File(label="Checkpoint (download)", interactive=False)
 
+            with gr.Tab("Memory", id="memory"):
+                gr.Markdown(
+                    "### Why LSTMs remember\n"
+                    "A plain RNN rewrites its whole hidden state at every token, so what it read long ago fades: the "
+                    "gradient that would teach it to use an early word shrinks at every step back (it *vanishes*). "
+                    "An LSTM's cell state is only scaled by its forget gate and added to; a GRU's update gate does the "
+                    "same for its hidden state. Below, the same review goes through an RNN, a GRU and the default LSTM, "
+                    "all trained on the bundled reviews.")
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        memory_review = gr.Textbox(MEMORY_EXAMPLE, label="Review (verdict first, then a long neutral middle)",
+                                                   lines=4, max_length=MAX_REVIEW_CHARS)
+                    with gr.Column(scale=2):
+                        memory_checkpoints = gr.Dropdown(
+                            checkpoints, value=[c for c in MEMORY_CHECKPOINTS if c in checkpoints], multiselect=True,
+                            label="Checkpoints to compare", allow_custom_value=True)
+                        compare_button = gr.Button("Compare", variant="primary")
+                gr.Markdown("**What to look for.** Left: on a log scale, how much the prediction depends on each token, "
+                            "against its distance from the end. A curve that drops steeply is a vanishing gradient: words "
+                            "far back barely count. Right: the prediction after each token. A model that remembers keeps "
+                            "the opening verdict through the neutral middle; one that forgets drifts back towards 0.5.")
+                with gr.Row():
+                    gradient_plot = gr.Plot(label="Gradient flow")
+                    trajectories_plot = gr.Plot(label="Prediction after each token")
+                gradient_table = gr.Markdown()
+                gr.Markdown("**What the LSTM keeps** (the first LSTM chosen, its last layer): a forget gate near 1 holds "
+                            "the cell state steady across the neutral middle, so the opening verdict is still there at "
+                            "the end. (With no LSTM chosen: a GRU's update gate and hidden state, or an RNN's hidden state.)")
+                kept_plot = gr.Plot(label="Forget gate and cell state")
+
+                gr.Markdown("### A memory task you can train in seconds\n"
+                            "**Synthetic data, not reviews.** Each sequence is random noise tokens with one marker "
+                            "token (A or B) placed *distance* steps before the end; the label is the marker. "
+                            "Nothing but memory can solve it: 50% is chance. Small models (hidden size 32) of each "
+                            "type are trained from scratch for each distance. Try the LSTM's forget-gate bias at 1 "
+                            "(the usual start) and at 3: a cell that starts out keeping its memory learns to use it "
+                            "across far longer gaps.")
+                with gr.Row():
+                    memory_cells = gr.CheckboxGroup(list(CELLS), value=["rnn", "gru", "lstm"], label="Cell types")
+                    memory_distances = gr.CheckboxGroup([5, 10, 20, 50, 100], value=[5, 20, 50], label="Distances")
+                    memory_forget_bias = gr.Number(1.0, label="LSTM forget-gate bias at start")
+                    memory_steps = gr.Number(MemorySettings().steps, precision=0, label="most training steps per model")
+                memory_button = gr.Button("Run the memory experiment", variant="primary")
+                with gr.Row():
+                    memory_plot = gr.Plot(label="Accuracy against distance")
+                    memory_table = gr.Markdown()
+
+                gr.Markdown("### Where each model loses track on real reviews\n"
+                            "Test accuracy on each checkpoint's own held-out reviews, grouped by review length.")
+                length_button = gr.Button("Accuracy by review length")
+                length_plot = gr.Plot(label="Accuracy by review length")
+
             with gr.Tab("LSTM playground", id="playground"):
                 gr.Markdown("Pick the sizes of an `nn.LSTM`; it is built and run for real, and every shape below "
                             "is what PyTorch returned.")
@@ -436,6 +581,13 @@ def build_demo() -> gr.Blocks:
         demo.load(watch_training, None, train_outputs, api_name="watch_training", concurrency_limit=None)
         demo.load(checkpoint_layers, checkpoint, layer_choice, api_name="layers_on_load", api_visibility="private")
         demo.load(refresh_checkpoints, checkpoint, checkpoint, api_name="list_checkpoints")
+
+        compare_button.click(compare_memory, [memory_review, memory_checkpoints],
+                             [gradient_plot, trajectories_plot, kept_plot, gradient_table], api_name="compare_memory")
+        memory_button.click(run_memory_experiment, [memory_cells, memory_distances, memory_forget_bias, memory_steps],
+                            [memory_plot, memory_table], api_name="memory_experiment", concurrency_limit=1)
+        length_button.click(compare_length_accuracy, memory_checkpoints, length_plot, api_name="accuracy_by_length",
+                            concurrency_limit=1)
 
         playground_inputs = [input_size, hidden_size, num_layers, batch_size, seq_len, batch_first, bidirectional]
         playground_outputs = [code, shapes, slices, parameters, total, diagram]

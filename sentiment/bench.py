@@ -159,8 +159,8 @@ def reference_step_loop_trace(model: SentimentNet, ids: torch.Tensor) -> list[to
     H = model.config.hidden_size
     states = []
     for k in range(model.config.num_layers):
-        w_ih, w_hh = getattr(model.lstm, f"weight_ih_l{k}"), getattr(model.lstm, f"weight_hh_l{k}")
-        b = getattr(model.lstm, f"bias_ih_l{k}") + getattr(model.lstm, f"bias_hh_l{k}")
+        w_ih, w_hh = getattr(model.rnn, f"weight_ih_l{k}"), getattr(model.rnn, f"weight_hh_l{k}")
+        b = getattr(model.rnn, f"bias_ih_l{k}") + getattr(model.rnn, f"bias_hh_l{k}")
         h, c, outputs = torch.zeros(H), torch.zeros(H), []
         for x_t in x:
             i = torch.sigmoid(w_ih[:H] @ x_t + w_hh[:H] @ h + b[:H])

@@ -22,7 +22,8 @@ from .model import ConfigError, ModelConfig, SentimentNet, pick_device
 from .preprocessing import Vocab
 
 FORMAT = "lstm-sentiment-lab"
-FORMAT_VERSION = 1
+# 2: the model config names its cell type and the recurrent layers are `rnn.*` (version 1: LSTM only, `lstm.*`).
+FORMAT_VERSION = 2
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "default.pt"
 
@@ -104,12 +105,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(
             f"{name}: checkpoint format version {version} is newer than this program reads ({FORMAT_VERSION}); update the app"
         )
+    state_dict = payload.get("state_dict")
+    if version == 1 and isinstance(state_dict, dict):
+        state_dict = {re.sub(r"^lstm\.", "rnn.", k): v for k, v in state_dict.items()}
     try:
         return Checkpoint(
             model_config=ModelConfig.from_dict(payload["model_config"]),
             train_config=dict(payload["train_config"]),
             vocab=Vocab.from_dict(payload["vocab"]),
-            state_dict=payload["state_dict"],
+            state_dict=state_dict,
             metrics=payload.get("metrics", {}),
             data=payload.get("data", {}),
             created=payload.get("created", ""),

@@ -7,10 +7,17 @@ from pathlib import Path
 import numpy as np
 
 from . import cli
-from .checkpoint import DEFAULT_CHECKPOINT, load_predictor
-from .corpus import tokenize_corpus
+from .checkpoint import DEFAULT_CHECKPOINT, Checkpoint, load_predictor
+from .corpus import TokenizedCorpus, tokenize_corpus
 from .data import BUNDLED_SAMPLE, SPLIT_SEED, split_indices
 from .trainer import evaluate
+
+
+def held_out(checkpoint: Checkpoint, data: str | Path = BUNDLED_SAMPLE) -> tuple[TokenizedCorpus, np.ndarray]:
+    """The file's reviews and the rows of the checkpoint's own test split: the reviews its test report scored
+    (the same row limit and split seed as its training run)."""
+    corpus = tokenize_corpus(data, limit=checkpoint.train_config.get("limit") or None)
+    return corpus, split_indices(len(corpus), seed=checkpoint.data.get("split_seed", SPLIT_SEED)).test
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,11 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     corpus = tokenize_corpus(args.data)
     split = args.split or ("test" if args.data.resolve() == BUNDLED_SAMPLE.resolve() else "all")
     if split == "test":
-        train_config = predictor.checkpoint.train_config
-        limit = train_config.get("limit") or None
-        if limit:
-            corpus = tokenize_corpus(args.data, limit=limit)
-        rows = split_indices(len(corpus), seed=predictor.checkpoint.data.get("split_seed", SPLIT_SEED)).test
+        corpus, rows = held_out(predictor.checkpoint, args.data)
     else:
         rows = np.arange(len(corpus))
     reviews = corpus.encode(predictor.vocab, rows, predictor.max_len)

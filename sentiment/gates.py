@@ -14,6 +14,15 @@ A step-by-step loop would cost six forward passes. Instead each layer runs once 
 its hidden states give h_{t-1} for every step at once, so the four gates of all steps come from one matrix
 product per layer, and only the cell state needs a cheap element-wise scan. Recomputing h = o * tanh(c) from
 those gates and comparing it with `nn.LSTM`'s own output is the exactness check (`GateTrace.max_error`).
+
+A GRU (`nn.GRU`'s math) has no separate cell state, and with h_{t-1} known every step is direct:
+
+    r = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)     reset gate: how much of the past the candidate sees
+    z = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)     update gate: how much of h_{t-1} to keep
+    n =    tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))   candidate
+    h = (1 - z) * n + z * h_{t-1}
+
+A plain RNN has no gates at all: h = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
 """
 from __future__ import annotations
 
@@ -27,8 +36,10 @@ import torch.nn as nn
 from .model import SentimentNet
 from .preprocessing import PAD_ID, UNK_ID, Vocab, encode_review
 
-GATES = ("input", "forget", "cell", "output")  # nn.LSTM stacks its weights in this order: i, f, g, o
-STATES = ("cell_state", "hidden_state")
+# Each cell's gates in the order PyTorch stacks their weights: LSTM i, f, g, o; GRU r, z, n; RNN none.
+CELL_GATES = {"lstm": ("input", "forget", "cell", "output"), "gru": ("reset", "update", "new"), "rnn": ()}
+GATES = CELL_GATES["lstm"]
+TANH_GATES = ("cell", "new")  # the candidates, in -1..1; every other gate is a sigmoid in 0..1
 DIRECTIONS = ("forward", "backward")
 
 
@@ -38,15 +49,16 @@ class LayerTrace:
 
     layer: int
     direction: str
-    input: np.ndarray
-    forget: np.ndarray
-    cell: np.ndarray  # the candidate g
-    output: np.ndarray
-    cell_state: np.ndarray
+    gates: dict[str, np.ndarray]  # CELL_GATES order: LSTM input/forget/cell/output, GRU reset/update/new, RNN none
     hidden_state: np.ndarray
+    cell_state: np.ndarray | None = None  # LSTM only: the long-term memory c
 
     def series(self, name: str) -> np.ndarray:
-        return getattr(self, name)
+        return self.gates[name] if name in self.gates else getattr(self, name)
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        return ("cell_state", "hidden_state") if self.cell_state is not None else ("hidden_state",)
 
 
 @dataclass
@@ -57,8 +69,8 @@ class GateTrace:
     logit: float
     probability: float
     trajectory: np.ndarray  # (tokens,) P(positive) had the review stopped after each token
-    max_error: float  # largest |h recomputed from the gates − h from nn.LSTM|
-    # Per entry of `layers`: h_{t-1} W_hh + b (T, 4H), kept so reading_occlusion need not recompute it.
+    max_error: float  # largest |h recomputed from the gates − h from the nn.LSTM / nn.GRU / nn.RNN module|
+    # Per entry of `layers`: h_{t-1} W_hh + b_hh (T, kH), kept so reading_occlusion need not recompute it.
     recurrent: list[torch.Tensor] = field(default_factory=list, repr=False)
 
     def layer(self, layer: int, direction: str = "forward") -> LayerTrace:
@@ -92,22 +104,22 @@ class Attributions:
         return ATTRIBUTION_METHODS[self.method]
 
 
-_single_layers: weakref.WeakKeyDictionary[nn.LSTM, list[nn.LSTM]] = weakref.WeakKeyDictionary()
+_single_layers: weakref.WeakKeyDictionary[nn.RNNBase, list[nn.RNNBase]] = weakref.WeakKeyDictionary()
 
 
-def _layer_modules(lstm: nn.LSTM) -> list[nn.LSTM]:
-    """One-layer `nn.LSTM`s sharing the parameters of each layer of `lstm` (no copies), built once per model."""
-    if lstm not in _single_layers:
+def _layer_modules(rnn: nn.RNNBase) -> list[nn.RNNBase]:
+    """One-layer modules of the same type sharing the parameters of each layer of `rnn` (no copies), built once."""
+    if rnn not in _single_layers:
         layers = []
-        directions = 2 if lstm.bidirectional else 1
-        for k in range(lstm.num_layers):
-            in_size = lstm.input_size if k == 0 else lstm.hidden_size * directions
-            single = nn.LSTM(in_size, lstm.hidden_size, 1, batch_first=True, bidirectional=lstm.bidirectional)
+        directions = 2 if rnn.bidirectional else 1
+        for k in range(rnn.num_layers):
+            in_size = rnn.input_size if k == 0 else rnn.hidden_size * directions
+            single = type(rnn)(in_size, rnn.hidden_size, 1, batch_first=True, bidirectional=rnn.bidirectional)
             for name in single._flat_weights_names:
-                setattr(single, name, getattr(lstm, name.replace("_l0", f"_l{k}")))
-            layers.append(single.to(lstm.weight_hh_l0.device))
-        _single_layers[lstm] = layers
-    return _single_layers[lstm]
+                setattr(single, name, getattr(rnn, name.replace("_l0", f"_l{k}")))
+            layers.append(single.to(rnn.weight_hh_l0.device))
+        _single_layers[rnn] = layers
+    return _single_layers[rnn]
 
 
 def _cell_scan(forget: np.ndarray, written: np.ndarray) -> np.ndarray:
@@ -125,45 +137,67 @@ def _cell_scan(forget: np.ndarray, written: np.ndarray) -> np.ndarray:
     return cell
 
 
-def _weights(lstm: nn.LSTM, k: int, reverse: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _weights(rnn: nn.RNNBase, k: int, reverse: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """w_ih (kH, in), w_hh (kH, H), b_ih (kH,), b_hh (kH,) of layer k; k = 4 gates (LSTM), 3 (GRU) or 1 (RNN)."""
     suffix = f"_l{k}" + ("_reverse" if reverse else "")
-    w_ih, w_hh = getattr(lstm, "weight_ih" + suffix), getattr(lstm, "weight_hh" + suffix)  # (4H, in), (4H, H)
-    return w_ih, w_hh, getattr(lstm, "bias_ih" + suffix) + getattr(lstm, "bias_hh" + suffix)  # bias (4H,)
+    return tuple(getattr(rnn, name + suffix) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
 
-def _gates(pre: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """i, f, g, o (N, H) from the stacked pre-activations (N, 4H), in nn.LSTM's order."""
-    i, f, g, o = pre.chunk(4, dim=-1)
-    return torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+def _cell_gates(cell: str, inputs: torch.Tensor, recurrent: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The gates (N, H) from the input half x W_ih + b_ih and the recurrent half h_{t-1} W_hh + b_hh, (N, kH) each."""
+    if cell == "lstm":
+        i, f, g, o = (inputs + recurrent).chunk(4, dim=-1)
+        return {"input": torch.sigmoid(i), "forget": torch.sigmoid(f), "cell": torch.tanh(g), "output": torch.sigmoid(o)}
+    if cell == "gru":
+        x_r, x_z, x_n = inputs.chunk(3, dim=-1)
+        h_r, h_z, h_n = recurrent.chunk(3, dim=-1)
+        r = torch.sigmoid(x_r + h_r)
+        return {"reset": r, "update": torch.sigmoid(x_z + h_z), "new": torch.tanh(x_n + r * h_n)}
+    return {}
 
 
-def _trace_direction(lstm: nn.LSTM, k: int, x: torch.Tensor, h: torch.Tensor,
+def _cell_step(cell: str, gates: dict[str, torch.Tensor], inputs: torch.Tensor, recurrent: torch.Tensor,
+               h_prev: torch.Tensor, c_prev: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One step of each row from its own previous state: (h, c), c None except for an LSTM."""
+    if cell == "lstm":
+        c = gates["forget"] * c_prev + gates["input"] * gates["cell"]
+        return gates["output"] * torch.tanh(c), c
+    if cell == "gru":
+        return (1 - gates["update"]) * gates["new"] + gates["update"] * h_prev, None
+    return torch.tanh(inputs + recurrent), None
+
+
+def _trace_direction(rnn: nn.RNNBase, cell: str, k: int, x: torch.Tensor, h: torch.Tensor,
                      reverse: bool) -> tuple[LayerTrace, float, torch.Tensor]:
-    """Gates of one direction of layer k, given its input x (T, in) and nn.LSTM's hidden states h (T, H).
-    Also returns the recurrent half of the pre-activations, h_{t-1} W_hh + b (T, 4H), for reading_occlusion."""
-    w_ih, w_hh, bias = _weights(lstm, k, reverse)
+    """Gates of one direction of layer k, given its input x (T, in) and the module's hidden states h (T, H).
+    Also returns the recurrent half of the pre-activations, h_{t-1} W_hh + b_hh (T, kH), for reading_occlusion."""
+    w_ih, w_hh, b_ih, b_hh = _weights(rnn, k, reverse)
     zero = torch.zeros_like(h[:1])
     # The step before token t is token t-1 going forward, token t+1 going backward.
     h_prev = torch.cat([h[1:], zero]) if reverse else torch.cat([zero, h[:-1]])  # (T, H)
-    recurrent = h_prev @ w_hh.T + bias  # (T, 4H)
-    pre = x @ w_ih.T + recurrent  # (T, 4H): all gates of all steps in one product
-    i, f, g, o = (t.float().cpu().numpy() for t in _gates(pre))
-    if reverse:
-        c = _cell_scan(f[::-1], (i * g)[::-1])[::-1]
+    inputs = x @ w_ih.T + b_ih  # (T, kH)
+    recurrent = h_prev @ w_hh.T + b_hh  # (T, kH): with `inputs`, all gates of all steps in two products
+    gates = _cell_gates(cell, inputs, recurrent)
+    arrays = {name: g.float().cpu().numpy() for name, g in gates.items()}
+    cell_state = None
+    if cell == "lstm":
+        # c_{t-1} is not an output of nn.LSTM: the scan rebuilds it from the gates, h = o * tanh(c) checks it.
+        i, f, g, o = (arrays[name] for name in CELL_GATES["lstm"])
+        cell_state = _cell_scan(f[::-1], (i * g)[::-1])[::-1] if reverse else _cell_scan(f, i * g)
+        hidden = o * np.tanh(cell_state)
+        cell_state = np.ascontiguousarray(cell_state)
     else:
-        c = _cell_scan(f, i * g)
-    hidden = o * np.tanh(c)
+        hidden = _cell_step(cell, gates, inputs, recurrent, h_prev, None)[0].float().cpu().numpy()
     error = float(np.abs(hidden - h.float().cpu().numpy()).max())
-    direction = DIRECTIONS[int(reverse)]
-    return LayerTrace(k, direction, i, f, g, o, np.ascontiguousarray(c), hidden), error, recurrent
+    return LayerTrace(k, DIRECTIONS[int(reverse)], arrays, hidden, cell_state), error, recurrent
 
 
 @torch.no_grad()
 def _forward_layers(model: SentimentNet, ids: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Inputs (T, in) and outputs (T, H * directions) of every layer, from nn.LSTM itself."""
+    """Inputs (T, in) and outputs (T, H * directions) of every layer, from the recurrent module itself."""
     x = model.embedding(ids[None])  # (1, T, E)
     inputs, outputs = [], []
-    for single in _layer_modules(model.lstm):
+    for single in _layer_modules(model.rnn):
         out, _ = single(x)  # (1, T, H * directions)
         inputs.append(x[0])
         outputs.append(out[0])
@@ -194,7 +228,8 @@ def trace_gates(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list
     layers, errors, recurrent = [], [], []
     for k, (x, out) in enumerate(zip(inputs, outputs)):
         for d in range(model.config.directions):
-            trace, error, pre = _trace_direction(model.lstm, k, x, out[:, d * H : (d + 1) * H], reverse=bool(d))
+            trace, error, pre = _trace_direction(model.rnn, model.config.cell, k, x, out[:, d * H : (d + 1) * H],
+                                                 reverse=bool(d))
             layers.append(trace)
             errors.append(error)
             recurrent.append(pre)
@@ -238,8 +273,11 @@ def occlusion(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list[s
         zero = np.zeros((1, model.config.hidden_size), dtype=np.float32)
         states = [trace.layer(k) for k in range(model.config.num_layers)]
         # State before token t, per layer: (L, T, H).
-        h_before = torch.from_numpy(np.stack([np.concatenate([zero, s.hidden_state[:-1]]) for s in states])).to(device)
-        c_before = torch.from_numpy(np.stack([np.concatenate([zero, s.cell_state[:-1]]) for s in states])).to(device)
+        def before(arrays: list[np.ndarray]) -> torch.Tensor:
+            return torch.from_numpy(np.stack([np.concatenate([zero, a[:-1]]) for a in arrays])).to(device)
+
+        h_before = before([s.hidden_state for s in states])
+        c_before = before([s.cell_state for s in states]) if model.config.cell == "lstm" else None
     for start in range(0, T, batch_size):
         rows = torch.arange(start, min(T, start + batch_size), device=device)
         b = len(rows)
@@ -249,7 +287,10 @@ def occlusion(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list[s
             for j, t in enumerate(rows.tolist()):
                 batch[j, : T - t] = ids[t:]
             batch[:, 0] = UNK_ID
-            out, _ = model.lstm(model.embedding(batch), (h_before[:, rows].contiguous(), c_before[:, rows].contiguous()))
+            state = h_before[:, rows].contiguous()
+            if c_before is not None:
+                state = (state, c_before[:, rows].contiguous())
+            out, _ = model.rnn(model.embedding(batch), state)
             last = out[torch.arange(b, device=device), T - 1 - rows]  # (b, H)
             occluded[start : start + b] = model.head(last).squeeze(-1).float().cpu()
         else:
@@ -267,8 +308,8 @@ def occlusion(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list[s
 
 @torch.no_grad()
 def reading_occlusion(model: SentimentNet, trace: GateTrace) -> Attributions:
-    """Occlusion at the moment of reading, for a unidirectional model: for every token t at once, one LSTM step
-    from the traced states after token t-1 with `_UNK` as the input, through every layer, then the head.
+    """Occlusion at the moment of reading, for a unidirectional model: for every token t at once, one step from
+    the traced states after token t-1 with `_UNK` as the input, through every layer, then the head.
 
     A token's value is then logit(tokens 0..t) - logit(tokens 0..t-1, _UNK): what reading it did to the running
     verdict, next to the trajectory. Its effect on later tokens (a "not" before "good") is what the slower
@@ -276,13 +317,19 @@ def reading_occlusion(model: SentimentNet, trace: GateTrace) -> Attributions:
     if model.config.bidirectional:
         raise ValueError("occlusion at the moment of reading needs a unidirectional model; use occlusion()")
     device = next(model.parameters()).device
+    cell = model.config.cell
     x = model.embedding(torch.tensor([UNK_ID], device=device))  # (1, E): the same input at every position
+
+    def before(states: np.ndarray) -> torch.Tensor:  # (T, H): the state before each token
+        return torch.from_numpy(np.concatenate([np.zeros_like(states[:1]), states[:-1]])).to(device)
+
     for k in range(model.config.num_layers):
-        cell = trace.layer(k).cell_state
-        c = torch.from_numpy(np.concatenate([np.zeros_like(cell[:1]), cell[:-1]])).to(device)  # (T, H): before each token
-        w_ih = _weights(model.lstm, k, False)[0]
-        i, f, g, o = _gates(x @ w_ih.T + trace.recurrent[k])  # same history, _UNK-variant input
-        x = o * torch.tanh(f * c + i * g)  # (T, H): this layer's output had token t been _UNK
+        traced = trace.layer(k)
+        w_ih, _, b_ih, _ = _weights(model.rnn, k, False)
+        inputs = x @ w_ih.T + b_ih  # (T or 1, kH): the _UNK variant's input half; the history stays the same
+        gates = _cell_gates(cell, inputs, trace.recurrent[k])
+        c_prev = before(traced.cell_state) if cell == "lstm" else None
+        x = _cell_step(cell, gates, inputs, trace.recurrent[k], before(traced.hidden_state), c_prev)[0]  # (T, H)
     occluded = model.head(x).squeeze(-1).float().cpu().numpy()  # (T,)
     top = torch.from_numpy(trace.layer(model.config.num_layers - 1).hidden_state).to(device)  # (T, H)
     logits = model.head(top).squeeze(-1).float().cpu().numpy()  # (T,) the running verdict after each token
@@ -316,11 +363,10 @@ class GateSummary:
 
 
 def gate_summaries(layer: LayerTrace) -> list[GateSummary]:
-    """Mean activation per token and saturation per gate (Karpathy, Johnson & Fei-Fei 2015's measure)."""
+    """Mean activation per token and saturation per gate (Karpathy, Johnson & Fei-Fei 2015's measure); none for an RNN."""
     summaries = []
-    for gate in GATES:
-        values = layer.series(gate)
-        low = -0.9 if gate == "cell" else 0.1
+    for gate, values in layer.gates.items():
+        low = -0.9 if gate in TANH_GATES else 0.1
         summaries.append(
             GateSummary(gate, values.mean(axis=1), float((values < low).mean()), float((values > 0.9).mean()))
         )

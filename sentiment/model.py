@@ -1,4 +1,5 @@
-"""SentimentNet: embedding → LSTM → the last real token's hidden state → dropout → linear → one logit."""
+"""SentimentNet: embedding → recurrent layers (LSTM by default; GRU or plain tanh RNN to compare) → the last real
+token's hidden state → dropout → linear → one logit."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -8,6 +9,8 @@ import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from .preprocessing import PAD_ID
+
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN with its default tanh
 
 
 class ConfigError(ValueError):
@@ -32,14 +35,21 @@ class ModelConfig:
     dropout: float = 0.5  # between LSTM layers and before the output layer
     embedding_dropout: float = 0.0
     bidirectional: bool = False
+    cell: str = "lstm"  # "lstm", "gru" or "rnn"
+    # LSTM only: the forget gates' bias at initialization. 1 (Gers et al. 2000; Jozefowicz et al. 2015) starts
+    # every cell keeping most of its memory; PyTorch's default draws it around 0, a forget gate of about 0.5.
+    forget_bias: float = 1.0
 
     def validate(self) -> ModelConfig:
+        if self.cell not in CELLS:
+            raise ConfigError(f"cell must be one of {', '.join(CELLS)}; got {self.cell!r}")
         check_range("vocab_size", self.vocab_size, 2, 5_000_000)
         check_range("embedding_dim", self.embedding_dim, 1, 4096)
         check_range("hidden_size", self.hidden_size, 1, 4096)
         check_range("num_layers", self.num_layers, 1, 8)
         check_range("dropout", self.dropout, 0.0, 0.95, integer=False)
         check_range("embedding_dropout", self.embedding_dropout, 0.0, 0.95, integer=False)
+        check_range("forget_bias", self.forget_bias, -10.0, 10.0, integer=False)
         return self
 
     @classmethod
@@ -58,7 +68,7 @@ class SentimentNet(nn.Module):
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD_ID)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
-        self.lstm = nn.LSTM(
+        self.rnn = CELLS[config.cell](
             config.embedding_dim,
             config.hidden_size,
             config.num_layers,
@@ -68,6 +78,12 @@ class SentimentNet(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size * config.directions, 1)
+        if config.cell == "lstm":
+            H = config.hidden_size
+            with torch.no_grad():
+                for name, bias in self.rnn.named_parameters():
+                    if name.startswith("bias_"):  # gates stacked i, f, g, o: the forget gate is the second quarter
+                        bias[H : 2 * H] = config.forget_bias if name.startswith("bias_ih") else 0.0
 
     def features(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The review vector the head reads: (B, T, E) right-padded embeddings → (B, D)."""
@@ -75,11 +91,12 @@ class SentimentNet(nn.Module):
             # The backward direction must start at each review's own last token, not at the padding:
             # packing gives it that (cuDNN runs packed batches fast; on CPU it is the slower path).
             packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            _, (h_n, _) = self.lstm(packed)  # h_n: (L * 2, B, H)
+            _, state = self.rnn(packed)
+            h_n = state[0] if self.config.cell == "lstm" else state  # (L * 2, B, H)
             return torch.cat([h_n[-2], h_n[-1]], dim=-1)  # (B, 2H)
         # With right padding, the output at a review's last real token has not seen any padding yet,
         # so one unpacked pass over the batch is exact for every review in it.
-        output, _ = self.lstm(embedded)  # (B, T, H)
+        output, _ = self.rnn(embedded)  # (B, T, H)
         last = (lengths - 1).clamp(min=0).to(output.device)
         return output[torch.arange(output.size(0), device=output.device), last]  # (B, H)
 

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from .gates import GATES, Attributions, GateTrace, LayerTrace, gate_summaries
+from .gates import TANH_GATES, Attributions, GateTrace, LayerTrace, gate_summaries
 
 TOKENS_IN_VIEW = 60  # longer reviews open on their first 60 tokens, with a range slider to scroll the rest
 _GATE_TITLES = {
@@ -22,6 +22,9 @@ _GATE_TITLES = {
     "forget": "forget gate f",
     "cell": "cell candidate g",
     "output": "output gate o",
+    "reset": "reset gate r",
+    "update": "update gate z",
+    "new": "candidate n",
     "cell_state": "cell state c",
     "hidden_state": "hidden state h",
 }
@@ -61,22 +64,32 @@ def _unit_labels(units: Sequence[int]) -> list[str]:
     return [f"unit {u}" for u in units]
 
 
+def _no_gates(layer: LayerTrace, what: str, height: int) -> go.Figure:
+    note = dict(text="A plain RNN has no gates: each step overwrites h = tanh(W x + U h + b).", x=0.5, y=0.5,
+                xref="paper", yref="paper", showarrow=False, font=dict(size=14))
+    return _figure([], dict(title=dict(text=f"{what} of layer {layer.layer + 1} ({layer.direction})"), annotations=[note],
+                            xaxis=dict(visible=False), yaxis=dict(visible=False)), height)
+
+
 def gate_heatmaps(layer: LayerTrace, tokens: Sequence[str], units: Sequence[int], height: int = 760) -> go.Figure:
-    """Four heatmaps (input, forget, candidate, output), tokens across, the chosen units down."""
-    return _heatmap_stack(layer, tokens, units, GATES, f"Gates of layer {layer.layer + 1} ({layer.direction})", height)
+    """One heatmap per gate (LSTM: input, forget, candidate, output; GRU: reset, update, candidate), tokens across,
+    the chosen units down."""
+    if not layer.gates:
+        return _no_gates(layer, "Gates", height)
+    return _heatmap_stack(layer, tokens, units, tuple(layer.gates), f"Gates of layer {layer.layer + 1} ({layer.direction})", height)
 
 
 def state_heatmaps(layer: LayerTrace, tokens: Sequence[str], units: Sequence[int], height: int = 460) -> go.Figure:
-    """Cell state c (long-term memory) and hidden state h (the output) per token for the chosen units."""
-    title = f"Cell and hidden state of layer {layer.layer + 1} ({layer.direction})"
-    return _heatmap_stack(layer, tokens, units, ("cell_state", "hidden_state"), title, height)
+    """Cell state c (long-term memory, LSTM only) and hidden state h (the output) per token for the chosen units."""
+    what = "Cell and hidden state" if layer.cell_state is not None else "Hidden state"
+    return _heatmap_stack(layer, tokens, units, layer.states, f"{what} of layer {layer.layer + 1} ({layer.direction})", height)
 
 
 def _color_axis(name: str) -> str:
     # One shared colour scale per kind of value: sigmoid gates 0..1, tanh values -1..1, the cell state ±max.
-    if name in ("input", "forget", "output"):
-        return "coloraxis"
-    return "coloraxis3" if name == "cell_state" else "coloraxis2"
+    if name == "cell_state":
+        return "coloraxis3"
+    return "coloraxis2" if name in TANH_GATES or name == "hidden_state" else "coloraxis"
 
 
 def _heatmap_stack(layer: LayerTrace, tokens, units, names, title: str, height: int) -> go.Figure:
@@ -97,7 +110,9 @@ def _heatmap_stack(layer: LayerTrace, tokens, units, names, title: str, height: 
         layout[f"yaxis{r + 1}" if r else "yaxis"] = dict(domain=[max(0.0, round(top - row_height, 6)), round(top, 6)], autorange="reversed")
         titles.append(dict(text=_GATE_TITLES[name], x=0.5, y=top, xref="paper", yref="paper", showarrow=False,
                            xanchor="center", yanchor="bottom"))
-    c_max = float(np.abs(layer.cell_state[:, units]).max()) or 1.0
+    c_max = 1.0
+    if layer.cell_state is not None:
+        c_max = float(np.abs(layer.cell_state[:, units]).max()) or 1.0
     axes = {
         "coloraxis": dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(title=dict(text="gate"), len=0.45, y=0.78)),
         "coloraxis2": dict(colorscale="RdBu", cmin=-1, cmax=1, colorbar=dict(title=dict(text="tanh"), len=0.45, y=0.22)),
@@ -112,6 +127,8 @@ def _heatmap_stack(layer: LayerTrace, tokens, units, names, title: str, height: 
 
 def mean_gate_figure(layer: LayerTrace, tokens: Sequence[str], height: int = 380) -> go.Figure:
     """Average gate value per token, with each gate's saturation (share of values < 0.1 / > 0.9) in the legend."""
+    if not layer.gates:
+        return _no_gates(layer, "Mean gate activation", height)
     x = list(range(len(tokens)))
     hover = [token_label(t) for t in tokens]
     data = []
@@ -181,3 +198,70 @@ def confusion_figure(confusion: list[list[int]], height: int = 340) -> go.Figure
     fig.update_layout(title="Test confusion matrix", height=height, xaxis=dict(title="predicted"),
                       yaxis=dict(title="true", autorange="reversed"), template="plotly_white", **_LAYOUT)
     return fig
+
+
+# ---------------------------------------------------------------- Memory tab
+
+def memory_heatmaps(layer: LayerTrace, tokens: Sequence[str], units: Sequence[int], height: int = 460) -> go.Figure:
+    """What a cell keeps from token to token: the LSTM's forget gate and cell state, the GRU's update gate and
+    hidden state, a plain RNN's hidden state."""
+    names = {"lstm": ("forget", "cell_state"), "gru": ("update", "hidden_state")}.get(_cell_of(layer), ("hidden_state",))
+    return _heatmap_stack(layer, tokens, units, names, f"What layer {layer.layer + 1} keeps", height)
+
+
+def _cell_of(layer: LayerTrace) -> str:
+    return "lstm" if "forget" in layer.gates else "gru" if "update" in layer.gates else "rnn"
+
+
+def gradient_flow_figure(norms: dict[str, np.ndarray], height: int = 400) -> go.Figure:
+    """‖∂ logit / ∂ embedding‖ against the token's distance from the end, log scale, one line per model."""
+    data = []
+    for name, values in norms.items():
+        distance = np.arange(len(values))[::-1]  # token t is len - 1 - t steps from the end
+        data.append(dict(type="scatter", x=distance, y=values, mode="lines", name=token_label(name),
+                         hovertemplate="%{x} tokens from the end: %{y:.2e}<extra>" + token_label(name) + "</extra>"))
+    return _figure(data, dict(title=dict(text="Gradient of the prediction with respect to each token's embedding"),
+                              xaxis=dict(title=dict(text="distance from the end of the review (tokens)")),
+                              yaxis=dict(title=dict(text="‖∂ logit / ∂ embedding‖"), type="log", exponentformat="power"),
+                              legend=dict(orientation="h", y=-0.25)), height)
+
+
+def trajectories_figure(trajectories: dict[str, np.ndarray], tokens: Sequence[str], height: int = 360) -> go.Figure:
+    """P(positive) after each token, one line per model: who still remembers the opening verdict at the end."""
+    hover = [token_label(t) for t in tokens]
+    data = [dict(type="scatter", x=list(range(len(p))), y=p, mode="lines", name=token_label(name), customdata=hover,
+                 hovertemplate="after %{customdata}: %{y:.3f}<extra>" + token_label(name) + "</extra>")
+            for name, p in trajectories.items()]
+    xaxis, note = _token_axis(tokens)
+    half = dict(type="line", xref="paper", x0=0, x1=1, y0=0.5, y1=0.5, line=dict(dash="dash", color="gray"))
+    return _figure(data, dict(title=dict(text="Prediction after each token" + note), xaxis=xaxis, shapes=[half],
+                              yaxis=dict(title=dict(text="P(positive)"), range=[0, 1]),
+                              legend=dict(orientation="h", y=-0.5)), height)
+
+
+def memory_figure(results: Sequence, height: int = 380) -> go.Figure:
+    """Accuracy on the synthetic memory task against the distance to remember, one line per cell type."""
+    data = []
+    for cell in dict.fromkeys(r.cell for r in results):
+        mine = sorted((r for r in results if r.cell == cell), key=lambda r: r.distance)
+        data.append(dict(type="scatter", x=[r.distance for r in mine], y=[r.accuracy for r in mine],
+                         mode="lines+markers", name=cell.upper(), customdata=[[r.steps, r.seconds] for r in mine],
+                         hovertemplate="distance %{x}: %{y:.1%} after %{customdata[0]} steps, %{customdata[1]:.1f} s"
+                                       "<extra>" + cell.upper() + "</extra>"))
+    chance = dict(type="line", xref="paper", x0=0, x1=1, y0=0.5, y1=0.5, line=dict(dash="dash", color="gray"))
+    return _figure(data, dict(title=dict(text="Synthetic memory task (not reviews): accuracy against distance"),
+                              xaxis=dict(title=dict(text="steps between the marker and the end")), shapes=[chance],
+                              yaxis=dict(title=dict(text="test accuracy (0.5 = chance)"), range=[0.4, 1.02], tickformat=".0%")),
+                   height)
+
+
+def length_accuracy_figure(buckets: dict[str, Sequence], height: int = 380) -> go.Figure:
+    """Test accuracy per review-length bucket, one group of bars per bucket, one bar per model."""
+    data = [dict(type="bar", x=[b.label for b in rows], y=[b.accuracy for b in rows], name=token_label(name),
+                 customdata=[b.reviews for b in rows],
+                 hovertemplate="%{x} tokens: %{y:.1%} of %{customdata} reviews<extra>" + token_label(name) + "</extra>")
+            for name, rows in buckets.items()]
+    return _figure(data, dict(title=dict(text="Test accuracy by review length"), barmode="group",
+                              xaxis=dict(title=dict(text="review length (tokens)")),
+                              yaxis=dict(title=dict(text="accuracy"), tickformat=".0%", range=[0.5, 1]),
+                              legend=dict(orientation="h", y=-0.25)), height)

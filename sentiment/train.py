@@ -19,7 +19,7 @@ from .trainer import Evaluated, Finished, Preparing, Step, TrainConfig, train
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m sentiment.train", description=__doc__)
     parser.add_argument("--data", type=Path, default=BUNDLED_SAMPLE, help="fastText .txt/.bz2/.gz or CSV/TSV (default: the bundled Amazon sample)")
-    parser.add_argument("--out", type=Path, default=None, help="checkpoint to write (default: checkpoints/lstm-DATE-TIME.pt)")
+    parser.add_argument("--out", type=Path, default=None, help="checkpoint to write (default: checkpoints/CELL-DATE-TIME.pt)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="lab", help="starting values; flags override them (default: lab)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     cli.add_dataclass_flags(parser, TrainConfig)
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     preset = PRESETS[args.preset]
     config = replace(preset.train, **cli.overrides(args, TrainConfig))
     model_config = replace(preset.model, **cli.overrides(args, ModelConfig))
-    out = args.out or CHECKPOINT_DIR / f"lstm-{datetime.now():%Y%m%d-%H%M%S}.pt"
+    out = args.out or CHECKPOINT_DIR / f"{model_config.cell}-{datetime.now():%Y%m%d-%H%M%S}.pt"
 
     stop = threading.Event()
     # Ctrl-C asks the trainer to stop after this batch, so the best checkpoint so far is still tested and kept.

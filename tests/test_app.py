@@ -1,6 +1,7 @@
 """The app launched in-process and driven through its public API with gradio_client."""
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -109,3 +110,33 @@ def test_one_run_at_a_time_while_eight_users_predict(client, app_url):
             assert path.read_bytes() == content and load_checkpoint(path)
     finally:
         saved.unlink(missing_ok=True)
+
+
+def _figure_data(plot) -> list[dict]:
+    return json.loads(value(plot)["plot"])["data"]
+
+
+def test_memory_tab_compares_the_shipped_cell_types(client):
+    assert all((CHECKPOINT_DIR / name).is_file() for name in app.MEMORY_CHECKPOINTS)
+    gradient, trajectories, kept, table = client.predict(app.MEMORY_EXAMPLE, app.MEMORY_CHECKPOINTS,
+                                                         api_name="/compare_memory")
+    labels = ["rnn.pt (RNN)", "gru.pt (GRU)", "default.pt (LSTM)"]
+    assert [trace["name"] for trace in _figure_data(gradient)] == labels
+    assert [trace["name"] for trace in _figure_data(trajectories)] == labels
+    rows = [line for line in value(table).splitlines() if line.startswith("| ") and "checkpoint" not in line]
+    assert [row.split(" | ")[0][2:] for row in rows] == labels
+    # what the LSTM keeps: its forget gate and cell state
+    assert [trace["type"] for trace in _figure_data(kept)] == ["heatmap", "heatmap"]
+    assert "forget" in _figure_data(kept)[0]["hovertemplate"] and "cell_state" in _figure_data(kept)[1]["hovertemplate"]
+
+
+def test_memory_experiment_streams_and_accuracy_by_length(client):
+    job = client.submit(["rnn", "lstm"], [5], 1.0, 300, api_name="/memory_experiment")
+    updates = [value(update[1]) for update in job]
+    assert "1 of 2 models trained" in updates[0] and "2 of 2 models trained" in updates[-1]
+    lstm_row = next(line for line in updates[-1].splitlines() if line.startswith("| LSTM | 5 |"))
+    assert float(lstm_row.split(" | ")[2].rstrip("%")) >= 95
+    with pytest.raises(AppError, match="at least one"):
+        client.predict([], [5], 1.0, 300, api_name="/memory_experiment")
+    bars = _figure_data(client.predict(["default.pt"], api_name="/accuracy_by_length"))
+    assert bars[0]["x"] == ["1–25", "26–50", "51–100", "101–150", "> 150"] and sum(bars[0]["customdata"]) == 1797

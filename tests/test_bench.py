@@ -35,5 +35,5 @@ def test_reference_step_loop_trace_matches_nn_lstm():
     ids = torch.randint(2, 30, (9,))
     with torch.no_grad():
         states = bench.reference_step_loop_trace(model, ids)
-        output, _ = model.lstm(model.embedding(ids[None]))
+        output, _ = model.rnn(model.embedding(ids[None]))
     assert np.allclose(states[-1][:, 5].numpy(), output[0].numpy(), atol=1e-5)

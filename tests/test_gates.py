@@ -6,25 +6,27 @@ import pytest
 import torch
 
 from sentiment import plots
-from sentiment.gates import GATES, gate_summaries, inspect_review, occlusion, reading_occlusion, top_units, trace_gates
-from sentiment.model import ModelConfig, SentimentNet
+from sentiment.gates import CELL_GATES, GATES, gate_summaries, inspect_review, occlusion, reading_occlusion, top_units, trace_gates
+from sentiment.model import CELLS, ModelConfig, SentimentNet
 from sentiment.preprocessing import UNK_ID
 
 
-def _model(layers, bidirectional, seed=0, hidden=7):
+def _model(layers, bidirectional, seed=0, hidden=7, cell="lstm"):
     torch.manual_seed(seed)
     return SentimentNet(ModelConfig(vocab_size=60, embedding_dim=9, hidden_size=hidden, num_layers=layers,
-                                    bidirectional=bidirectional)).eval()
+                                    bidirectional=bidirectional, cell=cell)).eval()
 
 
 def _hidden_states_by_layer(model, ids):
-    """nn.LSTM's own per-layer outputs, from a stack of fresh LSTMs loaded with the model's weights."""
+    """nn.LSTM's (nn.GRU's, nn.RNN's) own per-layer outputs, from a stack of fresh one-layer modules loaded with
+    the model's weights."""
     x = model.embedding(ids[None])
     outputs = []
     for k in range(model.config.num_layers):
-        lstm = torch.nn.LSTM(x.shape[-1], model.config.hidden_size, 1, batch_first=True, bidirectional=model.config.bidirectional)
-        lstm.load_state_dict({n: getattr(model.lstm, n.replace("_l0", f"_l{k}")) for n, _ in lstm.named_parameters()})
-        x, _ = lstm(x)
+        single = CELLS[model.config.cell](x.shape[-1], model.config.hidden_size, 1, batch_first=True,
+                                          bidirectional=model.config.bidirectional)
+        single.load_state_dict({n: getattr(model.rnn, n.replace("_l0", f"_l{k}")) for n, _ in single.named_parameters()})
+        x, _ = single(x)
         outputs.append(x[0])
     return outputs
 
@@ -45,15 +47,57 @@ def test_trace_reproduces_nn_lstm(layers, bidirectional):
             layer = trace.layer(k, direction)
             expected = reference[k][:, d * H : (d + 1) * H].detach().numpy()
             assert np.abs(layer.hidden_state - expected).max() < 1e-5
-            assert layer.input.shape == layer.cell_state.shape == (23, H)
+            assert layer.series("input").shape == layer.cell_state.shape == (23, H)
             # c follows the LSTM recurrence from the gates
             c = layer.cell_state
             order = range(23) if direction == "forward" else range(22, -1, -1)
             previous = np.zeros(H)
             for t in order:
-                assert np.allclose(c[t], layer.forget[t] * previous + layer.input[t] * layer.cell[t], atol=1e-5)
+                i, f, g = (layer.gates[name][t] for name in ("input", "forget", "cell"))
+                assert np.allclose(c[t], f * previous + i * g, atol=1e-5)
                 previous = c[t]
     assert trace.max_error < 1e-5
+
+
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, False), (2, True)])
+def test_trace_reproduces_nn_gru(layers, bidirectional):
+    model = _model(layers, bidirectional, seed=layers, cell="gru")
+    ids = torch.randint(2, 60, (19,))
+    trace = trace_gates(model, ids)
+    with torch.no_grad():
+        probability = torch.sigmoid(model(ids[None], torch.tensor([19]))).item()
+        reference = _hidden_states_by_layer(model, ids)
+    assert trace.probability == pytest.approx(probability, abs=1e-5)
+    H = model.config.hidden_size
+    for k in range(layers):
+        for d, direction in enumerate(("forward", "backward")[: model.config.directions]):
+            layer = trace.layer(k, direction)
+            expected = reference[k][:, d * H : (d + 1) * H].detach().numpy()
+            assert np.abs(layer.hidden_state - expected).max() < 1e-5
+            assert tuple(layer.gates) == CELL_GATES["gru"] and layer.cell_state is None
+            # h follows the GRU update from the traced gates: h_t = (1 - z) n + z h_{t-1}
+            order = range(19) if direction == "forward" else range(18, -1, -1)
+            previous = np.zeros(H)
+            for t in order:
+                z, n = layer.gates["update"][t], layer.gates["new"][t]
+                assert np.allclose(layer.hidden_state[t], (1 - z) * n + z * previous, atol=1e-5)
+                previous = layer.hidden_state[t]
+    assert trace.max_error < 1e-5
+
+
+def test_rnn_trace_has_hidden_states_only():
+    model = _model(2, False, cell="rnn")
+    ids = torch.randint(2, 60, (12,))
+    trace = trace_gates(model, ids)
+    with torch.no_grad():
+        reference = _hidden_states_by_layer(model, ids)
+    for k in range(2):
+        layer = trace.layer(k)
+        assert layer.gates == {} and layer.cell_state is None and layer.states == ("hidden_state",)
+        assert np.abs(layer.hidden_state - reference[k].numpy()).max() < 1e-5
+    units = top_units(trace, model, 1, count=3)
+    assert [t.type for t in plots.state_heatmaps(trace.layer(1), trace.tokens, units).data] == ["heatmap"]
+    assert "has no gates" in plots.gate_heatmaps(trace.layer(1), trace.tokens, units).layout.annotations[0].text
 
 
 def test_trajectory_is_the_prediction_for_every_prefix():
@@ -71,9 +115,10 @@ def test_trajectory_is_the_prediction_for_every_prefix():
     assert trace.trajectory[4] == pytest.approx(prefix, abs=1e-5)
 
 
-@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, False), (2, True)])
-def test_occlusion_values_are_the_real_change_in_the_logit(layers, bidirectional):
-    model = _model(layers, bidirectional, hidden=11)
+@pytest.mark.parametrize("layers,bidirectional,cell", [(1, False, "lstm"), (2, False, "lstm"), (2, True, "lstm"),
+                                                       (2, False, "gru"), (2, False, "rnn"), (1, True, "gru")])
+def test_occlusion_values_are_the_real_change_in_the_logit(layers, bidirectional, cell):
+    model = _model(layers, bidirectional, hidden=11, cell=cell)
     ids = torch.randint(2, 60, (40,))
     trace = trace_gates(model, ids)
     attributions = occlusion(model, ids, trace=trace, batch_size=16)  # the shortcut through the trace when it can
@@ -88,9 +133,9 @@ def test_occlusion_values_are_the_real_change_in_the_logit(layers, bidirectional
     assert np.allclose(plain.values, attributions.values, atol=1e-5)
 
 
-@pytest.mark.parametrize("layers", [1, 2, 3])
-def test_occlusion_when_read_is_the_real_change_in_the_running_logit(layers):
-    model = _model(layers, False, hidden=11)
+@pytest.mark.parametrize("layers,cell", [(1, "lstm"), (2, "lstm"), (3, "lstm"), (2, "gru"), (2, "rnn")])
+def test_occlusion_when_read_is_the_real_change_in_the_running_logit(layers, cell):
+    model = _model(layers, False, hidden=11, cell=cell)
     ids = torch.randint(2, 60, (30,))
     ids[4] = UNK_ID  # a token that is already unknown changes nothing
     attributions = reading_occlusion(model, trace_gates(model, ids))
@@ -143,10 +188,10 @@ def test_gate_summaries_measure_saturation():
     layer = trace_gates(model, torch.randint(2, 60, (30,))).layer(0)
     summaries = {s.gate: s for s in gate_summaries(layer)}
     assert set(summaries) == set(GATES)
-    forget = layer.forget
+    forget = layer.gates["forget"]
     assert summaries["forget"].low_saturated == pytest.approx((forget < 0.1).mean())
     assert summaries["forget"].high_saturated == pytest.approx((forget > 0.9).mean())
-    assert np.allclose(summaries["input"].mean_per_token, layer.input.mean(axis=1))
+    assert np.allclose(summaries["input"].mean_per_token, layer.gates["input"].mean(axis=1))
 
 
 def test_plot_builders_are_valid_figures_with_tokens_as_literal_text(predictor):
@@ -170,7 +215,7 @@ def test_plot_builders_are_valid_figures_with_tokens_as_literal_text(predictor):
     assert [t.type for t in gates.data] == ["heatmap"] * 4
     assert [a.text for a in gates.layout.annotations] == ["input gate i", "forget gate f", "cell candidate g", "output gate o"]
     assert list(gates.data[0].y) == [f"unit {u}" for u in units]
-    assert np.allclose(np.asarray(gates.data[1].z), trace.layer(0).forget[:, units].T)
+    assert np.allclose(np.asarray(gates.data[1].z), trace.layer(0).gates["forget"][:, units].T)
     highlights = plots.attribution_highlights(inspection.attributions)
     assert [t for t, _ in highlights] == tokens and max(abs(s) for _, s in highlights) == pytest.approx(1.0)
 
