@@ -2,30 +2,45 @@
 
 Tokenizing is the slow part of preprocessing (NLTK's rules are dozens of regular expressions per review),
 and it does not depend on the vocabulary or on `max_len`. So a file is tokenized once into ids over its own
-lexicon (every distinct token), saved as flat numpy arrays, and reused while the file, the row limit and
-`PREPROCESSING_VERSION` stay the same. Vocabularies and model inputs are then cheap array lookups.
+lexicon (every distinct token) and reused while the file, the row limit and `PREPROCESSING_VERSION` stay the same.
+
+The file is streamed: chunks of reviews go to worker processes, a few at a time, and their token ids are
+appended to a flat int32 file on disk. Nothing holds all reviews as Python strings, so the full 3.6M-review
+data set tokenizes in bounded memory. The cache is a folder:
+
+    corpus-<key>/token_ids.i32   every token id, review after review (read back memory-mapped)
+                 offsets.npy     review i is token_ids[offsets[i]:offsets[i + 1]]
+                 labels.npy      1 = positive
+                 lexicon.txt     token id → token, one per line
+                 manifest.json   source file, size, mtime, row limit, preprocessing and NLTK versions, counts
+
+Vocabularies and model inputs are then array lookups on the memory-mapped ids.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 import nltk
 import numpy as np
 import torch
 
-from .data import ReadReport, load_reviews
+from .data import DataError, ReadReport, read_reviews
 from .preprocessing import PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab, tokenize_review
 
 _CHUNK = 2000
 _PARALLEL_FROM = 8000  # below this many reviews, starting worker processes costs more than it saves
+_CACHE_FORMAT = 2
+_VOCAB_ROWS = 200_000  # reviews counted at a time when building a vocabulary: bounded memory on any corpus
 
 
 def cache_dir() -> Path:
@@ -34,28 +49,39 @@ def cache_dir() -> Path:
 
 @dataclass
 class EncodedReviews:
-    """Model-ready reviews: ids of the first `max_len` tokens, flat, with offsets; label 1 = positive."""
+    """Model-ready reviews: the vocabulary ids of each review's first `max_len` tokens; label 1 = positive.
 
-    ids: np.ndarray  # (total_tokens,) int64
-    offsets: np.ndarray  # (N + 1,) int64
+    A view, not a copy: review i is `token_ids[starts[i] : starts[i] + lengths[i]]` mapped through `lookup` (token
+    id → vocabulary id) when a batch is made, so a split of a memory-mapped corpus costs no memory up front."""
+
+    token_ids: np.ndarray  # flat, any integer type, possibly a np.memmap
+    starts: np.ndarray  # (N,) int64
+    lengths: np.ndarray  # (N,) int64, already cut at max_len
     labels: np.ndarray  # (N,) int64
+    lookup: np.ndarray | None = None  # None: token_ids already are vocabulary ids
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
+    def _ids(self, positions: np.ndarray) -> np.ndarray:
+        ids = self.token_ids[positions]
+        return (self.lookup[ids] if self.lookup is not None else ids).astype(np.int64, copy=False)
 
     def review(self, i: int) -> np.ndarray:
-        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+        return self._ids(np.arange(self.starts[i], self.starts[i] + self.lengths[i]))
+
+    def subset(self, rows: np.ndarray) -> EncodedReviews:
+        """A view of some of these reviews (a distributed rank's shard), still without copying ids."""
+        return EncodedReviews(self.token_ids, self.starts[rows], self.lengths[rows], self.labels[rows], self.lookup)
 
     def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Right-padded ids (B, T) with T the longest review in the batch, lengths (B,), labels (B,)."""
         lengths = self.lengths[rows]
-        ids = np.full((len(rows), max(1, int(lengths.max()))), PAD_ID, dtype=np.int64)
-        for r, i in enumerate(rows):
-            ids[r, : lengths[r]] = self.review(i)
+        T = max(1, int(lengths.max()))
+        within = np.arange(T)  # (T,)
+        real = within[None, :] < lengths[:, None]  # (B, T)
+        ids = np.full((len(rows), T), PAD_ID, dtype=np.int64)
+        ids[real] = self._ids((self.starts[rows][:, None] + within[None, :])[real])
         # A review with no tokens is scored as a single _PAD step rather than as nothing at all.
         lengths = np.maximum(lengths, 1)
         return torch.from_numpy(ids), torch.from_numpy(lengths), torch.from_numpy(self.labels[rows])
@@ -64,10 +90,10 @@ class EncodedReviews:
 def encode_texts(texts: list[str], vocab: Vocab, max_len: int) -> EncodedReviews:
     """Encode raw texts exactly as the training data was (used for prediction)."""
     encoded = [vocab.encode(tokenize_review(t, max_tokens=max_len)) for t in texts]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    ids = np.fromiter((i for e in encoded for i in e), dtype=np.int64, count=int(offsets[-1]))
-    return EncodedReviews(ids, offsets, np.zeros(len(encoded), dtype=np.int64))
+    lengths = np.array([len(e) for e in encoded], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    ids = np.fromiter((i for e in encoded for i in e), dtype=np.int64, count=int(lengths.sum()))
+    return EncodedReviews(ids, starts, lengths, np.zeros(len(encoded), dtype=np.int64))
 
 
 @dataclass
@@ -99,16 +125,19 @@ class TokenizedCorpus:
         return self.token_ids[np.repeat(starts, lengths) + within], offsets
 
     def build_vocab(self, rows: np.ndarray, min_freq: int = 2, max_size: int | None = None) -> Vocab:
-        """Vocabulary of the tokens in `rows` (the training split only), counted over whole reviews."""
-        ids, _ = self._row_token_ids(rows)
-        counts = np.bincount(ids, minlength=len(self.lexicon))
+        """Vocabulary of the tokens in `rows` (the training split only), counted over whole reviews, a block of
+        rows at a time."""
+        counts = np.zeros(len(self.lexicon), dtype=np.int64)
+        for start in range(0, len(rows), _VOCAB_ROWS):
+            block = np.sort(rows[start : start + _VOCAB_ROWS])  # sorted: the memory map is read forwards
+            counts += np.bincount(self._row_token_ids(block)[0], minlength=len(self.lexicon))
         seen = np.flatnonzero(counts)
         return Vocab.from_counts({self.lexicon[i]: int(counts[i]) for i in seen}, min_freq, max_size)
 
     def encode(self, vocab: Vocab, rows: np.ndarray, max_len: int) -> EncodedReviews:
         lookup = np.array([vocab.stoi.get(t, UNK_ID) for t in self.lexicon], dtype=np.int64)
-        ids, offsets = self._row_token_ids(rows, max_len)
-        return EncodedReviews(lookup[ids], offsets, self.labels[rows])
+        lengths = np.minimum(self.offsets[rows + 1] - self.offsets[rows], max_len)
+        return EncodedReviews(self.token_ids, self.offsets[rows], lengths, self.labels[rows], lookup)
 
 
 def _tokenize_chunk(texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -124,99 +153,118 @@ def _tokenize_chunk(texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray
     return list(lexicon), np.asarray(ids, dtype=np.int32), lengths
 
 
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
+def _review_chunks(path: Path, limit: int | None, report: ReadReport) -> Iterator[tuple[list[str], list[int]]]:
+    reviews = read_reviews(path, report)
+    if limit is not None:
+        reviews = islice(reviews, limit)
+    while chunk := list(islice(reviews, _CHUNK)):
+        texts, labels = zip(*chunk)
+        yield list(texts), list(labels)
 
 
 def _cache_path(path: Path, limit: int | None) -> Path:
     stat = path.stat()
     key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{limit}|{PREPROCESSING_VERSION}|{nltk.__version__}"
-    return cache_dir() / f"corpus-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+    return cache_dir() / f"corpus-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
 
-def _save(corpus: TokenizedCorpus, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                lexicon=np.frombuffer("\n".join(corpus.lexicon).encode("utf-8", "surrogatepass"), dtype=np.uint8),
-                token_ids=corpus.token_ids,
-                offsets=corpus.offsets,
-                labels=corpus.labels,
-                report=np.frombuffer(json.dumps(asdict(corpus.report)).encode(), dtype=np.uint8),
-            )
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _load(folder: Path) -> TokenizedCorpus:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    if manifest.get("cache_format") != _CACHE_FORMAT:
+        raise ValueError("another cache format")
+    offsets = np.load(folder / "offsets.npy")
+    token_ids = np.memmap(folder / "token_ids.i32", dtype=np.int32, mode="r") if offsets[-1] else np.zeros(0, np.int32)
+    lexicon = (folder / "lexicon.txt").read_bytes().decode("utf-8", "surrogatepass").split("\n")
+    if len(token_ids) != offsets[-1] or len(lexicon) != manifest["lexicon"]:
+        raise ValueError("incomplete cache")
+    return TokenizedCorpus(lexicon, token_ids, offsets, np.load(folder / "labels.npy"),
+                           ReadReport(**manifest["report"]), from_cache=True)
 
 
-def _load(source: Path) -> TokenizedCorpus:
-    with np.load(source) as z:
-        return TokenizedCorpus(
-            lexicon=z["lexicon"].tobytes().decode("utf-8", "surrogatepass").split("\n"),
-            token_ids=z["token_ids"],
-            offsets=z["offsets"],
-            labels=z["labels"],
-            report=ReadReport(**json.loads(z["report"].tobytes())),
-            from_cache=True,
-        )
+def _tokenized_chunks(chunks: Iterator[tuple[list[str], list[int]]], workers: int
+                      ) -> Iterator[tuple[list[str], np.ndarray, np.ndarray, list[int]]]:
+    """(chunk lexicon, ids, lengths, labels) per chunk, in order; in worker processes when there is enough text,
+    with a few chunks in flight at a time so that reading never runs far ahead of tokenizing."""
+    first = list(islice(chunks, -(-_PARALLEL_FROM // _CHUNK)))
+    chunks = chain(first, chunks)
+    if workers <= 1 or sum(len(labels) for _, labels in first) < _PARALLEL_FROM:
+        for texts, labels in chunks:
+            yield *_tokenize_chunk(texts), labels
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        in_flight: deque[tuple[Future, list[int]]] = deque()
+        for texts, labels in chunks:
+            in_flight.append((pool.submit(_tokenize_chunk, texts), labels))
+            if len(in_flight) >= 2 * workers:
+                future, done_labels = in_flight.popleft()
+                yield *future.result(), done_labels
+        while in_flight:
+            future, done_labels = in_flight.popleft()
+            yield *future.result(), done_labels
 
 
-def tokenize_corpus(
-    path: str | Path,
-    limit: int | None = None,
-    use_cache: bool = True,
-    workers: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> TokenizedCorpus:
+def tokenize_corpus(path: str | Path, limit: int | None = None, use_cache: bool = True,
+                    workers: int | None = None) -> TokenizedCorpus:
     """Read and tokenize up to `limit` reviews of a file, or load the cached result of an earlier run.
 
-    `progress(done, total)` is called after each chunk of reviews. Large files are tokenized in worker
-    processes (`workers`, default: one per core).
+    Large files are tokenized in worker processes (`workers`, default: one per core). A file with no usable
+    review or only one class is a DataError. With `use_cache=False` nothing is kept on disk.
     """
     path = Path(path)
-    target = _cache_path(path, limit) if use_cache and path.is_file() else None
-    if target is not None and target.exists():
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    target = _cache_path(path, limit)
+    if use_cache and target.is_dir():
         try:
             return _load(target)
         except (OSError, ValueError, KeyError, TypeError):
-            target.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
+            shutil.rmtree(target, ignore_errors=True)  # a damaged cache is rebuilt, never trusted
 
-    texts, labels, report = load_reviews(path, limit)
     workers = workers if workers is not None else (os.cpu_count() or 1)
-    chunks = _chunks(texts, _CHUNK)
-    lexicon: dict[str, int] = {}  # first appearance order, chunk after chunk: the same as a serial pass
-    id_parts, length_parts = [np.zeros(0, dtype=np.int32)], [np.zeros(0, dtype=np.int64)]
-    pool = ProcessPoolExecutor(workers) if workers > 1 and len(texts) >= _PARALLEL_FROM else None
+    report = ReadReport(str(path))
+    parent = cache_dir() if use_cache else Path(tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(dir=parent, prefix=".building-"))
     try:
-        for chunk_lexicon, ids, lengths in (pool.map(_tokenize_chunk, chunks) if pool else map(_tokenize_chunk, chunks)):
-            to_global = np.fromiter((lexicon.setdefault(t, len(lexicon)) for t in chunk_lexicon), dtype=np.int32,
-                                    count=len(chunk_lexicon))
-            id_parts.append(to_global[ids])
-            length_parts.append(lengths)
-            if progress:
-                progress(sum(map(len, length_parts)), len(texts))
-    finally:
-        if pool:
-            pool.shutdown()
-    del texts
-    offsets = np.zeros(sum(map(len, length_parts)) + 1, dtype=np.int64)
-    np.cumsum(np.concatenate(length_parts), out=offsets[1:])
-    corpus = TokenizedCorpus(
-        lexicon=list(lexicon),
-        token_ids=np.concatenate(id_parts),
-        offsets=offsets,
-        labels=labels,
-        report=report,
-    )
-    if target is not None:
+        lexicon: dict[str, int] = {}  # first appearance order, chunk after chunk: the same as a serial pass
+        length_parts, label_parts = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+        with open(building / "token_ids.i32", "wb") as token_file:
+            for chunk_lexicon, ids, lengths, labels in _tokenized_chunks(_review_chunks(path, limit, report), workers):
+                to_global = np.fromiter((lexicon.setdefault(t, len(lexicon)) for t in chunk_lexicon), dtype=np.int32,
+                                        count=len(chunk_lexicon))
+                token_file.write(to_global[ids].tobytes())
+                length_parts.append(lengths)
+                label_parts.append(np.asarray(labels, dtype=np.int64))
+        labels = np.concatenate(label_parts)
+        report.kept, report.positives = len(labels), int(labels.sum())
+        if not len(labels):
+            raise DataError(f"{path.name}: no usable review in the file ({report.skipped:,} lines skipped)")
+        if report.positives in (0, report.kept):
+            only = "positive" if report.positives else "negative"
+            raise DataError(f"{path.name}: every review is {only}; training needs both classes")
+        offsets = np.zeros(len(labels) + 1, dtype=np.int64)
+        np.cumsum(np.concatenate(length_parts), out=offsets[1:])
+        np.save(building / "offsets.npy", offsets)
+        np.save(building / "labels.npy", labels)
+        (building / "lexicon.txt").write_bytes("\n".join(lexicon).encode("utf-8", "surrogatepass"))
+        stat = path.stat()
+        manifest = {
+            "cache_format": _CACHE_FORMAT, "source": str(path.resolve()), "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns, "limit": limit, "preprocessing_version": PREPROCESSING_VERSION,
+            "nltk_version": nltk.__version__, "reviews": len(labels), "tokens": int(offsets[-1]),
+            "lexicon": len(lexicon), "report": asdict(report),
+        }
+        (building / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        if not use_cache:
+            corpus = _load(building)
+            token_ids = np.array(corpus.token_ids)  # into memory: the folder goes away
+            return TokenizedCorpus(corpus.lexicon, token_ids, corpus.offsets, corpus.labels, corpus.report)
         try:
-            _save(corpus, target)
-        except OSError:
-            pass  # a read-only home directory only costs the next run its cache
-    return corpus
+            os.replace(building, target)  # atomic: readers see the whole cache or none
+        except OSError:  # another process finished the same cache first: use theirs
+            pass
+        corpus = _load(target)
+        corpus.from_cache = False
+        return corpus
+    finally:
+        shutil.rmtree(building, ignore_errors=True)

@@ -1,7 +1,12 @@
-"""python -m sentiment.train [--data FILE] [--out FILE] [--preset NAME] [--epochs N] ... : train and save a checkpoint."""
+"""python -m sentiment.train [--data FILE] [--out FILE] [--preset NAME] [--epochs N] ... : train and save a checkpoint.
+
+Under torchrun (`torchrun --nproc_per_node=N -m sentiment.train ...`) the run is distributed: one process per GPU
+(NCCL) or per CPU process (Gloo), DistributedDataParallel, and only rank 0 prints and writes the checkpoint.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 from dataclasses import replace
@@ -11,6 +16,8 @@ from pathlib import Path
 from . import cli
 from .checkpoint import CHECKPOINT_DIR
 from .data import BUNDLED_SAMPLE
+import torch
+
 from .model import ModelConfig
 from .presets import PRESETS
 from .trainer import Evaluated, Finished, Preparing, Step, TrainConfig, train
@@ -37,11 +44,40 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     # Ctrl-C asks the trainer to stop after this batch, so the best checkpoint so far is still tested and kept.
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return _train_distributed(config, model_config, args, out, stop)
     print(f"preset {args.preset}: {config}\n{model_config}")
-    for event in train(config, model_config, args.data, out, stop):
+    _show(train(config, model_config, args.data, out, stop), args.quiet)
+    return 0
+
+
+def _train_distributed(config: TrainConfig, model_config: ModelConfig, args: argparse.Namespace, out: Path,
+                       stop: threading.Event) -> int:
+    """One rank of a torchrun launch: NCCL and this rank's GPU when CUDA is there, Gloo on CPU otherwise."""
+    cuda = torch.cuda.is_available() and config.device != "cpu"
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    try:
+        events = train(config, model_config, args.data, out, stop)
+        if torch.distributed.get_rank() == 0:
+            print(f"rank 0 of {torch.distributed.get_world_size()} ({'NCCL' if cuda else 'Gloo'}), "
+                  f"preset {args.preset}: {config}\n{model_config}")
+            _show(events, args.quiet)
+        else:
+            for _ in events:  # the other ranks train in step, silently
+                pass
+        torch.distributed.barrier()  # the others wait while rank 0 tests and saves, then all leave the group together
+    finally:
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+def _show(events, quiet: bool) -> None:
+    for event in events:
         if isinstance(event, Preparing):
             print(event.message)
-        elif isinstance(event, Step) and not args.quiet:
+        elif isinstance(event, Step) and not quiet:
             cli.progress_line(
                 event.step / event.total_steps,
                 f"step {event.step}/{event.total_steps} epoch {event.epoch} loss {event.train_loss:.3f} "
@@ -52,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nstep {event.step}: validation loss {event.val_loss:.4f}, accuracy {event.val_accuracy:.2%}{mark}")
         elif isinstance(event, Finished):
             print(f"\n{event.reason} after {event.steps} steps in {event.seconds:.0f}s; best checkpoint: {event.checkpoint}")
+            if event.ranks > 1:
+                print(f"weights identical on all {event.ranks} ranks (checked)")
             print("test report (best checkpoint, held-out test split):")
             print(event.report.format())
-    return 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@
 
 Batches group reviews of similar length and are right-padded only to the batch's longest review; the model
 reads each review's output at its own last token, so padding costs little and never changes a prediction.
+
+Started in a process group (`torchrun --nproc_per_node=N -m sentiment.train ...`), the same loop trains with
+DistributedDataParallel: each rank reads its own shard of the training split and `batch_size` is split between
+the ranks; only rank 0 validates, tests and writes checkpoints, and its stop decisions are shared with the others.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from .preprocessing import Vocab
 from .model import ConfigError, ModelConfig, SentimentNet, check_range, describe_device, pick_device
 
 SCHEDULES = ("constant", "cosine")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtypes
 
 
 @dataclass
@@ -46,6 +51,7 @@ class TrainConfig:
     max_vocab: int = 0  # 0 = no limit
     limit: int = 0  # reviews read from the data file; 0 = all
     device: str = "auto"
+    precision: str = "fp32"  # "bf16" or "fp16" train under autocast (fp16 on CUDA only, with loss scaling)
 
     def validate(self) -> TrainConfig:
         check_range("lr", self.lr, 1e-7, 10.0, integer=False)
@@ -63,6 +69,10 @@ class TrainConfig:
         check_range("limit", self.limit, 0, 1_000_000_000)
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        if self.precision == "fp16" and pick_device(self.device).type != "cuda":
+            raise ConfigError("precision fp16 needs a CUDA GPU; on a CPU use fp32 or bf16")
         pick_device(self.device)
         return self
 
@@ -133,6 +143,7 @@ class Finished:
     reason: str
     steps: int
     seconds: float
+    ranks: int = 1  # processes that trained together; with more than one, their weights were checked identical
 
 
 TrainEvent = Preparing | Step | Evaluated | Finished
@@ -164,18 +175,54 @@ def _binary_report(logits: torch.Tensor, labels: torch.Tensor) -> TestReport:
     return TestReport(len(labels), loss, (tp + tn) / max(1, len(labels)), precision, recall, f1, [[tn, fp], [fn, tp]])
 
 
-def train_step(model: SentimentNet, optimizer: torch.optim.Optimizer, ids: torch.Tensor, lengths: torch.Tensor,
-               labels: torch.Tensor, clip: float) -> float:
-    """One optimisation step on a right-padded batch; returns the batch loss."""
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ids: torch.Tensor, lengths: torch.Tensor,
+               labels: torch.Tensor, clip: float, precision: str = "fp32",
+               scaler: torch.amp.GradScaler | None = None) -> float:
+    """One optimisation step on a right-padded batch; returns the batch loss. `model` may be DDP-wrapped."""
     device = next(model.parameters()).device
-    logits = model(ids.to(device), lengths)  # (B,)
-    loss = F.binary_cross_entropy_with_logits(logits, labels.to(device).float())
+    dtype = PRECISIONS[precision]
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        logits = model(ids.to(device), lengths)  # (B,)
+    loss = F.binary_cross_entropy_with_logits(logits.float(), labels.to(device).float())
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if scaler is not None:  # fp16: scale the loss so small gradients survive, unscale before clipping
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
     if clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    optimizer.step()
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
     return loss.item()
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless this process belongs to an initialised process group."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _shared_flag(flag: bool, world: int) -> bool:
+    """True on every rank when it is true on any: all ranks stop at the same step."""
+    if world == 1:
+        return flag
+    tensor = torch.tensor([int(flag)])
+    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
+def _check_replicas(model: torch.nn.Module, world: int) -> None:
+    """Raise unless every rank holds exactly the same weights (DDP keeps them so; this proves it did)."""
+    digest = torch.stack([p.detach().double().sum() for p in model.parameters()]).cpu()  # (P,)
+    gathered = [torch.empty_like(digest) for _ in range(world)]
+    torch.distributed.all_gather(gathered, digest)
+    if any(not torch.equal(gathered[0], other) for other in gathered[1:]):
+        raise RuntimeError("distributed ranks ended with different weights")
 
 
 @torch.no_grad()
@@ -248,8 +295,17 @@ def train(
     device = pick_device(config.device)
     started = time.perf_counter()
 
+    rank, world = _distributed()
+    main = rank == 0
+    if world > 1 and config.batch_size < world:
+        raise ConfigError(f"batch_size ({config.batch_size}) is split between {world} ranks: make it at least {world}")
+
     yield Preparing(f"Reading and tokenizing {Path(data).name} …")
+    if world > 1 and not main:
+        torch.distributed.barrier()  # rank 0 tokenizes and writes the cache first; the others then load it
     prepared = prepare_data(data, config)
+    if world > 1 and main:
+        torch.distributed.barrier()
     model_config = replace(model_config, vocab_size=len(prepared.vocab)).validate()
     how = "loaded from cache" if prepared.corpus.from_cache else "tokenized"
     yield Preparing(
@@ -259,9 +315,17 @@ def train(
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    train_reviews, batch_size = prepared.train, config.batch_size
+    if world > 1:  # equal shards, so every rank takes the same number of steps
+        per_rank = len(train_reviews) // world
+        shard = rng.permutation(len(train_reviews))[: per_rank * world].reshape(world, per_rank)[rank]
+        train_reviews, batch_size = train_reviews.subset(np.sort(shard)), config.batch_size // world
+        rng = np.random.default_rng([config.seed, rank])
     model = SentimentNet(model_config).to(device)
+    stepped = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(prepared.train) / config.batch_size)
+    scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
+    steps_per_epoch = math.ceil(len(train_reviews) / batch_size)
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
@@ -282,6 +346,7 @@ def train(
     reason = "finished"
 
     def validate_and_keep(epoch: int) -> Evaluated:
+        """Rank 0 only."""
         nonlocal best_state, best_loss, evals_without_gain
         report = evaluate(model, prepared.val, device)
         improved = report.loss < best_loss
@@ -296,32 +361,39 @@ def train(
     model.train()
     epoch = 1
     while reason == "finished" and step < total_steps:
-        batches = length_bucketed_batches(prepared.train.lengths, config.batch_size, rng)
+        batches = length_bucketed_batches(train_reviews.lengths, batch_size, rng)
         for i, rows in enumerate(batches):
-            if stop.is_set():
+            if _shared_flag(stop.is_set(), world):
                 reason = "stopped"
                 break
             tick = time.perf_counter()
-            loss = train_step(model, optimizer, *prepared.train.batch(rows), config.clip)
+            loss = train_step(stepped, optimizer, *train_reviews.batch(rows), config.clip, config.precision, scaler)
             scheduler.step()
             step += 1
-            reviews_seen += len(rows)
+            reviews_seen += len(rows) * world
             train_seconds += time.perf_counter() - tick
             eta = train_seconds / step * (total_steps - step)
-            yield Step(step, total_steps, epoch, loss, scheduler.get_last_lr()[0], reviews_seen / train_seconds, eta)
+            if main:
+                yield Step(step, total_steps, epoch, loss, scheduler.get_last_lr()[0], reviews_seen / train_seconds, eta)
 
             last_step = step >= total_steps
             if last_step or i == len(batches) - 1 or (config.eval_every and step % config.eval_every == 0):
-                yield validate_and_keep(epoch)
-                if config.patience and evals_without_gain >= config.patience:
+                if main:
+                    yield validate_and_keep(epoch)
+                if _shared_flag(bool(config.patience) and evals_without_gain >= config.patience, world):
                     reason = "early stop"
             if last_step or reason != "finished":
                 break
         epoch += 1
 
+    if world > 1:
+        _check_replicas(model, world)
+    if not main:
+        yield Finished(None, None, reason == "stopped", reason, step, time.perf_counter() - started, world)
+        return
     if best_state is None:  # stopped before the first validation: keep what there is
         yield validate_and_keep(epoch)
     model.load_state_dict(best_state)
     report = evaluate(model, prepared.test, device)
     save_checkpoint(out, make_checkpoint({"best_val_loss": best_loss, "test": asdict(report), "steps": step}))
-    yield Finished(out, report, reason == "stopped", reason, step, time.perf_counter() - started)
+    yield Finished(out, report, reason == "stopped", reason, step, time.perf_counter() - started, world)

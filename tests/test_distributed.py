@@ -1,0 +1,81 @@
+"""Beyond one process: torchrun with DistributedDataParallel on Gloo (CPU), mixed precision, the on-disk token cache."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sentiment.corpus as corpus_module
+from sentiment.checkpoint import load_checkpoint, load_predictor
+from sentiment.corpus import tokenize_corpus
+from sentiment.model import ConfigError, ModelConfig
+from sentiment.trainer import Finished, TrainConfig, train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_two_gloo_ranks_train_in_step_and_rank_0_writes_a_checkpoint(tmp_path):
+    out = tmp_path / "ddp.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SENTIMENT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "sentiment.train",
+               "--preset", "quick", "--limit", "600", "--max-steps", "6", "--eval-every", "3", "--out", str(out), "--quiet"]
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "rank 0 of 2 (Gloo)" in run.stdout
+    assert "weights identical on all 2 ranks (checked)" in run.stdout  # the trainer all-gathers and compares them
+    assert run.stdout.count("Reading and tokenizing") == 1  # only rank 0 speaks
+    checkpoint = load_checkpoint(out)
+    assert checkpoint.metrics["steps"] == 6 and checkpoint.train_config["batch_size"] == 64
+    probability = load_predictor(out, device="cpu").predict("Great kettle, boils fast")[0]
+    assert 0.0 < probability < 1.0
+
+
+def test_bf16_autocast_trains_on_cpu_and_fp16_asks_for_cuda(tmp_path):
+    config = TrainConfig(batch_size=32, epochs=1, max_steps=4, eval_every=2, limit=400, precision="bf16", device="cpu")
+    events = list(train(config, ModelConfig(embedding_dim=16, hidden_size=16, num_layers=1), out=tmp_path / "bf16.pt"))
+    assert isinstance(events[-1], Finished) and np.isfinite(events[-1].report.loss)
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
+        TrainConfig(precision="fp16", device="cpu").validate()
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        TrainConfig(precision="int8").validate()
+
+
+def _write(path: Path, n: int) -> None:
+    path.write_text("".join(f"__label__{1 + i % 2} Review {i}: {'works great' if i % 2 else 'broke fast'}.\n"
+                            for i in range(n)))
+
+
+def test_the_cache_is_a_memory_mapped_folder_with_a_manifest(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENTIMENT_CACHE_DIR", str(tmp_path / "cache"))
+    data = tmp_path / "r.txt"
+    _write(data, 40)
+    first = tokenize_corpus(data)
+    (folder,) = (tmp_path / "cache").glob("corpus-*")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    stat = data.stat()
+    assert manifest["source"] == str(data.resolve()) and manifest["size"] == stat.st_size
+    assert manifest["mtime_ns"] == stat.st_mtime_ns and manifest["reviews"] == 40
+    assert manifest["preprocessing_version"] == corpus_module.PREPROCESSING_VERSION
+    assert manifest["tokens"] == len(first.token_ids) == first.offsets[-1]
+    assert isinstance(first.token_ids, np.memmap)
+    # A new preprocessing version is another cache: the old one is not reused.
+    monkeypatch.setattr(corpus_module, "PREPROCESSING_VERSION", corpus_module.PREPROCESSING_VERSION + 1)
+    assert not tokenize_corpus(data).from_cache
+    assert len(list((tmp_path / "cache").glob("corpus-*"))) == 2
+
+
+def test_a_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENTIMENT_CACHE_DIR", str(tmp_path / "cache"))
+    data = tmp_path / "r.txt"
+    _write(data, 30)
+    expected = np.array(tokenize_corpus(data).token_ids)
+    (folder,) = (tmp_path / "cache").glob("corpus-*")
+    with open(folder / "token_ids.i32", "r+b") as f:
+        f.truncate(8)
+    again = tokenize_corpus(data)
+    assert not again.from_cache and np.array_equal(again.token_ids, expected)
