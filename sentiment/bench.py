@@ -1,4 +1,4 @@
-"""python -m sentiment.bench [prep|train|inspect|quality|all] : our pipeline against the reference, side by side.
+"""python -m sentiment.bench [prep|train|inspect|quality|scale|all] : our pipeline against the reference, side by side.
 
 The reference pipeline (`../shared/reference.md`, the tutorial this project grew from) is re-implemented here as
 it was written: a per-review Python loop to clean, tokenize and pad every review to 200 tokens, a model whose
@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import bz2
 import os
+import resource
+import shutil
 import platform
 import re
 import tempfile
@@ -36,7 +38,7 @@ from .model import ModelConfig, SentimentNet, describe_device, pick_device
 from .preprocessing import tokenize_review
 from .trainer import evaluate, length_bucketed_batches, train_step
 
-STAGES = ("prep", "train", "inspect", "quality")
+STAGES = ("prep", "train", "inspect", "quality", "scale")
 
 
 @dataclass
@@ -347,7 +349,45 @@ def bench_quality(args: argparse.Namespace) -> list[Row]:
                 "> baseline", report.accuracy > baseline)]
 
 
-BENCHES = {"prep": bench_prep, "train": bench_train, "inspect": bench_inspect, "quality": bench_quality}
+def bench_scale(args: argparse.Namespace) -> list[Row]:
+    """The full data set's path at `--scale-reviews` reviews: the bundled sample repeated into one plain fastText
+    file, preprocessed (tokenize in workers into the memory-mapped cache, vocabulary, encode) first and cached."""
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / "repeated.ft.txt"
+        with bz2.open(args.data, "rb") as f:
+            sample = f.read().splitlines(keepends=True)
+        with open(data, "wb") as f:
+            for start in range(0, args.scale_reviews, len(sample)):
+                f.write(b"".join(sample[: args.scale_reviews - start]))
+        os.environ["SENTIMENT_CACHE_DIR"] = str(Path(folder) / "cache")
+
+        def preprocess() -> int:
+            corpus = tokenize_corpus(data)
+            splits = split_indices(len(corpus))
+            vocab = corpus.build_vocab(splits.train)
+            for rows in (splits.train, splits.val, splits.test):
+                corpus.encode(vocab, rows, 200).batch(np.arange(min(400, len(rows))))  # reads the memory map
+            return len(corpus)
+
+        with PeakMemory() as first_memory:
+            first = _times(preprocess, 1, warmup=0)[0]
+        n = preprocess()
+        cached = float(np.median(_times(preprocess, args.repeats, warmup=0)))
+        cache_mb = sum(p.stat().st_size for p in (Path(folder) / "cache").rglob("*") if p.is_file()) / 2**20
+        file_mb = data.stat().st_size / 2**20
+    worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far, in MB
+    label = f"{n:,} reviews ({file_mb:,.0f} MB file)"
+    return [
+        Row("scale", f"reviews/s, first run, {label}", n / first, None, "reviews/s"),
+        Row("scale", f"reviews/s, rerun (memory-mapped cache of {cache_mb:,.0f} MB)", n / cached, None, "reviews/s"),
+        Row("scale", "peak RSS of the main process during the first run", first_memory.peak, None, "MB", "< 2,000",
+            first_memory.peak < 2000),
+        Row("scale", "peak RSS of the largest tokenizing worker", worker_mb, None, "MB", "< 2,000", worker_mb < 2000),
+    ]
+
+
+BENCHES = {"prep": bench_prep, "train": bench_train, "inspect": bench_inspect, "quality": bench_quality,
+           "scale": bench_scale}
 
 
 def _format(rows: list[Row], memory: dict[str, float]) -> str:
@@ -369,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=BUNDLED_SAMPLE, help="fastText file (default: the bundled sample)")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model for inspect and quality")
     parser.add_argument("--reviews", type=int, default=0, help="prep: reviews to read (0 = all)")
+    parser.add_argument("--scale-reviews", type=int, default=1_000_000,
+                        help="scale: reviews in the repeated-sample file (the full data set has 3.6M)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per timing (inspect runs 10× as many)")
     parser.add_argument("--train-steps", type=int, default=3, help="timed training steps per side")
     parser.add_argument("--embedding", type=int, default=400)
@@ -379,8 +421,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="logistic-regression C values tried on the validation split")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.train_steps < 1 or args.reviews < 0:
-        parser.error("--repeats and --train-steps must be at least 1, --reviews at least 0")
+    if args.repeats < 1 or args.train_steps < 1 or args.reviews < 0 or args.scale_reviews < 3:
+        parser.error("--repeats and --train-steps must be at least 1, --reviews at least 0, --scale-reviews at least 3")
     stages = list(STAGES) if "all" in args.stages else list(dict.fromkeys(args.stages))
     device = pick_device(args.device)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
@@ -397,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows += BENCHES[stage](args)
             memory[stage] = peak.peak
             print(f"  {stage} done in {time.perf_counter() - start:.0f} s", flush=True)
-    finally:  # prep points the cache at temporary folders
+    finally:  # prep and scale point the cache at temporary folders
         if cache is None:
             os.environ.pop("SENTIMENT_CACHE_DIR", None)
         else:

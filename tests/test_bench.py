@@ -11,14 +11,16 @@ from sentiment.model import ModelConfig, SentimentNet
 
 def test_every_stage_runs_and_prints_its_figures(capsys):
     bench.main(["all", "--reviews", "600", "--repeats", "1", "--train-steps", "1", "--embedding", "16",
-                "--hidden", "16", "--layers", "1", "--batch", "32", "--baseline-c", "1"])
+                "--hidden", "16", "--layers", "1", "--batch", "32", "--baseline-c", "1", "--scale-reviews", "20000"])
     out = capsys.readouterr().out
     assert "torch" in out and "cores" in out and "settings:" in out
     for measure in ("reviews/s, first run (600 reviews)", "rerun (token cache)", "reviews/s, embedding 16",
-                    "whole inspection p95 / forward median", "test accuracy, 1,797 reviews"):
+                    "whole inspection p95 / forward median", "test accuracy, 1,797 reviews",
+                    "reviews/s, first run, 20,000 reviews", "rerun (memory-mapped cache of",
+                    "peak RSS of the largest tokenizing worker"):
         line = next(l for l in out.splitlines() if measure in l)
         assert re.search(r"\d", line.split(measure)[-1]), line  # a figure follows the measure
-    assert re.search(r"peak RSS of this process: prep [\d,]+ MB, train [\d,]+ MB, inspect [\d,]+ MB, quality [\d,]+ MB", out)
+    assert re.search(r"peak RSS of this process: prep [\d,]+ MB, train [\d,]+ MB, inspect [\d,]+ MB, quality [\d,]+ MB, scale [\d,]+ MB", out)
 
 
 def test_reference_preprocessing_pads_left_to_200_and_maps_unknown_words_to_pad():
