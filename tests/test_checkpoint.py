@@ -57,6 +57,17 @@ def test_newer_format_version_is_refused(trained, tmp_path):
         load_checkpoint(tmp_path / "future.pt")
 
 
+def test_format_1_checkpoints_still_load(trained, tmp_path):
+    """Version 1 (LSTM only) named the recurrent layers `lstm.*` and had no cell type."""
+    payload = torch.load(trained[0], weights_only=True)
+    payload["format_version"] = 1
+    payload["state_dict"] = {k.replace("rnn.", "lstm.", 1): v for k, v in payload["state_dict"].items()}
+    del payload["model_config"]["cell"], payload["model_config"]["forget_bias"]
+    torch.save(payload, tmp_path / "v1.pt")
+    texts = ["Works perfectly, I love it.", "Broke after two days."]
+    assert load_predictor(tmp_path / "v1.pt", "cpu").predict(texts) == load_predictor(trained[0], "cpu").predict(texts)
+
+
 def test_pickled_code_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "pwned"
     torch.save({"format": "lstm-sentiment-lab", "evil": RunsCodeOnLoad(marker)}, tmp_path / "evil.pt")
