@@ -420,10 +420,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-c", type=float, nargs="+", default=[1.0, 4.0, 16.0],
                         help="logistic-regression C values tried on the validation split")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default, one per core)")
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.train_steps < 1 or args.reviews < 0 or args.scale_reviews < 3:
+    if args.repeats < 1 or args.train_steps < 1 or args.reviews < 0 or args.scale_reviews < 3 or args.threads < 0:
         parser.error("--repeats and --train-steps must be at least 1, --reviews at least 0, --scale-reviews at least 3")
     stages = list(STAGES) if "all" in args.stages else list(dict.fromkeys(args.stages))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{describe_device(device)}" + ("" if torch.cuda.is_available() else " (no CUDA GPU here)"))

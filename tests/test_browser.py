@@ -97,6 +97,18 @@ def test_bad_input_shows_a_message_not_a_traceback(page, tmp_path):
     page.get_by_label("Bundled Amazon sample").check()
 
 
+def test_memory_tab_compares_rnn_gru_and_lstm(page):
+    page.get_by_role("tab", name="Memory").click()
+    page.get_by_role("button", name="Compare").click()
+    page.get_by_text("falls by").first.wait_for()
+    for name in ("rnn.pt (RNN)", "gru.pt (GRU)", "default.pt (LSTM)"):
+        assert page.get_by_text(name).count() >= 1
+    page.wait_for_function("[...document.querySelectorAll('.js-plotly-plot')].filter(p => p.offsetParent).length >= 3")
+    sizes = _plot_sizes(page)
+    assert len(sizes) >= 3 and all(w > 100 and h > 100 for w, h in sizes)
+    page.screenshot(path=str(ARTIFACTS / "memory.png"), full_page=True)
+
+
 def test_playground_tab_shows_the_shape_table(page):
     page.get_by_role("tab", name="LSTM playground").click()
     page.get_by_label("sequence length", exact=True).fill("3")
