@@ -28,7 +28,7 @@ from sentiment.playground import describe_lstm, unrolled_diagram
 from sentiment.preprocessing import encode_review
 from sentiment.presets import PRESETS
 from sentiment.runner import PublicLimits, RunInProgress, RunState, TrainingRunner
-from sentiment.trainer import SCHEDULES, TrainConfig
+from sentiment.trainer import PRECISIONS, SCHEDULES, TrainConfig
 
 MAX_REVIEW_CHARS = 2_000_000
 UPLOAD_TYPES = [".txt", ".bz2", ".gz", ".csv", ".tsv"]
@@ -85,8 +85,10 @@ HYPER_PARAMETERS = [
     (TrainConfig, "max_len", "tokens per review"),
     (TrainConfig, "min_freq", "min token count"),
     (TrainConfig, "max_vocab", "max vocabulary (0 = no limit)"),
+    (TrainConfig, "ema", "weight averaging: EMA decay (0 = off)"),
     (TrainConfig, "seed", "seed"),
     (TrainConfig, "device", "device"),
+    (TrainConfig, "precision", "precision"),
 ]
 EXAMPLES = [
     "Best purchase this year: The blender is quiet, powerful and easy to clean. I use it every morning and love it.",
@@ -404,6 +406,8 @@ def _hyper_parameter_input(cls, name: str, label: str, value):
         return gr.Dropdown(["auto", "cpu", "cuda"], value=value, label=label)
     if name == "cell":
         return gr.Dropdown(list(CELLS), value=value, label=label)
+    if name == "precision":
+        return gr.Dropdown(list(PRECISIONS), value=value, label=label)
     if isinstance(value, bool):
         return gr.Checkbox(value=value, label=label)
     # No precision rounding: Gradio would silently turn 2.5 layers into 2; _configs refuses it with a message.

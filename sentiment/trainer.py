@@ -52,6 +52,9 @@ class TrainConfig:
     limit: int = 0  # reviews read from the data file; 0 = all
     device: str = "auto"
     precision: str = "fp32"  # "bf16" or "fp16" train under autocast (fp16 on CUDA only, with loss scaling)
+    # Validate, keep and test an exponential moving average of the weights (decay per step; 0 = off): it smooths
+    # the last steps' noise away, so the kept checkpoint depends less on where a validation happened to fall.
+    ema: float = 0.0
 
     def validate(self) -> TrainConfig:
         check_range("lr", self.lr, 1e-7, 10.0, integer=False)
@@ -67,6 +70,7 @@ class TrainConfig:
         check_range("min_freq", self.min_freq, 1, 1_000_000)
         check_range("max_vocab", self.max_vocab, 0, 5_000_000)
         check_range("limit", self.limit, 0, 1_000_000_000)
+        check_range("ema", self.ema, 0.0, 0.99999, integer=False)
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
         if self.precision not in PRECISIONS:
@@ -325,6 +329,11 @@ def train(
     stepped = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
+    averaged = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema))
+                if config.ema else None)
+    if averaged:
+        averaged.update_parameters(model)  # the initial weights are the first sample of the average
+    kept = averaged.module if averaged else model  # the weights that are validated, saved and tested
     steps_per_epoch = math.ceil(len(train_reviews) / batch_size)
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps:
@@ -348,11 +357,11 @@ def train(
     def validate_and_keep(epoch: int) -> Evaluated:
         """Rank 0 only."""
         nonlocal best_state, best_loss, evals_without_gain
-        report = evaluate(model, prepared.val, device)
+        report = evaluate(kept, prepared.val, device)
         improved = report.loss < best_loss
         if improved:
             best_loss, evals_without_gain = report.loss, 0
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in kept.state_dict().items()})
             save_checkpoint(out, make_checkpoint({"step": step, "val_loss": report.loss, "val_accuracy": report.accuracy}))
         else:
             evals_without_gain += 1
@@ -369,6 +378,8 @@ def train(
             tick = time.perf_counter()
             loss = train_step(stepped, optimizer, *train_reviews.batch(rows), config.clip, config.precision, scaler)
             scheduler.step()
+            if averaged:
+                averaged.update_parameters(model)
             step += 1
             reviews_seen += len(rows) * world
             train_seconds += time.perf_counter() - tick

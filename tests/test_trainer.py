@@ -3,10 +3,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import SMALL_MODEL, SMALL_TRAIN
 from sentiment.checkpoint import load_checkpoint
-from sentiment.model import ConfigError
+from sentiment.model import ConfigError, ModelConfig, SentimentNet
 from sentiment.trainer import Evaluated, Finished, Preparing, Step, TrainConfig, length_bucketed_batches, train
 
 
@@ -72,3 +73,18 @@ def test_length_buckets_cover_every_review_once_and_group_similar_lengths():
     assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
     spread = np.mean([lengths[b].max() - lengths[b].min() for b in batches])
     assert spread < 20  # random batches would spread ~190
+
+
+def test_weight_averaging_keeps_the_average_not_the_last_step(tmp_path):
+    """With an EMA decay of 0.99999 three steps barely move the average: the kept weights are the seeded start."""
+    model_config = ModelConfig(embedding_dim=8, hidden_size=8, num_layers=1)
+    config = TrainConfig(batch_size=32, epochs=1, max_steps=3, eval_every=3, limit=400, lr=0.05, ema=0.99999)
+    list(train(config, model_config, out=tmp_path / "ema.pt"))
+    checkpoint = load_checkpoint(tmp_path / "ema.pt")
+    torch.manual_seed(config.seed)
+    start = SentimentNet(replace(model_config, vocab_size=checkpoint.model_config.vocab_size)).state_dict()
+    kept = checkpoint.state_dict
+    assert max(float((kept[k] - start[k]).abs().max()) for k in start) < 1e-3
+    list(train(replace(config, ema=0.0), model_config, out=tmp_path / "last.pt"))
+    last = load_checkpoint(tmp_path / "last.pt").state_dict
+    assert max(float((last[k] - start[k]).abs().max()) for k in start) > 1e-2  # lr 0.05 moves the raw weights
