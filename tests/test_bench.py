@@ -39,3 +39,10 @@ def test_reference_step_loop_trace_matches_nn_lstm():
         states = bench.reference_step_loop_trace(model, ids)
         output, _ = model.rnn(model.embedding(ids[None]))
     assert np.allclose(states[-1][:, 5].numpy(), output[0].numpy(), atol=1e-5)
+
+
+def test_accuracy_stage_trains_both_ways_on_the_same_split(capsys):
+    bench.main(["accuracy", "--embedding", "8", "--hidden", "8", "--layers", "1", "--batch", "400", "--epochs", "1"])
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("accuracy") and "8/8×1" in l)
+    ours, reference = (float(x) for x in re.findall(r"\s(\d+\.\d)\s", line)[:2])
+    assert 30 <= ours <= 100 and 30 <= reference <= 100
