@@ -140,3 +140,14 @@ def test_memory_experiment_streams_and_accuracy_by_length(client):
         client.predict([], [5], 1.0, 300, api_name="/memory_experiment")
     bars = _figure_data(client.predict(["default.pt"], api_name="/accuracy_by_length"))
     assert bars[0]["x"] == ["1–25", "26–50", "51–100", "101–150", "> 150"] and sum(bars[0]["customdata"]) == 1797
+
+
+@pytest.mark.parametrize("name,module,gates", [("gru.pt", "nn.GRU", ["reset gate r", "update gate z", "candidate n"]),
+                                               ("rnn.pt", "nn.RNN", [])])
+def test_predict_tab_shows_gru_gates_and_rnn_states(client, name, module, gates):
+    label, summary, _, _, _, gate_plot, state_plot, _ = client.predict(app.EXAMPLES[1], name, "layer 1", 6,
+                                                                       api_name="/predict")
+    assert value(label)["label"] in ("positive", "negative") and f"reproduces `{module}`" in value(summary)
+    titles = [a["text"] for a in json.loads(value(gate_plot)["plot"])["layout"]["annotations"]]
+    assert titles == gates if gates else "has no gates" in titles[0]
+    assert len(_figure_data(state_plot)) == 1  # hidden state only: neither has a separate cell state
