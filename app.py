@@ -22,7 +22,9 @@ from sentiment.checkpoint import (
 )
 from sentiment.data import BUNDLED_SAMPLE, DataError, check_review_file
 from sentiment.gates import ATTRIBUTION_METHODS, DIRECTIONS, inspect_review, top_units, trace_gates, unknown_tokens
-from sentiment.memory import MemorySettings, accuracy_by_length, gradient_norms, memory_experiment
+from sentiment.memory import (
+    MEMORY_CHECKPOINTS, MEMORY_EXAMPLE, MemorySettings, accuracy_by_length, gradient_norms, memory_experiment,
+)
 from sentiment.model import CELLS, ConfigError, ModelConfig, describe_device, pick_device
 from sentiment.playground import describe_lstm, unrolled_diagram
 from sentiment.preprocessing import encode_review
@@ -105,19 +107,6 @@ EXAMPLES = [
 ]
 
 
-# The article's "dog named Cliff" idea, written for reviews: the verdict comes first, then a long neutral stretch.
-MEMORY_EXAMPLE = (
-    "Terrible leash, it snapped on the first walk and I want my money back. " + " ".join([
-        "I bought it for my dog Cliff, a three year old beagle who walks with me twice a day.",
-        "We usually go around the block in the morning and to the park near the river in the evening.",
-        "The package arrived on a Tuesday in a brown box with a small manual and a spare clip.",
-        "The leash is blue, about six feet long, with a padded handle and a metal ring near the clasp.",
-        "Cliff weighs about thirty pounds and likes to stop at every tree along the way.",
-        "My neighbour has a similar leash in green for her terrier and they often walk with us.",
-        "The river path is flat and quiet, with benches every few hundred metres and a small cafe at the end.",
-    ])
-)
-MEMORY_CHECKPOINTS = ["rnn.pt", "gru.pt", "default.pt"]  # shipped side by side: the same data, three cell types
 
 # ---------------------------------------------------------------- Train tab handlers
 

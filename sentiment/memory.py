@@ -8,9 +8,12 @@ Three measurements behind the reference article's claim that plain RNNs forget a
   before the end, everything else is noise. A model only solves it if it carries the marker across `distance`
   steps. Trained in seconds per cell type and distance, results streamed as they finish.
 - `accuracy_by_length`: a checkpoint's test accuracy per review-length bucket on its own held-out split.
+
+    python -m sentiment.memory [--checkpoints rnn.pt gru.pt default.pt] [--distances 5 20 50 100] [--forget-bias 1]
 """
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,11 +22,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import Predictor
+from . import cli
+from .checkpoint import Predictor, load_predictor, resolve_checkpoint
 from .data import BUNDLED_SAMPLE
 from .evaluate import held_out
 from .model import CELLS, ConfigError, ModelConfig, SentimentNet, check_range
+from .preprocessing import encode_review
 from .trainer import train_step
+
+MEMORY_CHECKPOINTS = ["rnn.pt", "gru.pt", "default.pt"]  # shipped side by side: the same data, three cell types
+# The article's "dog named Cliff" idea, written for reviews: the verdict comes first, then a long neutral stretch.
+MEMORY_EXAMPLE = (
+    "Terrible leash, it snapped on the first walk and I want my money back. " + " ".join([
+        "I bought it for my dog Cliff, a three year old beagle who walks with me twice a day.",
+        "We usually go around the block in the morning and to the park near the river in the evening.",
+        "The package arrived on a Tuesday in a brown box with a small manual and a spare clip.",
+        "The leash is blue, about six feet long, with a padded handle and a metal ring near the clasp.",
+        "Cliff weighs about thirty pounds and likes to stop at every tree along the way.",
+        "My neighbour has a similar leash in green for her terrier and they often walk with us.",
+        "The river path is flat and quiet, with benches every few hundred metres and a small cafe at the end.",
+    ])
+)
 
 
 def gradient_norms(model: SentimentNet, ids: Sequence[int] | torch.Tensor) -> np.ndarray:
@@ -169,3 +188,36 @@ def accuracy_by_length(predictor: Predictor, data: str | Path = BUNDLED_SAMPLE,
     labels = [f"{lo + 1}–{hi}" for lo, hi in zip(bounds, edges)] + [f"> {edges[-1]}"]
     return [LengthBucket(labels[b], int((bucket == b).sum()), float(correct[bucket == b].mean()) if (bucket == b).any() else float("nan"))
             for b in range(len(labels))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sentiment.memory", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoints", nargs="+", default=MEMORY_CHECKPOINTS, help="names in checkpoints/")
+    parser.add_argument("--review", default=MEMORY_EXAMPLE, help="review for the gradient flow (default: the Cliff one)")
+    parser.add_argument("--cells", nargs="+", choices=list(CELLS), default=["rnn", "gru", "lstm"])
+    parser.add_argument("--distances", nargs="+", type=int, default=[5, 20, 50, 100])
+    parser.add_argument("--forget-bias", type=float, default=MemorySettings.forget_bias)
+    parser.add_argument("--steps", type=int, default=MemorySettings.steps)
+    args = parser.parse_args(argv)
+    predictors = {name: load_predictor(resolve_checkpoint(name), "cpu") for name in args.checkpoints}
+
+    print("gradient flow, ‖∂ logit / ∂ embedding‖ by distance from the end of the review:")
+    for name, predictor in predictors.items():
+        norms = gradient_norms(predictor.model, encode_review(args.review, predictor.vocab, predictor.max_len)[1])
+        at = {d: norms[-1 - d] for d in (0, 10, 25, 50, 100) if d < len(norms)}
+        ratio = at[0] / at[max(at)]
+        print(f"  {name:12} " + "  ".join(f"d={d}: {v:.2e}" for d, v in at.items()) + f"  (falls {ratio:,.0f}×)")
+    print("\naccuracy by review length (tokens), each checkpoint's held-out test split:")
+    for name, predictor in predictors.items():
+        print(f"  {name:12} " + "  ".join(f"{b.label}: {b.accuracy:.1%} ({b.reviews})" for b in accuracy_by_length(predictor)))
+    print(f"\nsynthetic memory task (not reviews), test accuracy; LSTM forget-gate bias at start {args.forget_bias}:")
+    settings = MemorySettings(forget_bias=args.forget_bias, steps=args.steps).validate()
+    for result in memory_experiment(args.cells, args.distances, settings):
+        print(f"  {result.cell:4} distance {result.distance:4}: {result.accuracy:6.1%} after {result.steps:5,} steps, "
+              f"{result.seconds:5.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

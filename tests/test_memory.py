@@ -2,6 +2,8 @@
 and accuracy by review length."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -101,3 +103,12 @@ def test_accuracy_by_length_covers_the_held_out_split(trained):
     assert sum(b.reviews for b in buckets) == finished.report.n
     correct = sum(b.accuracy * b.reviews for b in buckets if b.reviews)
     assert correct / finished.report.n == pytest.approx(finished.report.accuracy, abs=1e-9)
+
+
+def test_memory_command_prints_each_measurement(capsys):
+    from sentiment import memory
+
+    memory.main(["--checkpoints", "default.pt", "--cells", "lstm", "--distances", "3", "--steps", "5"])
+    out = capsys.readouterr().out
+    assert re.search(r"default\.pt +d=0: [\d.e+-]+ .*\(falls [\d,]+×\)", out)
+    assert re.search(r"1–25: [\d.]+% \(\d+\)", out) and re.search(r"lstm distance +3: +[\d.]+% after +\d+ steps", out)
