@@ -6,6 +6,7 @@ and turns the result into components. Run `python app.py --help` for host, port,
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import secrets
@@ -25,7 +26,7 @@ from sentiment.gates import ATTRIBUTION_METHODS, DIRECTIONS, inspect_review, top
 from sentiment.memory import (
     MEMORY_CHECKPOINTS, MEMORY_EXAMPLE, MemorySettings, accuracy_by_length, gradient_norms, memory_experiment,
 )
-from sentiment.model import CELLS, ConfigError, ModelConfig, describe_device, pick_device
+from sentiment.model import CELLS, ConfigError, ModelConfig, check_range, describe_device, pick_device
 from sentiment.playground import describe_lstm, unrolled_diagram
 from sentiment.preprocessing import encode_review
 from sentiment.presets import PRESETS
@@ -144,9 +145,12 @@ def _configs(values: list, limit) -> tuple[TrainConfig, ModelConfig]:
                 raise ConfigError(f"{label} must be a whole number; got {value!r}")
             chosen[cls][name] = int(number) if isinstance(default, int) else number
     try:
-        chosen[TrainConfig]["limit"] = int(float(limit or 0))
+        rows = float(limit or 0)
     except (TypeError, ValueError):
-        raise ConfigError(f"row limit must be a whole number; got {limit!r}") from None
+        rows = math.nan
+    if not rows.is_integer():
+        raise ConfigError(f"row limit must be a whole number; got {limit!r}")
+    chosen[TrainConfig]["limit"] = int(rows)
     return TrainConfig(**chosen[TrainConfig]), ModelConfig(**chosen[ModelConfig])
 
 
@@ -362,7 +366,12 @@ def compare_memory(review: str, names: list[str], units: float = 12):
 def run_memory_experiment(cells: list[str], distances: list, forget_bias: float, steps: float):
     """Train a small model per cell type and distance on the synthetic task, streaming the curve as results come."""
     try:
-        settings = MemorySettings(forget_bias=float(forget_bias), steps=int(steps or 0)).validate()
+        forget_bias, steps = float(forget_bias), float(steps)
+    except (TypeError, ValueError):
+        raise gr.Error("The forget-gate bias and the number of steps must be numbers.") from None
+    try:
+        check_range("most training steps per model", steps, 1, 100_000)
+        settings = MemorySettings(forget_bias=forget_bias, steps=int(steps)).validate()
         results = []
         started = time.perf_counter()
         total = len(cells or []) * len(distances or [])
@@ -454,7 +463,7 @@ def build_demo() -> gr.Blocks:
                                            ("Upload a file", "upload")], value="bundled", label="Data")
                         upload = gr.File(label=f"fastText .txt/.bz2/.gz or CSV/TSV with a header (≤ {SETTINGS.max_upload_mb} MB)",
                                          file_types=UPLOAD_TYPES, interactive=SETTINGS.allow_uploads)
-                        limit = gr.Number(value=lab.train.limit, precision=0, label="Row limit (0 = every review)")
+                        limit = gr.Number(value=lab.train.limit, step=1, label="Row limit (0 = every review)")
                         name = gr.Textbox(value="my-model", label="Checkpoint name")
                     with gr.Column(scale=3):
                         gr.Markdown("**Presets** (every value stays editable): " + " · ".join(
@@ -517,7 +526,7 @@ def build_demo() -> gr.Blocks:
                     memory_cells = gr.CheckboxGroup(list(CELLS), value=["rnn", "gru", "lstm"], label="Cell types")
                     memory_distances = gr.CheckboxGroup([5, 10, 20, 50, 100], value=[5, 20, 50], label="Distances")
                     memory_forget_bias = gr.Number(1.0, label="LSTM forget-gate bias at start")
-                    memory_steps = gr.Number(MemorySettings().steps, precision=0, label="most training steps per model")
+                    memory_steps = gr.Number(MemorySettings().steps, step=1, label="most training steps per model")
                 memory_button = gr.Button("Run the memory experiment", variant="primary")
                 with gr.Row():
                     memory_plot = gr.Plot(label="Accuracy against distance")
@@ -532,11 +541,11 @@ def build_demo() -> gr.Blocks:
                 gr.Markdown("Pick the sizes of an `nn.LSTM`; it is built and run for real, and every shape below "
                             "is what PyTorch returned.")
                 with gr.Row():
-                    input_size = gr.Number(5, precision=0, label="input size")
-                    hidden_size = gr.Number(10, precision=0, label="hidden size")
-                    num_layers = gr.Number(1, precision=0, label="layers")
-                    batch_size = gr.Number(1, precision=0, label="batch")
-                    seq_len = gr.Number(3, precision=0, label="sequence length")
+                    input_size = gr.Number(5, step=1, label="input size")
+                    hidden_size = gr.Number(10, step=1, label="hidden size")
+                    num_layers = gr.Number(1, step=1, label="layers")
+                    batch_size = gr.Number(1, step=1, label="batch")
+                    seq_len = gr.Number(3, step=1, label="sequence length")
                     batch_first = gr.Checkbox(True, label="batch_first")
                     bidirectional = gr.Checkbox(False, label="bidirectional")
                 shapes_button = gr.Button("Show shapes", variant="primary")

@@ -32,7 +32,7 @@ def test_playground_reference_example(client, seq_len, output):
 
 
 def test_playground_refuses_nonsense_sizes(client):
-    for bad in ((0, 10, 1, 1, 3), (5, -1, 1, 1, 3), (5, 10, 1, 1, 10**7)):
+    for bad in ((0, 10, 1, 1, 3), (5, -1, 1, 1, 3), (5, 10, 1, 1, 10**7), (5, 10, 2.5, 1, 3)):
         with pytest.raises(AppError, match="must be"):
             client.predict(*bad, True, False, api_name="/playground")
 

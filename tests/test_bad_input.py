@@ -134,10 +134,12 @@ def test_public_demo_switches_refuse_uploads_and_training(client, tmp_path, monk
     ("epochs", 1e300, "epochs must be between"),
     ("dropout", 1.5, "dropout must be between"),
     ("num_layers", 2.5, "whole number"),
+    ("row limit", 2.5, "row limit must be a whole number"),
+    ("row limit", "lots", "row limit must be a whole number"),
 ])
 def test_odd_hyper_parameters(client, name, bad, message):
     args = train_args(400, 1)
-    args[hyper_parameter_index(name)] = bad
+    args[2 if name == "row limit" else hyper_parameter_index(name)] = bad
     with pytest.raises(AppError, match=message):
         client.predict(*args, api_name="/train")
     assert not app.runner.snapshot().active
@@ -204,3 +206,24 @@ def test_basic_auth_keeps_out_a_client_without_the_password(free_port):
         assert value(shapes)["data"][0][1] == "(1, 3, 5)"
     finally:
         demo.close()
+
+
+@pytest.mark.parametrize("cells,distances,bias,steps,message", [
+    (["lstm"], [5], None, 100, "must be numbers"),
+    (["lstm"], [5], 1.0, 0, "steps per model must be between 1 and 100000"),
+    (["lstm"], [5], 1.0, 2.5, "whole number"),
+    (["lstm"], [5], 99.0, 100, "forget_bias must be between"),
+    (["lstm"], [], 1.0, 100, "at least one"),
+])
+def test_memory_experiment_refuses_odd_settings(client, cells, distances, bias, steps, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(cells, distances, bias, steps, api_name="/memory_experiment")
+
+
+def test_memory_comparison_refuses_empty_input(client):
+    with pytest.raises(AppError, match="review is empty"):
+        client.predict("  ", ["default.pt"], api_name="/compare_memory")
+    with pytest.raises(AppError, match="at least one checkpoint"):
+        client.predict("Great", [], api_name="/compare_memory")
+    with pytest.raises(AppError, match="not a checkpoint name"):
+        client.predict(["../app.py"], api_name="/accuracy_by_length")
