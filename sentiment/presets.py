@@ -27,8 +27,10 @@ PRESETS: dict[str, Preset] = {
         ModelConfig(embedding_dim=64, hidden_size=64, num_layers=1, dropout=0.3),
     ),
     "lab": Preset(
-        "the recipe of the shipped default model: a 192-unit LSTM with dropout, AdamW and a cosine schedule",
-        TrainConfig(lr=0.003, batch_size=64, epochs=12, eval_every=0, weight_decay=0.05, schedule="cosine", patience=3),
+        "the recipe of the shipped default model: a 192-unit LSTM with dropout, AdamW, a cosine schedule and an "
+        "average of the weights (EMA)",
+        TrainConfig(lr=0.003, batch_size=64, epochs=12, eval_every=0, weight_decay=0.05, schedule="cosine", patience=3,
+                    ema=0.995),
         ModelConfig(embedding_dim=200, hidden_size=192, num_layers=1, dropout=0.5, embedding_dropout=0.3),
     ),
     # Trained like the shipped LSTM, smaller so that they ship next to it for the Memory tab. The plain RNN needs a
