@@ -14,11 +14,11 @@ from datetime import datetime
 from pathlib import Path
 
 from . import cli
-from .checkpoint import CHECKPOINT_DIR
+from .checkpoint import CHECKPOINT_DIR, load_checkpoint
 from .data import BUNDLED_SAMPLE
 import torch
 
-from .model import ModelConfig
+from .model import ConfigError, ModelConfig
 from .presets import PRESETS
 from .trainer import Evaluated, Finished, Preparing, Step, TrainConfig, train
 
@@ -29,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="checkpoint to write (default: checkpoints/CELL-DATE-TIME.pt)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="lab", help="starting values; flags override them (default: lab)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="train once per seed and keep the run with the best validation loss (overrides --seed)")
     cli.add_dataclass_flags(parser, TrainConfig)
     cli.add_dataclass_flags(parser, ModelConfig, skip=("vocab_size",))
     return parser.parse_args(argv)
@@ -45,9 +47,39 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C asks the trainer to stop after this batch, so the best checkpoint so far is still tested and kept.
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if args.seeds:
+            raise ConfigError("--seeds trains one run after another; under torchrun give one --seed")
         return _train_distributed(config, model_config, args, out, stop)
     print(f"preset {args.preset}: {config}\n{model_config}")
-    _show(train(config, model_config, args.data, out, stop), args.quiet)
+    if not args.seeds:
+        _show(train(config, model_config, args.data, out, stop), args.quiet)
+        return 0
+    return _train_seeds(config, model_config, args, out, stop)
+
+
+def _train_seeds(config: TrainConfig, model_config: ModelConfig, args: argparse.Namespace, out: Path,
+                 stop: threading.Event) -> int:
+    """One run per seed into a temporary file beside `out`; the best validation loss replaces `out` (atomically).
+    The test reports of every run are printed, but only validation decides."""
+    runs = []
+    try:
+        for seed in dict.fromkeys(args.seeds):
+            print(f"\n=== seed {seed} ===")
+            path = out.with_name(f".{out.stem}.seed{seed}.pt")
+            runs.append((seed, path))
+            _show(train(replace(config, seed=seed), model_config, args.data, path, stop), args.quiet)
+            if stop.is_set():
+                break
+        scores = [(load_checkpoint(path).metrics, seed, path) for seed, path in runs]
+        print("\nseed  validation loss  test accuracy")
+        for metrics, seed, _ in scores:
+            print(f"{seed:4}  {metrics['best_val_loss']:15.4f}  {metrics['test']['accuracy']:13.2%}")
+        metrics, seed, best = min(scores, key=lambda s: s[0]["best_val_loss"])
+        os.replace(best, out)
+        print(f"kept seed {seed} (lowest validation loss) as {out}")
+    finally:
+        for _, path in runs:
+            path.unlink(missing_ok=True)
     return 0
 
 
