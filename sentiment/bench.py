@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import bz2
 import os
-import resource
-import shutil
 import platform
 import re
+import resource
 import tempfile
 import threading
 import time
@@ -438,7 +437,9 @@ def bench_accuracy(args: argparse.Namespace) -> list[Row]:
     `--epochs`) trained on the same
     split of the bundled sample by our trainer and by the reference pipeline; test accuracy of each. Slow on a CPU
     (about a quarter of an hour for 2 epochs on 2 cores), so not part of `all`."""
-    from .presets import PRESETS  # the reference preset is exactly the tutorial's settings
+    from .presets import (
+        PRESETS,  # the reference preset is exactly the tutorial's settings
+    )
 
     device = pick_device(args.device)
     n = len(load_reviews(args.data)[0])

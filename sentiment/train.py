@@ -13,11 +13,11 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+import torch
+
 from . import cli
 from .checkpoint import CHECKPOINT_DIR, load_checkpoint
 from .data import BUNDLED_SAMPLE
-import torch
-
 from .model import ConfigError, ModelConfig
 from .presets import PRESETS
 from .trainer import Evaluated, Finished, Preparing, Step, TrainConfig, train

@@ -7,13 +7,13 @@ from dataclasses import replace
 
 import pytest
 import torch
+from app_api import hyper_parameter_index, positive_probability, train_args, value
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, AuthenticationError
+from test_checkpoint import RunsCodeOnLoad
 
 import app
-from app_api import hyper_parameter_index, positive_probability, train_args, value
 from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, load_predictor
-from test_checkpoint import RunsCodeOnLoad
 
 POSITIVE = app.EXAMPLES[0]
 

@@ -6,7 +6,6 @@ Screenshots land in test-artifacts/. Outside CI these tests skip when Chromium o
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from conftest import SMALL_TRAIN
+from sentiment.checkpoint import load_checkpoint
 
 
 def run(*args, stdin=None):
@@ -30,6 +30,19 @@ def test_train_cli_runs_a_few_steps(tmp_path):
     result = run("sentiment.train", "--preset", "quick", "--limit", "400", "--max-steps", "3", "--out", str(out), "--quiet")
     assert result.returncode == 0, result.stderr
     assert out.exists() and "test report" in result.stdout
+
+
+def test_train_cli_keeps_the_seed_with_the_lowest_validation_loss(tmp_path):
+    out = tmp_path / "best.pt"
+    result = run("sentiment.train", "--preset", "quick", "--limit", "400", "--max-steps", "4", "--eval-every", "2",
+                 "--seeds", "3", "5", "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.split("seed  validation loss  test accuracy")[1].splitlines()[1:3]
+    losses = {int(line.split()[0]): float(line.split()[1]) for line in table}
+    kept = min(losses, key=losses.get)
+    assert f"kept seed {kept} (lowest validation loss)" in result.stdout
+    assert load_checkpoint(out).train_config["seed"] == kept
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # the other runs' files are gone
 
 
 @pytest.mark.parametrize(
