@@ -19,38 +19,14 @@ import gradio as gr
 
 from sentiment import plots
 from sentiment.checkpoint import (
-    CHECKPOINT_DIR,
-    DEFAULT_CHECKPOINT,
-    CheckpointError,
-    PredictorCache,
-    list_checkpoints,
-    resolve_checkpoint,
+    CHECKPOINT_DIR, DEFAULT_CHECKPOINT, CheckpointError, PredictorCache, list_checkpoints, resolve_checkpoint,
 )
 from sentiment.data import BUNDLED_SAMPLE, DataError, check_review_file
-from sentiment.gates import (
-    ATTRIBUTION_METHODS,
-    DIRECTIONS,
-    inspect_review,
-    top_units,
-    trace_gates,
-    unknown_tokens,
-)
+from sentiment.gates import ATTRIBUTION_METHODS, DIRECTIONS, inspect_review, top_units, trace_gates, unknown_tokens
 from sentiment.memory import (
-    MEMORY_CHECKPOINTS,
-    MEMORY_EXAMPLE,
-    MemorySettings,
-    accuracy_by_length,
-    gradient_norms,
-    memory_experiment,
+    MEMORY_CHECKPOINTS, MEMORY_EXAMPLE, MemorySettings, accuracy_by_length, gradient_norms, memory_experiment,
 )
-from sentiment.model import (
-    CELLS,
-    ConfigError,
-    ModelConfig,
-    check_range,
-    describe_device,
-    pick_device,
-)
+from sentiment.model import CELLS, ConfigError, ModelConfig, check_range, describe_device, pick_device
 from sentiment.playground import describe_lstm, unrolled_diagram
 from sentiment.preprocessing import encode_review
 from sentiment.presets import PRESETS

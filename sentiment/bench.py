@@ -437,9 +437,7 @@ def bench_accuracy(args: argparse.Namespace) -> list[Row]:
     `--epochs`) trained on the same
     split of the bundled sample by our trainer and by the reference pipeline; test accuracy of each. Slow on a CPU
     (about a quarter of an hour for 2 epochs on 2 cores), so not part of `all`."""
-    from .presets import (
-        PRESETS,  # the reference preset is exactly the tutorial's settings
-    )
+    from .presets import PRESETS  # the reference preset is exactly the tutorial's settings
 
     device = pick_device(args.device)
     n = len(load_reviews(args.data)[0])
