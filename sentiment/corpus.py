@@ -40,7 +40,7 @@ from .preprocessing import PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab, tokeniz
 _CHUNK = 2000
 _PARALLEL_FROM = 8000  # below this many reviews, starting worker processes costs more than it saves
 _CACHE_FORMAT = 2
-_VOCAB_ROWS = 200_000  # reviews counted at a time when building a vocabulary: bounded memory on any corpus
+_VOCAB_ROWS = 50_000  # reviews counted at a time when building a vocabulary: bounded memory on any corpus
 
 
 def cache_dir() -> Path:

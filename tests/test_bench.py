@@ -17,7 +17,7 @@ def test_every_stage_runs_and_prints_its_figures(capsys):
     for measure in ("reviews/s, first run (600 reviews)", "rerun (token cache)", "reviews/s, embedding 16",
                     "whole inspection p95 / forward median", "test accuracy, 1,797 reviews",
                     "reviews/s, first run, 20,000 reviews", "rerun (memory-mapped cache of",
-                    "peak RSS of the largest tokenizing worker"):
+                    "peak RSS of the largest tokenizing worker", "peak anonymous RSS (its own memory)"):
         line = next(l for l in out.splitlines() if measure in l)
         assert re.search(r"\d", line.split(measure)[-1]), line  # a figure follows the measure
     assert re.search(r"peak RSS of this process: prep [\d,]+ MB, train [\d,]+ MB, inspect [\d,]+ MB, quality [\d,]+ MB, scale [\d,]+ MB", out)
