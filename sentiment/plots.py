@@ -36,6 +36,12 @@ def token_label(token: str) -> str:
     return html.escape(token, quote=False)
 
 
+def _token_labels(tokens: Sequence[str]) -> np.ndarray:
+    # Per-token lists go in as numpy arrays: plotly deep-copies a figure's data, one Python object at a time,
+    # which for lists of hundreds of labels cost more than the whole gate trace.
+    return np.array([token_label(t) for t in tokens], dtype=str)
+
+
 def _figure(data: list[dict], layout: dict, height: int) -> go.Figure:
     """A figure from plain dicts. Plotly's per-property validation costs ~30 ms a figure, a third of a
     whole inspection, so these builders skip it; tests validate every builder's output instead."""
@@ -45,12 +51,16 @@ def _figure(data: list[dict], layout: dict, height: int) -> go.Figure:
 
 @lru_cache(maxsize=1)
 def _template() -> dict:
-    return pio.templates["plotly_white"].to_plotly_json()
+    """plotly_white's page, font and axis style, without its defaults for trace types and 3-D, polar, geo or
+    ternary axes these figures never use: plotly deep-copies the template into every figure."""
+    layout = pio.templates["plotly_white"].layout.to_plotly_json()
+    used = ("colorway", "font", "hoverlabel", "hovermode", "paper_bgcolor", "plot_bgcolor", "title", "xaxis", "yaxis")
+    return {"layout": {key: layout[key] for key in used if key in layout}}
 
 
 def _token_axis(tokens: Sequence[str], anchor: str | None = None) -> tuple[dict, str]:
     """The x axis: token text under each position; a long review opens on its first tokens with a slider."""
-    axis = dict(tickmode="array", tickvals=list(range(len(tokens))), ticktext=[token_label(t) for t in tokens],
+    axis = dict(tickmode="array", tickvals=np.arange(len(tokens)), ticktext=_token_labels(tokens),
                 tickangle=-60, automargin=True)
     if anchor:
         axis["anchor"] = anchor
@@ -97,15 +107,15 @@ def _heatmap_stack(layer: LayerTrace, tokens, units, names, title: str, height: 
     units = list(units)
     rows, gap = len(names), 0.06
     row_height = (1 - gap * (rows - 1)) / rows
-    hover = [token_label(t) for t in tokens]
+    hover = np.broadcast_to(_token_labels(tokens), (len(units), len(tokens)))  # (units, tokens), no copies
     data, layout, titles = [], {}, []
     for r, name in enumerate(names):
         top = 1 - r * (row_height + gap)
         y = f"y{r + 1}" if r else "y"
         values = layer.series(name)[:, units].T  # (units, tokens)
-        data.append(dict(type="heatmap", z=values, x=list(range(len(tokens))), y=_unit_labels(units),
+        data.append(dict(type="heatmap", z=values, x=np.arange(len(tokens)), y=_unit_labels(units),
                          yaxis=y, xaxis="x", coloraxis=_color_axis(name),
-                         customdata=[hover] * len(units),
+                         customdata=hover,
                          hovertemplate="%{customdata} · %{y}<br>" + name + " = %{z:.3f}<extra></extra>"))
         layout[f"yaxis{r + 1}" if r else "yaxis"] = dict(domain=[max(0.0, round(top - row_height, 6)), round(top, 6)], autorange="reversed")
         titles.append(dict(text=_GATE_TITLES[name], x=0.5, y=top, xref="paper", yref="paper", showarrow=False,
@@ -129,8 +139,8 @@ def mean_gate_figure(layer: LayerTrace, tokens: Sequence[str], height: int = 380
     """Average gate value per token, with each gate's saturation (share of values < 0.1 / > 0.9) in the legend."""
     if not layer.gates:
         return _no_gates(layer, "Mean gate activation", height)
-    x = list(range(len(tokens)))
-    hover = [token_label(t) for t in tokens]
+    x = np.arange(len(tokens))
+    hover = _token_labels(tokens)
     data = []
     for summary in gate_summaries(layer):
         name = f"{_GATE_TITLES[summary.gate]} (saturated: {summary.low_saturated:.0%} low, {summary.high_saturated:.0%} high)"
@@ -145,8 +155,8 @@ def mean_gate_figure(layer: LayerTrace, tokens: Sequence[str], height: int = 380
 def trajectory_figure(trace: GateTrace, height: int = 340) -> go.Figure:
     """P(positive) had the review stopped after each token: where the model changed its mind."""
     T = len(trace.tokens)
-    data = [dict(type="scatter", x=list(range(T)), y=trace.trajectory, mode="lines+markers", line=dict(color="#4c6ef5"),
-                 customdata=[token_label(t) for t in trace.tokens],
+    data = [dict(type="scatter", x=np.arange(T), y=trace.trajectory, mode="lines+markers", line=dict(color="#4c6ef5"),
+                 customdata=_token_labels(trace.tokens),
                  hovertemplate="after %{customdata}: %{y:.3f}<extra></extra>")]
     xaxis, note = _token_axis(trace.tokens)
     half = dict(type="line", xref="paper", x0=0, x1=1, y0=0.5, y1=0.5, line=dict(dash="dash", color="gray"))
@@ -158,9 +168,9 @@ def attribution_figure(attributions: Attributions, height: int = 340) -> go.Figu
     """Each token's push on the logit (occlusion with _UNK, either method): up towards positive, down towards negative,
     in the colours of the highlighted tokens beside it (Gradio's scale: red positive, purple negative)."""
     values = attributions.values
-    data = [dict(type="bar", x=list(range(len(values))), y=values,
-                 marker=dict(color=[POSITIVE_COLOUR if v >= 0 else NEGATIVE_COLOUR for v in values]),
-                 customdata=[token_label(t) for t in attributions.tokens],
+    data = [dict(type="bar", x=np.arange(len(values)), y=values,
+                 marker=dict(color=np.where(np.asarray(values) >= 0, POSITIVE_COLOUR, NEGATIVE_COLOUR)),
+                 customdata=_token_labels(attributions.tokens),
                  hovertemplate="%{customdata}: %{y:+.3f}<extra></extra>")]
     xaxis, note = _token_axis(attributions.tokens)
     title = f"What each token did {attributions.method}: logit minus the logit with it made unknown" + note
@@ -228,8 +238,8 @@ def gradient_flow_figure(norms: dict[str, np.ndarray], height: int = 400) -> go.
 
 def trajectories_figure(trajectories: dict[str, np.ndarray], tokens: Sequence[str], height: int = 360) -> go.Figure:
     """P(positive) after each token, one line per model: who still remembers the opening verdict at the end."""
-    hover = [token_label(t) for t in tokens]
-    data = [dict(type="scatter", x=list(range(len(p))), y=p, mode="lines", name=token_label(name), customdata=hover,
+    hover = _token_labels(tokens)
+    data = [dict(type="scatter", x=np.arange(len(p)), y=p, mode="lines", name=token_label(name), customdata=hover,
                  hovertemplate="after %{customdata}: %{y:.3f}<extra>" + token_label(name) + "</extra>")
             for name, p in trajectories.items()]
     xaxis, note = _token_axis(tokens)
