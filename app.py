@@ -75,7 +75,7 @@ HYPER_PARAMETERS = [
     (ModelConfig, "embedding_dropout", "embedding dropout"),
     (ModelConfig, "bidirectional", "bidirectional"),
     (ModelConfig, "cell", "cell type"),
-    (ModelConfig, "forget_bias", "LSTM forget-gate bias at start"),
+    (ModelConfig, "forget_bias", "LSTM forget-gate bias at start (empty: PyTorch's init)"),
     (TrainConfig, "lr", "learning rate"),
     (TrainConfig, "batch_size", "batch size"),
     (TrainConfig, "epochs", "epochs"),
@@ -132,7 +132,9 @@ def _configs(values: list, limit) -> tuple[TrainConfig, ModelConfig]:
     chosen = {ModelConfig: {}, TrainConfig: {}}
     for (cls, name, label), value in zip(HYPER_PARAMETERS, [*values]):
         default = _field(cls, name).default
-        if isinstance(default, bool):
+        if default is None and value in (None, ""):  # an optional number left empty
+            chosen[cls][name] = None
+        elif isinstance(default, bool):
             chosen[cls][name] = bool(value)
         elif isinstance(default, str):
             chosen[cls][name] = str(value)

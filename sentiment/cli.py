@@ -23,8 +23,17 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[
         if isinstance(f.default, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         else:
-            kind = type(f.default) if f.default is not MISSING else str
+            kind = _flag_type(f)
             group.add_argument(flag, type=kind, default=None, metavar=kind.__name__.upper())
+
+
+def _flag_type(f) -> type:
+    """The type of a field's default, or for an optional field (default None) the first type it names."""
+    if f.default is MISSING:
+        return str
+    if f.default is None:
+        return {"int": int, "float": float}.get(str(f.type).split("|")[0].strip(), str)
+    return type(f.default)
 
 
 def overrides(args: argparse.Namespace, cls: type) -> dict:

@@ -48,6 +48,11 @@ def test_lstm_forget_gates_start_at_the_configured_bias():
             assert torch.all(bias[4:8] == 2.5)
         elif name.startswith("bias_hh"):
             assert torch.all(bias[4:8] == 0)
+    torch.manual_seed(0)
+    untouched = SentimentNet(ModelConfig(vocab_size=10, hidden_size=4, num_layers=1))  # forget_bias None
+    torch.manual_seed(0)
+    plain = torch.nn.Embedding(10, 400, padding_idx=0), torch.nn.LSTM(400, 4, 1, batch_first=True)
+    assert torch.equal(untouched.rnn.bias_ih_l0, plain[1].bias_ih_l0)  # PyTorch's own initialisation
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
