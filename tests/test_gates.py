@@ -31,13 +31,26 @@ def _hidden_states_by_layer(model, ids):
     return outputs
 
 
-@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, False), (3, False), (1, True), (2, True), (3, True)])
-def test_trace_reproduces_nn_lstm(layers, bidirectional):
-    model = _model(layers, bidirectional, seed=layers)
-    ids = torch.randint(2, 60, (23,))
+def _recurrent_state(layer, t: int, previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the traced state at step t, the state the cell's update rule gives from the traced gates and `previous`):
+    the LSTM's c_t = f c_{t-1} + i g, the GRU's h_t = (1 - z) n + z h_{t-1}."""
+    gates = {name: values[t] for name, values in layer.gates.items()}
+    if layer.cell_state is not None:
+        return layer.cell_state[t], gates["forget"] * previous + gates["input"] * gates["cell"]
+    return layer.hidden_state[t], (1 - gates["update"]) * gates["new"] + gates["update"] * previous
+
+
+@pytest.mark.parametrize("cell,layers,bidirectional", [
+    ("lstm", 1, False), ("lstm", 2, False), ("lstm", 3, False), ("lstm", 1, True), ("lstm", 2, True), ("lstm", 3, True),
+    ("gru", 1, False), ("gru", 2, False), ("gru", 2, True),
+])
+def test_trace_reproduces_nn_lstm_and_nn_gru(cell, layers, bidirectional):
+    model = _model(layers, bidirectional, seed=layers, cell=cell)
+    T = 23
+    ids = torch.randint(2, 60, (T,))
     trace = trace_gates(model, ids)
     with torch.no_grad():
-        probability = torch.sigmoid(model(ids[None], torch.tensor([23]))).item()
+        probability = torch.sigmoid(model(ids[None], torch.tensor([T]))).item()
         reference = _hidden_states_by_layer(model, ids)
     assert trace.probability == pytest.approx(probability, abs=1e-5)
     assert trace.trajectory[-1] == pytest.approx(probability, abs=1e-5)
@@ -47,41 +60,15 @@ def test_trace_reproduces_nn_lstm(layers, bidirectional):
             layer = trace.layer(k, direction)
             expected = reference[k][:, d * H : (d + 1) * H].detach().numpy()
             assert np.abs(layer.hidden_state - expected).max() < 1e-5
-            assert layer.series("input").shape == layer.cell_state.shape == (23, H)
-            # c follows the LSTM recurrence from the gates
-            c = layer.cell_state
-            order = range(23) if direction == "forward" else range(22, -1, -1)
+            assert tuple(layer.gates) == CELL_GATES[cell]
+            assert all(values.shape == (T, H) for values in layer.gates.values())
+            assert (layer.cell_state is not None) == (cell == "lstm")
+            # the state follows the cell's update rule from the traced gates, step after step
             previous = np.zeros(H)
-            for t in order:
-                i, f, g = (layer.gates[name][t] for name in ("input", "forget", "cell"))
-                assert np.allclose(c[t], f * previous + i * g, atol=1e-5)
-                previous = c[t]
-    assert trace.max_error < 1e-5
-
-
-@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, False), (2, True)])
-def test_trace_reproduces_nn_gru(layers, bidirectional):
-    model = _model(layers, bidirectional, seed=layers, cell="gru")
-    ids = torch.randint(2, 60, (19,))
-    trace = trace_gates(model, ids)
-    with torch.no_grad():
-        probability = torch.sigmoid(model(ids[None], torch.tensor([19]))).item()
-        reference = _hidden_states_by_layer(model, ids)
-    assert trace.probability == pytest.approx(probability, abs=1e-5)
-    H = model.config.hidden_size
-    for k in range(layers):
-        for d, direction in enumerate(("forward", "backward")[: model.config.directions]):
-            layer = trace.layer(k, direction)
-            expected = reference[k][:, d * H : (d + 1) * H].detach().numpy()
-            assert np.abs(layer.hidden_state - expected).max() < 1e-5
-            assert tuple(layer.gates) == CELL_GATES["gru"] and layer.cell_state is None
-            # h follows the GRU update from the traced gates: h_t = (1 - z) n + z h_{t-1}
-            order = range(19) if direction == "forward" else range(18, -1, -1)
-            previous = np.zeros(H)
-            for t in order:
-                z, n = layer.gates["update"][t], layer.gates["new"][t]
-                assert np.allclose(layer.hidden_state[t], (1 - z) * n + z * previous, atol=1e-5)
-                previous = layer.hidden_state[t]
+            for t in (range(T) if direction == "forward" else range(T - 1, -1, -1)):
+                traced, from_gates = _recurrent_state(layer, t, previous)
+                assert np.allclose(traced, from_gates, atol=1e-5)
+                previous = traced
     assert trace.max_error < 1e-5
 
 
