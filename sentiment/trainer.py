@@ -329,9 +329,10 @@ def train(
     stepped = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
-    averaged = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema))
-                if config.ema else None)
-    if averaged:
+    averaged = None
+    if config.ema:
+        ema = torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema)
+        averaged = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema)
         averaged.update_parameters(model)  # the initial weights are the first sample of the average
     kept = averaged.module if averaged else model  # the weights that are validated, saved and tested
     steps_per_epoch = math.ceil(len(train_reviews) / batch_size)
