@@ -342,15 +342,18 @@ def _inspect_rows(model: SentimentNet, vocab, text: str, label: str, repeats: in
 
 
 def _inspection(model: SentimentNet, vocab, text: str, attribution: str) -> None:
-    """What the Predict tab computes for one review: prediction, trace, trajectory, effects and every figure."""
+    """What the Predict tab computes for one review: prediction, trace, trajectory, effects and every figure, each
+    serialized to JSON as Gradio does before sending it to the browser."""
     inspection = inspect_review(model, vocab, text, 200, attribution)
     trace, top = inspection.trace, model.config.num_layers - 1
     units = top_units(trace, model, top, count=12)
-    plots.trajectory_figure(trace), plots.attribution_figure(inspection.attributions)
     plots.attribution_highlights(inspection.attributions)
     layer = trace.layer(top)
-    plots.gate_heatmaps(layer, trace.tokens, units), plots.state_heatmaps(layer, trace.tokens, units)
-    plots.mean_gate_figure(layer, trace.tokens)
+    figures = (plots.trajectory_figure(trace), plots.attribution_figure(inspection.attributions),
+               plots.gate_heatmaps(layer, trace.tokens, units), plots.state_heatmaps(layer, trace.tokens, units),
+               plots.mean_gate_figure(layer, trace.tokens))
+    for figure in figures:
+        figure.to_json()
 
 
 def bench_inspect(args: argparse.Namespace) -> list[Row]:
