@@ -24,7 +24,8 @@ from sentiment.checkpoint import (
 from sentiment.data import BUNDLED_SAMPLE, DataError, check_review_file
 from sentiment.gates import ATTRIBUTION_METHODS, DIRECTIONS, inspect_review, top_units, trace_gates, unknown_tokens
 from sentiment.memory import (
-    MEMORY_CHECKPOINTS, MEMORY_EXAMPLE, MemorySettings, accuracy_by_length, gradient_norms, memory_experiment,
+    MEMORY_CHECKPOINTS, MEMORY_EXAMPLE, MemorySettings, accuracy_by_length, gradient_drop, gradient_norms,
+    memory_experiment,
 )
 from sentiment.model import CELLS, ConfigError, ModelConfig, check_range, describe_device, pick_device
 from sentiment.playground import describe_lstm, unrolled_diagram
@@ -276,12 +277,16 @@ def checkpoint_layers(checkpoint: str) -> gr.Dropdown:
     return gr.Dropdown(choices=choices, value=choices[-1] if not config.bidirectional else choices[-2])
 
 
-def predict_review(review: str, checkpoint: str, layer_choice: str, units: float, attribution: str = "when read"):
-    """Label, probability, token attributions, prediction trajectory and gate plots for one review."""
+def _check_review(review) -> None:
     if not isinstance(review, str) or not review.strip():
         raise gr.Error("The review is empty: type or paste a customer review first.")
     if len(review) > MAX_REVIEW_CHARS:
         raise gr.Error(f"The review is {len(review):,} characters; the limit is {MAX_REVIEW_CHARS:,}.")
+
+
+def predict_review(review: str, checkpoint: str, layer_choice: str, units: float, attribution: str = "when read"):
+    """Label, probability, token attributions, prediction trajectory and gate plots for one review."""
+    _check_review(review)
     try:
         predictor = predictors.get(resolve_checkpoint(checkpoint))
         inspection = inspect_review(predictor.model, predictor.vocab, review, predictor.max_len, attribution)
@@ -337,10 +342,7 @@ def _cell_name(predictor) -> str:
 def compare_memory(review: str, names: list[str], units: float = 12):
     """Gradient flow and prediction after each token for one review and each checkpoint, and what the first LSTM
     among them (else the first model) keeps from token to token."""
-    if not isinstance(review, str) or not review.strip():
-        raise gr.Error("The review is empty: type or paste a customer review first.")
-    if len(review) > MAX_REVIEW_CHARS:
-        raise gr.Error(f"The review is {len(review):,} characters; the limit is {MAX_REVIEW_CHARS:,}.")
+    _check_review(review)
     chosen = _predictors(names)
     norms, trajectories, lines, first = {}, {}, [], None
     for name, predictor in chosen.items():
@@ -355,7 +357,7 @@ def compare_memory(review: str, names: list[str], units: float = 12):
             first = (trace, predictor)  # show what the first LSTM keeps, else the first model
         far = min(50, len(ids) - 1)
         lines.append(f"| {label} | {trace.probability:.3f} | {norms[label][-1]:.2e} | {norms[label][-1 - far]:.2e} | "
-                     f"{norms[label][-1] / max(norms[label][-1 - far], 1e-30):,.0f}× |")
+                     f"{gradient_drop(norms[label], far):,.0f}× |")
     trace, predictor = first
     layer = trace.layer(predictor.model.config.num_layers - 1)
     kept = plots.memory_heatmaps(layer, trace.tokens, top_units(trace, predictor.model, layer.layer, count=int(units or 12)))

@@ -34,7 +34,7 @@ import nltk
 import numpy as np
 import torch
 
-from .data import DataError, ReadReport, read_reviews
+from .data import DataError, ReadReport, read_reviews, require_both_classes
 from .preprocessing import PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab, tokenize_review
 
 _CHUNK = 2000
@@ -237,11 +237,7 @@ def tokenize_corpus(path: str | Path, limit: int | None = None, use_cache: bool 
                 label_parts.append(np.asarray(labels, dtype=np.int64))
         labels = np.concatenate(label_parts)
         report.kept, report.positives = len(labels), int(labels.sum())
-        if not len(labels):
-            raise DataError(f"{path.name}: no usable review in the file ({report.skipped:,} lines skipped)")
-        if report.positives in (0, report.kept):
-            only = "positive" if report.positives else "negative"
-            raise DataError(f"{path.name}: every review is {only}; training needs both classes")
+        require_both_classes(path, report)
         offsets = np.zeros(len(labels) + 1, dtype=np.int64)
         np.cumsum(np.concatenate(length_parts), out=offsets[1:])
         np.save(building / "offsets.npy", offsets)

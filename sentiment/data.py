@@ -216,12 +216,17 @@ def load_reviews(path: str | Path, limit: int | None = None) -> tuple[list[str],
         texts.append(text)
         labels.append(label)
     report.kept, report.positives = len(texts), sum(labels)
-    if not texts:
+    require_both_classes(path, report)
+    return texts, np.asarray(labels, dtype=np.int64), report
+
+
+def require_both_classes(path: str | Path, report: ReadReport) -> None:
+    """DataError unless a finished read (`report.kept`, `report.positives` set) kept reviews of both classes."""
+    if not report.kept:
         raise DataError(f"{Path(path).name}: no usable review in the file ({report.skipped:,} lines skipped)")
     if report.positives in (0, report.kept):
         only = "positive" if report.positives else "negative"
         raise DataError(f"{Path(path).name}: every review is {only}; training needs both classes")
-    return texts, np.asarray(labels, dtype=np.int64), report
 
 
 @dataclass

@@ -62,6 +62,11 @@ def gradient_norms(model: SentimentNet, ids: Sequence[int] | torch.Tensor) -> np
     return grad[0].norm(dim=-1).float().cpu().numpy()  # (T,)
 
 
+def gradient_drop(norms: np.ndarray, distance: int) -> float:
+    """How many times smaller the gradient is `distance` tokens before the end than at the last token."""
+    return float(norms[-1] / max(norms[-1 - distance], 1e-30))
+
+
 # ---------------------------------------------------------------- the synthetic memory task
 
 MARKERS = (2, 3)  # token ids of the two markers: 2 means label 0, 3 means label 1 (0 and 1 are _PAD and _UNK)
@@ -206,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, predictor in predictors.items():
         norms = gradient_norms(predictor.model, encode_review(args.review, predictor.vocab, predictor.max_len)[1])
         at = {d: norms[-1 - d] for d in (0, 10, 25, 50, 100) if d < len(norms)}
-        ratio = at[0] / at[max(at)]
-        print(f"  {name:12} " + "  ".join(f"d={d}: {v:.2e}" for d, v in at.items()) + f"  (falls {ratio:,.0f}×)")
+        drop = gradient_drop(norms, max(at))
+        print(f"  {name:12} " + "  ".join(f"d={d}: {v:.2e}" for d, v in at.items()) + f"  (falls {drop:,.0f}×)")
     print("\naccuracy by review length (tokens), each checkpoint's held-out test split:")
     for name, predictor in predictors.items():
         print(f"  {name:12} " + "  ".join(f"{b.label}: {b.accuracy:.1%} ({b.reviews})" for b in accuracy_by_length(predictor)))
