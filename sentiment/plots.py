@@ -1,18 +1,21 @@
 """Plotly figure builders. Plain functions of plain data; every figure has a fixed height.
 
-Token labels go through `token_label`, which escapes them: plotly reads a small subset of HTML in labels,
-and a review's `<script>` or `&amp;` must show as the characters the person typed.
+Each builder returns a `Figure`: the plotly.js spec as plain dicts and numpy arrays. A gr.Plot takes it as it takes a
+go.Figure, by calling its `to_json()`. Token labels go through `token_label`, which escapes them: plotly reads a small
+subset of HTML in labels, and a review's `<script>` or `&amp;` must show as the characters the person typed.
 """
 from __future__ import annotations
 
+import base64
 import html
 from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+import orjson
 import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.subplots import make_subplots
+from plotly.colors import get_colorscale
 
 from .gates import TANH_GATES, Attributions, GateTrace, LayerTrace, gate_summaries
 
@@ -29,30 +32,66 @@ _GATE_TITLES = {
     "hidden_state": "hidden state h",
 }
 POSITIVE_COLOUR, NEGATIVE_COLOUR = "#f05252", "#9f7aea"  # as gr.HighlightedText colours scores of +1 and -1
+# Colour scales spelled out: plotly.js and plotly.py disagree on which end of a named scale such as "RdBu" is red.
+GATE_SCALE = get_colorscale("Viridis")  # sigmoid gates, 0..1
+SIGNED_SCALE = get_colorscale("RdBu_r")  # tanh values and the cell state: blue negative, red positive
+COUNT_SCALE = get_colorscale("Blues")  # light few, dark many
 _LAYOUT = dict(margin=dict(l=60, r=20, t=60, b=40), font=dict(size=12))
+
+
+class Figure:
+    """A plotly figure as plain data: `data` (a list of trace dicts) and `layout` (a dict), numpy arrays inside.
+
+    A go.Figure validates and deep-copies every property when built, and walks it all again in to_json(): ~9 ms
+    for the five Predict figures of a 200-token review, nine forward passes of the shipped model. This class
+    skips both; `to_plotly()` gives the validated go.Figure, which is how the tests check every builder."""
+
+    def __init__(self, data: list[dict], layout: dict) -> None:
+        self.data, self.layout = data, layout
+
+    def to_dict(self) -> dict:
+        return {"data": self.data, "layout": self.layout}
+
+    def to_json(self) -> str:
+        """The JSON plotly.js reads, numpy arrays as its base64 typed arrays (float32, int32)."""
+        text = orjson.dumps(self.to_dict(), default=_typed_array).decode()
+        # As plotly's own to_json: the JSON may be written into an HTML page, where "</script>" would end a script.
+        return text.replace("<", "\\u003c").replace(">", "\\u003e")
+
+    def to_plotly(self) -> go.Figure:
+        return go.Figure(self.to_dict())
+
+
+def _typed_array(value: object) -> object:
+    """orjson's fallback for numpy values: numbers as plotly.js typed arrays, anything else as lists."""
+    if not isinstance(value, np.ndarray | np.generic):
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    if value.dtype.kind not in "biuf" or value.ndim == 0:
+        return value.tolist()
+    dtype = "f4" if value.dtype.kind == "f" else "i4"
+    array = np.ascontiguousarray(value, dtype=dtype)
+    spec = {"dtype": dtype, "bdata": base64.b64encode(array.tobytes()).decode("ascii")}
+    if array.ndim > 1:
+        spec["shape"] = ", ".join(map(str, array.shape))
+    return spec
 
 
 def token_label(token: str) -> str:
     return html.escape(token, quote=False)
 
 
-def _token_labels(tokens: Sequence[str]) -> np.ndarray:
-    # Per-token lists go in as numpy arrays: plotly deep-copies a figure's data, one Python object at a time,
-    # which for lists of hundreds of labels cost more than the whole gate trace.
-    return np.array([token_label(t) for t in tokens], dtype=str)
+def _token_labels(tokens: Sequence[str]) -> list[str]:
+    return [token_label(t) for t in tokens]
 
 
-def _figure(data: list[dict], layout: dict, height: int) -> go.Figure:
-    """A figure from plain dicts. Plotly's per-property validation costs ~30 ms a figure, a third of a
-    whole inspection, so these builders skip it; tests validate every builder's output instead."""
-    layout = {"template": _template(), "height": height, **_LAYOUT, **layout}
-    return go.Figure({"data": data, "layout": layout}, _validate=False)
+def _figure(data: list[dict], layout: dict, height: int) -> Figure:
+    return Figure(data, {"template": _template(), "height": height, **_LAYOUT, **layout})
 
 
 @lru_cache(maxsize=1)
 def _template() -> dict:
     """plotly_white's page, font and axis style, without its defaults for trace types and 3-D, polar, geo or
-    ternary axes these figures never use: plotly deep-copies the template into every figure."""
+    ternary axes these figures never use: the template travels inside every figure's JSON."""
     layout = pio.templates["plotly_white"].layout.to_plotly_json()
     used = ("colorway", "font", "hoverlabel", "hovermode", "paper_bgcolor", "plot_bgcolor", "title", "xaxis", "yaxis")
     return {"layout": {key: layout[key] for key in used if key in layout}}
@@ -74,14 +113,14 @@ def _unit_labels(units: Sequence[int]) -> list[str]:
     return [f"unit {u}" for u in units]
 
 
-def _no_gates(layer: LayerTrace, what: str, height: int) -> go.Figure:
+def _no_gates(layer: LayerTrace, what: str, height: int) -> Figure:
     note = dict(text="A plain RNN has no gates: each step overwrites h = tanh(W x + U h + b).", x=0.5, y=0.5,
                 xref="paper", yref="paper", showarrow=False, font=dict(size=14))
     return _figure([], dict(title=dict(text=f"{what} of layer {layer.layer + 1} ({layer.direction})"), annotations=[note],
                             xaxis=dict(visible=False), yaxis=dict(visible=False)), height)
 
 
-def gate_heatmaps(layer: LayerTrace, tokens: Sequence[str], units: Sequence[int], height: int = 760) -> go.Figure:
+def gate_heatmaps(layer: LayerTrace, tokens: Sequence[str], units: Sequence[int], height: int = 760) -> Figure:
     """One heatmap per gate (LSTM: input, forget, candidate, output; GRU: reset, update, candidate), tokens across,
     the chosen units down."""
     if not layer.gates:
@@ -89,7 +128,7 @@ def gate_heatmaps(layer: LayerTrace, tokens: Sequence[str], units: Sequence[int]
     return _heatmap_stack(layer, tokens, units, tuple(layer.gates), f"Gates of layer {layer.layer + 1} ({layer.direction})", height)
 
 
-def state_heatmaps(layer: LayerTrace, tokens: Sequence[str], units: Sequence[int], height: int = 460) -> go.Figure:
+def state_heatmaps(layer: LayerTrace, tokens: Sequence[str], units: Sequence[int], height: int = 460) -> Figure:
     """Cell state c (long-term memory, LSTM only) and hidden state h (the output) per token for the chosen units."""
     what = "Cell and hidden state" if layer.cell_state is not None else "Hidden state"
     return _heatmap_stack(layer, tokens, units, layer.states, f"{what} of layer {layer.layer + 1} ({layer.direction})", height)
@@ -102,12 +141,12 @@ def _color_axis(name: str) -> str:
     return "coloraxis2" if name in TANH_GATES or name == "hidden_state" else "coloraxis"
 
 
-def _heatmap_stack(layer: LayerTrace, tokens, units, names, title: str, height: int) -> go.Figure:
+def _heatmap_stack(layer: LayerTrace, tokens, units, names, title: str, height: int) -> Figure:
     """Heatmaps stacked top to bottom on one shared token axis, one row per series in `names`."""
     units = list(units)
     rows, gap = len(names), 0.06
     row_height = (1 - gap * (rows - 1)) / rows
-    hover = np.broadcast_to(_token_labels(tokens), (len(units), len(tokens)))  # (units, tokens), no copies
+    hover = [_token_labels(tokens)] * len(units)  # (units, tokens): one list, referenced once per row
     data, layout, titles = [], {}, []
     for r, name in enumerate(names):
         top = 1 - r * (row_height + gap)
@@ -124,9 +163,9 @@ def _heatmap_stack(layer: LayerTrace, tokens, units, names, title: str, height: 
     if layer.cell_state is not None:
         c_max = float(np.abs(layer.cell_state[:, units]).max()) or 1.0
     axes = {
-        "coloraxis": dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(title=dict(text="gate"), len=0.45, y=0.78)),
-        "coloraxis2": dict(colorscale="RdBu", cmin=-1, cmax=1, colorbar=dict(title=dict(text="tanh"), len=0.45, y=0.22)),
-        "coloraxis3": dict(colorscale="RdBu", cmin=-c_max, cmax=c_max,
+        "coloraxis": dict(colorscale=GATE_SCALE, cmin=0, cmax=1, colorbar=dict(title=dict(text="gate"), len=0.45, y=0.78)),
+        "coloraxis2": dict(colorscale=SIGNED_SCALE, cmin=-1, cmax=1, colorbar=dict(title=dict(text="tanh"), len=0.45, y=0.22)),
+        "coloraxis3": dict(colorscale=SIGNED_SCALE, cmin=-c_max, cmax=c_max,
                            colorbar=dict(title=dict(text="c"), len=0.45, y=0.78, x=1.1)),
     }
     layout.update({k: v for k, v in axes.items() if k in {_color_axis(n) for n in names}})
@@ -135,7 +174,7 @@ def _heatmap_stack(layer: LayerTrace, tokens, units, names, title: str, height: 
     return _figure(data, layout, height)
 
 
-def mean_gate_figure(layer: LayerTrace, tokens: Sequence[str], height: int = 380) -> go.Figure:
+def mean_gate_figure(layer: LayerTrace, tokens: Sequence[str], height: int = 380) -> Figure:
     """Average gate value per token, with each gate's saturation (share of values < 0.1 / > 0.9) in the legend."""
     if not layer.gates:
         return _no_gates(layer, "Mean gate activation", height)
@@ -152,7 +191,7 @@ def mean_gate_figure(layer: LayerTrace, tokens: Sequence[str], height: int = 380
                               legend=dict(orientation="h", y=-0.45)), height)
 
 
-def trajectory_figure(trace: GateTrace, height: int = 340) -> go.Figure:
+def trajectory_figure(trace: GateTrace, height: int = 340) -> Figure:
     """P(positive) had the review stopped after each token: where the model changed its mind."""
     T = len(trace.tokens)
     data = [dict(type="scatter", x=np.arange(T), y=trace.trajectory, mode="lines+markers", line=dict(color="#4c6ef5"),
@@ -164,7 +203,7 @@ def trajectory_figure(trace: GateTrace, height: int = 340) -> go.Figure:
                               yaxis=dict(title=dict(text="P(positive)"), range=[0, 1]), showlegend=False), height)
 
 
-def attribution_figure(attributions: Attributions, height: int = 340) -> go.Figure:
+def attribution_figure(attributions: Attributions, height: int = 340) -> Figure:
     """Each token's push on the logit (occlusion with _UNK, either method): up towards positive, down towards negative,
     in the colours of the highlighted tokens beside it (Gradio's scale: red positive, purple negative)."""
     values = attributions.values
@@ -184,35 +223,39 @@ def attribution_highlights(attributions: Attributions) -> list[tuple[str, float]
     return [(t, round(float(v) / scale, 4)) for t, v in zip(attributions.tokens, attributions.values)]
 
 
-def training_curves(history: dict[str, list], height: int = 420) -> go.Figure:
+def training_curves(history: dict[str, list], height: int = 420) -> Figure:
     """Loss (left) and accuracy (right) against the step, for training batches and validation runs."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "validation accuracy"))
-    fig.add_trace(go.Scatter(x=history.get("step", []), y=history.get("train_loss", []), name="train loss",
-                             mode="lines", line=dict(color="#adb5bd")), row=1, col=1)
-    fig.add_trace(go.Scatter(x=history.get("val_step", []), y=history.get("val_loss", []), name="validation loss",
-                             mode="lines+markers", line=dict(color="#e8590c")), row=1, col=1)
-    fig.add_trace(go.Scatter(x=history.get("val_step", []), y=history.get("val_accuracy", []), name="validation accuracy",
-                             mode="lines+markers", line=dict(color="#2f9e44")), row=1, col=2)
-    fig.update_xaxes(title="step")
-    fig.update_yaxes(tickformat=".0%", row=1, col=2)
-    fig.update_layout(height=height, legend=dict(orientation="h", y=-0.2), template="plotly_white", **_LAYOUT)
-    return fig
+    # Copies: a run in another thread keeps appending to these lists.
+    series = {key: np.array(history.get(key, [])) for key in ("step", "train_loss", "val_step", "val_loss", "val_accuracy")}
+    data = [
+        dict(type="scatter", x=series["step"], y=series["train_loss"], name="train loss", mode="lines",
+             line=dict(color="#adb5bd")),
+        dict(type="scatter", x=series["val_step"], y=series["val_loss"], name="validation loss", mode="lines+markers",
+             line=dict(color="#e8590c")),
+        dict(type="scatter", x=series["val_step"], y=series["val_accuracy"], name="validation accuracy",
+             mode="lines+markers", line=dict(color="#2f9e44"), xaxis="x2", yaxis="y2"),
+    ]
+    titles = [dict(text=text, x=x, y=1, xref="paper", yref="paper", xanchor="center", yanchor="bottom", showarrow=False)
+              for text, x in (("loss", 0.225), ("validation accuracy", 0.775))]
+    step = dict(text="step")
+    return _figure(data, dict(xaxis=dict(domain=[0, 0.45], title=step), xaxis2=dict(domain=[0.55, 1], anchor="y2", title=step),
+                              yaxis2=dict(anchor="x2", tickformat=".0%"), annotations=titles,
+                              legend=dict(orientation="h", y=-0.2)), height)
 
 
-def confusion_figure(confusion: list[list[int]], height: int = 340) -> go.Figure:
+def confusion_figure(confusion: list[list[int]], height: int = 340) -> Figure:
     """The test confusion matrix; rows are the true class."""
     z = np.asarray(confusion)
     labels = ["negative", "positive"]
-    fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, colorscale="Blues", showscale=False,
-                               text=z, texttemplate="%{text:,}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
-    fig.update_layout(title="Test confusion matrix", height=height, xaxis=dict(title="predicted"),
-                      yaxis=dict(title="true", autorange="reversed"), template="plotly_white", **_LAYOUT)
-    return fig
+    data = [dict(type="heatmap", z=z, x=labels, y=labels, colorscale=COUNT_SCALE, showscale=False, text=z.tolist(),
+                 texttemplate="%{text:,}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>")]
+    return _figure(data, dict(title=dict(text="Test confusion matrix"), xaxis=dict(title=dict(text="predicted")),
+                              yaxis=dict(title=dict(text="true"), autorange="reversed")), height)
 
 
 # ---------------------------------------------------------------- Memory tab
 
-def memory_heatmaps(layer: LayerTrace, tokens: Sequence[str], units: Sequence[int], height: int = 460) -> go.Figure:
+def memory_heatmaps(layer: LayerTrace, tokens: Sequence[str], units: Sequence[int], height: int = 460) -> Figure:
     """What a cell keeps from token to token: the LSTM's forget gate and cell state, the GRU's update gate and
     hidden state, a plain RNN's hidden state."""
     names = {"lstm": ("forget", "cell_state"), "gru": ("update", "hidden_state")}.get(_cell_of(layer), ("hidden_state",))
@@ -223,7 +266,7 @@ def _cell_of(layer: LayerTrace) -> str:
     return "lstm" if "forget" in layer.gates else "gru" if "update" in layer.gates else "rnn"
 
 
-def gradient_flow_figure(norms: dict[str, np.ndarray], height: int = 400) -> go.Figure:
+def gradient_flow_figure(norms: dict[str, np.ndarray], height: int = 400) -> Figure:
     """‖∂ logit / ∂ embedding‖ against the token's distance from the end, log scale, one line per model."""
     data = []
     for name, values in norms.items():
@@ -236,7 +279,7 @@ def gradient_flow_figure(norms: dict[str, np.ndarray], height: int = 400) -> go.
                               legend=dict(orientation="h", y=-0.25)), height)
 
 
-def trajectories_figure(trajectories: dict[str, np.ndarray], tokens: Sequence[str], height: int = 360) -> go.Figure:
+def trajectories_figure(trajectories: dict[str, np.ndarray], tokens: Sequence[str], height: int = 360) -> Figure:
     """P(positive) after each token, one line per model: who still remembers the opening verdict at the end."""
     hover = _token_labels(tokens)
     data = [dict(type="scatter", x=np.arange(len(p)), y=p, mode="lines", name=token_label(name), customdata=hover,
@@ -249,7 +292,7 @@ def trajectories_figure(trajectories: dict[str, np.ndarray], tokens: Sequence[st
                               legend=dict(orientation="h", y=-0.5)), height)
 
 
-def memory_figure(results: Sequence, height: int = 380) -> go.Figure:
+def memory_figure(results: Sequence, height: int = 380) -> Figure:
     """Accuracy on the synthetic memory task against the distance to remember, one line per cell type."""
     data = []
     for cell in dict.fromkeys(r.cell for r in results):
@@ -265,7 +308,7 @@ def memory_figure(results: Sequence, height: int = 380) -> go.Figure:
                    height)
 
 
-def length_accuracy_figure(buckets: dict[str, Sequence], height: int = 380) -> go.Figure:
+def length_accuracy_figure(buckets: dict[str, Sequence], height: int = 380) -> Figure:
     """Test accuracy per review-length bucket, one group of bars per bucket, one bar per model."""
     data = [dict(type="bar", x=[b.label for b in rows], y=[b.accuracy for b in rows], name=token_label(name),
                  customdata=[b.reviews for b in rows],

@@ -1,6 +1,11 @@
 """Helpers for driving the app's public API with gradio_client, shared by the API test modules."""
 from __future__ import annotations
 
+import base64
+import json
+
+import numpy as np
+
 import app
 
 
@@ -11,6 +16,17 @@ def value(update):
 
 def rows(dataframe) -> list[list]:
     return value(dataframe)["data"]
+
+
+def typed_array(spec: dict) -> np.ndarray:
+    """A plotly.js typed array ({"dtype", "bdata", "shape"}) as numpy, decoded as the browser decodes it."""
+    array = np.frombuffer(base64.b64decode(spec["bdata"]), dtype=spec["dtype"])
+    return array.reshape([int(n) for n in spec["shape"].split(",")]) if "shape" in spec else array
+
+
+def plot_traces(plot_update) -> list[dict]:
+    """The traces of a gr.Plot's value, as the browser receives them."""
+    return json.loads(value(plot_update)["plot"])["data"]
 
 
 def positive_probability(label_update) -> float:

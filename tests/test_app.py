@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,7 +11,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
-from app_api import positive_probability, rows, train_args, value
+from app_api import plot_traces, positive_probability, rows, train_args, typed_array, value
 from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, load_checkpoint, load_predictor
 from sentiment.data import BUNDLED_SAMPLE, load_reviews
 
@@ -60,14 +61,19 @@ def test_predict_refuses_paths_as_checkpoint_names(client):
 
 
 def test_training_streams_progress_and_its_checkpoint_predicts(client):
-    job = client.submit(*train_args(limit=400, epochs=2), api_name="/train")
+    # 2,000 reviews for 3 epochs: long enough (~90 steps) that progress streams even when the corpus is cached.
+    job = client.submit(*train_args(limit=2000, epochs=3), api_name="/train")
     statuses = [value(update[0]) for update in job]
+    assert statuses[0].startswith("**Preparing**") and statuses[-1].startswith("**Finished**")
     assert any("Training" in s and "reviews/s" in s for s in statuses)
+    steps = int(re.search(r"after ([\d,]+) steps", statuses[-1])[1].replace(",", ""))
+    loss_curve = plot_traces(job.outputs()[-1][1])[0]
+    assert typed_array(loss_curve["x"]).tolist() == list(range(1, steps + 1))  # every step is on the curve
     final = job.outputs()[-1]
     assert "Finished" in value(final[0]) and "Test report" in value(final[2])
     saved = CHECKPOINT_DIR / value(final[2]).split("`")[1]
     try:
-        assert load_checkpoint(saved).data["reviews"] == 400
+        assert load_checkpoint(saved).data["reviews"] == 2000
         result = client.predict("Works great, love it", saved.name, "layer 1", 4, api_name="/predict")
         assert value(result[0])["label"] in ("positive", "negative")
     finally:

@@ -1,10 +1,12 @@
 import html
+import json
 
 import numpy as np
-import plotly.graph_objects as go
+import plotly.io as pio
 import pytest
 import torch
 
+from app_api import typed_array
 from sentiment import plots
 from sentiment.gates import CELL_GATES, GATES, gate_summaries, inspect_review, occlusion, reading_occlusion, top_units, trace_gates
 from sentiment.model import CELLS, ModelConfig, SentimentNet
@@ -83,8 +85,8 @@ def test_rnn_trace_has_hidden_states_only():
         assert layer.gates == {} and layer.cell_state is None and layer.states == ("hidden_state",)
         assert np.abs(layer.hidden_state - reference[k].numpy()).max() < 1e-5
     units = top_units(trace, model, 1, count=3)
-    assert [t.type for t in plots.state_heatmaps(trace.layer(1), trace.tokens, units).data] == ["heatmap"]
-    assert "has no gates" in plots.gate_heatmaps(trace.layer(1), trace.tokens, units).layout.annotations[0].text
+    assert [t.type for t in plots.state_heatmaps(trace.layer(1), trace.tokens, units).to_plotly().data] == ["heatmap"]
+    assert "has no gates" in plots.gate_heatmaps(trace.layer(1), trace.tokens, units).to_plotly().layout.annotations[0].text
 
 
 def test_trajectory_is_the_prediction_for_every_prefix():
@@ -194,8 +196,8 @@ def test_plot_builders_are_valid_figures_with_tokens_as_literal_text(predictor):
         plots.trajectory_figure(trace),
         plots.attribution_figure(inspection.attributions),
     ]
+    figures = [figure.to_plotly() for figure in figures]  # full plotly validation of what the fast builders produced
     for figure in figures:
-        go.Figure(figure.to_dict())  # full plotly validation of what the fast builders produced
         assert figure.layout.height
         assert list(figure.layout.xaxis.ticktext) == [html.escape(t, quote=False) for t in tokens]
     gates = figures[0]
@@ -207,8 +209,27 @@ def test_plot_builders_are_valid_figures_with_tokens_as_literal_text(predictor):
     assert [t for t, _ in highlights] == tokens and max(abs(s) for _, s in highlights) == pytest.approx(1.0)
 
 
+def test_figure_json_carries_the_values_and_stays_inside_a_script_tag(predictor):
+    text = "Broke in a week </script><script>alert(1)</script> never again"
+    inspection = inspect_review(predictor.model, predictor.vocab, text, predictor.max_len)
+    trace, layer = inspection.trace, inspection.trace.layer(0)
+    units = top_units(trace, predictor.model, 0, count=5)
+    figure = plots.gate_heatmaps(layer, trace.tokens, units)
+    sent = figure.to_json()
+    assert "</script>" not in sent and "<" not in sent
+    pio.from_json(sent)  # plotly validates what the browser gets
+    for gate, heatmap in zip(layer.gates, json.loads(sent)["data"]):
+        assert np.array_equal(typed_array(heatmap["z"]), layer.gates[gate][:, units].T.astype(np.float32))
+        assert heatmap["customdata"] == [[html.escape(t, quote=False) for t in trace.tokens]] * len(units)
+    curves = json.loads(plots.training_curves({"step": [1, 2, 3], "train_loss": [0.69, 0.5, float("nan")],
+                                               "val_step": [3], "val_loss": [0.4], "val_accuracy": [0.8]}).to_json())
+    assert typed_array(curves["data"][0]["x"]).tolist() == [1, 2, 3]
+    loss = typed_array(curves["data"][0]["y"])  # a diverged step stays a gap in the curve, still valid JSON
+    assert np.allclose(loss[:2], [0.69, 0.5]) and np.isnan(loss[2])
+
+
 def test_long_reviews_open_on_a_window_with_a_slider(predictor):
     inspection = inspect_review(predictor.model, predictor.vocab, "It works well enough. " * 60, predictor.max_len)
-    figure = plots.trajectory_figure(inspection.trace)
+    figure = plots.trajectory_figure(inspection.trace).to_plotly()
     assert tuple(figure.layout.xaxis.range) == (-0.5, plots.TOKENS_IN_VIEW - 0.5)
     assert figure.layout.xaxis.rangeslider.visible and "drag the slider" in figure.layout.title.text
