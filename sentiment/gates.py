@@ -367,9 +367,8 @@ def gate_summaries(layer: LayerTrace) -> list[GateSummary]:
     summaries = []
     for gate, values in layer.gates.items():
         low = -0.9 if gate in TANH_GATES else 0.1
-        summaries.append(
-            GateSummary(gate, values.mean(axis=1), float((values < low).mean()), float((values > 0.9).mean()))
-        )
+        summaries.append(GateSummary(gate, values.mean(axis=1), np.count_nonzero(values < low) / values.size,
+                                     np.count_nonzero(values > 0.9) / values.size))
     return summaries
 
 

@@ -80,8 +80,14 @@ def token_label(token: str) -> str:
     return html.escape(token, quote=False)
 
 
-def _token_labels(tokens: Sequence[str]) -> list[str]:
-    return [token_label(t) for t in tokens]
+def _token_labels(tokens: Sequence[str]) -> tuple[str, ...]:
+    return _escaped(tuple(tokens))
+
+
+@lru_cache(maxsize=16)
+def _escaped(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    # Every figure of an inspection labels the same tokens, twice: escape them once.
+    return tuple(token_label(t) for t in tokens)
 
 
 def _figure(data: list[dict], layout: dict, height: int) -> Figure:
@@ -220,7 +226,7 @@ def attribution_figure(attributions: Attributions, height: int = 340) -> Figure:
 def attribution_highlights(attributions: Attributions) -> list[tuple[str, float]]:
     """(token, score in [-1, 1]) pairs for a highlighted-text component; tokens stay plain text."""
     scale = float(np.abs(attributions.values).max()) or 1.0
-    return [(t, round(float(v) / scale, 4)) for t, v in zip(attributions.tokens, attributions.values)]
+    return list(zip(attributions.tokens, np.round(attributions.values / scale, 4).tolist()))
 
 
 def training_curves(history: dict[str, list], height: int = 420) -> Figure:
