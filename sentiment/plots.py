@@ -66,7 +66,7 @@ def _typed_array(value: object) -> object:
     """orjson's fallback for numpy values: numbers as plotly.js typed arrays, anything else as lists."""
     if not isinstance(value, np.ndarray | np.generic):
         raise TypeError(f"{type(value).__name__} is not JSON serializable")
-    if value.dtype.kind not in "biuf" or value.ndim == 0:
+    if value.dtype.kind not in "iuf" or value.ndim == 0:
         return value.tolist()
     dtype = "f4" if value.dtype.kind == "f" else "i4"
     array = np.ascontiguousarray(value, dtype=dtype)
