@@ -77,6 +77,7 @@ HYPER_PARAMETERS = [
     (ModelConfig, "bidirectional", "bidirectional"),
     (ModelConfig, "cell", "cell type"),
     (ModelConfig, "forget_bias", "LSTM forget-gate bias at start (empty: PyTorch's init)"),
+    (ModelConfig, "learned_state", "learn the start state h0, c0"),
     (TrainConfig, "lr", "learning rate"),
     (TrainConfig, "batch_size", "batch size"),
     (TrainConfig, "epochs", "epochs"),

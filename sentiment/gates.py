@@ -167,14 +167,24 @@ def _cell_step(cell: str, gates: dict[str, torch.Tensor], inputs: torch.Tensor, 
     return torch.tanh(inputs + recurrent), None
 
 
-def _trace_direction(rnn: nn.RNNBase, cell: str, k: int, x: torch.Tensor, h: torch.Tensor,
+def _start_state(model: SentimentNet, k: int, d: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """h and (LSTM) c before the first token that layer k, direction d reads, (H,) each: zeros unless learned."""
+    if not model.config.learned_state:
+        zero = torch.zeros(model.config.hidden_size, device=next(model.parameters()).device)
+        return zero, zero if model.config.cell == "lstm" else None
+    i = k * model.config.directions + d  # nn.LSTM's order of (h0, c0) rows
+    return model.initial_h[i, 0], model.initial_c[i, 0] if model.initial_c is not None else None
+
+
+def _trace_direction(model: SentimentNet, k: int, x: torch.Tensor, h: torch.Tensor,
                      reverse: bool) -> tuple[LayerTrace, float, torch.Tensor]:
     """Gates of one direction of layer k, given its input x (T, in) and the module's hidden states h (T, H).
     Also returns the recurrent half of the pre-activations, h_{t-1} W_hh + b_hh (T, kH), for reading_occlusion."""
-    w_ih, w_hh, b_ih, b_hh = _weights(rnn, k, reverse)
-    zero = torch.zeros_like(h[:1])
+    cell = model.config.cell
+    w_ih, w_hh, b_ih, b_hh = _weights(model.rnn, k, reverse)
+    h_start, c_start = _start_state(model, k, int(reverse))
     # The step before token t is token t-1 going forward, token t+1 going backward.
-    h_prev = torch.cat([h[1:], zero]) if reverse else torch.cat([zero, h[:-1]])  # (T, H)
+    h_prev = torch.cat([h[1:], h_start[None]]) if reverse else torch.cat([h_start[None], h[:-1]])  # (T, H)
     inputs = x @ w_ih.T + b_ih  # (T, kH)
     recurrent = h_prev @ w_hh.T + b_hh  # (T, kH): with `inputs`, all gates of all steps in two products
     gates = _cell_gates(cell, inputs, recurrent)
@@ -183,7 +193,10 @@ def _trace_direction(rnn: nn.RNNBase, cell: str, k: int, x: torch.Tensor, h: tor
     if cell == "lstm":
         # c_{t-1} is not an output of nn.LSTM: the scan rebuilds it from the gates, h = o * tanh(c) checks it.
         i, f, g, o = (arrays[name] for name in CELL_GATES["lstm"])
-        cell_state = _cell_scan(f[::-1], (i * g)[::-1])[::-1] if reverse else _cell_scan(f, i * g)
+        written = i * g  # (T, H)
+        first = -1 if reverse else 0
+        written[first] += f[first] * c_start.float().cpu().numpy()  # the scan starts from c = 0: fold c_start in
+        cell_state = _cell_scan(f[::-1], written[::-1])[::-1] if reverse else _cell_scan(f, written)
         hidden = o * np.tanh(cell_state)
         cell_state = np.ascontiguousarray(cell_state)
     else:
@@ -196,9 +209,14 @@ def _trace_direction(rnn: nn.RNNBase, cell: str, k: int, x: torch.Tensor, h: tor
 def _forward_layers(model: SentimentNet, ids: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Inputs (T, in) and outputs (T, H * directions) of every layer, from the recurrent module itself."""
     x = model.embedding(ids[None])  # (1, T, E)
+    start = model.initial_state(1)  # (L * D, 1, H), or None for zeros
+    D = model.config.directions
     inputs, outputs = [], []
-    for single in _layer_modules(model.rnn):
-        out, _ = single(x)  # (1, T, H * directions)
+    for k, single in enumerate(_layer_modules(model.rnn)):
+        state = None
+        if start is not None:
+            state = tuple(s[k * D : (k + 1) * D] for s in start) if isinstance(start, tuple) else start[k * D : (k + 1) * D]
+        out, _ = single(x, state)  # (1, T, H * directions)
         inputs.append(x[0])
         outputs.append(out[0])
         x = out
@@ -228,8 +246,7 @@ def trace_gates(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list
     layers, errors, recurrent = [], [], []
     for k, (x, out) in enumerate(zip(inputs, outputs)):
         for d in range(model.config.directions):
-            trace, error, pre = _trace_direction(model.rnn, model.config.cell, k, x, out[:, d * H : (d + 1) * H],
-                                                 reverse=bool(d))
+            trace, error, pre = _trace_direction(model, k, x, out[:, d * H : (d + 1) * H], reverse=bool(d))
             layers.append(trace)
             errors.append(error)
             recurrent.append(pre)
@@ -270,14 +287,9 @@ def occlusion(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list[s
     occluded = torch.empty(T)
     resume = trace is not None and not model.config.bidirectional
     if resume:
-        zero = np.zeros((1, model.config.hidden_size), dtype=np.float32)
-        states = [trace.layer(k) for k in range(model.config.num_layers)]
-        # State before token t, per layer: (L, T, H).
-        def before(arrays: list[np.ndarray]) -> torch.Tensor:
-            return torch.from_numpy(np.stack([np.concatenate([zero, a[:-1]]) for a in arrays])).to(device)
-
-        h_before = before([s.hidden_state for s in states])
-        c_before = before([s.cell_state for s in states]) if model.config.cell == "lstm" else None
+        before = [_states_before(model, trace, k) for k in range(model.config.num_layers)]
+        h_before = torch.stack([h for h, _ in before])  # (L, T, H): the state before token t, per layer
+        c_before = torch.stack([c for _, c in before]) if model.config.cell == "lstm" else None
     for start in range(0, T, batch_size):
         rows = torch.arange(start, min(T, start + batch_size), device=device)
         b = len(rows)
@@ -306,6 +318,18 @@ def occlusion(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list[s
     )
 
 
+def _states_before(model: SentimentNet, trace: GateTrace, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """h and (LSTM) c before each token in layer k of a unidirectional model, (T, H) each: the start state, then
+    the traced states."""
+    traced = trace.layer(k)
+    h_start, c_start = _start_state(model, k, 0)
+
+    def shifted(start: torch.Tensor, states: np.ndarray) -> torch.Tensor:
+        return torch.cat([start[None], torch.from_numpy(states[:-1]).to(start.device)])
+
+    return shifted(h_start, traced.hidden_state), shifted(c_start, traced.cell_state) if c_start is not None else None
+
+
 @torch.no_grad()
 def reading_occlusion(model: SentimentNet, trace: GateTrace) -> Attributions:
     """Occlusion at the moment of reading, for a unidirectional model: for every token t at once, one step from
@@ -320,16 +344,12 @@ def reading_occlusion(model: SentimentNet, trace: GateTrace) -> Attributions:
     cell = model.config.cell
     x = model.embedding(torch.tensor([UNK_ID], device=device))  # (1, E): the same input at every position
 
-    def before(states: np.ndarray) -> torch.Tensor:  # (T, H): the state before each token
-        return torch.from_numpy(np.concatenate([np.zeros_like(states[:1]), states[:-1]])).to(device)
-
     for k in range(model.config.num_layers):
-        traced = trace.layer(k)
         w_ih, _, b_ih, _ = _weights(model.rnn, k, False)
         inputs = x @ w_ih.T + b_ih  # (T or 1, kH): the _UNK variant's input half; the history stays the same
         gates = _cell_gates(cell, inputs, trace.recurrent[k])
-        c_prev = before(traced.cell_state) if cell == "lstm" else None
-        x = _cell_step(cell, gates, inputs, trace.recurrent[k], before(traced.hidden_state), c_prev)[0]  # (T, H)
+        h_prev, c_prev = _states_before(model, trace, k)
+        x = _cell_step(cell, gates, inputs, trace.recurrent[k], h_prev, c_prev)[0]  # (T, H)
     occluded = model.head(x).squeeze(-1).float().cpu().numpy()  # (T,)
     top = torch.from_numpy(trace.layer(model.config.num_layers - 1).hidden_state).to(device)  # (T, H)
     logits = model.head(top).squeeze(-1).float().cpu().numpy()  # (T,) the running verdict after each token

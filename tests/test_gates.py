@@ -13,22 +13,33 @@ from sentiment.model import CELLS, ModelConfig, SentimentNet
 from sentiment.preprocessing import UNK_ID
 
 
-def _model(layers, bidirectional, seed=0, hidden=7, cell="lstm"):
+def _model(layers, bidirectional, seed=0, hidden=7, cell="lstm", learned_state=False):
     torch.manual_seed(seed)
-    return SentimentNet(ModelConfig(vocab_size=60, embedding_dim=9, hidden_size=hidden, num_layers=layers,
-                                    bidirectional=bidirectional, cell=cell)).eval()
+    model = SentimentNet(ModelConfig(vocab_size=60, embedding_dim=9, hidden_size=hidden, num_layers=layers,
+                                     bidirectional=bidirectional, cell=cell, learned_state=learned_state)).eval()
+    with torch.no_grad():  # a learned start state as training leaves it: not zeros
+        for name, start in model.named_parameters():
+            if name.startswith("initial_"):
+                start.uniform_(-0.8, 0.8)
+    return model
 
 
 def _hidden_states_by_layer(model, ids):
     """nn.LSTM's (nn.GRU's, nn.RNN's) own per-layer outputs, from a stack of fresh one-layer modules loaded with
     the model's weights."""
     x = model.embedding(ids[None])
+    D = model.config.directions
     outputs = []
     for k in range(model.config.num_layers):
         single = CELLS[model.config.cell](x.shape[-1], model.config.hidden_size, 1, batch_first=True,
                                           bidirectional=model.config.bidirectional)
         single.load_state_dict({n: getattr(model.rnn, n.replace("_l0", f"_l{k}")) for n, _ in single.named_parameters()})
-        x, _ = single(x)
+        state = None
+        if model.config.learned_state:
+            state = model.initial_h[k * D : (k + 1) * D]
+            if model.config.cell == "lstm":
+                state = (state, model.initial_c[k * D : (k + 1) * D])
+        x, _ = single(x, state)
         outputs.append(x[0])
     return outputs
 
@@ -42,12 +53,13 @@ def _recurrent_state(layer, t: int, previous: np.ndarray) -> tuple[np.ndarray, n
     return layer.hidden_state[t], (1 - gates["update"]) * gates["new"] + gates["update"] * previous
 
 
-@pytest.mark.parametrize("cell,layers,bidirectional", [
-    ("lstm", 1, False), ("lstm", 2, False), ("lstm", 3, False), ("lstm", 1, True), ("lstm", 2, True), ("lstm", 3, True),
-    ("gru", 1, False), ("gru", 2, False), ("gru", 2, True),
+@pytest.mark.parametrize("cell,layers,bidirectional,learned_state", [
+    ("lstm", 1, False, False), ("lstm", 2, False, False), ("lstm", 3, False, False), ("lstm", 1, True, False),
+    ("lstm", 2, True, False), ("lstm", 3, True, False), ("gru", 1, False, False), ("gru", 2, False, False),
+    ("gru", 2, True, False), ("lstm", 2, False, True), ("lstm", 2, True, True), ("gru", 2, True, True),
 ])
-def test_trace_reproduces_nn_lstm_and_nn_gru(cell, layers, bidirectional):
-    model = _model(layers, bidirectional, seed=layers, cell=cell)
+def test_trace_reproduces_nn_lstm_and_nn_gru(cell, layers, bidirectional, learned_state):
+    model = _model(layers, bidirectional, seed=layers, cell=cell, learned_state=learned_state)
     T = 23
     ids = torch.randint(2, 60, (T,))
     trace = trace_gates(model, ids)
@@ -65,8 +77,11 @@ def test_trace_reproduces_nn_lstm_and_nn_gru(cell, layers, bidirectional):
             assert tuple(layer.gates) == CELL_GATES[cell]
             assert all(values.shape == (T, H) for values in layer.gates.values())
             assert (layer.cell_state is not None) == (cell == "lstm")
-            # the state follows the cell's update rule from the traced gates, step after step
+            # the state follows the cell's update rule from the traced gates, step after step, from the start state
             previous = np.zeros(H)
+            if learned_state:
+                start = model.initial_c if cell == "lstm" else model.initial_h
+                previous = start[k * model.config.directions + d, 0].detach().numpy()
             for t in (range(T) if direction == "forward" else range(T - 1, -1, -1)):
                 traced, from_gates = _recurrent_state(layer, t, previous)
                 assert np.allclose(traced, from_gates, atol=1e-5)
@@ -104,10 +119,13 @@ def test_trajectory_is_the_prediction_for_every_prefix():
     assert trace.trajectory[4] == pytest.approx(prefix, abs=1e-5)
 
 
-@pytest.mark.parametrize("layers,bidirectional,cell", [(1, False, "lstm"), (2, False, "lstm"), (2, True, "lstm"),
-                                                       (2, False, "gru"), (2, False, "rnn"), (1, True, "gru")])
-def test_occlusion_values_are_the_real_change_in_the_logit(layers, bidirectional, cell):
-    model = _model(layers, bidirectional, hidden=11, cell=cell)
+@pytest.mark.parametrize("layers,bidirectional,cell,learned_state", [
+    (1, False, "lstm", False), (2, False, "lstm", False), (2, True, "lstm", False), (2, False, "gru", False),
+    (2, False, "rnn", False), (1, True, "gru", False), (2, False, "lstm", True), (2, False, "gru", True),
+    (2, True, "lstm", True),
+])
+def test_occlusion_values_are_the_real_change_in_the_logit(layers, bidirectional, cell, learned_state):
+    model = _model(layers, bidirectional, hidden=11, cell=cell, learned_state=learned_state)
     ids = torch.randint(2, 60, (40,))
     trace = trace_gates(model, ids)
     attributions = occlusion(model, ids, trace=trace, batch_size=16)  # the shortcut through the trace when it can
@@ -122,9 +140,11 @@ def test_occlusion_values_are_the_real_change_in_the_logit(layers, bidirectional
     assert np.allclose(plain.values, attributions.values, atol=1e-5)
 
 
-@pytest.mark.parametrize("layers,cell", [(1, "lstm"), (2, "lstm"), (3, "lstm"), (2, "gru"), (2, "rnn")])
-def test_occlusion_when_read_is_the_real_change_in_the_running_logit(layers, cell):
-    model = _model(layers, False, hidden=11, cell=cell)
+@pytest.mark.parametrize("layers,cell,learned_state", [(1, "lstm", False), (2, "lstm", False), (3, "lstm", False),
+                                                       (2, "gru", False), (2, "rnn", False), (2, "lstm", True),
+                                                       (2, "gru", True), (1, "rnn", True)])
+def test_occlusion_when_read_is_the_real_change_in_the_running_logit(layers, cell, learned_state):
+    model = _model(layers, False, hidden=11, cell=cell, learned_state=learned_state)
     ids = torch.randint(2, 60, (30,))
     ids[4] = UNK_ID  # a token that is already unknown changes nothing
     attributions = reading_occlusion(model, trace_gates(model, ids))
