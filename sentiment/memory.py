@@ -26,7 +26,7 @@ from . import cli
 from .checkpoint import Predictor, load_predictor, resolve_checkpoint
 from .data import BUNDLED_SAMPLE
 from .evaluate import held_out
-from .model import CELLS, ConfigError, ModelConfig, SentimentNet, check_range
+from .model import CELLS, ConfigError, ModelConfig, SentimentNet, check_range, evaluating
 from .preprocessing import encode_review
 from .trainer import train_step
 
@@ -51,14 +51,11 @@ def gradient_norms(model: SentimentNet, ids: Sequence[int] | torch.Tensor) -> np
     ids = torch.as_tensor(ids, dtype=torch.long, device=device)
     if ids.ndim != 1 or len(ids) == 0:
         raise ValueError("gradient_norms takes the ids of one non-empty review")
-    was_training = model.training
-    model.eval()
-    embedded = model.embedding(ids[None]).detach().requires_grad_(True)  # (1, T, E)
     # cuDNN only differentiates RNNs in training mode; the native kernels give the same numbers in eval mode.
-    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
+    with evaluating(model), torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
+        embedded = model.embedding(ids[None]).detach().requires_grad_(True)  # (1, T, E)
         logit = model.head(model.features(embedded, torch.tensor([len(ids)])))  # (1, 1)
         (grad,) = torch.autograd.grad(logit.sum(), embedded)
-    model.train(was_training)
     return grad[0].norm(dim=-1).float().cpu().numpy()  # (T,)
 
 

@@ -2,6 +2,8 @@
 token's hidden state → dropout → linear → one logit."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
 import torch
@@ -138,3 +140,16 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"CUDA GPU: {torch.cuda.get_device_name(device)}"
     return f"CPU ({torch.get_num_threads()} threads)"
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode (dropout off) inside the block, back in the mode it was in after it."""
+    was_training = model.training
+    if was_training:  # eval() walks every submodule: skipped when there is nothing to switch
+        model.eval()
+    try:
+        yield model
+    finally:
+        if was_training:
+            model.train()

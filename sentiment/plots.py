@@ -54,9 +54,10 @@ class Figure:
 
     def to_json(self) -> str:
         """The JSON plotly.js reads, numpy arrays as its base64 typed arrays (float32, int32)."""
-        text = orjson.dumps(self.to_dict(), default=_typed_array).decode()
+        text = orjson.dumps(self.to_dict(), default=_typed_array)
         # As plotly's own to_json: the JSON may be written into an HTML page, where "</script>" would end a script.
-        return text.replace("<", "\\u003c").replace(">", "\\u003e")
+        # On the UTF-8 bytes, five times faster than on the str (no ASCII byte occurs inside a multi-byte character).
+        return text.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").decode()
 
     def to_plotly(self) -> go.Figure:
         return go.Figure(self.to_dict())
@@ -103,10 +104,20 @@ def _template() -> dict:
     return {"layout": {key: layout[key] for key in used if key in layout}}
 
 
-def _token_axis(tokens: Sequence[str], anchor: str | None = None) -> tuple[dict, str]:
-    """The x axis: token text under each position; a long review opens on its first tokens with a slider."""
-    axis = dict(tickmode="array", tickvals=np.arange(len(tokens)), ticktext=_token_labels(tokens),
-                tickangle=-60, automargin=True)
+@lru_cache(maxsize=16)
+def _token_positions(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    # A heatmap's hover can only show its own x, not the axis' tick text: x is the token with its position,
+    # unique, so the same word twice stays two columns. 200 labels instead of a (units, tokens) hover matrix.
+    return tuple(f"{label} ({t + 1})" for t, label in enumerate(_escaped(tokens)))
+
+
+def _token_axis(tokens: Sequence[str], anchor: str | None = None, categorical: bool = False) -> tuple[dict, str]:
+    """The x axis: token text under each position; a long review opens on its first tokens with a slider.
+    Categorical: the positions are `_token_positions` labels rather than 0, 1, 2..."""
+    positions = _token_positions(tuple(tokens)) if categorical else np.arange(len(tokens))
+    axis = dict(tickmode="array", tickvals=positions, ticktext=_token_labels(tokens), tickangle=-60, automargin=True)
+    if categorical:
+        axis["type"] = "category"
     if anchor:
         axis["anchor"] = anchor
     if len(tokens) <= TOKENS_IN_VIEW:
@@ -152,16 +163,15 @@ def _heatmap_stack(layer: LayerTrace, tokens, units, names, title: str, height: 
     units = list(units)
     rows, gap = len(names), 0.06
     row_height = (1 - gap * (rows - 1)) / rows
-    hover = [_token_labels(tokens)] * len(units)  # (units, tokens): one list, referenced once per row
+    positions = _token_positions(tuple(tokens))
     data, layout, titles = [], {}, []
     for r, name in enumerate(names):
         top = 1 - r * (row_height + gap)
         y = f"y{r + 1}" if r else "y"
         values = layer.series(name)[:, units].T  # (units, tokens)
-        data.append(dict(type="heatmap", z=values, x=np.arange(len(tokens)), y=_unit_labels(units),
+        data.append(dict(type="heatmap", z=values, x=positions, y=_unit_labels(units),
                          yaxis=y, xaxis="x", coloraxis=_color_axis(name),
-                         customdata=hover,
-                         hovertemplate="%{customdata} · %{y}<br>" + name + " = %{z:.3f}<extra></extra>"))
+                         hovertemplate="%{x} · %{y}<br>" + name + " = %{z:.3f}<extra></extra>"))
         layout[f"yaxis{r + 1}" if r else "yaxis"] = dict(domain=[max(0.0, round(top - row_height, 6)), round(top, 6)], autorange="reversed")
         titles.append(dict(text=_GATE_TITLES[name], x=0.5, y=top, xref="paper", yref="paper", showarrow=False,
                            xanchor="center", yanchor="bottom"))
@@ -175,7 +185,7 @@ def _heatmap_stack(layer: LayerTrace, tokens, units, names, title: str, height: 
                            colorbar=dict(title=dict(text="c"), len=0.45, y=0.78, x=1.1)),
     }
     layout.update({k: v for k, v in axes.items() if k in {_color_axis(n) for n in names}})
-    layout["xaxis"], note = _token_axis(tokens, anchor=f"y{rows}" if rows > 1 else "y")
+    layout["xaxis"], note = _token_axis(tokens, anchor=f"y{rows}" if rows > 1 else "y", categorical=True)
     layout.update(annotations=titles, title=dict(text=title + note))
     return _figure(data, layout, height)
 

@@ -28,7 +28,8 @@ from .checkpoint import CHECKPOINT_DIR, Checkpoint, save_checkpoint
 from .corpus import EncodedReviews, TokenizedCorpus, tokenize_corpus
 from .data import BUNDLED_SAMPLE, SPLIT_SEED, split_indices
 from .preprocessing import Vocab
-from .model import ConfigError, ModelConfig, SentimentNet, check_range, describe_device, pick_device
+from .model import (ConfigError, ModelConfig, SentimentNet, check_range, describe_device, evaluating,
+                    pick_device)
 
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtypes
@@ -232,15 +233,13 @@ def _check_replicas(model: torch.nn.Module, world: int) -> None:
 @torch.no_grad()
 def evaluate(model: SentimentNet, reviews: EncodedReviews, device: torch.device, batch_size: int = 512) -> TestReport:
     """Loss, accuracy, precision, recall, F1 and confusion matrix over labelled reviews, in length order."""
-    was_training = model.training
-    model.eval()
     order = np.argsort(reviews.lengths, kind="stable")
     logits = torch.empty(len(reviews))
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        ids, lengths, _ = reviews.batch(rows)
-        logits[torch.from_numpy(rows)] = model(ids.to(device), lengths).float().cpu()
-    model.train(was_training)
+    with evaluating(model):
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            ids, lengths, _ = reviews.batch(rows)
+            logits[torch.from_numpy(rows)] = model(ids.to(device), lengths).float().cpu()
     return _binary_report(logits, torch.from_numpy(reviews.labels))
 
 

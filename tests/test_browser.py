@@ -6,6 +6,7 @@ Screenshots land in test-artifacts/. Outside CI these tests skip when Chromium o
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,13 @@ def test_predict_tab_shows_label_tokens_and_plots(page):
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5")
     sizes = _plot_sizes(page)
     assert len(sizes) >= 5 and all(w > 100 and h > 100 for w, h in sizes)
+    # Hovering a gate heatmap names the token (as text, with its position), the unit and the gate's value.
+    gates = page.locator(".js-plotly-plot").filter(has_text="Gates of layer 1")
+    gates.locator(".nsewdrag").first.hover()
+    hover = gates.locator(".hoverlayer .hovertext")
+    hover.wait_for()
+    label = hover.text_content()
+    assert re.search(r"\S \(\d+\) · unit \d+", label) and "input = " in label, label
     page.screenshot(path=str(ARTIFACTS / "predict.png"), full_page=True)
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from app_api import typed_array
-from sentiment import plots
+from sentiment import gates, plots
 from sentiment.gates import CELL_GATES, GATES, gate_summaries, inspect_review, occlusion, reading_occlusion, top_units, trace_gates
 from sentiment.model import CELLS, ModelConfig, SentimentNet
 from sentiment.preprocessing import UNK_ID
@@ -58,11 +58,16 @@ def _recurrent_state(layer, t: int, previous: np.ndarray) -> tuple[np.ndarray, n
     ("lstm", 2, True, False), ("lstm", 3, True, False), ("gru", 1, False, False), ("gru", 2, False, False),
     ("gru", 2, True, False), ("lstm", 2, False, True), ("lstm", 2, True, True), ("gru", 2, True, True),
 ])
-def test_trace_reproduces_nn_lstm_and_nn_gru(cell, layers, bidirectional, learned_state):
+def test_trace_reproduces_nn_lstm_and_nn_gru(cell, layers, bidirectional, learned_state, monkeypatch):
     model = _model(layers, bidirectional, seed=layers, cell=cell, learned_state=learned_state)
+    # An input table of ids 0..29 only: the review's other tokens take the computed path.
+    row_bytes = sum(w.shape[0] for n, w in model.rnn.named_parameters() if n.startswith("weight_ih_l0")) * 4
+    monkeypatch.setattr(gates, "INPUT_TABLE_BYTES", 30 * row_bytes)
     T = 23
     ids = torch.randint(2, 60, (T,))
+    assert (ids < 30).any() and (ids >= 30).any()
     trace = trace_gates(model, ids)
+    assert [len(table) for table in gates.input_table(model)] == [30] * model.config.directions
     with torch.no_grad():
         probability = torch.sigmoid(model(ids[None], torch.tensor([T]))).item()
         reference = _hidden_states_by_layer(model, ids)
@@ -87,6 +92,33 @@ def test_trace_reproduces_nn_lstm_and_nn_gru(cell, layers, bidirectional, learne
                 assert np.allclose(traced, from_gates, atol=1e-5)
                 previous = traced
     assert trace.max_error < 1e-5
+
+
+def test_input_table_follows_the_weights():
+    model = _model(1, False)
+    ids = torch.randint(2, 60, (23,))
+    before = trace_gates(model, ids)
+    with torch.no_grad():  # what an optimizer step or load_state_dict does: the same tensors, updated in place
+        model.embedding.weight.mul_(1.5)
+        model.rnn.bias_ih_l0.add_(0.3)
+    after = trace_gates(model, ids)
+    assert after.max_error < 1e-5
+    assert np.abs(after.layer(0).gates["input"] - before.layer(0).gates["input"]).max() > 0.01
+    with torch.no_grad():
+        expected = torch.sigmoid(model(ids[None], torch.tensor([len(ids)]))).item()
+    assert after.probability == pytest.approx(expected, abs=1e-6)
+
+
+def test_inspecting_a_model_mid_training_turns_dropout_off_and_leaves_it_training():
+    torch.manual_seed(0)
+    model = SentimentNet(ModelConfig(vocab_size=60, embedding_dim=9, hidden_size=7, num_layers=2, dropout=0.5,
+                                     embedding_dropout=0.3)).train()
+    ids = torch.randint(2, 60, (23,))
+    trace, attributions = trace_gates(model, ids), occlusion(model, ids)
+    assert model.training
+    model.eval()
+    assert trace.probability == pytest.approx(trace_gates(model, ids).probability, abs=1e-6)
+    assert np.allclose(attributions.values, occlusion(model, ids).values, atol=1e-6)
 
 
 def test_rnn_trace_has_hidden_states_only():
@@ -224,6 +256,7 @@ def test_plot_builders_are_valid_figures_with_tokens_as_literal_text(predictor):
     assert [t.type for t in gates.data] == ["heatmap"] * 4
     assert [a.text for a in gates.layout.annotations] == ["input gate i", "forget gate f", "cell candidate g", "output gate o"]
     assert list(gates.data[0].y) == [f"unit {u}" for u in units]
+    assert list(gates.layout.xaxis.tickvals) == list(gates.data[0].x)  # every token's text under its own column
     assert np.allclose(np.asarray(gates.data[1].z), trace.layer(0).gates["forget"][:, units].T)
     highlights = plots.attribution_highlights(inspection.attributions)
     assert [t for t, _ in highlights] == tokens and max(abs(s) for _, s in highlights) == pytest.approx(1.0)
@@ -240,7 +273,9 @@ def test_figure_json_carries_the_values_and_stays_inside_a_script_tag(predictor)
     pio.from_json(sent)  # plotly validates what the browser gets
     for gate, heatmap in zip(layer.gates, json.loads(sent)["data"]):
         assert np.array_equal(typed_array(heatmap["z"]), layer.gates[gate][:, units].T.astype(np.float32))
-        assert heatmap["customdata"] == [[html.escape(t, quote=False) for t in trace.tokens]] * len(units)
+        # Hover shows x: each token with its position, so repeated words stay separate columns.
+        assert heatmap["x"] == [f"{html.escape(t, quote=False)} ({i + 1})" for i, t in enumerate(trace.tokens)]
+        assert heatmap["hovertemplate"].startswith("%{x} · %{y}")
     curves = json.loads(plots.training_curves({"step": [1, 2, 3], "train_loss": [0.69, 0.5, float("nan")],
                                                "val_step": [3], "val_loss": [0.4], "val_accuracy": [0.8]}).to_json())
     assert typed_array(curves["data"][0]["x"]).tolist() == [1, 2, 3]
