@@ -395,8 +395,8 @@ def _inspect_rows(model: SentimentNet, vocab, text: str, label: str, repeats: in
         Row("inspect", f"{label}: plain forward pass of the {len(ids)}-token review, median", f_med * 1e3, None, "ms"),
         Row("inspect", f"{label}: gate trace, median (ref: per-step Python loop)", float(np.median(trace)) * 1e3,
             float(np.median(loop)) * 1e3, "ms"),
-        Row("inspect", f"{label}: once per model, layer 0's input table: {len(tables[0]):,} most frequent tokens, "
-            f"{table_mb:.0f} MB, {covered:.0%} of this review", built * 1e3, None, "ms"),
+        Row("inspect", f"{label}: input table, built once per model ({len(tables[0]):,} most frequent tokens, "
+            f"{table_mb:.0f} MB, {covered:.0%} of this review's)", built * 1e3, None, "ms"),
         Row("inspect", f"{label}: the five figures, built and serialized to JSON, median", float(np.median(figures)) * 1e3,
             None, "ms"),
         Row("inspect", f"{label}: whole inspection, median (token effects when read)", float(np.median(fast)) * 1e3,
@@ -542,13 +542,14 @@ BENCHES = {"prep": bench_prep, "train": bench_train, "inspect": bench_inspect, "
 
 
 def _format(rows: list[Row], memory: dict[str, float]) -> str:
-    header = f"{'stage':8} {'measure':78} {'ours':>10} {'reference':>10} {'ratio':>7}  {'target':10} met"
+    width = max([len("measure"), *(len(r.measure) for r in rows)])
+    header = f"{'stage':8} {'measure':{width}} {'ours':>10} {'reference':>10} {'ratio':>7}  {'target':10} met"
     lines = [header, "-" * len(header)]
     for r in rows:
         ref = f"{r.reference:10,.1f}" if r.reference is not None else f"{'':10}"
         ratio = f"{r.ratio:6.1f}×" if r.ratio is not None else f"{'':7}"
         met = "" if r.met is None else ("yes" if r.met else "NO")
-        lines.append(f"{r.stage:8} {r.measure[:78]:78} {r.ours:10,.1f} {ref} {ratio}  {r.target:10} {met}")
+        lines.append(f"{r.stage:8} {r.measure:{width}} {r.ours:10,.1f} {ref} {ratio}  {r.target:10} {met}")
     lines.append("peak RSS of this process: " + ", ".join(f"{s} {mb:,.0f} MB" for s, mb in memory.items()))
     return "\n".join(lines)
 

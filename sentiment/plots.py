@@ -113,7 +113,8 @@ def _token_positions(tokens: tuple[str, ...]) -> tuple[str, ...]:
 
 def _token_axis(tokens: Sequence[str], anchor: str | None = None, categorical: bool = False) -> tuple[dict, str]:
     """The x axis: token text under each position; a long review opens on its first tokens with a slider.
-    Categorical: the positions are `_token_positions` labels rather than 0, 1, 2..."""
+    Positions are 0, 1, 2..., the x that plotly gives a line or bar trace without one; categorical: the
+    `_token_positions` labels."""
     positions = _token_positions(tuple(tokens)) if categorical else np.arange(len(tokens))
     axis = dict(tickmode="array", tickvals=positions, ticktext=_token_labels(tokens), tickangle=-60, automargin=True)
     if categorical:
@@ -194,12 +195,11 @@ def mean_gate_figure(layer: LayerTrace, tokens: Sequence[str], height: int = 380
     """Average gate value per token, with each gate's saturation (share of values < 0.1 / > 0.9) in the legend."""
     if not layer.gates:
         return _no_gates(layer, "Mean gate activation", height)
-    x = np.arange(len(tokens))
     hover = _token_labels(tokens)
     data = []
     for summary in gate_summaries(layer):
         name = f"{_GATE_TITLES[summary.gate]} (saturated: {summary.low_saturated:.0%} low, {summary.high_saturated:.0%} high)"
-        data.append(dict(type="scatter", x=x, y=summary.mean_per_token, mode="lines+markers", name=name,
+        data.append(dict(type="scatter", y=summary.mean_per_token, mode="lines+markers", name=name,
                          customdata=hover, hovertemplate="%{customdata}: %{y:.3f}<extra>" + summary.gate + "</extra>"))
     xaxis, note = _token_axis(tokens)
     title = f"Mean gate activation per token, layer {layer.layer + 1} ({layer.direction})" + note
@@ -209,8 +209,7 @@ def mean_gate_figure(layer: LayerTrace, tokens: Sequence[str], height: int = 380
 
 def trajectory_figure(trace: GateTrace, height: int = 340) -> Figure:
     """P(positive) had the review stopped after each token: where the model changed its mind."""
-    T = len(trace.tokens)
-    data = [dict(type="scatter", x=np.arange(T), y=trace.trajectory, mode="lines+markers", line=dict(color="#4c6ef5"),
+    data = [dict(type="scatter", y=trace.trajectory, mode="lines+markers", line=dict(color="#4c6ef5"),
                  customdata=_token_labels(trace.tokens),
                  hovertemplate="after %{customdata}: %{y:.3f}<extra></extra>")]
     xaxis, note = _token_axis(trace.tokens)
@@ -223,7 +222,7 @@ def attribution_figure(attributions: Attributions, height: int = 340) -> Figure:
     """Each token's push on the logit (occlusion with _UNK, either method): up towards positive, down towards negative,
     in the colours of the highlighted tokens beside it (Gradio's scale: red positive, purple negative)."""
     values = attributions.values
-    data = [dict(type="bar", x=np.arange(len(values)), y=values,
+    data = [dict(type="bar", y=values,
                  marker=dict(color=np.where(np.asarray(values) >= 0, POSITIVE_COLOUR, NEGATIVE_COLOUR)),
                  customdata=_token_labels(attributions.tokens),
                  hovertemplate="%{customdata}: %{y:+.3f}<extra></extra>")]
@@ -298,7 +297,7 @@ def gradient_flow_figure(norms: dict[str, np.ndarray], height: int = 400) -> Fig
 def trajectories_figure(trajectories: dict[str, np.ndarray], tokens: Sequence[str], height: int = 360) -> Figure:
     """P(positive) after each token, one line per model: who still remembers the opening verdict at the end."""
     hover = _token_labels(tokens)
-    data = [dict(type="scatter", x=np.arange(len(p)), y=p, mode="lines", name=token_label(name), customdata=hover,
+    data = [dict(type="scatter", y=p, mode="lines", name=token_label(name), customdata=hover,
                  hovertemplate="after %{customdata}: %{y:.3f}<extra>" + token_label(name) + "</extra>")
             for name, p in trajectories.items()]
     xaxis, note = _token_axis(tokens)
