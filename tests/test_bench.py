@@ -46,3 +46,15 @@ def test_accuracy_stage_trains_both_ways_on_the_same_split(capsys):
     line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("accuracy") and "8/8×1" in l)
     ours, reference = (float(x) for x in re.findall(r"\s(\d+\.\d)\s", line)[:2])
     assert 30 <= ours <= 100 and 30 <= reference <= 100
+
+
+def test_peak_memory_sees_each_block_and_the_blocks_around_it():
+    with bench.PeakMemory() as outer:
+        start = outer.peak
+        big = np.ones(40 * 2**20 // 8)  # 40 MB, freed before the inner block starts
+        del big
+        with bench.PeakMemory(anon=True) as inner:
+            small = np.ones(20 * 2**20 // 8)
+            del small
+    assert outer.peak - start > 35  # the inner block's reset of the high-water mark did not hide the 40 MB
+    assert 15 < inner.peak - start < 35 and inner.peak_anon > 0
