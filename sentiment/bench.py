@@ -379,12 +379,12 @@ def _inspect_rows(model: SentimentNet, vocab, text: str, label: str, repeats: in
     built = time.perf_counter() - start
     covered = float((ids < len(tables[0])).float().mean())
     table_mb = sum(t.numel() * t.element_size() for t in tables) / 2**20
-    with torch.no_grad():
+    with torch.inference_mode():  # as the Predictor and the inspection run
         trace = _times(lambda: trace_gates(model, ids), samples, warmup=3)
         loop = _times(lambda: reference_step_loop_trace(model, ids), repeats, warmup=1)
     inspection = inspect_review(model, vocab, text, 200, "when read")
     figures = _times(lambda: _figures(model, inspection), samples, warmup=3)
-    with torch.no_grad():  # the two sides of the ratio, through the same drift
+    with torch.inference_mode():  # the two sides of the ratio, through the same drift
         forward, fast = _alternating_times([lambda: model(ids[None], torch.tensor([len(ids)])),
                                             lambda: _figures(model, inspect_review(model, vocab, text, 200, "when read"))],
                                            samples)

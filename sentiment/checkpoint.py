@@ -142,7 +142,7 @@ class Predictor:
     def encode(self, texts: list[str]) -> EncodedReviews:
         return encode_texts(texts, self.vocab, self.max_len)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict_encoded(self, reviews: EncodedReviews, batch_size: int = 256) -> torch.Tensor:
         """Probabilities (N,) that each review is positive; batches group similar lengths."""
         probabilities = torch.empty(len(reviews))

@@ -159,12 +159,13 @@ def input_table(model: SentimentNet) -> list[torch.Tensor]:
     `_version` counts a tensor's in-place updates."""
     halves = [_weights(model.rnn, 0, bool(d)) for d in range(model.config.directions)]
     params = [model.embedding.weight] + [w for w_ih, _, b_ih, _ in halves for w in (w_ih, b_ih)]
-    key = tuple((p.data_ptr(), p._version) for p in params)
+    # A model built under inference_mode has no version counters: its table then lasts as long as its tensors.
+    key = tuple((p.data_ptr(), 0 if p.is_inference() else p._version) for p in params)
     cached = _input_tables.get(model)
     if cached is None or cached[0] != key:
         row_bytes = sum(w_ih.shape[0] for w_ih, *_ in halves) * model.embedding.weight.element_size()
         rows = min(model.config.vocab_size, max(UNK_ID + 1, INPUT_TABLE_BYTES // row_bytes))
-        with torch.no_grad():
+        with torch.inference_mode():
             embedded = model.embedding.weight[:rows]  # (N, E)
             tables = [torch.addmm(b_ih, embedded, w_ih.T) for w_ih, _, b_ih, _ in halves]  # (N, kH) each
         _input_tables[model] = cached = (key, tables)
@@ -254,7 +255,7 @@ def _trace_direction(model: SentimentNet, k: int, inputs: torch.Tensor, h: torch
     return LayerTrace(k, DIRECTIONS[int(reverse)], arrays, hidden, cell_state), error, recurrent
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _forward_layers(model: SentimentNet, ids: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Inputs (T, in) and outputs (T, H * directions) of every layer, from the recurrent module itself."""
     x = model.embedding(ids[None])  # (1, T, E)
@@ -272,7 +273,7 @@ def _forward_layers(model: SentimentNet, ids: torch.Tensor) -> tuple[list[torch.
     return inputs, outputs
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def prefix_probabilities(model: SentimentNet, ids: torch.Tensor) -> np.ndarray:
     """P(positive) for every prefix of one review, scored as a batch (exact for any model, O(T²) work)."""
     T = len(ids)
@@ -282,7 +283,7 @@ def prefix_probabilities(model: SentimentNet, ids: torch.Tensor) -> np.ndarray:
     return torch.sigmoid(model(batch, lengths)).float().cpu().numpy()
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def trace_gates(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list[str] | None = None) -> GateTrace:
     """Every gate and state of every layer and direction for one review (token ids, first token first), with
     dropout off."""
@@ -326,7 +327,7 @@ def _trace(model: SentimentNet, ids: torch.Tensor, tokens: list[str] | None) -> 
     )
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def occlusion(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list[str] | None = None,
               trace: GateTrace | None = None, batch_size: int = 32) -> Attributions:
     """Score the review once per token with that token replaced by _UNK, `batch_size` copies at a time.
@@ -391,7 +392,7 @@ def _states_before(model: SentimentNet, trace: GateTrace, k: int) -> tuple[torch
     return shifted(h_start, traced.hidden_state), shifted(c_start, traced.cell_state) if c_start is not None else None
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def reading_occlusion(model: SentimentNet, trace: GateTrace) -> Attributions:
     """Occlusion at the moment of reading, for a unidirectional model: for every token t at once, one step from
     the traced states after token t-1 with `_UNK` as the input, through every layer, then the head.

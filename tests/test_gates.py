@@ -109,6 +109,15 @@ def test_input_table_follows_the_weights():
     assert after.probability == pytest.approx(expected, abs=1e-6)
 
 
+def test_a_model_built_under_inference_mode_can_be_traced():
+    ids = torch.randint(2, 60, (23,))
+    with torch.inference_mode():
+        model = _model(1, False)
+    trace = trace_gates(model, ids)
+    assert trace.max_error < 1e-5
+    assert trace.probability == pytest.approx(trace_gates(_model(1, False), ids).probability, abs=1e-6)
+
+
 def test_inspecting_a_model_mid_training_turns_dropout_off_and_leaves_it_training():
     torch.manual_seed(0)
     model = SentimentNet(ModelConfig(vocab_size=60, embedding_dim=9, hidden_size=7, num_layers=2, dropout=0.5,
