@@ -298,11 +298,17 @@ def bench_prep(args: argparse.Namespace) -> list[Row]:
         for rows in (splits.train, splits.val, splits.test):
             corpus.encode(vocab, rows, max_len)
 
-    reference = _times(lambda: reference_preprocess(args.data, limit, max_len), args.repeats, warmup=0)
-    first, cached = [], []
+    def ours_first() -> None:
+        with tempfile.TemporaryDirectory() as cache:
+            ours(cache)
+
+    # The reference and our first run take turns, so that both see the same drift in the machine's speed.
+    reference, first = _alternating_times([lambda: reference_preprocess(args.data, limit, max_len), ours_first],
+                                          args.repeats, block=1, warmup=0)
+    cached = []
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as cache:
-            first.append(_times(lambda: ours(cache), 1, warmup=0)[0])
+            ours(cache)
             cached.append(np.median(_times(lambda: ours(cache), 3, warmup=0)))
     speed = {name: n / float(np.median(t)) for name, t in (("ref", reference), ("first", first), ("cached", cached))}
     return [
