@@ -377,7 +377,7 @@ def bench_train(args: argparse.Namespace) -> list[Row]:
 
 def _inspect_rows(model: SentimentNet, vocab, text: str, label: str, repeats: int) -> list[Row]:
     """Forward pass, trace and whole inspection of one review, timed; the ≤ 3× target is on the p95."""
-    device = next(model.parameters()).device
+    device = model.device
     ids = torch.as_tensor(vocab.encode(tokenize_review(text, max_tokens=200)), device=device)  # (T,)
     samples = repeats * 50  # a p95 needs many samples; each costs milliseconds
     start = time.perf_counter()

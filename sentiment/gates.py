@@ -221,7 +221,7 @@ def _cell_step(cell: str, gates: dict[str, torch.Tensor], inputs: torch.Tensor, 
 def _start_state(model: SentimentNet, k: int, d: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """h and (LSTM) c before the first token that layer k, direction d reads, (H,) each: zeros unless learned."""
     if not model.config.learned_state:
-        zero = torch.zeros(model.config.hidden_size, device=next(model.parameters()).device)
+        zero = torch.zeros(model.config.hidden_size, device=model.device)
         return zero, zero if model.config.cell == "lstm" else None
     i = k * model.config.directions + d  # nn.LSTM's order of (h0, c0) rows
     return model.initial_h[i, 0], model.initial_c[i, 0] if model.initial_c is not None else None
@@ -287,7 +287,7 @@ def prefix_probabilities(model: SentimentNet, ids: torch.Tensor) -> np.ndarray:
 def trace_gates(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list[str] | None = None) -> GateTrace:
     """Every gate and state of every layer and direction for one review (token ids, first token first), with
     dropout off."""
-    device = next(model.parameters()).device
+    device = model.device
     ids = torch.as_tensor(ids, dtype=torch.long, device=device)
     if ids.ndim != 1 or len(ids) == 0:
         raise ValueError("trace_gates takes the ids of one non-empty review")
@@ -314,13 +314,13 @@ def _trace(model: SentimentNet, ids: torch.Tensor, tokens: list[str] | None) -> 
         features = last[-1]
         # Unidirectional: the hidden state after token t is exactly what the model reads had the review ended at t.
         trajectory = torch.sigmoid(model.head(last).squeeze(-1)).float().cpu().numpy()  # (T,)
-    logit = float(model.head(features))
+    logit = model.head(features)  # (1,)
     return GateTrace(
         tokens=list(tokens) if tokens is not None else [str(int(i)) for i in ids],
         ids=ids.tolist(),
         layers=layers,
-        logit=logit,
-        probability=float(torch.sigmoid(torch.tensor(logit))),
+        logit=float(logit),
+        probability=float(torch.sigmoid(logit)),
         trajectory=trajectory,
         max_error=max(errors),
         recurrent=recurrent,
@@ -335,7 +335,7 @@ def occlusion(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list[s
     For a unidirectional model with its `trace` at hand, the copy that hides token t starts from the traced
     states after token t-1 (nothing before t changes), which halves the work; otherwise every copy is
     scored whole by the model. Dropout is off."""
-    device = next(model.parameters()).device
+    device = model.device
     ids = torch.as_tensor(ids, dtype=torch.long, device=device)
     with evaluating(model):
         return _occlusion(model, ids, tokens, trace, batch_size)
@@ -402,7 +402,7 @@ def reading_occlusion(model: SentimentNet, trace: GateTrace) -> Attributions:
     `occlusion` measures."""
     if model.config.bidirectional:
         raise ValueError("occlusion at the moment of reading needs a unidirectional model; use occlusion()")
-    device = next(model.parameters()).device
+    device = model.device
     cell = model.config.cell
     unknown = torch.tensor([UNK_ID], device=device)
     x = model.embedding(unknown)  # (1, E): the same input at every position

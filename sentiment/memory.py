@@ -47,7 +47,7 @@ MEMORY_EXAMPLE = (
 
 def gradient_norms(model: SentimentNet, ids: Sequence[int] | torch.Tensor) -> np.ndarray:
     """‖∂ logit / ∂ e_t‖ for every token t of one review (token order), with dropout off."""
-    device = next(model.parameters()).device
+    device = model.device
     ids = torch.as_tensor(ids, dtype=torch.long, device=device)
     if ids.ndim != 1 or len(ids) == 0:
         raise ValueError("gradient_norms takes the ids of one non-empty review")

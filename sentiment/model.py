@@ -97,6 +97,10 @@ class SentimentNet(nn.Module):
                     if name.startswith("bias_"):  # gates stacked i, f, g, o: the forget gate is the second quarter
                         bias[H : 2 * H] = config.forget_bias if name.startswith("bias_ih") else 0.0
 
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
     def initial_state(self, batch: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None:
         """What the recurrent module starts from: None (zeros), or the learned h0 ((h0, c0) for an LSTM), (L * D, B, H)."""
         if not self.config.learned_state:

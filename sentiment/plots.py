@@ -164,13 +164,13 @@ def _heatmap_stack(layer: LayerTrace, tokens, units, names, title: str, height: 
     units = list(units)
     rows, gap = len(names), 0.06
     row_height = (1 - gap * (rows - 1)) / rows
-    positions = _token_positions(tuple(tokens))
+    positions, unit_labels = _token_positions(tuple(tokens)), _unit_labels(units)
     data, layout, titles = [], {}, []
     for r, name in enumerate(names):
         top = 1 - r * (row_height + gap)
         y = f"y{r + 1}" if r else "y"
         values = layer.series(name)[:, units].T  # (units, tokens)
-        data.append(dict(type="heatmap", z=values, x=positions, y=_unit_labels(units),
+        data.append(dict(type="heatmap", z=values, x=positions, y=unit_labels,
                          yaxis=y, xaxis="x", coloraxis=_color_axis(name),
                          hovertemplate="%{x} · %{y}<br>" + name + " = %{z:.3f}<extra></extra>"))
         layout[f"yaxis{r + 1}" if r else "yaxis"] = dict(domain=[max(0.0, round(top - row_height, 6)), round(top, 6)], autorange="reversed")

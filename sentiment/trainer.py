@@ -184,7 +184,7 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ids: to
                labels: torch.Tensor, clip: float, precision: str = "fp32",
                scaler: torch.amp.GradScaler | None = None) -> float:
     """One optimisation step on a right-padded batch; returns the batch loss. `model` may be DDP-wrapped."""
-    device = next(model.parameters()).device
+    device = next(model.parameters()).device  # DDP has no .device
     dtype = PRECISIONS[precision]
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         logits = model(ids.to(device), lengths)  # (B,)
