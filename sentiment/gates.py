@@ -464,13 +464,18 @@ class Inspection:
 
 def inspect_review(model: SentimentNet, vocab: Vocab, text: str, max_len: int,
                    attribution: str = "when read") -> Inspection:
-    """Encode like training (first `max_len` tokens), then trace the gates and attribute the prediction with one
-    of ATTRIBUTION_METHODS. A bidirectional model has no single moment of reading: it always gets full occlusion."""
+    """Encode like training (first `max_len` tokens), then `inspect_tokens`."""
     if attribution not in ATTRIBUTION_METHODS:
         raise ValueError(f"attribution must be one of {', '.join(ATTRIBUTION_METHODS)}; got {attribution!r}")
     tokens, ids = encode_review(text, vocab, max_len)
     if not ids:
         raise ValueError("the review has no words to read")
+    return inspect_tokens(model, tokens, ids, attribution)
+
+
+def inspect_tokens(model: SentimentNet, tokens: list[str], ids: list[int], attribution: str = "when read") -> Inspection:
+    """Trace the gates of an encoded review and attribute the prediction with one of ATTRIBUTION_METHODS. A
+    bidirectional model has no single moment of reading: it always gets full occlusion."""
     trace = trace_gates(model, ids, tokens)
     if attribution == "when read" and not model.config.bidirectional:
         return Inspection(trace, reading_occlusion(model, trace))

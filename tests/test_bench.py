@@ -17,7 +17,8 @@ def test_every_stage_runs_and_prints_its_figures(capsys):
     out = capsys.readouterr().out
     assert "torch" in out and "cores" in out and "settings:" in out
     for measure in ("reviews/s, first run (600 reviews)", "rerun (token cache)", "reviews/s, embedding 16",
-                    "whole inspection p95 / forward median", "test accuracy, 1,797 reviews",
+                    "whole inspection p95 / forward median, both from the token ids",
+                    "from the text (tokenizing too), p95", "test accuracy, 1,797 reviews",
                     "reviews/s, first run, 20,000 reviews", "rerun (memory-mapped cache of",
                     "peak RSS of the largest tokenizing worker", "peak anonymous RSS (its own memory)"):
         line = next(l for l in out.splitlines() if measure in l)
