@@ -465,8 +465,6 @@ class Inspection:
 def inspect_review(model: SentimentNet, vocab: Vocab, text: str, max_len: int,
                    attribution: str = "when read") -> Inspection:
     """Encode like training (first `max_len` tokens), then `inspect_tokens`."""
-    if attribution not in ATTRIBUTION_METHODS:
-        raise ValueError(f"attribution must be one of {', '.join(ATTRIBUTION_METHODS)}; got {attribution!r}")
     tokens, ids = encode_review(text, vocab, max_len)
     if not ids:
         raise ValueError("the review has no words to read")
@@ -476,6 +474,8 @@ def inspect_review(model: SentimentNet, vocab: Vocab, text: str, max_len: int,
 def inspect_tokens(model: SentimentNet, tokens: list[str], ids: list[int], attribution: str = "when read") -> Inspection:
     """Trace the gates of an encoded review and attribute the prediction with one of ATTRIBUTION_METHODS. A
     bidirectional model has no single moment of reading: it always gets full occlusion."""
+    if attribution not in ATTRIBUTION_METHODS:
+        raise ValueError(f"attribution must be one of {', '.join(ATTRIBUTION_METHODS)}; got {attribution!r}")
     trace = trace_gates(model, ids, tokens)
     if attribution == "when read" and not model.config.bidirectional:
         return Inspection(trace, reading_occlusion(model, trace))

@@ -8,9 +8,9 @@ import torch
 
 from app_api import typed_array
 from sentiment import gates, plots
-from sentiment.gates import CELL_GATES, GATES, gate_summaries, inspect_review, occlusion, reading_occlusion, top_units, trace_gates
+from sentiment.gates import CELL_GATES, GATES, gate_summaries, inspect_review, inspect_tokens, occlusion, reading_occlusion, top_units, trace_gates
 from sentiment.model import CELLS, ModelConfig, SentimentNet
-from sentiment.preprocessing import UNK_ID
+from sentiment.preprocessing import UNK_ID, encode_review
 
 
 def _model(layers, bidirectional, seed=0, hidden=7, cell="lstm", learned_state=False):
@@ -212,6 +212,13 @@ def test_inspection_attribution_methods(predictor):
     assert fast.attributions.values[-1] == pytest.approx(final.attributions.values[-1], abs=1e-4)
     with pytest.raises(ValueError, match="attribution must be one of"):
         inspect_review(predictor.model, predictor.vocab, text, predictor.max_len, "saliency")
+    # From the encoded review (what the bench times), the same inspection
+    tokens, ids = encode_review(text, predictor.vocab, predictor.max_len)
+    from_ids = inspect_tokens(predictor.model, tokens, ids)
+    assert from_ids.trace.tokens == fast.trace.tokens
+    assert np.array_equal(from_ids.attributions.values, fast.attributions.values)
+    with pytest.raises(ValueError, match="attribution must be one of"):
+        inspect_tokens(predictor.model, tokens, ids, "saliency")
 
 
 def test_one_token_and_max_len_reviews(predictor):
