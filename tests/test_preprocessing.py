@@ -1,10 +1,12 @@
+import random
+import re
 from collections import Counter
 
 from nltk.tokenize import NLTKWordTokenizer
 
 from sentiment.data import BUNDLED_SAMPLE, load_reviews
 from sentiment.preprocessing import (
-    PAD, UNK, UNK_ID, Vocab, _word_tokenizer, clean_text, encode_review, tokenize, tokenize_review,
+    PAD, UNK, UNK_ID, Vocab, _Whitespace, _word_tokenizer, clean_text, encode_review, tokenize, tokenize_review,
 )
 
 
@@ -31,6 +33,16 @@ def test_gated_tokenizer_matches_nltk_on_real_reviews():
     odd = ["He said \"hi\" -- ``quoted'' 'tis cannot gonna (x) [y] {z} <w> a...b; c@d #e 50% & f* — g", "'twas d'ye more'n"]
     for text in [clean_text(t) for t in texts] + odd:
         assert _word_tokenizer.tokenize(text) == nltk.tokenize(text)
+
+
+def test_whitespace_rule_is_the_regex_it_replaces():
+    spaces = [c for c in map(chr, range(0x110000)) if re.fullmatch(r"\s", c)]
+    assert spaces == [c for c in map(chr, range(0x110000)) if c.isspace()]  # what the rewrite relies on
+    random.seed(0)
+    alphabet = spaces + ["a", "b", "'", ".", "\u200b"]  # zero-width space: not whitespace to either
+    for _ in range(20_000):
+        text = "".join(random.choices(alphabet, k=random.randint(0, 10)))
+        assert _Whitespace.sub(" ", text) == re.sub(r"\s+", " ", text), repr(text)
 
 
 def test_vocab_keeps_tokens_seen_twice_most_frequent_first_and_round_trips():
