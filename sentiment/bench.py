@@ -219,10 +219,10 @@ def reference_fit(features: np.ndarray, labels: np.ndarray, splits, vocab_size: 
                   device: torch.device, sizes: tuple[int, int, int] = (400, 512, 2), batch: int = 400,
                   seed: int = 0) -> float:
     """The tutorial's training as written (Adam 0.005, BCE, clipping at 5, batch 400 and embedding 400 → 2 × 512 by
-    default, one hidden state carried
-    across batches, the best validation loss kept), then its test accuracy. Adapted only where it cannot run: the
-    last, smaller batch of an epoch is dropped (the tutorial crashes on it), validation runs at each epoch end
-    (its every-1000-steps never comes on a sample this size), and evaluation builds a hidden state per batch."""
+    default, one hidden state carried across batches, the best validation loss kept), then its test accuracy.
+    Adapted only where it cannot run: the last, smaller batch of an epoch is dropped (the tutorial crashes on it),
+    validation runs at each epoch end (its every-1000-steps never comes on a sample this size), and evaluation
+    builds a hidden state per batch."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = ReferenceNet(vocab_size, *sizes).to(device)
@@ -528,9 +528,8 @@ def bench_scale(args: argparse.Namespace) -> list[Row]:
 
 def bench_accuracy(args: argparse.Namespace) -> list[Row]:
     """The reference configuration (embedding 400, 2 × 512, batch 400 unless the size flags say otherwise, Adam 0.005,
-    `--epochs`) trained on the same
-    split of the bundled sample by our trainer and by the reference pipeline; test accuracy of each. Slow on a CPU
-    (about a quarter of an hour for 2 epochs on 2 cores), so not part of `all`."""
+    `--epochs`) trained on the same split of the bundled sample by our trainer and by the reference pipeline; test
+    accuracy of each. Slow on a CPU (about a quarter of an hour for 2 epochs on 2 cores), so not part of `all`."""
     from .presets import PRESETS  # the reference preset is exactly the tutorial's settings
 
     device = pick_device(args.device)

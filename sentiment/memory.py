@@ -140,10 +140,8 @@ def train_memory_model(cell: str, task: MemoryTask, settings: MemorySettings = M
         ids, lengths, labels = task.sample(settings.batch_size, rng)
         train_step(model, optimizer, ids, lengths, labels, clip=1.0)
         step += 1
-        with torch.no_grad():
-            model.eval()
+        with torch.no_grad(), evaluating(model):
             recent.append(float(((model(ids, lengths) > 0).long() == labels).float().mean()))
-            model.train()
         if len(recent) >= 10 and np.mean(recent[-10:]) >= 0.99:
             break
     seconds = time.perf_counter() - started
