@@ -109,6 +109,36 @@ def test_input_table_follows_the_weights():
     assert after.probability == pytest.approx(expected, abs=1e-6)
 
 
+@pytest.mark.parametrize("onednn", [True, False])
+def test_the_matrix_products_run_on_onednn_where_torch_has_it_and_on_mkl_otherwise(onednn, monkeypatch):
+    if not onednn:
+        monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    elif not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch build has no oneDNN")
+    model = _model(2, True)
+    ids = torch.randint(2, 60, (23,))
+    trace = trace_gates(model, ids)
+    assert all(w.is_mkldnn == onednn for w_ih, w_hh, _, _ in gates._prepare(model).weights.values() for w in (w_ih, w_hh))
+    assert trace.max_error < 1e-5
+    with torch.no_grad():
+        reference = _hidden_states_by_layer(model, ids)
+    assert np.abs(trace.layer(1, "backward").hidden_state - reference[1][:, 7:].numpy()).max() < 1e-5
+
+
+def test_a_one_token_review_leaves_the_input_table_as_it_was():
+    # The LSTM's gates are computed in place, in the buffer handed to them: never in the table's _UNK row.
+    model = _model(2, False)
+    tables = [table.clone() for table in gates.input_table(model)]
+    for token in (5, UNK_ID, 5):
+        ids = torch.tensor([token])
+        attributions = reading_occlusion(model, trace_gates(model, ids))
+        with torch.no_grad():
+            one = torch.tensor([1])
+            change = (model(ids[None], one) - model(torch.tensor([[UNK_ID]]), one)).item()
+        assert attributions.values[0] == pytest.approx(change, abs=1e-5)
+    assert all(torch.equal(before, after) for before, after in zip(tables, gates.input_table(model)))
+
+
 def test_a_model_built_under_inference_mode_can_be_traced():
     ids = torch.randint(2, 60, (23,))
     with torch.inference_mode():
