@@ -167,7 +167,8 @@ def _affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
 
 # Layer 0's input half x W_ih + b_ih depends on the token alone. For the most frequent tokens (the lowest ids:
 # `Vocab` orders them so) it is computed once per model and looked up, which removes one of the trace's two matrix
-# products for ~94% of the tokens of a review. Bounded, since a table of the whole vocabulary can take gigabytes.
+# products. 64 MB holds 21,845 of the shipped model's 21,862 tokens; a review with a token beyond the table pays
+# for the whole product's weights all the same (~0.07 ms). Bounded, since a large model's table can take gigabytes.
 INPUT_TABLE_BYTES = 64 * 2**20
 
 
@@ -227,6 +228,7 @@ def _input_half(prepared: _Prepared, k: int, reverse: bool, x: torch.Tensor, ids
 
 
 def _tanh_(x: torch.Tensor) -> None:
+    """`_tanh`, in place."""
     if x.device.type != "cpu" or x.dtype != torch.float32:
         x.tanh_()
     else:
