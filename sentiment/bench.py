@@ -335,13 +335,7 @@ def bench_train(args: argparse.Namespace) -> list[Row]:
     torch.manual_seed(0)
     model = SentimentNet(ModelConfig(vocab_size=len(vocab), dropout=0.5, **sizes)).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
-    ours_batches = [train.batch(rows) for rows in picked]
-    train_step(model, optimizer, *ours_batches[0], clip=5.0)  # warm-up
-    tick = time.perf_counter()
-    for batch in ours_batches:
-        train_step(model, optimizer, *batch, clip=5.0)
-    ours_speed = args.batch * args.train_steps / (time.perf_counter() - tick)
-    del model, optimizer
+    ours_batches = iter([train.batch(rows) for rows in [picked[0], *picked]])  # a warm-up step, then the timed ones
 
     # The reference: every review left-padded to 200, random batches, the hidden state carried between batches.
     features = np.zeros((len(train), 200), dtype=np.int64)
@@ -350,9 +344,11 @@ def bench_train(args: argparse.Namespace) -> list[Row]:
         if len(review):
             features[i, -len(review):] = review
     reference = ReferenceNet(len(vocab), args.embedding, args.hidden, args.layers).to(device).train()
-    optimizer = torch.optim.Adam(reference.parameters(), lr=0.005)
+    reference_optimizer = torch.optim.Adam(reference.parameters(), lr=0.005)
     criterion = nn.BCELoss()
     hidden = reference.init_hidden(args.batch)
+    order = rng.permutation(len(train))
+    reference_batches = (order[j * args.batch : (j + 1) * args.batch] for j in range(args.train_steps + 1))
 
     def reference_step(rows: np.ndarray) -> None:
         nonlocal hidden
@@ -363,14 +359,13 @@ def bench_train(args: argparse.Namespace) -> list[Row]:
         output, hidden = reference(inputs, hidden)
         criterion(output.squeeze(), labels.float()).backward()
         nn.utils.clip_grad_norm_(reference.parameters(), 5)
-        optimizer.step()
+        reference_optimizer.step()
 
-    order = rng.permutation(len(train))
-    reference_step(order[: args.batch])  # warm-up
-    tick = time.perf_counter()
-    for j in range(1, args.train_steps + 1):
-        reference_step(order[j * args.batch : (j + 1) * args.batch])
-    reference_speed = args.batch * args.train_steps / (time.perf_counter() - tick)
+    # One step each in turn: a few seconds apart, both sides go through the same drift of the machine's speed.
+    ours, theirs = _alternating_times([lambda: train_step(model, optimizer, *next(ours_batches), clip=5.0),
+                                       lambda: reference_step(next(reference_batches))],
+                                      args.train_steps, block=1, warmup=1)
+    ours_speed, reference_speed = args.batch / np.mean(ours), args.batch / np.mean(theirs)
     what = f"reviews/s, embedding {args.embedding}, hidden {args.hidden} × {args.layers}, batch {args.batch}"
     return [Row("train", what, ours_speed, reference_speed, "reviews/s", "≥ 2×", ours_speed >= 2 * reference_speed)]
 
