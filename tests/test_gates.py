@@ -126,7 +126,7 @@ def test_the_matrix_products_run_on_onednn_where_torch_has_it_and_on_mkl_otherwi
 
 
 def test_a_one_token_review_leaves_the_input_table_as_it_was():
-    # The LSTM's gates are computed in place, in the buffer handed to them: never in the table's _UNK row.
+    # The gates sum the two halves into the input half handed to them: never into the table's _UNK row.
     model = _model(2, False)
     tables = [table.clone() for table in gates.input_table(model)]
     for token in (5, UNK_ID, 5):
