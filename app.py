@@ -1,17 +1,22 @@
 """LSTM Sentiment Lab: train, take apart and question an LSTM sentiment classifier in the browser.
 
-A thin Gradio layer over the `sentiment` package: each handler converts UI values, calls one package function
-and turns the result into components. Run `python app.py --help` for host, port, share and auth options.
+A thin Gradio layer over the `sentiment` package. Each tab is one function that lays out its components and wires
+its events next to them. Every handler goes through `endpoint`, which turns a refusal into a sentence for the person
+or API client, and takes raw values (`preprocess=False`) so that it checks them itself. `python app.py --help`.
 """
 from __future__ import annotations
 
 import argparse
+import functools
+import html
+import inspect
+import logging
 import math
 import os
 import re
 import secrets
 import time
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
@@ -19,90 +24,42 @@ import gradio as gr
 
 from sentiment import plots
 from sentiment.checkpoint import (
-    CHECKPOINT_DIR, DEFAULT_CHECKPOINT, CheckpointError, PredictorCache, list_checkpoints, resolve_checkpoint,
+    CHECKPOINT_DIR, DEFAULT_CHECKPOINT, CheckpointError, Predictor, PredictorCache, list_checkpoints, resolve_checkpoint,
 )
 from sentiment.data import BUNDLED_SAMPLE, DataError, check_review_file
-from sentiment.gates import ATTRIBUTION_METHODS, DIRECTIONS, inspect_review, top_units, trace_gates, unknown_tokens
+from sentiment.explain import Explanation, cell_step, default_layer, explain, layer_choices, parse_layer, reading
+from sentiment.gates import ATTRIBUTION_METHODS
 from sentiment.memory import (
     MEMORY_CHECKPOINTS, MEMORY_EXAMPLE, MemorySettings, accuracy_by_length, gradient_drop, gradient_norms,
     memory_experiment,
 )
-from sentiment.model import CELLS, ConfigError, ModelConfig, check_range, describe_device, pick_device
-from sentiment.playground import describe_lstm, unrolled_diagram
+from sentiment.model import CELLS, READOUTS, ConfigError, ModelConfig, check_range, describe_device, pick_device
+from sentiment.playground import describe_cell, unrolled_diagram
 from sentiment.preprocessing import encode_review
 from sentiment.presets import PRESETS
-from sentiment.runner import PublicLimits, RunInProgress, RunState, TrainingRunner
+from sentiment.runner import RunInProgress, RunState, TrainingRunner
+from sentiment.settings import Settings
 from sentiment.trainer import PRECISIONS, SCHEDULES, TrainConfig
 
-MAX_REVIEW_CHARS = 2_000_000
-UPLOAD_TYPES = [".txt", ".bz2", ".gz", ".csv", ".tsv"]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Deployment switches, from the environment (see the README's 'Public demos' section)."""
-
-    public: bool = False
-    allow_training: bool = True
-    allow_uploads: bool = True
-    max_upload_mb: int = 100
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        def flag(name: str, default: bool) -> bool:
-            return os.environ.get(name, str(int(default))).strip().lower() in ("1", "true", "yes", "on")
-
-        public = flag("SENTIMENT_PUBLIC", False)
-        return cls(
-            public=public,
-            allow_training=flag("SENTIMENT_ALLOW_TRAINING", True),
-            allow_uploads=flag("SENTIMENT_ALLOW_UPLOADS", not public),
-            max_upload_mb=int(os.environ.get("SENTIMENT_MAX_UPLOAD_MB", "100")),
-        )
-
-
-SETTINGS = Settings.from_env()
-LIMITS = PublicLimits() if SETTINGS.public else None
+log = logging.getLogger("lstm_sentiment_lab")
+SETTINGS = Settings()  # main() reads the environment and the command line into it
 DEVICE = describe_device(pick_device("auto"))
 runner = TrainingRunner()
 predictors = PredictorCache()
-
-# The hyper-parameters the Train tab shows, in order: (dataclass, field, label).
-HYPER_PARAMETERS = [
-    (ModelConfig, "embedding_dim", "embedding size"),
-    (ModelConfig, "hidden_size", "LSTM hidden size"),
-    (ModelConfig, "num_layers", "LSTM layers"),
-    (ModelConfig, "dropout", "dropout"),
-    (ModelConfig, "embedding_dropout", "embedding dropout"),
-    (ModelConfig, "bidirectional", "bidirectional"),
-    (ModelConfig, "cell", "cell type"),
-    (ModelConfig, "forget_bias", "LSTM forget-gate bias at start (empty: PyTorch's init)"),
-    (ModelConfig, "learned_state", "learn the start state h0, c0"),
-    (TrainConfig, "lr", "learning rate"),
-    (TrainConfig, "batch_size", "batch size"),
-    (TrainConfig, "epochs", "epochs"),
-    (TrainConfig, "max_steps", "max steps (0 = no limit)"),
-    (TrainConfig, "schedule", "learning-rate schedule"),
-    (TrainConfig, "weight_decay", "weight decay"),
-    (TrainConfig, "clip", "gradient clipping (0 = off)"),
-    (TrainConfig, "eval_every", "validate every N steps (0 = each epoch)"),
-    (TrainConfig, "patience", "early-stop patience (0 = off)"),
-    (TrainConfig, "max_len", "tokens per review"),
-    (TrainConfig, "min_freq", "min token count"),
-    (TrainConfig, "max_vocab", "max vocabulary (0 = no limit)"),
-    (TrainConfig, "ema", "weight averaging: EMA decay (0 = off)"),
-    (TrainConfig, "seed", "seed"),
-    (TrainConfig, "device", "device"),
-    (TrainConfig, "precision", "precision"),
-]
+MAX_REVIEW_CHARS = 2_000_000
+UPLOAD_TYPES = [".txt", ".bz2", ".gz", ".csv", ".tsv"]
+REFUSALS = (ConfigError, DataError, CheckpointError, RunInProgress)
 EXAMPLES = [
     "Best purchase this year: The blender is quiet, powerful and easy to clean. I use it every morning and love it.",
     "Complete waste of money: It stopped working after two days and customer service never answered my emails.",
-    "Not good, not worth it: I was not impressed. The sound is not bad, but it is not what I expected and I would not buy it again.",
+    "Not bad at all, and cheap, but it does the job.",
+    "Not good, not worth it: I was not impressed. The sound is not bad, but it is not what I expected and I would not "
+    "buy it again.",
     "Long but fair: " + " ".join([
         "I bought this coffee grinder after reading many reviews and comparing it with three other models.",
         "The first week it worked fine, although the container is smaller than the pictures suggest.",
-        "In the second week the lid began to crack near the hinge and the motor started to smell when grinding for more than a minute.",
+        "In the second week the lid began to crack near the hinge and the motor started to smell when grinding for "
+        "more than a minute.",
         "I contacted the seller, who offered a replacement, and the new one has the same weak lid.",
         "The grind is uniform and the price is low, yet I cannot recommend a grinder that breaks so quickly.",
         "Overall I am disappointed and I am returning it.",
@@ -110,29 +67,329 @@ EXAMPLES = [
 ]
 
 
-# ---------------------------------------------------------------- Train tab handlers
+# ---------------------------------------------------------------- the boundary
 
-def _field(cls, name):
-    return next(f for f in fields(cls) if f.name == name)
+def endpoint(handler):
+    """Every event handler goes through here. A refusal (a bad value, a file or checkpoint we cannot use) reaches the
+    person or API client as its sentence and the log as one line; anything unexpected is logged with its traceback
+    and answered with a sentence too."""
+
+    def refusal(error: Exception) -> gr.Error:
+        if isinstance(error, REFUSALS):
+            message = str(error)
+            log.info("refused %s: %s", handler.__name__, message)
+        else:
+            log.exception("%s failed", handler.__name__)
+            message = (f"Something went wrong on the server while answering {handler.__name__} "
+                       f"({type(error).__name__}); it is in the server's log. Try another input.")
+        return gr.Error(html.escape(message, quote=False), print_exception=False)  # the modal renders HTML
+
+    if inspect.isgeneratorfunction(handler):
+        @functools.wraps(handler)
+        def streaming(*args, **kwargs):
+            try:
+                yield from handler(*args, **kwargs)
+            except Exception as error:
+                raise refusal(error) from None
+        return streaming
+
+    @functools.wraps(handler)
+    def answering(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except Exception as error:
+            raise refusal(error) from None
+    return answering
 
 
-def _preset_values(name: str) -> list:
+def review_text(review: object) -> str:
+    """A review as the model may read it; an empty, non-text or oversized one is refused."""
+    if not isinstance(review, str) or not review.strip():
+        raise ConfigError("The review is empty: type or paste a customer review first.")
+    if len(review) > MAX_REVIEW_CHARS:
+        raise ConfigError(f"The review is {len(review):,} characters; the limit is {MAX_REVIEW_CHARS:,}.")
+    # A lone surrogate (JSON allows one) cannot be encoded in any reply: it becomes U+FFFD.
+    return review.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def whole_number(value: object, name: str, low: int, high: int) -> int:
+    """A whole number from a field or an API call (a numeric string too); anything else is refused."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    check_range(name, value, low, high)
+    return int(value)
+
+
+def load_predictor(checkpoint: object) -> Predictor:
+    return predictors.get(resolve_checkpoint(checkpoint))
+
+
+# ---------------------------------------------------------------- Predict tab
+
+@endpoint
+def predict(review: str, checkpoint: str = "default.pt", layer: str = "", units: float = 12,
+            attribution: str = "when read"):
+    """Predict whether a customer review is positive or negative, and explain the prediction.
+
+    Args:
+        review: the review text; the model reads its first 200 tokens (words and punctuation).
+        checkpoint: a checkpoint file name from the Checkpoint list, e.g. "default.pt".
+        layer: which recurrent layer to show, as a checkpoint_layers value: "0" is the first layer ("0:forward" or
+            "0:backward" for a bidirectional model); empty means the top layer.
+        units: how many hidden units the gate and state plots show, 1 to 64 (the most important first).
+        attribution: "when read" (what reading each token did to the running verdict) or "on the final prediction"
+            (how the final verdict changes when that token is made unknown).
+
+    Returns:
+        The label's probabilities (positive, negative); a summary in Markdown; each token with its effect scaled to
+        -1..1 (positive pushed towards positive); and five plotly figures: the prediction after each token, each
+        token's effect on the logit, the gates, the cell and hidden states, and the mean gate activation.
+    """
+    predictor = load_predictor(checkpoint)
+    shown = whole_number(units, "units", 1, 64)
+    explanation = explain(predictor, review_text(review), str(layer) if layer else None, shown, attribution)
+    figures = explanation.figures()
+    p = explanation.probability
+    return ({"positive": p, "negative": 1 - p}, predict_summary(predictor, explanation),
+            plots.attribution_highlights(explanation.inspection.attributions), *figures.values())
+
+
+def predict_summary(predictor: Predictor, explanation: Explanation) -> str:
+    trace, attributions = explanation.inspection.trace, explanation.inspection.attributions
+    p, layer = trace.probability, explanation.layer
+    unknown = sorted(set(explanation.unknown))
+    top = layer.layer == predictor.model.config.num_layers - 1
+    return (
+        f"**{'Positive' if p >= 0.5 else 'Negative'}** with P(positive) = {p:.3f} · {len(trace.tokens)} tokens read"
+        + (f" (only the first {predictor.max_len})" if explanation.truncated else "")
+        + (f" · {len(explanation.unknown)} unknown to this model (read as _UNK): "
+           + ", ".join(f"`{plots.short_token(t)}`" for t in unknown[:12]) if unknown else "")
+        + f"\n\n**How it reads the review:** the head reads {explanation.readout}."
+        + f"\n\n**Token effects, {attributions.method}:** {attributions.description} (towards +1: pushed the review "
+        "positive; towards -1: negative)."
+        + f"\n\nThe gate trace reproduces `nn.{type(predictor.model.rnn).__name__}` to {trace.max_error:.1e}. "
+        f"Units shown: the {len(explanation.units)} "
+        + ("with the largest share of the final logit." if top else "whose hidden state varies most.")
+    )
+
+
+@endpoint
+def checkpoint_layers(checkpoint: str):
+    """The layers (and directions) of a checkpoint's model, as (label, value) choices for predict's layer.
+
+    Args:
+        checkpoint: a checkpoint file name, e.g. "default.pt".
+    """
+    predictor = load_predictor(checkpoint)
+    return gr.Dropdown(choices=layer_choices(predictor), value=default_layer(predictor))
+
+
+@endpoint
+def step_cell(review: str, checkpoint: str = "default.pt", layer: str = "", token: float = 0, unit: float = 0):
+    """One step of the recurrent cell with the trained model's own numbers.
+
+    Args:
+        review: the review text.
+        checkpoint: a checkpoint file name, e.g. "default.pt".
+        layer: a checkpoint_layers value ("0" is the first layer); empty means the top layer.
+        token: which token, counted from 0.
+        unit: which hidden unit, counted from 0.
+
+    Returns:
+        A JSON object: for an LSTM the unit's gates f, i, g, o, its cell state before and after (c_prev, c) and its
+        hidden state before and after (h_prev, h), with c = f*c_prev + i*g and h = o*tanh(c); for a GRU r, z, n,
+        h_prev and h; for an RNN h_prev and h. Also the token, and the whole layer's vectors at that token
+        (layer_vectors). Then the cell drawn with those values, and the layer's gates as bars.
+    """
+    predictor = load_predictor(checkpoint)
+    explanation = explain(predictor, review_text(review), str(layer) if layer else None)
+    trace = explanation.inspection.trace
+    step = cell_step(explanation.layer, trace.tokens, whole_number(token, "token index", 0, 10**6),
+                     whole_number(unit, "unit index", 0, 10**6), predictor.model.config.cell)
+    return step.to_dict(), plots.cell_figure(step), plots.layer_gate_bars(step)
+
+
+@endpoint
+def cell_controls(review: str, checkpoint: str, layer: str, token: float):
+    """After a prediction: the token slider's range (the last token unless one is chosen), and the most important
+    unit of the layer shown."""
+    predictor = load_predictor(checkpoint)
+    explanation = explain(predictor, review_text(review), str(layer) if layer else None)
+    last = len(explanation.inspection.trace.tokens) - 1
+    chosen = min(int(token), last) if isinstance(token, (int, float)) and math.isfinite(token) and token >= 0 else last
+    return (gr.Slider(minimum=0, maximum=max(last, 1), value=chosen, step=1, interactive=last > 0),
+            int(explanation.units[0]))
+
+
+def select_token(event: gr.SelectData) -> int:
+    return event.index if isinstance(event.index, int) else event.index[0]
+
+
+def shift_token(token: float, by: int) -> int:
+    return max(0, int(token) + by) if isinstance(token, (int, float)) and math.isfinite(token) else 0
+
+
+@endpoint
+def read_review(review: str, checkpoint: str = "default.pt"):
+    """What the model reads of a review: its path through preprocessing.
+
+    Args:
+        review: the review text.
+        checkpoint: a checkpoint file name, e.g. "default.pt" (its vocabulary and maximum length apply).
+
+    Returns:
+        A Markdown summary (the cleaned text, the vocabulary's size, the tokens kept) and a table of the tokens the
+        model reads: position from 0, token, vocabulary id (1 is _UNK, an unknown word).
+    """
+    predictor = load_predictor(checkpoint)
+    read = reading(predictor, review_text(review))
+    cleaned = read.cleaned if len(read.cleaned) <= 600 else read.cleaned[:600] + " …"
+    summary = (
+        f"**1. Cleaned** (lower-case, digits → 0, web addresses → `<url>`): {html.escape(cleaned)}\n\n"
+        f"**2. Tokens** (NLTK's word rules): {len(read.tokens):,}{'+' if len(read.tokens) >= 1000 else ''}.\n\n"
+        f"**3. Ids** from a vocabulary of {read.vocabulary:,} tokens (0 is `_PAD`, 1 is `_UNK`): "
+        f"{len(read.unknown)} distinct unknown word(s) read as `_UNK`"
+        + (": " + ", ".join(f"`{plots.short_token(t)}`" for t in read.unknown[:12]) if read.unknown else "") + ".\n\n"
+        f"**4. The row the model sees:** the first {read.kept} of at most {predictor.max_len} tokens"
+        + (f" ({len(read.tokens) - read.kept:,}+ cut)" if len(read.tokens) > read.kept else "")
+        + "; in a batch, shorter reviews are padded on the right with `_PAD` (0), which the model never reads."
+    )
+    rows = [[t, plots.short_token(token), i] for t, (token, i) in enumerate(zip(read.tokens[: read.kept], read.ids))]
+    return summary, rows
+
+
+def predict_tab() -> gr.Dropdown:
+    """Lays out the Predict tab and wires its events; returns the checkpoint list the Train tab refreshes."""
+    checkpoints = list_checkpoints()
+    first = load_predictor(checkpoints[0]) if checkpoints else None
+    with gr.Row():
+        with gr.Column(scale=3):
+            review = gr.Textbox(label="Review", lines=5, max_length=MAX_REVIEW_CHARS,
+                                placeholder="Type or paste a customer review …")
+            examples = gr.Dataset(components=[review], samples=[[e] for e in EXAMPLES], type="values",
+                                  label="Examples: positive, negative, negation and contrast, long (click to predict)")
+        with gr.Column(scale=2):
+            # Custom values allowed: runs finished after this page loaded must be choosable too.
+            checkpoint = gr.Dropdown(checkpoints, value=checkpoints[0] if checkpoints else None, allow_custom_value=True,
+                                     label="Checkpoint (the shipped default first)")
+            layer = gr.Dropdown(layer_choices(first) if first else [], value=default_layer(first) if first else None,
+                                label="Layer to inspect")
+            units = gr.Slider(1, 64, value=12, step=1, label="Units to show")
+            attribution = gr.Radio(list(ATTRIBUTION_METHODS), value="when read", label="Token effect (occlusion with _UNK)",
+                                   info="when read: instant; on the final prediction: re-scores the review once per token")
+            predict_button = gr.Button("Predict and explain", variant="primary")
+    with gr.Row():
+        label = gr.Label(label="Sentiment", num_top_classes=2, scale=1)
+        summary = gr.Markdown(scale=3)
+    tokens = gr.HighlightedText(label="What each token did (click a token to step inside the cell with it)",
+                                combine_adjacent=False, show_legend=True, elem_id="token-effects")
+    with gr.Row():
+        trajectory, effects = gr.Plot(label="Prediction after each token"), gr.Plot(label="Token effects")
+    gates, states, mean_gates = gr.Plot(label="Gates"), gr.Plot(label="Cell and hidden state"), gr.Plot(label="Mean gates")
+    with gr.Accordion("Step inside the cell: one token, one unit, the real numbers", open=True, elem_id="cell-step"):
+        with gr.Row():
+            previous, token = gr.Button("◀ previous token", scale=0), gr.Slider(0, 1, value=0, step=1, label="Token (from 0)")
+            following, unit = gr.Button("next token ▶", scale=0), gr.Number(0, label="Unit (from 0)", scale=0)
+        with gr.Row():
+            cell_plot, bars = gr.Plot(label="The cell at this token", scale=3), gr.Plot(label="The whole layer", scale=2)
+        with gr.Accordion("The same values as JSON (the cell_step API)", open=False):
+            values = gr.JSON(label="cell_step")
+    with gr.Accordion("What the model reads: cleaned text → tokens → ids → the row", open=False, elem_id="reading"):
+        reading_summary = gr.Markdown()
+        reading_table = gr.Dataframe(headers=["position", "token", "id"], interactive=False, elem_id="reading-table")
+
+    inputs = [review, checkpoint, layer, units, attribution]
+    outputs = [label, summary, tokens, trajectory, effects, gates, states, mean_gates]
+    step_inputs, step_outputs = [review, checkpoint, layer, token, unit], [values, cell_plot, bars]
+    raw, private = dict(preprocess=False), dict(preprocess=False, api_visibility="private")
+    clicked = predict_button.click(predict, inputs, outputs, api_name="predict", **raw)
+    changed = gr.on([review.submit, attribution.change, layer.change, units.release], predict, inputs, outputs, **private)
+    chosen = examples.click(lambda sample: sample[0], examples, review, api_visibility="private").then(
+        predict, inputs, outputs, **private)
+    for event in (clicked, changed, chosen):
+        event.success(cell_controls, [review, checkpoint, layer, token], [token, unit], **private).success(
+            step_cell, step_inputs, step_outputs, **private)
+        event.success(read_review, [review, checkpoint], [reading_summary, reading_table],
+                      **(dict(api_name="read", **raw) if event is clicked else private))
+    checkpoint.change(checkpoint_layers, checkpoint, layer, api_name="checkpoint_layers", **raw)
+    gr.on([token.release, unit.submit], step_cell, step_inputs, step_outputs, api_name="cell_step", **raw)
+    tokens.select(select_token, None, token, api_visibility="private").then(step_cell, step_inputs, step_outputs,
+                                                                            **private)
+    for button, by in ((previous, -1), (following, 1)):
+        button.click(lambda t, by=by: shift_token(t, by), token, token, api_visibility="private").then(
+            step_cell, step_inputs, step_outputs, **private)
+    return checkpoint
+
+
+# ---------------------------------------------------------------- Train tab
+
+# The hyper-parameters the Train tab shows: (dataclass, field, label, hint); BASIC ones up front, the rest under
+# "Advanced". The order is the order of the /train endpoint's inputs after (source, upload, limit, name, owner).
+HYPER_PARAMETERS = [
+    (ModelConfig, "cell", "cell type", "LSTM (the tutorial's), GRU (3 gates) or a plain tanh RNN (no gates)"),
+    (ModelConfig, "hidden_size", "hidden size", "units in each recurrent layer: its memory's width"),
+    (ModelConfig, "num_layers", "layers", "recurrent layers stacked; each reads the one below"),
+    (TrainConfig, "epochs", "epochs", "passes over the training reviews"),
+    (TrainConfig, "lr", "learning rate", "the optimiser's step size (AdamW)"),
+    (TrainConfig, "batch_size", "batch size", "reviews per optimisation step"),
+    (ModelConfig, "embedding_dim", "embedding size", "the length of each token's vector"),
+    (ModelConfig, "readout", "readout", "last: the state after the last token; pool: also the max and mean over the review"),
+    (ModelConfig, "bidirectional", "bidirectional", "a second cell reads each review right to left"),
+    (ModelConfig, "dropout", "dropout", "share of values zeroed while training, between layers and before the head"),
+    (ModelConfig, "embedding_dropout", "embedding dropout", "share of token-vector values zeroed while training"),
+    (ModelConfig, "forget_bias", "forget-gate bias at start", "LSTM only; 1 starts every cell keeping its memory; empty: PyTorch's"),
+    (ModelConfig, "learned_state", "learn the start state", "learn h0 (and c0) instead of starting every review from zeros"),
+    (TrainConfig, "titles", "train on titles too", "each review's title alone as an extra short example"),
+    (TrainConfig, "pretrain_epochs", "pre-training epochs", "next-token language-model epochs before the classifier trains"),
+    (TrainConfig, "refit", "refit on train + validation", "no validation: train the chosen length on 90% of the data"),
+    (TrainConfig, "schedule", "learning-rate schedule", "constant, or cosine decay to 0 over the run"),
+    (TrainConfig, "weight_decay", "weight decay", "AdamW's pull of every weight towards 0"),
+    (TrainConfig, "ema", "weight averaging (EMA decay)", "keep a moving average of the weights; 0 = off"),
+    (TrainConfig, "clip", "gradient clipping", "largest gradient norm per step; 0 = off"),
+    (TrainConfig, "eval_every", "validate every N steps", "0 = at each epoch's end"),
+    (TrainConfig, "patience", "early-stop patience", "stop after N validations without a better loss; 0 = never"),
+    (TrainConfig, "max_steps", "max steps", "0 = no limit"),
+    (TrainConfig, "max_len", "tokens per review", "a review's first N tokens are read"),
+    (TrainConfig, "min_freq", "min token count", "rarer tokens become _UNK"),
+    (TrainConfig, "max_vocab", "max vocabulary", "0 = no limit"),
+    (TrainConfig, "seed", "seed", "the same seed gives the same run"),
+    (TrainConfig, "device", "device", "auto: CUDA when there is a GPU"),
+    (TrainConfig, "precision", "precision", "bf16 or fp16 train under autocast (fp16 on CUDA only)"),
+]
+BASIC = 6  # cell type … batch size
+CHOICES = {"cell": list(CELLS), "readout": list(READOUTS), "schedule": list(SCHEDULES), "device": ["auto", "cpu", "cuda"],
+           "precision": list(PRECISIONS)}
+
+
+def _default(cls, name: str):
+    return next(f for f in fields(cls) if f.name == name).default
+
+
+def preset_values(name: str) -> list:
     preset = PRESETS[name]
-    return [getattr(preset.model if cls is ModelConfig else preset.train, field) for cls, field, _ in HYPER_PARAMETERS]
+    return [getattr(preset.model if cls is ModelConfig else preset.train, field) for cls, field, *_ in HYPER_PARAMETERS]
 
 
-def apply_preset(name: str) -> list:
-    """Fill every hyper-parameter box with a preset's values, and its row limit."""
+@endpoint
+def apply_preset(name: str):
+    """Every hyper-parameter of a preset, its row limit, and what the preset is.
+
+    Args:
+        name: a preset name: quick, lab, reference, gru or rnn.
+    """
     if name not in PRESETS:
-        raise gr.Error(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
-    return [*_preset_values(name), PRESETS[name].train.limit]
+        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {str(name)[:40]!r}")
+    return [*preset_values(name), PRESETS[name].train.limit, f"**{name}**: {PRESETS[name].description}"]
 
 
-def _configs(values: list, limit) -> tuple[TrainConfig, ModelConfig]:
+def configs(values: list, limit: object) -> tuple[TrainConfig, ModelConfig]:
     """UI values → the two config dataclasses; anything missing or not a number is a ConfigError."""
     chosen = {ModelConfig: {}, TrainConfig: {}}
-    for (cls, name, label), value in zip(HYPER_PARAMETERS, [*values]):
-        default = _field(cls, name).default
+    for (cls, name, label, _), value in zip(HYPER_PARAMETERS, values):
+        default = _default(cls, name)
         if default is None and value in (None, ""):  # an optional number left empty
             chosen[cls][name] = None
         elif isinstance(default, bool):
@@ -143,36 +400,32 @@ def _configs(values: list, limit) -> tuple[TrainConfig, ModelConfig]:
             try:
                 number = float(value)
             except (TypeError, ValueError):
-                raise ConfigError(f"{label} must be a number; got {value!r}") from None
+                raise ConfigError(f"{label} must be a number; got {str(value)[:40]!r}") from None
             if isinstance(default, int) and not number.is_integer():
-                raise ConfigError(f"{label} must be a whole number; got {value!r}")
+                raise ConfigError(f"{label} must be a whole number; got {str(value)[:40]!r}")
             chosen[cls][name] = int(number) if isinstance(default, int) else number
-    try:
-        rows = float(limit or 0)
-    except (TypeError, ValueError):
-        rows = math.nan
-    if not rows.is_integer():
-        raise ConfigError(f"row limit must be a whole number; got {limit!r}")
-    chosen[TrainConfig]["limit"] = int(rows)
+    chosen[TrainConfig]["limit"] = whole_number(limit or 0, "row limit", 0, 1_000_000_000)
     return TrainConfig(**chosen[TrainConfig]), ModelConfig(**chosen[ModelConfig])
 
 
-def _checkpoint_path(name: str) -> Path:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", (name or "").strip()).strip("-.")[:60] or "my-model"
+def checkpoint_path(name: object) -> Path:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name or "").strip()).strip("-.")[:60] or "my-model"
     path = CHECKPOINT_DIR / f"{stem}.pt"
     if path.exists() or path.name == DEFAULT_CHECKPOINT.name:  # never overwrite a saved checkpoint
         path = CHECKPOINT_DIR / f"{stem}-{datetime.now():%Y%m%d-%H%M%S}.pt"
     return path
 
 
-def _data_path(source: str, upload) -> Path:
+def data_path(source: object, upload: object) -> Path:
     if source == "bundled":
         return BUNDLED_SAMPLE
+    if source != "upload":
+        raise ConfigError(f"data must be 'bundled' or 'upload'; got {str(source)[:40]!r}")
     if not SETTINGS.allow_uploads:
         raise DataError("Uploads are turned off on this public demo; train on the bundled sample.")
     if not upload:
         raise DataError("Choose a file to upload first (fastText .txt/.bz2/.gz, or CSV/TSV with a header).")
-    path = Path(upload if isinstance(upload, str) else upload.name)
+    path = Path(upload if isinstance(upload, str) else getattr(upload, "name", ""))
     if not any(path.name.lower().endswith(s) for s in UPLOAD_TYPES):
         raise DataError(f"{path.name}: expected one of {', '.join(UPLOAD_TYPES)}")
     if path.stat().st_size > SETTINGS.max_upload_mb * 1024 * 1024:
@@ -181,59 +434,69 @@ def _data_path(source: str, upload) -> Path:
     return path
 
 
-def _train_view(state: RunState) -> tuple:
-    """Status line, curves, report, confusion matrix and checkpoint file for a run state."""
+def train_view(state: RunState) -> tuple:
+    """Status line, curves (or their placeholder), report, confusion matrix and checkpoint file for a run state."""
     step = state.step
     if state.active and step:
-        status = (f"**Training** on {state.data_name} · step {step.step:,}/{step.total_steps:,} · epoch {step.epoch} · "
+        what = "Pre-training" if step.phase == "pretrain" else "Training"
+        status = (f"**{what}** on {state.data_name} · step {step.step:,}/{step.total_steps:,} · epoch {step.epoch} · "
                   f"loss {step.train_loss:.3f} · {step.reviews_per_s:,.0f} reviews/s · ETA {step.eta_s:,.0f} s")
     else:
         status = f"**{state.status.capitalize()}** · {state.message}" if state.status != "idle" else state.message
-    finished = state.finished
+    finished, points = state.finished, bool(state.history["step"] or state.history["pretrain_step"])
     report, confusion, checkpoint = "", None, None
     if finished and finished.report:
         r = finished.report
-        report = (f"### Test report ({r.n:,} held-out reviews)\n\n| accuracy | F1 | precision | recall | loss |\n|---|---|---|---|---|\n"
-                  f"| **{r.accuracy:.2%}** | {r.f1:.2%} | {r.precision:.2%} | {r.recall:.2%} | {r.loss:.4f} |\n\n"
-                  f"Saved as `{finished.checkpoint.name}`: it is now in the Predict tab's list.")
+        report = (f"### Test report ({r.n:,} held-out reviews)\n\n| accuracy | F1 | precision | recall | loss |\n"
+                  f"|---|---|---|---|---|\n| **{r.accuracy:.2%}** | {r.f1:.2%} | {r.precision:.2%} | {r.recall:.2%} | "
+                  f"{r.loss:.4f} |\n\nSaved as `{finished.checkpoint.name}`: it is now in the Predict tab's list.")
         confusion = plots.confusion_figure(r.confusion)
         checkpoint = str(finished.checkpoint)
-    return (gr.Markdown(status), plots.training_curves(state.history), gr.Markdown(report),
-            confusion, gr.File(value=checkpoint))
+    return (status, gr.Markdown(visible=not points), gr.Plot(plots.training_curves(state.history), visible=points),
+            report, gr.Plot(confusion, visible=confusion is not None), checkpoint)
 
 
 def watch_training():
     """Stream the current (or last) run until it ends; a page refresh re-attaches here."""
     state = runner.snapshot()
-    yield _train_view(state)
+    yield train_view(state)
     while state.active:
         newer = runner.wait_for_change(state.version, timeout=2.0)
         if newer.version != state.version:
             state = newer
-            yield _train_view(state)
+            yield train_view(state)
             time.sleep(0.5)  # at most two updates a second: the chart stays smooth and the page light
 
 
-def start_training(source: str, upload, limit, name: str, owner: str, *values):
-    """Start a run with the chosen data and hyper-parameters, then stream its progress."""
+@endpoint
+def start_training(source: str, upload, limit: float, name: str, owner: str, *values):
+    """Start a training run with the chosen data and hyper-parameters, then stream its progress.
+
+    Args:
+        source: "bundled" (the bundled Amazon sample) or "upload".
+        upload: the uploaded file, when source is "upload".
+        limit: reviews to read from the file; 0 = every review.
+        name: the checkpoint's file name (without .pt); an existing file is never overwritten.
+        owner: this browser's id (only the browser that started a run may stop it); may be empty.
+        values: the hyper-parameters, in the order of the Train tab.
+    """
     if not SETTINGS.allow_training:
-        raise gr.Error("Training is turned off on this public demo. Try the Predict and Playground tabs.")
-    try:
-        config, model_config = _configs(list(values), limit)
-        notes = ""
-        if LIMITS:
-            config, model_config, notes = LIMITS.apply(config, model_config)
-        runner.start(config, model_config, _data_path(source, upload), _checkpoint_path(name), owner=owner or None,
-                     max_seconds=LIMITS.max_seconds if LIMITS else None)
-    except (ConfigError, DataError, RunInProgress) as e:
-        raise gr.Error(str(e)) from None
+        raise ConfigError("Training is turned off on this public demo. Try the Predict and Playground tabs.")
+    config, model_config = configs(list(values), limit)
+    notes = ""
+    if SETTINGS.run_limits:
+        config, model_config, notes = SETTINGS.run_limits.apply(config, model_config)
+    runner.start(config, model_config, data_path(source, upload), checkpoint_path(name), owner=owner or None,
+                 max_seconds=SETTINGS.run_limits.max_seconds if SETTINGS.run_limits else None)
     if notes:
         gr.Info(notes)
     yield from watch_training()
 
 
-def stop_training(owner: str) -> gr.Markdown:
-    return gr.Markdown(runner.stop(owner or None))
+@endpoint
+def stop_training(owner: str) -> str:
+    """Ask the running training run to stop after its current batch (only the browser that started it may)."""
+    return runner.stop(owner or None)
 
 
 def new_owner_token(token: str) -> str:
@@ -246,370 +509,266 @@ def refresh_checkpoints(current: str) -> gr.Dropdown:
     return gr.Dropdown(choices=choices, value=current if current in choices else (choices[0] if choices else None))
 
 
-# ---------------------------------------------------------------- Playground tab handler
-
-def show_lstm_shapes(input_size, hidden_size, num_layers, batch_size, seq_len, batch_first, bidirectional):
-    try:
-        d = describe_lstm(input_size, hidden_size, num_layers, batch_size, seq_len, bool(batch_first), bool(bidirectional))
-    except ConfigError as e:
-        raise gr.Error(str(e)) from None
-    return (
-        gr.Code(value=d.code),
-        gr.Dataframe(value=d.shapes),
-        gr.Markdown(f"{d.many_to_one}\n\n{d.many_to_many}"),
-        gr.Dataframe(value=d.parameters),
-        gr.Markdown(f"**{d.total_parameters:,} parameters.** Each weight stacks the four gates (i, f, g, o): "
-                    f"that is why its first dimension is 4 × {int(hidden_size)} = {4 * int(hidden_size)}."),
-        unrolled_diagram(int(num_layers), int(seq_len), bool(bidirectional)),
-    )
+def hyper_parameter_input(cls, name: str, label: str, hint: str, value):
+    if name in CHOICES:
+        return gr.Dropdown(CHOICES[name], value=value, label=label, info=hint)
+    if isinstance(value, bool):
+        return gr.Checkbox(value=value, label=label, info=hint, min_width=220)
+    # No bounds or rounding here: `configs` checks every value and says what is wrong with it.
+    return gr.Number(value=value, label=label, info=hint, min_width=160)
 
 
-# ---------------------------------------------------------------- Predict tab handlers
+def train_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
+    """Lays out the Train tab and wires its events."""
+    owner = gr.BrowserState("", storage_key="lstm-sentiment-lab-owner")
+    lab = PRESETS["lab"]
+    with gr.Row():
+        preset = gr.Dropdown(list(PRESETS), value="lab", label="Preset (every value stays editable)", scale=1)
+        preset_note = gr.Markdown(f"**lab**: {lab.description}", elem_id="preset-note")
+    with gr.Row():
+        source = gr.Radio([("Bundled Amazon sample (17,974 real reviews)", "bundled"), ("Upload a file", "upload")],
+                          value="bundled", label="Data")
+        upload = gr.File(label=f"fastText .txt/.bz2/.gz or CSV/TSV with a header (≤ {SETTINGS.max_upload_mb} MB)",
+                         file_types=UPLOAD_TYPES, interactive=SETTINGS.allow_uploads)
+        limit = gr.Number(value=lab.train.limit, label="Row limit", info="reviews read; 0 = every review")
+        name = gr.Textbox(value="my-model", label="Checkpoint name")
+    made = [hyper_parameter_input(*spec, value) for spec, value in zip(HYPER_PARAMETERS[:BASIC], preset_values("lab"))]
+    with gr.Accordion("Advanced: readout, regularisation, schedule, vocabulary, device", open=False, elem_id="advanced"):
+        with gr.Row(equal_height=True):
+            made += [hyper_parameter_input(*spec, value)
+                     for spec, value in zip(HYPER_PARAMETERS[BASIC:], preset_values("lab")[BASIC:])]
+    with gr.Row():
+        start = gr.Button("Start training", variant="primary", interactive=SETTINGS.allow_training)
+        stop = gr.Button("Stop", variant="stop")
+    status = gr.Markdown("No training run yet.", elem_id="train-status")
+    placeholder = gr.Markdown("*The loss and accuracy curves appear here with the first training step.*")
+    curves = gr.Plot(label="Loss and accuracy", visible=False, elem_id="train-curves")
+    with gr.Row():
+        report, confusion = gr.Markdown(), gr.Plot(label="Confusion matrix", visible=False)
+    download = gr.File(label="Checkpoint (download)", interactive=False)
 
-def checkpoint_layers(checkpoint: str) -> gr.Dropdown:
-    """The layer (and direction) choices of a checkpoint's model."""
-    try:
-        config = predictors.get(resolve_checkpoint(checkpoint)).model.config
-    except CheckpointError as e:
-        raise gr.Error(str(e)) from None
-    choices = [f"layer {k + 1}" + (f" {d}" if config.bidirectional else "")
-               for k in range(config.num_layers) for d in DIRECTIONS[: config.directions]]
-    return gr.Dropdown(choices=choices, value=choices[-1] if not config.bidirectional else choices[-2])
-
-
-def _check_review(review) -> None:
-    if not isinstance(review, str) or not review.strip():
-        raise gr.Error("The review is empty: type or paste a customer review first.")
-    if len(review) > MAX_REVIEW_CHARS:
-        raise gr.Error(f"The review is {len(review):,} characters; the limit is {MAX_REVIEW_CHARS:,}.")
-
-
-def predict_review(review: str, checkpoint: str, layer_choice: str, units: float, attribution: str = "when read"):
-    """Label, probability, token attributions, prediction trajectory and gate plots for one review."""
-    _check_review(review)
-    try:
-        predictor = predictors.get(resolve_checkpoint(checkpoint))
-        inspection = inspect_review(predictor.model, predictor.vocab, review, predictor.max_len, attribution)
-    except CheckpointError as e:
-        raise gr.Error(str(e)) from None
-    except ValueError as e:
-        raise gr.Error(f"Nothing to read in this review: {e}.") from None
-    config = predictor.model.config
-    match = re.fullmatch(r"layer (\d+)(?: (forward|backward))?", layer_choice or "")
-    layer = min(int(match.group(1)) - 1, config.num_layers - 1) if match else config.num_layers - 1
-    direction = (match.group(2) if match and match.group(2) else "forward") if config.bidirectional else "forward"
-    trace, attributions = inspection.trace, inspection.attributions
-    chosen = top_units(trace, predictor.model, layer, direction, int(units or 12))
-    p = trace.probability
-    unknown = unknown_tokens(trace.tokens, trace.ids)
-    summary = (
-        f"**{'Positive' if p >= 0.5 else 'Negative'}** with P(positive) = {p:.3f} · {len(trace.tokens)} tokens read"
-        + (f" (only the first {predictor.max_len})" if len(trace.tokens) == predictor.max_len else "")
-        + (f" · {len(unknown)} unknown to this model (shown as _UNK): {', '.join(sorted(set(unknown))[:12])}" if unknown else "")
-        + f"\n\nToken colours and bars, effect **{attributions.method}**: {attributions.description} "
-        "(towards +1: pushed the review positive; towards -1: negative). "
-        f"The trace reproduces `nn.{type(predictor.model.rnn).__name__}` to {trace.max_error:.1e}. Units shown: the {len(chosen)} "
-        + ("that move the final logit most (|h_T · w_out|)." if layer == config.num_layers - 1 else "whose hidden state varies most.")
-    )
-    layer_trace = trace.layer(layer, direction)
-    return (
-        gr.Label(value={"positive": p, "negative": 1 - p}),
-        gr.Markdown(summary),
-        gr.HighlightedText(value=plots.attribution_highlights(attributions)),
-        plots.trajectory_figure(trace),
-        plots.attribution_figure(attributions),
-        plots.gate_heatmaps(layer_trace, trace.tokens, chosen),
-        plots.state_heatmaps(layer_trace, trace.tokens, chosen),
-        plots.mean_gate_figure(layer_trace, trace.tokens),
-    )
+    outputs = [status, placeholder, curves, report, confusion, download]
+    preset.change(apply_preset, preset, [*made, limit, preset_note], api_name="preset", preprocess=False)
+    start.click(start_training, [source, upload, limit, name, owner, *made], outputs, api_name="train",
+                concurrency_limit=None).then(refresh_checkpoints, checkpoint, checkpoint, api_visibility="private")
+    stop.click(stop_training, owner, status, api_name="stop_training")
+    demo.load(new_owner_token, owner, owner, api_visibility="private")
+    demo.load(watch_training, None, outputs, api_name="watch_training", concurrency_limit=None)
+    demo.load(refresh_checkpoints, checkpoint, checkpoint, api_name="list_checkpoints")
 
 
-# ---------------------------------------------------------------- Memory tab handlers
+# ---------------------------------------------------------------- Memory tab
 
-def _predictors(names: list[str]) -> dict[str, object]:
-    if not names:
-        raise gr.Error("Choose at least one checkpoint to compare.")
-    try:
-        return {name: predictors.get(resolve_checkpoint(name)) for name in names}
-    except CheckpointError as e:
-        raise gr.Error(str(e)) from None
+def memory_predictors(names: object) -> dict[str, Predictor]:
+    if not isinstance(names, list) or not names:
+        raise ConfigError("Choose at least one checkpoint to compare.")
+    return {str(name): load_predictor(name) for name in names[:6]}
 
 
-def _cell_name(predictor) -> str:
-    return predictor.model.config.cell.upper()
+@endpoint
+def compare_memory(review: str, names: list[str]):
+    """Gradient flow and the prediction after each token of one review for several checkpoints, and what the first
+    LSTM among them (else the first model) keeps from token to token.
 
-
-def compare_memory(review: str, names: list[str], units: float = 12):
-    """Gradient flow and prediction after each token for one review and each checkpoint, and what the first LSTM
-    among them (else the first model) keeps from token to token."""
-    _check_review(review)
-    chosen = _predictors(names)
-    norms, trajectories, lines, first = {}, {}, [], None
+    Args:
+        review: a review; the Memory tab's example opens with its verdict, then a long neutral middle.
+        names: checkpoint file names, e.g. ["rnn.pt", "gru.pt", "default.pt"].
+    """
+    text, chosen = review_text(review), memory_predictors(names)
+    norms, trajectories, lines, first, far = {}, {}, [], None, 0
     for name, predictor in chosen.items():
-        tokens, ids = encode_review(review, predictor.vocab, predictor.max_len)
+        tokens, ids = encode_review(text, predictor.vocab, predictor.max_len)
         if not ids:
-            raise gr.Error("Nothing to read in this review: it has no words.")
-        label = f"{name} ({_cell_name(predictor)})"
+            raise ConfigError("Nothing to read in this review: it has no words.")
+        label = f"{name} ({predictor.model.config.cell.upper()})"
         norms[label] = gradient_norms(predictor.model, ids)
-        trace = trace_gates(predictor.model, ids, tokens)
+        trace = explain(predictor, text).inspection.trace
         trajectories[label] = trace.trajectory
         if first is None or (predictor.model.config.cell == "lstm" and first[1].model.config.cell != "lstm"):
-            first = (trace, predictor)  # show what the first LSTM keeps, else the first model
+            first = (trace, predictor)  # what the first LSTM keeps, else the first model
         far = min(50, len(ids) - 1)
         lines.append(f"| {label} | {trace.probability:.3f} | {norms[label][-1]:.2e} | {norms[label][-1 - far]:.2e} | "
                      f"{gradient_drop(norms[label], far):,.0f}× |")
     trace, predictor = first
     layer = trace.layer(predictor.model.config.num_layers - 1)
-    kept = plots.memory_heatmaps(layer, trace.tokens, top_units(trace, predictor.model, layer.layer, count=int(units or 12)))
+    kept = plots.memory_heatmaps(layer, trace.tokens, explain(predictor, text).units)
     table = (f"| checkpoint | P(positive) | gradient at the last token | at {far} tokens from the end | falls by |\n"
              "|---|---|---|---|---|\n" + "\n".join(lines))
-    return (plots.gradient_flow_figure(norms), plots.trajectories_figure(trajectories, trace.tokens), kept,
-            gr.Markdown(table))
+    return plots.gradient_flow_figure(norms), plots.trajectories_figure(trajectories, trace.tokens), kept, table
 
 
+@endpoint
 def run_memory_experiment(cells: list[str], distances: list, forget_bias: float, steps: float):
-    """Train a small model per cell type and distance on the synthetic task, streaming the curve as results come."""
-    try:
-        forget_bias, steps = float(forget_bias), float(steps)
-    except (TypeError, ValueError):
-        raise gr.Error("The forget-gate bias and the number of steps must be numbers.") from None
-    try:
-        check_range("most training steps per model", steps, 1, 100_000)
-        settings = MemorySettings(forget_bias=forget_bias, steps=int(steps)).validate()
-        results = []
-        started = time.perf_counter()
-        total = len(cells or []) * len(distances or [])
-        for result in memory_experiment(cells or [], [int(d) for d in distances or []], settings):
-            results.append(result)
-            rows = "\n".join(f"| {r.cell.upper()} | {r.distance} | {r.accuracy:.1%} | {r.steps:,} | {r.seconds:.1f} s |"
-                             for r in results)
-            yield (plots.memory_figure(results),
-                   gr.Markdown(f"**{len(results)} of {total} models trained** ({time.perf_counter() - started:.0f} s)\n\n"
-                               "| cell | distance | test accuracy | steps | time |\n|---|---|---|---|---|\n" + rows))
-    except (ConfigError, ValueError) as e:
-        raise gr.Error(str(e)) from None
+    """Train small RNN, GRU and LSTM models on a synthetic memory task (not reviews) for each distance, streaming
+    accuracy against distance as each model finishes.
+
+    Args:
+        cells: cell types among "rnn", "gru", "lstm".
+        distances: steps between the marker to remember and the end, each 1 to 100.
+        forget_bias: the LSTM's forget-gate bias at the start, -10 to 10.
+        steps: most training steps per model, 1 to 5,000.
+    """
+    if not isinstance(cells, list) or not isinstance(distances, list):
+        raise ConfigError("Choose at least one cell type and one distance.")
+    for cell in cells:
+        if cell not in CELLS:
+            raise ConfigError(f"cell types must be among {', '.join(CELLS)}; got {str(cell)[:40]!r}")
+    distances = [whole_number(d, "distance", 1, 100) for d in distances]
+    check_range("forget-gate bias", forget_bias, -10.0, 10.0, integer=False)
+    settings = MemorySettings(forget_bias=float(forget_bias),
+                              steps=whole_number(steps, "most training steps per model", 1, 5000))
+    results, started, total = [], time.perf_counter(), len(cells) * len(distances)
+    for result in memory_experiment(list(dict.fromkeys(cells)), sorted(set(distances)), settings.validate()):
+        results.append(result)
+        rows = "\n".join(f"| {r.cell.upper()} | {r.distance} | {r.accuracy:.1%} | {r.steps:,} | {r.seconds:.1f} s |"
+                         for r in results)
+        yield (plots.memory_figure(results),
+               f"**{len(results)} of {total} models trained** ({time.perf_counter() - started:.0f} s)\n\n"
+               "| cell | distance | test accuracy | steps | time |\n|---|---|---|---|---|\n" + rows)
 
 
+@endpoint
 def compare_length_accuracy(names: list[str]):
-    """Test accuracy per review-length bucket for each chosen checkpoint (on its own held-out split)."""
-    try:
-        buckets = {f"{name} ({_cell_name(p)})": accuracy_by_length(p) for name, p in _predictors(names).items()}
-    except DataError as e:
-        raise gr.Error(str(e)) from None
+    """Test accuracy per review-length bucket for each chosen checkpoint, on its own held-out split.
+
+    Args:
+        names: checkpoint file names, e.g. ["default.pt"].
+    """
+    buckets = {f"{name} ({p.model.config.cell.upper()})": accuracy_by_length(p)
+               for name, p in memory_predictors(names).items()}
     return plots.length_accuracy_figure(buckets)
 
 
-# ---------------------------------------------------------------- Layout
+def memory_tab() -> None:
+    """Lays out the Memory tab and wires its events."""
+    gr.Markdown(
+        "### Why LSTMs remember\nA plain RNN rewrites its whole hidden state at every token, so what it read long ago "
+        "fades: the gradient that would teach it to use an early word shrinks at every step back (it *vanishes*). An "
+        "LSTM's cell state is only scaled by its forget gate and added to; a GRU's update gate does the same for its "
+        "hidden state. Below, one review goes through an RNN, a GRU and the default LSTM, all trained on the bundled "
+        "reviews.")
+    checkpoints = list_checkpoints()
+    with gr.Row():
+        review = gr.Textbox(MEMORY_EXAMPLE, label="Review (verdict first, then a long neutral middle)", lines=4,
+                            max_length=MAX_REVIEW_CHARS, scale=3)
+        with gr.Column(scale=2):
+            names = gr.Dropdown(checkpoints, value=[c for c in MEMORY_CHECKPOINTS if c in checkpoints], multiselect=True,
+                                label="Checkpoints to compare", allow_custom_value=True)
+            compare = gr.Button("Compare", variant="primary")
+    gr.Markdown("**What to look for.** Left: on a log scale, how much the prediction depends on each token, against its "
+                "distance from the end; a curve that drops steeply is a vanishing gradient. Right: the prediction after "
+                "each token; a model that remembers keeps the opening verdict through the neutral middle.")
+    with gr.Row():
+        gradient, trajectories = gr.Plot(label="Gradient flow"), gr.Plot(label="Prediction after each token")
+    table = gr.Markdown()
+    gr.Markdown("**What the LSTM keeps** (the first LSTM chosen, its last layer): a forget gate near 1 holds the cell "
+                "state steady across the neutral middle. (With no LSTM chosen: a GRU's update gate and hidden state.)")
+    kept = gr.Plot(label="Forget gate and cell state")
+    gr.Markdown("### A memory task you can train in seconds\n**Synthetic data, not reviews.** Each sequence is random "
+                "noise tokens with one marker (A or B) *distance* steps before the end; the label is the marker, so only "
+                "memory can solve it (50% is chance). Try the LSTM's forget-gate bias at 1 and at 3.")
+    with gr.Row():
+        cells = gr.CheckboxGroup(list(CELLS), value=["rnn", "gru", "lstm"], label="Cell types")
+        distances = gr.CheckboxGroup([5, 10, 20, 50, 100], value=[5, 20, 50], label="Distances")
+        forget_bias = gr.Number(1.0, label="LSTM forget-gate bias at start")
+        steps = gr.Number(MemorySettings().steps, label="most training steps per model")
+    run = gr.Button("Run the memory experiment", variant="primary")
+    with gr.Row():
+        memory_plot, memory_table = gr.Plot(label="Accuracy against distance"), gr.Markdown()
+    gr.Markdown("### Where each model loses track on real reviews\nTest accuracy on each checkpoint's own held-out "
+                "reviews, grouped by review length.")
+    lengths = gr.Button("Accuracy by review length")
+    length_plot = gr.Plot(label="Accuracy by review length")
 
-def _hyper_parameter_input(cls, name: str, label: str, value):
-    if name == "schedule":
-        return gr.Dropdown(list(SCHEDULES), value=value, label=label)
-    if name == "device":
-        return gr.Dropdown(["auto", "cpu", "cuda"], value=value, label=label)
-    if name == "cell":
-        return gr.Dropdown(list(CELLS), value=value, label=label)
-    if name == "precision":
-        return gr.Dropdown(list(PRECISIONS), value=value, label=label)
-    if isinstance(value, bool):
-        return gr.Checkbox(value=value, label=label)
-    # No precision rounding: Gradio would silently turn 2.5 layers into 2; _configs refuses it with a message.
-    return gr.Number(value=value, label=label, step=1 if isinstance(value, int) else None)
+    raw = dict(preprocess=False)
+    compare.click(compare_memory, [review, names], [gradient, trajectories, kept, table], api_name="compare_memory", **raw)
+    run.click(run_memory_experiment, [cells, distances, forget_bias, steps], [memory_plot, memory_table],
+              api_name="memory_experiment", concurrency_limit=1, **raw)
+    lengths.click(compare_length_accuracy, names, length_plot, api_name="accuracy_by_length", concurrency_limit=1, **raw)
 
+
+# ---------------------------------------------------------------- LSTM playground tab
+
+@endpoint
+def playground(cell: str, input_size: float, hidden_size: float, num_layers: float, batch_size: float, seq_len: float,
+               batch_first: bool, bidirectional: bool):
+    """Build a real nn.LSTM (nn.GRU, nn.RNN) of the given sizes, run it once on zeros, and describe it.
+
+    Args:
+        cell: "lstm", "gru" or "rnn".
+        input_size: features per step, 1 to 4,096.
+        hidden_size: units per layer, 1 to 4,096.
+        num_layers: stacked layers, 1 to 8.
+        batch_size: sequences per batch, 1 to 1,024.
+        seq_len: steps per sequence, 1 to 2,000.
+        batch_first: whether tensors are (batch, seq, feature) rather than (seq, batch, feature).
+        bidirectional: whether each layer also reads right to left.
+
+    Returns:
+        The equivalent PyTorch code; the shapes of input, start state, output, h_n (and c_n), each with its meaning;
+        the many-to-one and many-to-many slices; each weight's shape and parameter count; the total; an unrolled
+        diagram.
+    """
+    sizes = [whole_number(v, n, 1, 10**9) for v, n in zip((input_size, hidden_size, num_layers, batch_size, seq_len),
+             ("input_size", "hidden_size", "num_layers", "batch_size", "seq_len"))]
+    shapes = describe_cell(str(cell), *sizes, batch_first is True, bidirectional is True)
+    return (shapes.code, shapes.shapes, f"{shapes.many_to_one}\n\n{shapes.many_to_many}", shapes.parameters,
+            f"**{shapes.total_parameters:,} parameters.** {shapes.stacking}",
+            unrolled_diagram(str(cell), sizes[2], sizes[4], bidirectional is True))
+
+
+def playground_tab(demo: gr.Blocks) -> None:
+    """Lays out the playground tab and wires its events."""
+    gr.Markdown("Pick a cell type and the sizes; the module is built and run for real, and every shape below is "
+                "what PyTorch returned.")
+    with gr.Row():
+        cell = gr.Radio([("LSTM", "lstm"), ("GRU", "gru"), ("RNN", "rnn")], value="lstm", label="cell type")
+        input_size, hidden_size = gr.Number(5, label="input size"), gr.Number(10, label="hidden size")
+        num_layers, batch_size = gr.Number(1, label="layers"), gr.Number(1, label="batch")
+        seq_len = gr.Number(3, label="sequence length")
+        batch_first, bidirectional = gr.Checkbox(True, label="batch_first"), gr.Checkbox(False, label="bidirectional")
+    show = gr.Button("Show shapes", variant="primary")
+    with gr.Row():
+        code, diagram = gr.Code(language="python", label="Equivalent PyTorch"), gr.Plot(label="Unrolled")
+    shapes = gr.Dataframe(headers=["tensor", "shape", "meaning"], label="Shapes", interactive=False, elem_id="shape-table")
+    slices = gr.Markdown()
+    parameters = gr.Dataframe(headers=["weight", "shape", "count"], label="Parameters", interactive=False)
+    total = gr.Markdown()
+
+    inputs = [cell, input_size, hidden_size, num_layers, batch_size, seq_len, batch_first, bidirectional]
+    outputs = [code, shapes, slices, parameters, total, diagram]
+    show.click(playground, inputs, outputs, api_name="playground", preprocess=False)
+    cell.change(playground, inputs, outputs, api_visibility="private", preprocess=False)
+    demo.load(playground, inputs, outputs, api_visibility="private", preprocess=False)
+
+
+# ---------------------------------------------------------------- the page
 
 def build_demo() -> gr.Blocks:
-    lab = PRESETS["lab"]
+    public = (" **Public demo:** training runs are capped in size and time"
+              + ("" if SETTINGS.allow_uploads else ", uploads are off") + "." if SETTINGS.public else "")
     with gr.Blocks(title="LSTM Sentiment Lab") as demo:
-        owner = gr.BrowserState("", storage_key="lstm-sentiment-lab-owner")
-        gr.Markdown(
-            "# LSTM Sentiment Lab\n"
-            "Train an LSTM on real Amazon reviews, take the layer apart, and watch its gates decide. "
-            f"Running on **{DEVICE}**."
-            + (" This is a public demo: training runs are capped in size and time." if SETTINGS.public else "")
-        )
+        gr.Markdown("# LSTM Sentiment Lab\nTrain an LSTM on real Amazon reviews, take the layer apart, and watch its "
+                    f"gates decide. Running on **{DEVICE}**.{public}", elem_id="header")
         with gr.Tabs():
             with gr.Tab("Predict", id="predict"):
-                with gr.Row():
-                    with gr.Column(scale=3):
-                        review = gr.Textbox(label="Review", lines=5, max_length=MAX_REVIEW_CHARS,
-                                            placeholder="Type or paste a customer review …")
-                        gr.Examples(EXAMPLES, inputs=review, label="Examples: positive, negative, negation, long")
-                    with gr.Column(scale=2):
-                        checkpoints = list_checkpoints()
-                        # Custom values allowed: runs finished after this page loaded must be choosable too;
-                        # resolve_checkpoint refuses anything that is not a plain file in checkpoints/.
-                        checkpoint = gr.Dropdown(checkpoints, value=checkpoints[0] if checkpoints else None,
-                                                 label="Checkpoint (the shipped default first)", allow_custom_value=True)
-                        layer_choice = gr.Dropdown(["layer 1"], value="layer 1", label="Layer to inspect",
-                                                   allow_custom_value=True)
-                        units = gr.Slider(1, 64, value=12, step=1, label="Units to show")
-                        attribution = gr.Radio(list(ATTRIBUTION_METHODS), value="when read",
-                                               label="Token effect (occlusion with _UNK)",
-                                               info="when read: instant; on the final prediction: re-scores the "
-                                                    "review once per token")
-                        predict_button = gr.Button("Predict and explain", variant="primary")
-                with gr.Row():
-                    label = gr.Label(label="Sentiment", num_top_classes=2, scale=1)
-                    summary = gr.Markdown(scale=3)
-                highlights = gr.HighlightedText(label="What each token did (occlusion with _UNK)", combine_adjacent=False,
-                                                elem_id="token-effects",
-                                                show_legend=True)
-                with gr.Row():
-                    trajectory = gr.Plot(label="Prediction after each token")
-                    attribution_bars = gr.Plot(label="Token attributions")
-                gates = gr.Plot(label="Gates")
-                states = gr.Plot(label="Cell and hidden state")
-                mean_gates = gr.Plot(label="Mean gate activation")
-
+                checkpoint = predict_tab()
             with gr.Tab("Train", id="train"):
-                with gr.Row():
-                    with gr.Column(scale=2):
-                        source = gr.Radio([("Bundled Amazon sample (17,974 real reviews)", "bundled"),
-                                           ("Upload a file", "upload")], value="bundled", label="Data")
-                        upload = gr.File(label=f"fastText .txt/.bz2/.gz or CSV/TSV with a header (≤ {SETTINGS.max_upload_mb} MB)",
-                                         file_types=UPLOAD_TYPES, interactive=SETTINGS.allow_uploads)
-                        limit = gr.Number(value=lab.train.limit, step=1, label="Row limit (0 = every review)")
-                        name = gr.Textbox(value="my-model", label="Checkpoint name")
-                    with gr.Column(scale=3):
-                        gr.Markdown("**Presets** (every value stays editable): " + " · ".join(
-                            f"*{n}*: {p.description}" for n, p in PRESETS.items()))
-                        with gr.Row():
-                            quick_button = gr.Button("Quick CPU run (~1 min)")
-                            lab_button = gr.Button("Shipped model recipe")
-                            reference_button = gr.Button("Reference values")
-                        with gr.Row():
-                            hyper = [_hyper_parameter_input(cls, n, lbl, v)
-                                     for (cls, n, lbl), v in zip(HYPER_PARAMETERS, _preset_values("lab"))]
-                with gr.Row():
-                    start_button = gr.Button("Start training", variant="primary", interactive=SETTINGS.allow_training)
-                    stop_button = gr.Button("Stop", variant="stop")
-                train_status = gr.Markdown("No training run yet.", elem_id="train-status")
-                curves = gr.Plot(label="Loss and accuracy")
-                with gr.Row():
-                    report = gr.Markdown()
-                    confusion = gr.Plot(label="Confusion matrix")
-                checkpoint_file = gr.File(label="Checkpoint (download)", interactive=False)
-
+                train_tab(demo, checkpoint)
             with gr.Tab("Memory", id="memory"):
-                gr.Markdown(
-                    "### Why LSTMs remember\n"
-                    "A plain RNN rewrites its whole hidden state at every token, so what it read long ago fades: the "
-                    "gradient that would teach it to use an early word shrinks at every step back (it *vanishes*). "
-                    "An LSTM's cell state is only scaled by its forget gate and added to; a GRU's update gate does the "
-                    "same for its hidden state. Below, the same review goes through an RNN, a GRU and the default LSTM, "
-                    "all trained on the bundled reviews.")
-                with gr.Row():
-                    with gr.Column(scale=3):
-                        memory_review = gr.Textbox(MEMORY_EXAMPLE, label="Review (verdict first, then a long neutral middle)",
-                                                   lines=4, max_length=MAX_REVIEW_CHARS)
-                    with gr.Column(scale=2):
-                        memory_checkpoints = gr.Dropdown(
-                            checkpoints, value=[c for c in MEMORY_CHECKPOINTS if c in checkpoints], multiselect=True,
-                            label="Checkpoints to compare", allow_custom_value=True)
-                        compare_button = gr.Button("Compare", variant="primary")
-                gr.Markdown("**What to look for.** Left: on a log scale, how much the prediction depends on each token, "
-                            "against its distance from the end. A curve that drops steeply is a vanishing gradient: words "
-                            "far back barely count. Right: the prediction after each token. A model that remembers keeps "
-                            "the opening verdict through the neutral middle; one that forgets drifts back towards 0.5.")
-                with gr.Row():
-                    gradient_plot = gr.Plot(label="Gradient flow")
-                    trajectories_plot = gr.Plot(label="Prediction after each token")
-                gradient_table = gr.Markdown()
-                gr.Markdown("**What the LSTM keeps** (the first LSTM chosen, its last layer): a forget gate near 1 holds "
-                            "the cell state steady across the neutral middle, so the opening verdict is still there at "
-                            "the end. (With no LSTM chosen: a GRU's update gate and hidden state, or an RNN's hidden state.)")
-                kept_plot = gr.Plot(label="Forget gate and cell state")
-
-                gr.Markdown("### A memory task you can train in seconds\n"
-                            "**Synthetic data, not reviews.** Each sequence is random noise tokens with one marker "
-                            "token (A or B) placed *distance* steps before the end; the label is the marker. "
-                            "Nothing but memory can solve it: 50% is chance. Small models (hidden size 32) of each "
-                            "type are trained from scratch for each distance. Try the LSTM's forget-gate bias at 1 "
-                            "(the usual start) and at 3: a cell that starts out keeping its memory learns to use it "
-                            "across far longer gaps.")
-                with gr.Row():
-                    memory_cells = gr.CheckboxGroup(list(CELLS), value=["rnn", "gru", "lstm"], label="Cell types")
-                    memory_distances = gr.CheckboxGroup([5, 10, 20, 50, 100], value=[5, 20, 50], label="Distances")
-                    memory_forget_bias = gr.Number(1.0, label="LSTM forget-gate bias at start")
-                    memory_steps = gr.Number(MemorySettings().steps, step=1, label="most training steps per model")
-                memory_button = gr.Button("Run the memory experiment", variant="primary")
-                with gr.Row():
-                    memory_plot = gr.Plot(label="Accuracy against distance")
-                    memory_table = gr.Markdown()
-
-                gr.Markdown("### Where each model loses track on real reviews\n"
-                            "Test accuracy on each checkpoint's own held-out reviews, grouped by review length.")
-                length_button = gr.Button("Accuracy by review length")
-                length_plot = gr.Plot(label="Accuracy by review length")
-
+                memory_tab()
             with gr.Tab("LSTM playground", id="playground"):
-                gr.Markdown("Pick the sizes of an `nn.LSTM`; it is built and run for real, and every shape below "
-                            "is what PyTorch returned.")
-                with gr.Row():
-                    input_size = gr.Number(5, step=1, label="input size")
-                    hidden_size = gr.Number(10, step=1, label="hidden size")
-                    num_layers = gr.Number(1, step=1, label="layers")
-                    batch_size = gr.Number(1, step=1, label="batch")
-                    seq_len = gr.Number(3, step=1, label="sequence length")
-                    batch_first = gr.Checkbox(True, label="batch_first")
-                    bidirectional = gr.Checkbox(False, label="bidirectional")
-                shapes_button = gr.Button("Show shapes", variant="primary")
-                with gr.Row():
-                    code = gr.Code(language="python", label="Equivalent PyTorch")
-                    diagram = gr.Plot(label="Unrolled")
-                shapes = gr.Dataframe(headers=["tensor", "shape", "meaning"], label="Shapes", interactive=False,
-                                      elem_id="shape-table")
-                slices = gr.Markdown()
-                parameters = gr.Dataframe(headers=["weight", "shape", "count"], label="Parameters", interactive=False)
-                total = gr.Markdown()
-
-        # ------------------------------------------------------------ Events
-        predict_inputs = [review, checkpoint, layer_choice, units, attribution]
-        predict_outputs = [label, summary, highlights, trajectory, attribution_bars, gates, states, mean_gates]
-        predict_button.click(predict_review, predict_inputs, predict_outputs, api_name="predict")
-        review.submit(predict_review, predict_inputs, predict_outputs, api_name="predict_on_enter", api_visibility="private")
-        checkpoint.change(checkpoint_layers, checkpoint, layer_choice, api_name="checkpoint_layers")
-        layer_choice.change(predict_review, predict_inputs, predict_outputs, api_name="predict_on_layer",
-                            api_visibility="private")
-        units.release(predict_review, predict_inputs, predict_outputs, api_name="predict_on_units", api_visibility="private")
-        attribution.change(predict_review, predict_inputs, predict_outputs, api_name="predict_on_effect",
-                           api_visibility="private")
-
-        preset_outputs = [*hyper, limit]
-        for button, preset in ((quick_button, "quick"), (lab_button, "lab"), (reference_button, "reference")):
-            button.click(lambda p=preset: apply_preset(p), None, preset_outputs, api_name=f"preset_{preset}")
-        train_outputs = [train_status, curves, report, confusion, checkpoint_file]
-        start_button.click(
-            start_training, [source, upload, limit, name, owner, *hyper], train_outputs,
-            api_name="train", concurrency_limit=None,
-        ).then(refresh_checkpoints, checkpoint, checkpoint, api_name="refresh_after_training", api_visibility="private")
-        stop_button.click(stop_training, owner, train_status, api_name="stop_training")
-        demo.load(new_owner_token, owner, owner, api_name="owner_token", api_visibility="private")
-        demo.load(watch_training, None, train_outputs, api_name="watch_training", concurrency_limit=None)
-        demo.load(checkpoint_layers, checkpoint, layer_choice, api_name="layers_on_load", api_visibility="private")
-        demo.load(refresh_checkpoints, checkpoint, checkpoint, api_name="list_checkpoints")
-
-        compare_button.click(compare_memory, [memory_review, memory_checkpoints],
-                             [gradient_plot, trajectories_plot, kept_plot, gradient_table], api_name="compare_memory")
-        memory_button.click(run_memory_experiment, [memory_cells, memory_distances, memory_forget_bias, memory_steps],
-                            [memory_plot, memory_table], api_name="memory_experiment", concurrency_limit=1)
-        length_button.click(compare_length_accuracy, memory_checkpoints, length_plot, api_name="accuracy_by_length",
-                            concurrency_limit=1)
-
-        playground_inputs = [input_size, hidden_size, num_layers, batch_size, seq_len, batch_first, bidirectional]
-        playground_outputs = [code, shapes, slices, parameters, total, diagram]
-        shapes_button.click(show_lstm_shapes, playground_inputs, playground_outputs, api_name="playground")
-        demo.load(show_lstm_shapes, playground_inputs, playground_outputs, api_name="playground_on_load",
-                  api_visibility="private")
+                playground_tab(demo)
     return demo
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="LSTM Sentiment Lab")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1; GRADIO_SERVER_NAME)")
+    parser.add_argument("--port", type=int, default=None, help="port (default 7860; GRADIO_SERVER_PORT)")
     parser.add_argument("--share", action="store_true", help="also serve through a public Gradio share link")
-    parser.add_argument("--auth", default=os.environ.get("SENTIMENT_AUTH"),
-                        help="USER:PASSWORD for basic auth (or set SENTIMENT_AUTH); recommended with --share")
+    parser.add_argument("--auth", default=None, help="USER:PASSWORD for basic auth (or SENTIMENT_AUTH)")
+    parser.add_argument("--mcp", action="store_true", help="also serve the tools to LLM clients over MCP")
     return parser.parse_args(argv)
 
 
@@ -619,17 +778,27 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
         return None
     user, colon, password = value.partition(":")
     if not (user and colon and password):
-        raise ValueError("--auth / SENTIMENT_AUTH must look like USER:PASSWORD")
+        raise ConfigError("--auth / SENTIMENT_AUTH must look like USER:PASSWORD")
     return user, password
 
 
-if __name__ == "__main__":
-    args = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    global SETTINGS
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        auth = parse_auth(args.auth)
-    except ValueError as e:
-        raise SystemExit(str(e)) from None
+        auth = parse_auth(args.auth or os.environ.get("SENTIMENT_AUTH"))
+        SETTINGS = Settings.from_env(share=args.share)
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
+    if args.share and not auth:
+        print("--share serves this app at a public gradio.live address that anyone with the link can open for a week "
+              "(predict, train within the public limits, the playground). Add --auth USER:PASSWORD to ask for a "
+              "password.")
     build_demo().queue(default_concurrency_limit=4).launch(
-        server_name=args.host, server_port=args.port, share=args.share, auth=auth,
-        max_file_size=f"{SETTINGS.max_upload_mb}mb", theme=gr.themes.Soft(),
-    )
+        server_name=args.host, server_port=args.port, share=args.share, auth=auth, mcp_server=args.mcp,
+        max_file_size=f"{SETTINGS.max_upload_mb if SETTINGS.allow_uploads else 0}mb", theme=gr.themes.Soft())
+
+
+if __name__ == "__main__":
+    main()

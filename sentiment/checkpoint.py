@@ -2,7 +2,8 @@
 
 Files are written atomically (a temporary file in the same folder, then `os.replace`), so a crash or a
 stopped run never leaves a half-written checkpoint in place of a good one, and they are read with
-`torch.load(weights_only=True)`, which refuses pickled code.
+`torch.load(weights_only=True)`, which refuses pickled code. Weights are stored in half precision (half the file;
+rounding a weight to 11 significant bits moves no prediction that matters) and computed with in float32.
 """
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ import torch
 from .corpus import EncodedReviews, encode_texts
 from .model import ConfigError, ModelConfig, SentimentNet, pick_device
 from .preprocessing import Vocab
+from .scoring import score
 
 FORMAT = "lstm-sentiment-lab"
-# 2: the model config names its cell type and the recurrent layers are `rnn.*` (version 1: LSTM only, `lstm.*`).
-FORMAT_VERSION = 2
+# 3: weights in float16 and the model config names its readout; 2: float32, the config names its cell type;
+# 1: LSTM only, its layers named `lstm.*` (they are `rnn.*` since). Every older version still loads.
+FORMAT_VERSION = 3
+STORED_DTYPE = torch.float16
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "default.pt"
 _UMASK = os.umask(0o022)
@@ -50,8 +54,15 @@ class Checkpoint:
 
     def build_model(self, device: torch.device | str = "cpu") -> SentimentNet:
         model = SentimentNet(self.model_config)
-        model.load_state_dict(self.state_dict)
+        model.load_state_dict(self.state_dict)  # float16 weights are copied into the float32 parameters
         return model.to(device).eval()
+
+
+def stored(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weights as a checkpoint stores them: on the CPU, floating-point tensors in STORED_DTYPE. The trainer keeps
+    and tests these, so the test report describes the saved file exactly."""
+    return {k: v.detach().to("cpu", STORED_DTYPE if v.is_floating_point() else v.dtype, copy=True)
+            for k, v in state_dict.items()}
 
 
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
@@ -64,7 +75,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         "model_config": asdict(checkpoint.model_config),
         "train_config": dict(checkpoint.train_config),
         "vocab": checkpoint.vocab.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in checkpoint.state_dict.items()},
+        "state_dict": stored(checkpoint.state_dict),
         "metrics": checkpoint.metrics,
         "data": checkpoint.data,
         "created": checkpoint.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -142,17 +153,9 @@ class Predictor:
     def encode(self, texts: list[str]) -> EncodedReviews:
         return encode_texts(texts, self.vocab, self.max_len)
 
-    @torch.inference_mode()
-    def predict_encoded(self, reviews: EncodedReviews, batch_size: int = 256) -> torch.Tensor:
-        """Probabilities (N,) that each review is positive; batches group similar lengths."""
-        probabilities = torch.empty(len(reviews))
-        order = torch.from_numpy(reviews.lengths).argsort().numpy()
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            ids, lengths, _ = reviews.batch(rows)
-            logits = self.model(ids.to(self.device), lengths)
-            probabilities[torch.from_numpy(rows)] = torch.sigmoid(logits).float().cpu()
-        return probabilities
+    def predict_encoded(self, reviews: EncodedReviews) -> torch.Tensor:
+        """Probabilities (N,) that each review is positive."""
+        return torch.sigmoid(score(self.model, reviews))
 
     def predict(self, texts: list[str] | str) -> list[float]:
         """Probability that each text is a positive review."""

@@ -1,4 +1,4 @@
-"""What the command-line entry points share: dataclass fields as flags, a progress line, one-line errors."""
+"""What the command-line entry points share: dataclass fields as flags and one-line errors."""
 from __future__ import annotations
 
 import argparse
@@ -39,12 +39,6 @@ def _flag_type(f) -> type:
 def overrides(args: argparse.Namespace, cls: type) -> dict:
     """The flags of `cls` the user actually gave."""
     return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
-
-
-def progress_line(fraction: float, text: str, width: int = 28) -> None:
-    filled = int(width * min(1.0, max(0.0, fraction)))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {text[:100]:<100}")
-    sys.stderr.flush()
 
 
 def run(main: Callable[[], int | None]) -> None:

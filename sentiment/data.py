@@ -27,7 +27,13 @@ _TITLE_COLUMNS = ("title", "summary", "headline", "review_title")
 _LABEL_COLUMNS = ("label", "sentiment", "polarity", "class", "target", "rating", "stars")
 _WORD_LABELS = {"neg": 0, "negative": 0, "pos": 1, "positive": 1}
 _MAX_BAD_LINES_SHOWN = 5
-csv.field_size_limit(16 * 1024 * 1024)
+_HEAD_BYTES = 64 * 1024  # read to tell the format and the encoding
+# Bounds on what one file may make us hold or unpack. The longest review of the Amazon data is a few kB; a line or a
+# field a thousand times that is not a review. Text compresses 3-5 times; a file that unpacks to 100 times its size,
+# beyond the first 64 MB, is a compression bomb.
+MAX_LINE_CHARS = 1_000_000
+MAX_RATIO, RATIO_FROM_BYTES = 100, 64 * 2**20
+csv.field_size_limit(MAX_LINE_CHARS)
 
 
 class DataError(ValueError):
@@ -44,32 +50,97 @@ class ReadReport:
     skipped: int = 0
     first_bad_lines: list[int] = field(default_factory=list)
     positives: int = 0
+    encoding: str = "utf-8"
+    undecodable: int = 0  # skipped lines that are not text in the file's encoding
 
-    def skip(self, line_number: int) -> None:
+    def skip(self, line_number: int, undecodable: bool = False) -> None:
         self.skipped += 1
+        self.undecodable += undecodable
         if len(self.first_bad_lines) < _MAX_BAD_LINES_SHOWN:
             self.first_bad_lines.append(line_number)
 
     def summary(self) -> str:
         text = f"{self.kept:,} reviews ({self.positives:,} positive, {self.kept - self.positives:,} negative)"
+        if self.encoding != "utf-8":
+            text += f", read as {self.encoding} text"
         if self.skipped:
             lines = ", ".join(map(str, self.first_bad_lines))
             text += f"; skipped {self.skipped:,} unreadable lines (first: line {lines})"
+        if self.undecodable:
+            text += (f"; {self.undecodable:,} of them are not {self.encoding} text (a file saved as Latin-1 or "
+                     "Windows-1252? save it as UTF-8)")
         return text
+
+
+class _Bounded(io.RawIOBase):
+    """A decompressing stream that refuses to unpack more than MAX_RATIO times the file's size."""
+
+    def __init__(self, stream: io.BufferedIOBase, path: Path) -> None:
+        self._stream, self._path, self._read = stream, path, 0
+        self._limit = MAX_RATIO * max(1, path.stat().st_size)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._stream.readinto(buffer)
+        self._read += n
+        if self._read > max(RATIO_FROM_BYTES, self._limit):
+            raise DataError(f"{self._path.name}: unpacks to more than {MAX_RATIO} times its size: refused as a "
+                            "compression bomb, not a review file")
+        return n
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
 
 
 def _open_binary(path: Path) -> io.BufferedIOBase:
     name = path.name.lower()
     if name.endswith(".bz2"):
-        return bz2.open(path, "rb")
+        return io.BufferedReader(_Bounded(bz2.open(path, "rb"), path))
     if name.endswith(".gz"):
-        return gzip.open(path, "rb")
+        return io.BufferedReader(_Bounded(gzip.open(path, "rb"), path))
     return open(path, "rb")
 
 
-def _open_text(path: Path) -> io.TextIOWrapper:
-    # Undecodable bytes become lone surrogates, so one bad line is skipped instead of ending the read.
-    return io.TextIOWrapper(_open_binary(path), encoding="utf-8", errors="surrogateescape", newline="")
+def _head(path: Path) -> bytes:
+    try:
+        with _open_binary(path) as f:
+            return f.read(_HEAD_BYTES)
+    except (OSError, EOFError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path.name}: cannot read the file ({e})") from None
+
+
+def detect_encoding(head: bytes) -> str:
+    """'utf-8' (a byte-order mark is skipped), or 'cp1252' (Windows-1252, which spreadsheets on Windows write; a
+    superset of Latin-1's letters) when several lines of the file's start are not UTF-8 and none is UTF-8 beyond
+    ASCII. A single bad line in a UTF-8 file is a bad line, skipped and counted."""
+    failing = valid_non_ascii = 0
+    for line in head.splitlines()[:-1] or head.splitlines():  # the last line may be cut mid-character
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            failing += 1
+        else:
+            valid_non_ascii += not line.isascii()
+    return "cp1252" if failing >= 2 and not valid_non_ascii else "utf-8"
+
+
+def _open_text(path: Path, report: ReadReport) -> Iterator[str]:
+    """The file's lines, decoded in `report.encoding`, each at most MAX_LINE_CHARS long (a longer one ends the read
+    with a DataError). Undecodable bytes become lone surrogates, so one bad line is skipped, not the whole file."""
+    encoding = "utf-8-sig" if report.encoding == "utf-8" else report.encoding
+    with io.TextIOWrapper(_open_binary(path), encoding=encoding, errors="surrogateescape", newline="") as f:
+        number = 0
+        while line := f.readline(MAX_LINE_CHARS + 1):
+            number += 1
+            if len(line) > MAX_LINE_CHARS:
+                raise DataError(f"{path.name}: line {number:,} is longer than {MAX_LINE_CHARS:,} characters: "
+                                "not a review file (one review a line)")
+            yield line
 
 
 def _is_clean(text: str) -> bool:
@@ -89,16 +160,12 @@ def detect_format(path: Path) -> str:
         return "csv"
     if name.endswith(".tsv"):
         return "tsv"
-    try:
-        with _open_binary(path) as f:
-            head = f.read(64 * 1024)
-    except (OSError, EOFError, ValueError) as e:
-        raise DataError(f"{path.name}: cannot read the file ({e})") from None
+    head = _head(path)
     if not head.strip():
         raise DataError(f"{path.name}: the file is empty")
     if b"\x00" in head:
         raise DataError(f"{path.name}: not a review file: it looks binary (NUL bytes), not text")
-    first = head.split(b"\n", 1)[0].decode("utf-8", "replace")
+    first = head.split(b"\n", 1)[0].removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
     if first.startswith("__label__"):
         return "fasttext"
     if "\t" in first:
@@ -112,14 +179,13 @@ def detect_format(path: Path) -> str:
 
 
 def _read_fasttext(path: Path, report: ReadReport) -> Iterator[tuple[str, int]]:
-    with _open_text(path) as f:
-        for number, line in enumerate(f, start=1):
-            label, _, text = line.partition(" ")
-            text = text.strip()
-            if label not in ("__label__1", "__label__2") or not text or not _is_clean(text):
-                report.skip(number)
-                continue
-            yield text, int(label == "__label__2")
+    for number, line in enumerate(_open_text(path, report), start=1):
+        label, _, text = line.partition(" ")
+        text = text.strip()
+        if label not in ("__label__1", "__label__2") or not text or not _is_clean(text):
+            report.skip(number, undecodable=bool(text) and not _is_clean(text))
+            continue
+        yield text, int(label == "__label__2")
 
 
 def _pick_column(header: list[str], names: tuple[str, ...]) -> int | None:
@@ -143,13 +209,12 @@ def _label_scheme(values: set[str]) -> dict[str, int]:
 
 def _read_table(path: Path, delimiter: str, report: ReadReport) -> Iterator[tuple[str, int]]:
     def rows() -> Iterator[tuple[int, list[str]]]:
-        with _open_text(path) as f:
-            reader = csv.reader(f, delimiter=delimiter)
-            try:
-                for row in reader:
-                    yield reader.line_num, row
-            except csv.Error as e:
-                raise DataError(f"{path.name}: malformed {report.format.upper()} near line {reader.line_num} ({e})")
+        reader = csv.reader(_open_text(path, report), delimiter=delimiter)
+        try:
+            for row in reader:
+                yield reader.line_num, row
+        except csv.Error as e:
+            raise DataError(f"{path.name}: malformed {report.format.upper()} near line {reader.line_num} ({e})") from None
 
     records = rows()
     try:
@@ -173,7 +238,7 @@ def _read_table(path: Path, delimiter: str, report: ReadReport) -> Iterator[tupl
         text = ": ".join(parts)
         label = scheme.get(row[label_col].strip().lower()) if len(row) > label_col else None
         if label is None or not text or not _is_clean(text):
-            report.skip(number)
+            report.skip(number, undecodable=bool(text) and not _is_clean(text))
             continue
         yield text, label
 
@@ -185,6 +250,7 @@ def read_reviews(path: str | Path, report: ReadReport | None = None) -> Iterator
         raise DataError(f"{path}: no such file")
     report = report if report is not None else ReadReport(str(path))
     report.format = detect_format(path)
+    report.encoding = detect_encoding(_head(path))
     try:
         if report.format == "fasttext":
             yield from _read_fasttext(path, report)

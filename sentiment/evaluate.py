@@ -7,17 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from . import cli
-from .checkpoint import DEFAULT_CHECKPOINT, Checkpoint, load_predictor
-from .corpus import TokenizedCorpus, tokenize_corpus
-from .data import BUNDLED_SAMPLE, SPLIT_SEED, split_indices
-from .trainer import evaluate
-
-
-def held_out(checkpoint: Checkpoint, data: str | Path = BUNDLED_SAMPLE) -> tuple[TokenizedCorpus, np.ndarray]:
-    """The file's reviews and the rows of the checkpoint's own test split: the reviews its test report scored
-    (the same row limit and split seed as its training run)."""
-    corpus = tokenize_corpus(data, limit=checkpoint.train_config.get("limit") or None)
-    return corpus, split_indices(len(corpus), seed=checkpoint.data.get("split_seed", SPLIT_SEED)).test
+from .checkpoint import DEFAULT_CHECKPOINT, load_predictor
+from .corpus import tokenize_corpus
+from .data import BUNDLED_SAMPLE
+from .scoring import evaluate, held_out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rows = np.arange(len(corpus))
     reviews = corpus.encode(predictor.vocab, rows, predictor.max_len)
-    report = evaluate(predictor.model, reviews, predictor.device)
+    report = evaluate(predictor.model, reviews)
     print(f"checkpoint {args.checkpoint} on {args.data.name} ({split} split): {corpus.report.summary()}")
     print(report.format())
     return 0

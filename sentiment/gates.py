@@ -1,40 +1,37 @@
-"""Look inside the LSTM: per-token gates, cell and hidden states, the prediction trajectory and attributions.
+"""Look inside the recurrent layers: every gate and state of every token, the prediction after each token, and
+what each token did to the prediction.
 
-For one review and every layer and direction, `trace_gates` recomputes what `nn.LSTM` does at each step, in
-PyTorch's gate order and math:
+An LSTM layer (PyTorch's `nn.LSTM`, its gates stacked i, f, g, o) computes at every step t:
 
     i = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)     input gate: how much new information to write
     f = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)     forget gate: how much of c_{t-1} to keep
     g =    tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)     cell candidate: the new information itself
-    o = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)     output gate
+    o = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)     output gate: how much of the memory to show
     c = f * c_{t-1} + i * g                                cell state (long-term memory)
     h = o * tanh(c)                                        hidden state (short-term memory, the output)
 
-A step-by-step loop would cost six forward passes. Instead each layer runs once through `nn.LSTM` itself;
-its hidden states give h_{t-1} for every step at once, so the four gates of all steps come from one matrix
-product per layer (the input half x W_ih + b_ih of layer 0 depends on the token alone: `input_table` holds it for
-the most frequent tokens), and only the cell state needs a cheap element-wise scan. Recomputing h = o * tanh(c) from
-those gates and comparing it with `nn.LSTM`'s own output is the exactness check (`GateTrace.max_error`).
-
-A GRU (`nn.GRU`'s math) has no separate cell state, and with h_{t-1} known every step is direct:
+A GRU (`nn.GRU`, stacked r, z, n) has no separate cell state:
 
     r = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)     reset gate: how much of the past the candidate sees
     z = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)     update gate: how much of h_{t-1} to keep
     n =    tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))   candidate
     h = (1 - z) * n + z * h_{t-1}
 
-A plain RNN has no gates at all: h = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
+and a plain RNN has no gates at all: h = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
+
+The model runs the review once (`SentimentNet.run_layers`); its hidden states give h_{t-1} for every step at once,
+so the trace computes the gates of all steps from the layer's own weights with two matrix products, and only the
+cell state needs a step-by-step loop. Recomputing h from those gates and comparing it with the model's own output
+is the exactness check (`GateTrace.max_error`).
 """
 from __future__ import annotations
 
-import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn as nn
 
-from .model import SentimentNet, evaluating
+from .model import ConfigError, SentimentNet, check_choice, evaluating
 from .preprocessing import PAD_ID, UNK_ID, Vocab, encode_review
 
 # Each cell's gates in the order PyTorch stacks their weights: LSTM i, f, g, o; GRU r, z, n; RNN none.
@@ -53,6 +50,7 @@ class LayerTrace:
     gates: dict[str, np.ndarray]  # CELL_GATES order: LSTM input/forget/cell/output, GRU reset/update/new, RNN none
     hidden_state: np.ndarray
     cell_state: np.ndarray | None = None  # LSTM only: the long-term memory c
+    start: tuple[np.ndarray, np.ndarray | None] | None = None  # (h, c) before the first token read, (H,) each
 
     def series(self, name: str) -> np.ndarray:
         return self.gates[name] if name in self.gates else getattr(self, name)
@@ -60,6 +58,14 @@ class LayerTrace:
     @property
     def states(self) -> tuple[str, ...]:
         return ("cell_state", "hidden_state") if self.cell_state is not None else ("hidden_state",)
+
+    def before(self, name: str) -> np.ndarray:
+        """The state (`hidden_state` or `cell_state`) the cell held before reading each token, (T, H): the start
+        state for the first token read (token 0 forward, the last token backward), else its neighbour's."""
+        states, start = getattr(self, name), self.start[name == "cell_state"]
+        if self.direction == "forward":
+            return np.concatenate([start[None], states[:-1]])
+        return np.concatenate([states[1:], start[None]])
 
 
 @dataclass
@@ -71,8 +77,6 @@ class GateTrace:
     probability: float
     trajectory: np.ndarray  # (tokens,) P(positive) had the review stopped after each token
     max_error: float  # largest |h recomputed from the gates − h from the nn.LSTM / nn.GRU / nn.RNN module|
-    # Per entry of `layers`: h_{t-1} W_hh + b_hh (T, kH), kept so reading_occlusion need not recompute it.
-    recurrent: list[torch.Tensor] = field(default_factory=list, repr=False)
 
     def layer(self, layer: int, direction: str = "forward") -> LayerTrace:
         for trace in self.layers:
@@ -105,216 +109,96 @@ class Attributions:
         return ATTRIBUTION_METHODS[self.method]
 
 
-_single_layers: weakref.WeakKeyDictionary[nn.RNNBase, list[nn.RNNBase]] = weakref.WeakKeyDictionary()
+# ---------------------------------------------------------------- the cells, one named line per gate
 
-
-def _layer_modules(rnn: nn.RNNBase) -> list[nn.RNNBase]:
-    """One-layer modules of the same type sharing the parameters of each layer of `rnn` (no copies), built once."""
-    if rnn not in _single_layers:
-        layers = []
-        directions = 2 if rnn.bidirectional else 1
-        for k in range(rnn.num_layers):
-            in_size = rnn.input_size if k == 0 else rnn.hidden_size * directions
-            single = type(rnn)(in_size, rnn.hidden_size, 1, batch_first=True, bidirectional=rnn.bidirectional)
-            for name in single._flat_weights_names:
-                setattr(single, name, getattr(rnn, name.replace("_l0", f"_l{k}")))
-            layers.append(single.to(rnn.weight_hh_l0.device))
-        _single_layers[rnn] = layers
-    return _single_layers[rnn]
-
-
-def _cell_scan(forget: np.ndarray, written: np.ndarray) -> np.ndarray:
-    """c_t = f_t * c_{t-1} + w_t from c_{-1} = 0, over the rows of (T, H) arrays, in log2(T) vectorised steps.
-
-    A linear recurrence is an associative scan: after the pass with offset k, row t holds the composition of
-    the steps t-2k+1..t, as (product of their f, their combined w) (Hillis & Steele 1986). Only products and sums,
-    no division, so it agrees with the step-by-step loop to float rounding."""
-    keep, cell = forget.copy(), written.copy()
-    T, k = len(cell), 1
-    while k < T:
-        cell[k:] += keep[k:] * cell[:-k]  # the product is complete before any row is overwritten
-        if 2 * k < T:  # the last pass needs no products of f
-            keep[k:] *= keep[:-k]  # numpy buffers the overlapping operand
-        k *= 2
-    return cell
-
-
-def _weights(rnn: nn.RNNBase, k: int, reverse: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """w_ih (kH, in), w_hh (kH, H), b_ih (kH,), b_hh (kH,) of layer k; k = 4 gates (LSTM), 3 (GRU) or 1 (RNN)."""
-    suffix = f"_l{k}" + ("_reverse" if reverse else "")
-    return tuple(getattr(rnn, name + suffix) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-
-
-def _packed(weight: torch.Tensor) -> torch.Tensor:
-    """`weight` (out, in) as `_affine` multiplies by it. On the CPU in float32: reordered once for oneDNN, which
-    runs AVX-512 code where MKL's sgemm runs AVX2 on AMD CPUs (0.13 ms against 0.29 ms for a review's
-    recurrent half, 200 × 192 × 768, here). Elsewhere, or in a torch build without that operator: as it is."""
-    weight = weight.detach()
-    onednn = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled  # built in, not switched off
-    if weight.device.type == "cpu" and weight.dtype == torch.float32 and onednn:
-        try:
-            return torch.ops.mkldnn._reorder_linear_weight(weight)
-        except (AttributeError, RuntimeError):  # the operator is internal to torch: absent or refusing, use MKL
-            pass
-    return weight
-
-
-def _affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """x W^T + b, (N, out), for x (N, in) and a `_packed` weight."""
-    if weight.is_mkldnn:
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-    return torch.addmm(bias, x, weight.T)
-
-
-# Layer 0's input half x W_ih + b_ih depends on the token alone. For the most frequent tokens (the lowest ids:
-# `Vocab` orders them so) it is computed once per model and looked up, which removes one of the trace's two matrix
-# products. 64 MB holds 21,845 of the shipped model's 21,862 tokens; a review with a token beyond the table pays
-# for the whole product's weights all the same (~0.07 ms). Bounded, since a large model's table can take gigabytes.
-INPUT_TABLE_BYTES = 64 * 2**20
-
-
-@dataclass
-class _Prepared:
-    """What the trace reads of a model's weights, prepared once: layer 0's input tables and the packed weights."""
-
-    key: tuple  # the weights' storage and in-place update counts when prepared
-    tables: list[torch.Tensor]  # per direction, (N, kH): x W_ih + b_ih for token ids 0..N-1
-    weights: dict[tuple[int, bool], tuple[torch.Tensor, ...]]  # (layer, reverse) → `_packed` w_ih, w_hh; b_ih, b_hh
-
-
-_prepared: weakref.WeakKeyDictionary[SentimentNet, _Prepared] = weakref.WeakKeyDictionary()
-
-
-def _prepare(model: SentimentNet) -> _Prepared:
-    """The model's `_Prepared`, built on first use and again once its embedding or recurrent weights change
-    (training, a loaded state dict): `_version` counts a tensor's in-place updates."""
-    params = [model.embedding.weight, *model.rnn.parameters()]
-    # A model built under inference_mode has no version counters: its tables then last as long as its tensors.
-    key = tuple((p.data_ptr(), 0 if p.is_inference() else p._version) for p in params)
-    prepared = _prepared.get(model)
-    if prepared is not None and prepared.key == key:
-        return prepared
-    halves = [_weights(model.rnn, 0, bool(d)) for d in range(model.config.directions)]
-    row_bytes = sum(w_ih.shape[0] for w_ih, *_ in halves) * model.embedding.weight.element_size()
-    rows = min(model.config.vocab_size, max(UNK_ID + 1, INPUT_TABLE_BYTES // row_bytes))
-    with torch.inference_mode():
-        embedded = model.embedding.weight[:rows]  # (N, E)
-        tables = [torch.addmm(b_ih, embedded, w_ih.T) for w_ih, _, b_ih, _ in halves]  # (N, kH) each
-        weights = {}
-        for k in range(model.config.num_layers):
-            for reverse in (False, True)[: model.config.directions]:
-                w_ih, w_hh, b_ih, b_hh = _weights(model.rnn, k, reverse)
-                weights[k, reverse] = _packed(w_ih), _packed(w_hh), b_ih, b_hh
-    _prepared[model] = prepared = _Prepared(key, tables, weights)
-    return prepared
-
-
-def input_table(model: SentimentNet) -> list[torch.Tensor]:
-    """Per direction, x W_ih + b_ih of layer 0 for the first N token ids, (N, kH), N as INPUT_TABLE_BYTES allows."""
-    return _prepare(model).tables
-
-
-def _input_half(prepared: _Prepared, k: int, reverse: bool, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """x_t W_ih + b_ih for every step of layer k, (T, kH), from its input x (T, in); layer 0 reads token `ids` (T,)
-    from the input table and computes only the rarer tokens' rows."""
-    w_ih, _, b_ih, _ = prepared.weights[k, reverse]
-    if k > 0:
-        return _affine(x, w_ih, b_ih)
-    table = prepared.tables[int(reverse)]
-    inputs = table.index_select(0, ids.clamp(max=len(table) - 1))  # (T, kH)
-    rare = (ids >= len(table)).nonzero().squeeze(1)
-    if len(rare):
-        inputs[rare] = _affine(x[rare], w_ih, b_ih)
-    return inputs
-
-
-def _tanh(x: torch.Tensor) -> torch.Tensor:
-    # torch.tanh on the CPU is ~6× slower than numpy's vectorised float32 tanh (44 µs against 7 µs for a
-    # (200, 192) array, torch 2.13, 2 cores); both are within an ulp or two of the exact value.
-    if x.device.type != "cpu" or x.dtype != torch.float32:
-        return torch.tanh(x)
-    return torch.from_numpy(np.tanh(x.detach().numpy()))
-
-
-def _cell_gates(cell: str, inputs: torch.Tensor, recurrent: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The gates (N, H) from the input half x W_ih + b_ih and the recurrent half h_{t-1} W_hh + b_hh, (N, kH) each."""
+def cell_gates(cell: str, x_part: torch.Tensor, h_part: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The gates (N, H) of N steps from the input half x W_ih + b_ih and the recurrent half h_{t-1} W_hh + b_hh,
+    (N, kH) each, in PyTorch's stacking order."""
     if cell == "lstm":
-        # The sum goes into `inputs` when it has the shape (the caller hands it over): one (N, 4H) buffer fewer.
-        pre = inputs.add_(recurrent) if inputs.shape == recurrent.shape else inputs + recurrent  # (N, 4H)
-        i, f, g, o = pre.chunk(4, dim=-1)
-        return {"input": torch.sigmoid(i), "forget": torch.sigmoid(f), "cell": _tanh(g), "output": torch.sigmoid(o)}
+        x_i, x_f, x_g, x_o = x_part.chunk(4, dim=-1)
+        h_i, h_f, h_g, h_o = h_part.chunk(4, dim=-1)
+        return {
+            "input": torch.sigmoid(x_i + h_i),
+            "forget": torch.sigmoid(x_f + h_f),
+            "cell": torch.tanh(x_g + h_g),
+            "output": torch.sigmoid(x_o + h_o),
+        }
     if cell == "gru":
-        x_r, x_z, x_n = inputs.chunk(3, dim=-1)
-        h_r, h_z, h_n = recurrent.chunk(3, dim=-1)
-        r = torch.sigmoid(x_r + h_r)
-        return {"reset": r, "update": torch.sigmoid(x_z + h_z), "new": _tanh(x_n + r * h_n)}
+        x_r, x_z, x_n = x_part.chunk(3, dim=-1)
+        h_r, h_z, h_n = h_part.chunk(3, dim=-1)
+        reset = torch.sigmoid(x_r + h_r)
+        return {
+            "reset": reset,
+            "update": torch.sigmoid(x_z + h_z),
+            "new": torch.tanh(x_n + reset * h_n),
+        }
     return {}
 
 
-def _cell_step(cell: str, gates: dict[str, torch.Tensor], inputs: torch.Tensor, recurrent: torch.Tensor,
-               h_prev: torch.Tensor, c_prev: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def cell_update(cell: str, gates: dict[str, torch.Tensor], x_part: torch.Tensor, h_part: torch.Tensor,
+                h_prev: torch.Tensor, c_prev: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One step of each row from its own previous state: (h, c), c None except for an LSTM."""
     if cell == "lstm":
         c = gates["forget"] * c_prev + gates["input"] * gates["cell"]
-        return gates["output"] * _tanh(c), c
+        h = gates["output"] * torch.tanh(c)
+        return h, c
     if cell == "gru":
-        return (1 - gates["update"]) * gates["new"] + gates["update"] * h_prev, None
-    return _tanh(inputs + recurrent), None
+        h = (1 - gates["update"]) * gates["new"] + gates["update"] * h_prev
+        return h, None
+    return torch.tanh(x_part + h_part), None
 
 
-def _start_state(model: SentimentNet, k: int, d: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """h and (LSTM) c before the first token that layer k, direction d reads, (H,) each: zeros unless learned."""
-    if not model.config.learned_state:
-        zero = torch.zeros(model.config.hidden_size, device=model.device)
-        return zero, zero if model.config.cell == "lstm" else None
-    i = k * model.config.directions + d  # nn.LSTM's order of (h0, c0) rows
-    return model.initial_h[i, 0], model.initial_c[i, 0] if model.initial_c is not None else None
+def _halves(model: SentimentNet, layer: int, reverse: bool, x: torch.Tensor, h_prev: torch.Tensor
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """x W_ih + b_ih and h_prev W_hh + b_hh of one layer and direction, (N, kH) each, for inputs x (N, in) and the
+    states before them h_prev (N, H)."""
+    w = model.layer_parameters(layer, reverse)
+    return (torch.addmm(w["bias_ih_l0"], x, w["weight_ih_l0"].T),
+            torch.addmm(w["bias_hh_l0"], h_prev, w["weight_hh_l0"].T))
 
 
-def _trace_direction(model: SentimentNet, prepared: _Prepared, k: int, inputs: torch.Tensor, h: torch.Tensor,
-                     reverse: bool) -> tuple[LayerTrace, float, torch.Tensor]:
-    """Gates of one direction of layer k, given its input half x W_ih + b_ih (T, kH) and the module's hidden states
-    h (T, H). Also returns the recurrent half, h_{t-1} W_hh + b_hh (T, kH), for reading_occlusion."""
+def _start(model: SentimentNet, layer: int, reverse: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """h and (LSTM) c before the first token a layer and direction reads, (H,) each."""
+    start = model.start_state(layer, reverse, 1)
+    if start is None:
+        zeros = torch.zeros(model.config.hidden_size, device=model.device)
+        return zeros, zeros if model.config.cell == "lstm" else None
+    h, c = start if isinstance(start, tuple) else (start, None)
+    return h[0, 0], c[0, 0] if c is not None else None
+
+
+# ---------------------------------------------------------------- the trace
+
+def _trace_direction(model: SentimentNet, layer: int, reverse: bool, x: torch.Tensor, h: torch.Tensor
+                     ) -> tuple[LayerTrace, float]:
+    """Gates and states of one layer and direction from its inputs x (T, in) and the model's hidden states h
+    (T, H), both in token order; and the largest difference between h and h recomputed from the gates."""
     cell = model.config.cell
-    _, w_hh, _, b_hh = prepared.weights[k, reverse]
-    h_start, c_start = _start_state(model, k, int(reverse))
-    # The step before token t is token t-1 going forward, token t+1 going backward.
+    h_start, c_start = _start(model, layer, reverse)
+    # The state before token t is that after token t-1 going forward, after token t+1 going backward.
     h_prev = torch.cat([h[1:], h_start[None]]) if reverse else torch.cat([h_start[None], h[:-1]])  # (T, H)
-    recurrent = _affine(h_prev, w_hh, b_hh)  # (T, kH): with `inputs`, every gate of every step
-    gates = _cell_gates(cell, inputs, recurrent)
-    arrays = {name: g.float().cpu().numpy() for name, g in gates.items()}
+    x_part, h_part = _halves(model, layer, reverse, x, h_prev)
+    gates = cell_gates(cell, x_part, h_part)
     cell_state = None
     if cell == "lstm":
-        # c_{t-1} is not an output of nn.LSTM: the scan rebuilds it from the gates, h = o * tanh(c) checks it.
-        i, f, g, o = (arrays[name] for name in CELL_GATES["lstm"])
-        written = i * g  # (T, H)
-        first = -1 if reverse else 0
-        written[first] += f[first] * c_start.float().cpu().numpy()  # the scan starts from c = 0: fold c_start in
-        cell_state = _cell_scan(f[::-1], written[::-1])[::-1] if reverse else _cell_scan(f, written)
-        hidden = o * np.tanh(cell_state)
-        cell_state = np.ascontiguousarray(cell_state)
+        # c_{t-1} is not an output of the module: rebuild it step by step; h = o * tanh(c) then checks it.
+        written = gates["input"] * gates["cell"]  # (T, H)
+        cell_state = torch.empty_like(written)
+        c = c_start
+        for t in (range(len(h) - 1, -1, -1) if reverse else range(len(h))):
+            c = gates["forget"][t] * c + written[t]
+            cell_state[t] = c
+        hidden = gates["output"] * torch.tanh(cell_state)
     else:
-        hidden = _cell_step(cell, gates, inputs, recurrent, h_prev, None)[0].float().cpu().numpy()
-    error = float(np.abs(hidden - h.float().cpu().numpy()).max())
-    return LayerTrace(k, DIRECTIONS[int(reverse)], arrays, hidden, cell_state), error, recurrent
+        hidden = cell_update(cell, gates, x_part, h_part, h_prev, None)[0]
+    error = float((hidden - h).abs().max())
 
+    def numpy(t: torch.Tensor | None) -> np.ndarray | None:
+        return None if t is None else t.float().cpu().numpy()
 
-@torch.inference_mode()
-def _forward_layers(model: SentimentNet, ids: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Inputs (T, in) and outputs (T, H * directions) of every layer, from the recurrent module itself."""
-    x = model.embedding(ids[None])  # (1, T, E)
-    start = model.initial_state(1)  # (L * D, 1, H), or None for zeros
-    D = model.config.directions
-    inputs, outputs = [], []
-    for k, single in enumerate(_layer_modules(model.rnn)):
-        state = None
-        if start is not None:
-            state = tuple(s[k * D : (k + 1) * D] for s in start) if isinstance(start, tuple) else start[k * D : (k + 1) * D]
-        out, _ = single(x, state)  # (1, T, H * directions)
-        inputs.append(x[0])
-        outputs.append(out[0])
-        x = out
-    return inputs, outputs
+    trace = LayerTrace(layer, DIRECTIONS[int(reverse)], {name: numpy(g) for name, g in gates.items()}, numpy(hidden),
+                       numpy(cell_state), (numpy(h_start), numpy(c_start)))
+    return trace, error
 
 
 @torch.inference_mode()
@@ -322,8 +206,8 @@ def prefix_probabilities(model: SentimentNet, ids: torch.Tensor) -> np.ndarray:
     """P(positive) for every prefix of one review, scored as a batch (exact for any model, O(T²) work)."""
     T = len(ids)
     batch = ids.expand(T, T).clone()  # (T, T): row t keeps tokens 0..t
-    lengths = torch.arange(1, T + 1)
-    batch[torch.arange(T)[None, :] >= lengths[:, None]] = PAD_ID
+    lengths = torch.arange(1, T + 1, device=ids.device)
+    batch[torch.arange(T, device=ids.device)[None, :] >= lengths[:, None]] = PAD_ID
     return torch.sigmoid(model(batch, lengths)).float().cpu().numpy()
 
 
@@ -331,35 +215,24 @@ def prefix_probabilities(model: SentimentNet, ids: torch.Tensor) -> np.ndarray:
 def trace_gates(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list[str] | None = None) -> GateTrace:
     """Every gate and state of every layer and direction for one review (token ids, first token first), with
     dropout off."""
-    device = model.device
-    ids = torch.as_tensor(ids, dtype=torch.long, device=device)
+    ids = torch.as_tensor(ids, dtype=torch.long, device=model.device)
     if ids.ndim != 1 or len(ids) == 0:
         raise ValueError("trace_gates takes the ids of one non-empty review")
+    H, lengths = model.config.hidden_size, torch.tensor([len(ids)], device=model.device)
     with evaluating(model):
-        return _trace(model, ids, tokens)
-
-
-def _trace(model: SentimentNet, ids: torch.Tensor, tokens: list[str] | None) -> GateTrace:
-    H = model.config.hidden_size
-    inputs, outputs = _forward_layers(model, ids)
-    prepared = _prepare(model)
-    layers, errors, recurrent = [], [], []
-    for k, (x, out) in enumerate(zip(inputs, outputs)):
-        for d in range(model.config.directions):
-            half = _input_half(prepared, k, bool(d), x, ids)
-            trace, error, pre = _trace_direction(model, prepared, k, half, out[:, d * H : (d + 1) * H], reverse=bool(d))
-            layers.append(trace)
-            errors.append(error)
-            recurrent.append(pre)
-    last = outputs[-1]  # (T, H * directions)
-    if model.config.bidirectional:
-        features = torch.cat([last[-1, :H], last[0, H:]])  # forward at the last token, backward at the first
-        trajectory = prefix_probabilities(model, ids)
-    else:
-        features = last[-1]
-        # Unidirectional: the hidden state after token t is exactly what the model reads had the review ended at t.
-        trajectory = torch.sigmoid(model.head(last).squeeze(-1)).float().cpu().numpy()  # (T,)
-    logit = model.head(features)  # (1,)
+        x = model.embed(ids[None])  # (1, T, E)
+        outputs = model.run_layers(x, lengths)  # [(1, T, D*H)]
+        layers, errors = [], []
+        for k, (inputs, states) in enumerate(zip([x, *outputs[:-1]], outputs)):
+            for d in range(model.config.directions):
+                trace, error = _trace_direction(model, k, bool(d), inputs[0], states[0, :, d * H : (d + 1) * H])
+                layers.append(trace)
+                errors.append(error)
+        logit = model.classify(model.readout(outputs[-1], lengths))  # (1,)
+        if model.config.bidirectional:
+            trajectory = prefix_probabilities(model, ids)
+        else:  # the states after token t are exactly what the model reads had the review ended at t
+            trajectory = torch.sigmoid(model.classify(model.prefix_readout(outputs[-1][0]))).float().cpu().numpy()
     return GateTrace(
         tokens=list(tokens) if tokens is not None else [str(int(i)) for i in ids],
         ids=ids.tolist(),
@@ -368,54 +241,25 @@ def _trace(model: SentimentNet, ids: torch.Tensor, tokens: list[str] | None) -> 
         probability=float(torch.sigmoid(logit)),
         trajectory=trajectory,
         max_error=max(errors),
-        recurrent=recurrent,
     )
 
 
+# ---------------------------------------------------------------- token effects
+
 @torch.inference_mode()
 def occlusion(model: SentimentNet, ids: list[int] | torch.Tensor, tokens: list[str] | None = None,
-              trace: GateTrace | None = None, batch_size: int = 32) -> Attributions:
-    """Score the review once per token with that token replaced by _UNK, `batch_size` copies at a time.
-
-    For a unidirectional model with its `trace` at hand, the copy that hides token t starts from the traced
-    states after token t-1 (nothing before t changes), which halves the work; otherwise every copy is
-    scored whole by the model. Dropout is off."""
-    device = model.device
-    ids = torch.as_tensor(ids, dtype=torch.long, device=device)
-    with evaluating(model):
-        return _occlusion(model, ids, tokens, trace, batch_size)
-
-
-def _occlusion(model: SentimentNet, ids: torch.Tensor, tokens: list[str] | None, trace: GateTrace | None,
-               batch_size: int) -> Attributions:
-    device = ids.device
+              batch_size: int = 32) -> Attributions:
+    """Score the review once per token with that token replaced by _UNK, `batch_size` copies at a time, dropout off."""
+    ids = torch.as_tensor(ids, dtype=torch.long, device=model.device)
     T = len(ids)
-    logit = float(model(ids[None], torch.tensor([T])))
     occluded = torch.empty(T)
-    resume = trace is not None and not model.config.bidirectional
-    if resume:
-        before = [_states_before(model, trace, k) for k in range(model.config.num_layers)]
-        h_before = torch.stack([h for h, _ in before])  # (L, T, H): the state before token t, per layer
-        c_before = torch.stack([c for _, c in before]) if model.config.cell == "lstm" else None
-    for start in range(0, T, batch_size):
-        rows = torch.arange(start, min(T, start + batch_size), device=device)
-        b = len(rows)
-        if resume:
-            # Row j hides token t = start + j and reads tokens t..T-1, right-padded to T - start steps.
-            batch = torch.full((b, T - start), PAD_ID, dtype=torch.long, device=device)  # (b, T - start)
-            for j, t in enumerate(rows.tolist()):
-                batch[j, : T - t] = ids[t:]
-            batch[:, 0] = UNK_ID
-            state = h_before[:, rows].contiguous()
-            if c_before is not None:
-                state = (state, c_before[:, rows].contiguous())
-            out, _ = model.rnn(model.embedding(batch), state)
-            last = out[torch.arange(b, device=device), T - 1 - rows]  # (b, H)
-            occluded[start : start + b] = model.head(last).squeeze(-1).float().cpu()
-        else:
-            batch = ids.expand(b, T).clone()  # (b, T)
-            batch[torch.arange(b, device=device), rows] = UNK_ID
-            occluded[start : start + b] = model(batch, torch.full((b,), T)).float().cpu()
+    with evaluating(model):
+        logit = float(model(ids[None], torch.tensor([T], device=ids.device)))
+        for start in range(0, T, batch_size):
+            rows = torch.arange(start, min(T, start + batch_size), device=ids.device)
+            batch = ids.expand(len(rows), T).clone()  # (b, T)
+            batch[torch.arange(len(rows), device=ids.device), rows] = UNK_ID
+            occluded[start : start + len(rows)] = model(batch, torch.full((len(rows),), T, device=ids.device)).float().cpu()
     return Attributions(
         tokens=list(tokens) if tokens is not None else [str(int(i)) for i in ids],
         values=(logit - occluded).numpy(),
@@ -425,62 +269,62 @@ def _occlusion(model: SentimentNet, ids: torch.Tensor, tokens: list[str] | None,
     )
 
 
-def _states_before(model: SentimentNet, trace: GateTrace, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """h and (LSTM) c before each token in layer k of a unidirectional model, (T, H) each: the start state, then
-    the traced states."""
-    traced = trace.layer(k)
-    h_start, c_start = _start_state(model, k, 0)
-
-    def shifted(start: torch.Tensor, states: np.ndarray) -> torch.Tensor:
-        return torch.cat([start[None], torch.from_numpy(states[:-1]).to(start.device)])
-
-    return shifted(h_start, traced.hidden_state), shifted(c_start, traced.cell_state) if c_start is not None else None
-
-
 @torch.inference_mode()
 def reading_occlusion(model: SentimentNet, trace: GateTrace) -> Attributions:
     """Occlusion at the moment of reading, for a unidirectional model: for every token t at once, one step from
-    the traced states after token t-1 with `_UNK` as the input, through every layer, then the head.
+    the traced states before token t with `_UNK` as the input, through every layer, then the head.
 
     A token's value is then logit(tokens 0..t) - logit(tokens 0..t-1, _UNK): what reading it did to the running
     verdict, next to the trajectory. Its effect on later tokens (a "not" before "good") is what the slower
     `occlusion` measures."""
     if model.config.bidirectional:
         raise ValueError("occlusion at the moment of reading needs a unidirectional model; use occlusion()")
-    device = model.device
-    cell = model.config.cell
-    prepared = _prepare(model)
-    x = None
-    for k in range(model.config.num_layers):
-        # The _UNK variant's input half; the history, the recurrent half, stays the trace's. In layer 0 it is one
-        # row for every position (the input table always holds _UNK); above, the layer below's variant reads it.
-        w_ih, _, b_ih, _ = prepared.weights[k, False]
-        inputs = prepared.tables[0][UNK_ID : UNK_ID + 1].clone() if k == 0 else _affine(x, w_ih, b_ih)  # (1 or T, kH)
-        gates = _cell_gates(cell, inputs, trace.recurrent[k])
-        h_prev, c_prev = _states_before(model, trace, k)
-        x = _cell_step(cell, gates, inputs, trace.recurrent[k], h_prev, c_prev)[0]  # (T, H)
-    occluded = model.head(x).squeeze(-1).float().cpu().numpy()  # (T,)
-    top = torch.from_numpy(trace.layer(model.config.num_layers - 1).hidden_state).to(device)  # (T, H)
-    logits = model.head(top).squeeze(-1).float().cpu().numpy()  # (T,) the running verdict after each token
+    cell, device = model.config.cell, model.device
+    T = len(trace.tokens)
+
+    def tensor(array: np.ndarray | None) -> torch.Tensor | None:
+        return None if array is None else torch.from_numpy(array).to(device)
+
+    with evaluating(model):
+        x = model.embed(torch.full((T,), UNK_ID, device=device))  # (T, E): _UNK read at every position
+        for k in range(model.config.num_layers):
+            traced = trace.layer(k)
+            h_prev = tensor(traced.before("hidden_state"))
+            c_prev = tensor(traced.before("cell_state")) if cell == "lstm" else None
+            x_part, h_part = _halves(model, k, False, x, h_prev)
+            x = cell_update(cell, cell_gates(cell, x_part, h_part), x_part, h_part, h_prev, c_prev)[0]  # (T, H)
+        states = tensor(trace.layer(model.config.num_layers - 1).hidden_state)  # (T, H) the traced top layer
+        logits = model.classify(model.prefix_readout(states)).float().cpu().numpy()  # the running verdict
+        occluded = model.classify(model.prefix_readout(states, last=x)).float().cpu().numpy()
     return Attributions(list(trace.tokens), logits - occluded, logits, occluded, "when read")
 
+
+# ---------------------------------------------------------------- what the Predict tab shows
 
 def top_units(trace: GateTrace, model: SentimentNet, layer: int, direction: str = "forward", count: int = 16) -> np.ndarray:
     """Indices of the units worth showing, most important first.
 
-    In the last layer: the units that move the final logit most, |h_T[u] · w_out[u]|. In lower layers,
-    which the output layer does not read directly: the units whose hidden state varies most over the review."""
+    In the last layer: the units whose share of the final logit is largest (`SentimentNet.unit_contributions`:
+    |h_T[u] · w[u]| for the tutorial's readout, summed over the last, largest and average state for a pooled one).
+    In lower layers, which the head does not read directly: the units whose hidden state varies most."""
     t = trace.layer(layer, direction)
     count = max(1, min(count, t.hidden_state.shape[1]))
     if layer == model.config.num_layers - 1:
-        H = model.config.hidden_size
-        d = DIRECTIONS.index(direction)
-        weights = model.head.weight[0, d * H : (d + 1) * H].detach().float().cpu().numpy()  # (H,)
-        final = t.hidden_state[-1] if direction == "forward" else t.hidden_state[0]
-        score = np.abs(final * weights)
+        score = np.abs(unit_contributions(trace, model, direction))
     else:
         score = t.hidden_state.var(axis=0)
     return np.argsort(-score, kind="stable")[:count]
+
+
+@torch.inference_mode()
+def unit_contributions(trace: GateTrace, model: SentimentNet, direction: str = "forward") -> np.ndarray:
+    """(H,) each top-layer unit's share of the review's logit, for one direction."""
+    top = [torch.from_numpy(trace.layer(model.config.num_layers - 1, d).hidden_state)
+           for d in DIRECTIONS[: model.config.directions]]
+    states = torch.cat(top, dim=-1).to(model.device)[None]  # (1, T, D*H)
+    features = model.readout(states, torch.tensor([states.size(1)], device=model.device))[0]
+    H, d = model.config.hidden_size, DIRECTIONS.index(direction)
+    return model.unit_contributions(features)[d * H : (d + 1) * H].float().cpu().numpy()
 
 
 @dataclass
@@ -496,8 +340,7 @@ def gate_summaries(layer: LayerTrace) -> list[GateSummary]:
     summaries = []
     for gate, values in layer.gates.items():
         low = -0.9 if gate in TANH_GATES else 0.1
-        mean = torch.from_numpy(values).mean(dim=1).numpy()  # numpy's row means take twice as long here
-        summaries.append(GateSummary(gate, mean, np.count_nonzero(values < low) / values.size,
+        summaries.append(GateSummary(gate, values.mean(axis=1), np.count_nonzero(values < low) / values.size,
                                      np.count_nonzero(values > 0.9) / values.size))
     return summaries
 
@@ -513,21 +356,21 @@ class Inspection:
 def inspect_review(model: SentimentNet, vocab: Vocab, text: str, max_len: int,
                    attribution: str = "when read") -> Inspection:
     """Encode like training (first `max_len` tokens), then `inspect_tokens`."""
+    check_choice("attribution", attribution, ATTRIBUTION_METHODS)
     tokens, ids = encode_review(text, vocab, max_len)
     if not ids:
-        raise ValueError("the review has no words to read")
+        raise ConfigError("Nothing to read in this review: it has no words, only spaces or control characters.")
     return inspect_tokens(model, tokens, ids, attribution)
 
 
 def inspect_tokens(model: SentimentNet, tokens: list[str], ids: list[int], attribution: str = "when read") -> Inspection:
     """Trace the gates of an encoded review and attribute the prediction with one of ATTRIBUTION_METHODS. A
     bidirectional model has no single moment of reading: it always gets full occlusion."""
-    if attribution not in ATTRIBUTION_METHODS:
-        raise ValueError(f"attribution must be one of {', '.join(ATTRIBUTION_METHODS)}; got {attribution!r}")
+    check_choice("attribution", attribution, ATTRIBUTION_METHODS)
     trace = trace_gates(model, ids, tokens)
     if attribution == "when read" and not model.config.bidirectional:
         return Inspection(trace, reading_occlusion(model, trace))
-    return Inspection(trace, occlusion(model, ids, tokens, trace))
+    return Inspection(trace, occlusion(model, ids, tokens))
 
 
 def unknown_tokens(tokens: list[str], ids: list[int]) -> list[str]:

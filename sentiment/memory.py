@@ -25,9 +25,9 @@ import torch
 from . import cli
 from .checkpoint import Predictor, load_predictor, resolve_checkpoint
 from .data import BUNDLED_SAMPLE
-from .evaluate import held_out
 from .model import CELLS, ConfigError, ModelConfig, SentimentNet, check_range, evaluating
 from .preprocessing import encode_review
+from .scoring import held_out, score
 from .trainer import train_step
 
 MEMORY_CHECKPOINTS = ["rnn.pt", "gru.pt", "default.pt"]  # shipped side by side: the same data, three cell types
@@ -53,8 +53,9 @@ def gradient_norms(model: SentimentNet, ids: Sequence[int] | torch.Tensor) -> np
         raise ValueError("gradient_norms takes the ids of one non-empty review")
     # cuDNN only differentiates RNNs in training mode; the native kernels give the same numbers in eval mode.
     with evaluating(model), torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
-        embedded = model.embedding(ids[None]).detach().requires_grad_(True)  # (1, T, E)
-        logit = model.head(model.features(embedded, torch.tensor([len(ids)])))  # (1, 1)
+        embedded = model.embed(ids[None]).detach().requires_grad_(True)  # (1, T, E)
+        lengths = torch.tensor([len(ids)], device=device)
+        logit = model.classify(model.readout(model.run_layers(embedded, lengths)[-1], lengths))  # (1,)
         (grad,) = torch.autograd.grad(logit.sum(), embedded)
     return grad[0].norm(dim=-1).float().cpu().numpy()  # (T,)
 
@@ -181,7 +182,7 @@ def accuracy_by_length(predictor: Predictor, data: str | Path = BUNDLED_SAMPLE,
     checkpoint's own held-out split of `data`."""
     corpus, rows = held_out(predictor.checkpoint, data)
     reviews = corpus.encode(predictor.vocab, rows, predictor.max_len)
-    correct = (predictor.predict_encoded(reviews).numpy() > 0.5) == reviews.labels.astype(bool)
+    correct = (score(predictor.model, reviews).numpy() > 0) == reviews.labels.astype(bool)
     lengths = corpus.offsets[rows + 1] - corpus.offsets[rows]
     bucket = np.searchsorted(np.asarray(edges), lengths, side="left")  # ≤ edges[0] → 0, ...
     bounds = [0, *edges]

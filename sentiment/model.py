@@ -1,5 +1,18 @@
-"""SentimentNet: embedding → recurrent layers (LSTM by default; GRU or plain tanh RNN to compare) → the last real
-token's hidden state → dropout → linear → one logit."""
+"""SentimentNet: embedding → recurrent layers (an LSTM by default; a GRU or a plain tanh RNN to compare) → what the
+head reads of the review → dropout → linear → one logit.
+
+The model owns its computation in four steps. `forward` chains them; the gate trace, the token effects and the
+Memory tab call them one by one, so nothing rebuilds the forward pass elsewhere:
+
+    x = model.embed(ids)                              # (B, T, E)     ids right-padded with _PAD
+    outputs = model.run_layers(x, lengths)            # [(B, T, D*H)] every layer's hidden states, bottom first
+    features = model.readout(outputs[-1], lengths)   # (B, F)        the review as one vector
+    logits = model.classify(features)                 # (B,)
+
+A forward direction's state at a review's last real token has not read any of the padding after it. The backward
+direction reads each review from its own last token (the review reversed within its length), so padding never
+changes a prediction, and no packed sequences are needed: on a CPU they are several times slower.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -8,11 +21,16 @@ from dataclasses import dataclass, fields
 
 import torch
 import torch.nn as nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from .preprocessing import PAD_ID
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN with its default tanh
+# How the head reads the review, in words a learner reads on the Predict tab.
+READOUTS = {
+    "last": "the hidden state after the last token (the tutorial's many-to-one readout)",
+    "pool": "the hidden state after the last token, beside the largest and the average value each unit took over the "
+            "whole review (concat pooling)",
+}
 
 
 class ConfigError(ValueError):
@@ -23,9 +41,20 @@ def check_range(name: str, value, low, high, integer: bool = True) -> None:
     """Raise ConfigError unless low <= value <= high (and a whole number when `integer`)."""
     kind = "a whole number" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
-        raise ConfigError(f"{name} must be {kind} between {low} and {high}; got {value!r}")
+        raise ConfigError(f"{name} must be {kind} between {low} and {high}; got {_shown(value)}")
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}; got {value}")
+
+
+def check_choice(name: str, value, choices) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {_shown(value)}")
+
+
+def _shown(value) -> str:
+    """A value as an error message quotes it: never more than 40 characters of it."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 @dataclass
@@ -34,22 +63,23 @@ class ModelConfig:
     embedding_dim: int = 400
     hidden_size: int = 512
     num_layers: int = 2
-    dropout: float = 0.5  # between LSTM layers and before the output layer
+    dropout: float = 0.5  # between recurrent layers and before the output layer
     embedding_dropout: float = 0.0
     bidirectional: bool = False
     cell: str = "lstm"  # "lstm", "gru" or "rnn"
+    readout: str = "last"  # see READOUTS
     # LSTM only: the forget gates' bias at initialization; None keeps PyTorch's (drawn around 0, a forget gate of
     # about 0.5). 1 (Gers et al. 2000; Jozefowicz et al. 2015) starts every cell keeping most of its memory: it
     # helps the shipped model and long memory, but a 2 × 512 LSTM at lr 0.005 then learns nothing in 60 steps.
     forget_bias: float | None = None
     # Learn the state (h0, c0) every review starts from instead of zeros. The reference pipeline gets one without
     # saying so: it left-pads with a learned padding embedding, read before every short review. At its configuration
-    # that is worth 10 points of test accuracy after 72 steps (README, "The reference configuration").
+    # that is worth 10 points of test accuracy after 72 steps (`python -m sentiment.bench accuracy`).
     learned_state: bool = False
 
     def validate(self) -> ModelConfig:
-        if self.cell not in CELLS:
-            raise ConfigError(f"cell must be one of {', '.join(CELLS)}; got {self.cell!r}")
+        check_choice("cell", self.cell, CELLS)
+        check_choice("readout", self.readout, READOUTS)
         check_range("vocab_size", self.vocab_size, 2, 5_000_000)
         check_range("embedding_dim", self.embedding_dim, 1, 4096)
         check_range("hidden_size", self.hidden_size, 1, 4096)
@@ -69,29 +99,45 @@ class ModelConfig:
     def directions(self) -> int:
         return 2 if self.bidirectional else 1
 
+    @property
+    def feature_size(self) -> int:
+        """Length of the vector the head reads: D*H per readout part (last; last, max and mean)."""
+        return self.hidden_size * self.directions * (3 if self.readout == "pool" else 1)
+
+
+def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T, ...) → each row's first `lengths[b]` steps in reverse order, the padding after them left in place.
+    Its own inverse: the backward direction reads a reversed review forwards, then its outputs are put back."""
+    steps = torch.arange(x.size(1), device=x.device)  # (T,)
+    last = lengths.to(x.device)[:, None] - 1  # (B, 1)
+    index = torch.where(steps <= last, last - steps, steps)  # (B, T)
+    return x.gather(1, index.view(*index.shape, *[1] * (x.dim() - 2)).expand_as(x))
+
 
 class SentimentNet(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        H, D = config.hidden_size, config.directions
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD_ID)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
-        self.rnn = CELLS[config.cell](
-            config.embedding_dim,
-            config.hidden_size,
-            config.num_layers,
-            batch_first=True,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            bidirectional=config.bidirectional,
-        )
+        # The tutorial's module holds the weights (weight_ih_l0, weight_hh_l0_reverse, ...). `run_layers` runs it a
+        # layer and a direction at a time, which is what gives the trace every layer's states; dropout between
+        # layers is therefore `layer_dropout`, not the module's own.
+        self.rnn = CELLS[config.cell](config.embedding_dim, H, config.num_layers, batch_first=True,
+                                      bidirectional=config.bidirectional)
+        self.layer_dropout = nn.Dropout(config.dropout if config.num_layers > 1 else 0.0)
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.hidden_size * config.directions, 1)
+        self.head = nn.Linear(config.feature_size, 1)
+        # For every layer and direction, a one-layer module that holds that layer's own weights: the same Parameter
+        # objects as `rnn` (built on the meta device, then given them), so training, loading and .to() reach both.
+        # In a tuple they are not submodules: the state_dict names each weight once, as `rnn` does.
+        self.layer_modules = tuple(tuple(self._one_layer(k, bool(d)) for d in range(D)) for k in range(config.num_layers))
         if config.learned_state:
-            shape = (config.num_layers * config.directions, 1, config.hidden_size)  # nn.LSTM's (L * D, B, H)
+            shape = (config.num_layers * D, 1, H)  # nn.LSTM's (L * D, B, H)
             self.initial_h = nn.Parameter(torch.zeros(shape))
             self.initial_c = nn.Parameter(torch.zeros(shape)) if config.cell == "lstm" else None
         if config.cell == "lstm" and config.forget_bias is not None:
-            H = config.hidden_size
             with torch.no_grad():
                 for name, bias in self.rnn.named_parameters():
                     if name.startswith("bias_"):  # gates stacked i, f, g, o: the forget gate is the second quarter
@@ -101,32 +147,97 @@ class SentimentNet(nn.Module):
     def device(self) -> torch.device:
         return self.head.weight.device
 
-    def initial_state(self, batch: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None:
-        """What the recurrent module starts from: None (zeros), or the learned h0 ((h0, c0) for an LSTM), (L * D, B, H)."""
-        if not self.config.learned_state:
-            return None
-        h = self.initial_h.expand(-1, batch, -1).contiguous()
-        return (h, self.initial_c.expand(-1, batch, -1).contiguous()) if self.initial_c is not None else h
+    # ------------------------------------------------------------ the four steps
 
-    def features(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """The review vector the head reads: (B, T, E) right-padded embeddings → (B, D)."""
-        if self.config.bidirectional:
-            # The backward direction must start at each review's own last token, not at the padding:
-            # packing gives it that (cuDNN runs packed batches fast; on CPU it is the slower path).
-            packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            _, state = self.rnn(packed, self.initial_state(len(lengths)))
-            h_n = state[0] if self.config.cell == "lstm" else state  # (L * 2, B, H)
-            return torch.cat([h_n[-2], h_n[-1]], dim=-1)  # (B, 2H)
-        # With right padding, the output at a review's last real token has not seen any padding yet,
-        # so one unpacked pass over the batch is exact for every review in it.
-        output, _ = self.rnn(embedded, self.initial_state(embedded.size(0)))  # (B, T, H)
-        last = (lengths - 1).clamp(min=0).to(output.device)
-        return output[torch.arange(output.size(0), device=output.device), last]  # (B, H)
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) token ids → (B, T, E) token vectors (embedding dropout while training)."""
+        return self.embedding_dropout(self.embedding(ids))
+
+    def run_layers(self, x: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        """(B, T, E) right-padded inputs → every layer's hidden states, bottom layer first, (B, T, D*H) each: for a
+        bidirectional model the forward direction's H units, then the backward direction's."""
+        outputs = []
+        for k in range(self.config.num_layers):
+            if k:
+                x = self.layer_dropout(x)
+            directions = [self.run_direction(k, False, x)]
+            if self.config.bidirectional:
+                directions.append(reverse_within(self.run_direction(k, True, reverse_within(x, lengths)), lengths))
+            x = torch.cat(directions, dim=-1)  # (B, T, D*H)
+            outputs.append(x)
+        return outputs
+
+    def readout(self, top: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The top layer's states (B, T, D*H) → the features the head reads, (B, F): see READOUTS."""
+        B, T, DH = top.shape
+        lengths = lengths.to(top.device)
+        last = top[torch.arange(B, device=top.device), lengths - 1]  # (B, D*H) after the last real token
+        if self.config.bidirectional:  # the backward direction has read the whole review when it reaches token 0
+            H = self.config.hidden_size
+            last = torch.cat([last[:, :H], top[:, 0, H:]], dim=-1)
+        if self.config.readout == "last":
+            return last
+        real = (torch.arange(T, device=top.device)[None, :] < lengths[:, None])[..., None]  # (B, T, 1)
+        largest = top.masked_fill(~real, float("-inf")).amax(dim=1)  # (B, D*H)
+        average = (top * real).sum(dim=1) / lengths[:, None]  # (B, D*H)
+        return torch.cat([last, largest, average], dim=-1)  # (B, 3*D*H)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, F) → (B,) logits: P(positive) = sigmoid(logit)."""
+        return self.head(self.dropout(features)).squeeze(-1)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """ids (B, T) right-padded with PAD, lengths (B,) → logits (B,); the linear layer runs once a review."""
-        embedded = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
-        return self.head(self.dropout(self.features(embedded, lengths))).squeeze(-1)  # (B,)
+        """ids (B, T) right-padded with _PAD, lengths (B,) → logits (B,); the linear layer runs once a review."""
+        return self.classify(self.readout(self.run_layers(self.embed(ids), lengths)[-1], lengths))
+
+    # ------------------------------------------------------------ what the inspection reads
+
+    def layer_parameters(self, layer: int, reverse: bool = False) -> dict[str, torch.Tensor]:
+        """One layer's weights in one direction, named as a one-layer module names them: weight_ih_l0 (kH, in),
+        weight_hh_l0 (kH, H), bias_ih_l0 and bias_hh_l0 (kH,), with k gates stacked (LSTM i, f, g, o; GRU r, z, n)."""
+        suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+        return {f"{name}_l0": getattr(self.rnn, name + suffix) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+
+    def start_state(self, layer: int, reverse: bool, batch: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None:
+        """What one layer and direction starts from, (1, B, H) (h, or (h, c) for an LSTM): None for zeros, unless
+        the start state is learned."""
+        if not self.config.learned_state:
+            return None
+        row = layer * self.config.directions + int(reverse)  # nn.LSTM's order of (h0, c0) rows
+        h = self.initial_h[row : row + 1].expand(-1, batch, -1).contiguous()
+        return (h, self.initial_c[row : row + 1].expand(-1, batch, -1).contiguous()) if self.initial_c is not None else h
+
+    def run_direction(self, layer: int, reverse: bool, x: torch.Tensor) -> torch.Tensor:
+        """One layer and direction over inputs already in its reading order: (B, T, in) → (B, T, H)."""
+        module = self.layer_modules[layer][int(reverse)]
+        return module(x, self.start_state(layer, reverse, x.size(0)))[0]
+
+    def _one_layer(self, layer: int, reverse: bool) -> nn.RNNBase:
+        inputs = self.config.embedding_dim if layer == 0 else self.config.hidden_size * self.config.directions
+        module = CELLS[self.config.cell](inputs, self.config.hidden_size, 1, batch_first=True, device="meta")
+        for name, weight in self.layer_parameters(layer, reverse).items():
+            setattr(module, name, weight)
+        return module
+
+    def prefix_readout(self, states: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
+        """For one review of a unidirectional model, its top layer's states (T, H) → (T, F): the features the head
+        would read had the review ended after each token. With `last` (T, H), prefix t ends in last[t] instead of
+        states[t]: the same history, another final state (a token read differently)."""
+        if self.config.bidirectional:
+            raise ValueError("a bidirectional model reads every token from both ends: re-score each prefix instead")
+        last = states if last is None else last
+        if self.config.readout == "last":
+            return last
+        before = torch.cat([torch.full_like(states[:1], float("-inf")), states[:-1].cummax(dim=0).values])  # (T, H)
+        total = torch.cat([torch.zeros_like(states[:1]), states[:-1].cumsum(dim=0)]) + last
+        count = torch.arange(1, len(states) + 1, device=states.device)[:, None]
+        return torch.cat([last, torch.maximum(before, last), total / count], dim=-1)  # (T, 3H)
+
+    def unit_contributions(self, features: torch.Tensor) -> torch.Tensor:
+        """(F,) features of one review → (D*H,) each top-layer unit's share of the logit (its weights times its
+        features, summed over the readout's parts); their sum plus the head's bias is the logit."""
+        parts = features.view(-1, self.config.hidden_size * self.config.directions)  # (parts, D*H)
+        return (self.head.weight.view_as(parts) * parts).sum(dim=0)
 
 
 def pick_device(name: str = "auto") -> torch.device:

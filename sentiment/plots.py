@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -77,8 +78,17 @@ def _typed_array(value: object) -> object:
     return spec
 
 
+DISPLAY_CHARS = 24  # a token longer than this is shown shortened: one 1 MB "word" must not fill a page or an axis
+
+
+def short_token(token: str, limit: int = DISPLAY_CHARS) -> str:
+    """The token as shown to a person: at most `limit` characters, a longer one cut with an ellipsis."""
+    return token if len(token) <= limit else token[: limit - 1] + "…"
+
+
 def token_label(token: str) -> str:
-    return html.escape(token, quote=False)
+    """A token for a plot label: shortened, and escaped (plotly reads a subset of HTML in labels)."""
+    return html.escape(short_token(token), quote=False)
 
 
 def _token_labels(tokens: Sequence[str]) -> tuple[str, ...]:
@@ -91,7 +101,7 @@ def _escaped(tokens: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(token_label(t) for t in tokens)
 
 
-def _figure(data: list[dict], layout: dict, height: int) -> Figure:
+def figure(data: list[dict], layout: dict, height: int) -> Figure:
     return Figure(data, {"template": _template(), "height": height, **_LAYOUT, **layout})
 
 
@@ -134,7 +144,7 @@ def _unit_labels(units: Sequence[int]) -> list[str]:
 def _no_gates(layer: LayerTrace, what: str, height: int) -> Figure:
     note = dict(text="A plain RNN has no gates: each step overwrites h = tanh(W x + U h + b).", x=0.5, y=0.5,
                 xref="paper", yref="paper", showarrow=False, font=dict(size=14))
-    return _figure([], dict(title=dict(text=f"{what} of layer {layer.layer + 1} ({layer.direction})"), annotations=[note],
+    return figure([], dict(title=dict(text=f"{what} of layer {layer.layer + 1} ({layer.direction})"), annotations=[note],
                             xaxis=dict(visible=False), yaxis=dict(visible=False)), height)
 
 
@@ -188,7 +198,7 @@ def _heatmap_stack(layer: LayerTrace, tokens, units, names, title: str, height: 
     layout.update({k: v for k, v in axes.items() if k in {_color_axis(n) for n in names}})
     layout["xaxis"], note = _token_axis(tokens, anchor=f"y{rows}" if rows > 1 else "y", categorical=True)
     layout.update(annotations=titles, title=dict(text=title + note))
-    return _figure(data, layout, height)
+    return figure(data, layout, height)
 
 
 def mean_gate_figure(layer: LayerTrace, tokens: Sequence[str], height: int = 380) -> Figure:
@@ -203,7 +213,7 @@ def mean_gate_figure(layer: LayerTrace, tokens: Sequence[str], height: int = 380
                          customdata=hover, hovertemplate="%{customdata}: %{y:.3f}<extra>" + summary.gate + "</extra>"))
     xaxis, note = _token_axis(tokens)
     title = f"Mean gate activation per token, layer {layer.layer + 1} ({layer.direction})" + note
-    return _figure(data, dict(title=dict(text=title), xaxis=xaxis, yaxis=dict(title=dict(text="mean over units")),
+    return figure(data, dict(title=dict(text=title), xaxis=xaxis, yaxis=dict(title=dict(text="mean over units")),
                               legend=dict(orientation="h", y=-0.45)), height)
 
 
@@ -214,7 +224,7 @@ def trajectory_figure(trace: GateTrace, height: int = 340) -> Figure:
                  hovertemplate="after %{customdata}: %{y:.3f}<extra></extra>")]
     xaxis, note = _token_axis(trace.tokens)
     half = dict(type="line", xref="paper", x0=0, x1=1, y0=0.5, y1=0.5, line=dict(dash="dash", color="gray"))
-    return _figure(data, dict(title=dict(text="Prediction after each token" + note), xaxis=xaxis, shapes=[half],
+    return figure(data, dict(title=dict(text="Prediction after each token" + note), xaxis=xaxis, shapes=[half],
                               yaxis=dict(title=dict(text="P(positive)"), range=[0, 1]), showlegend=False), height)
 
 
@@ -228,21 +238,25 @@ def attribution_figure(attributions: Attributions, height: int = 340) -> Figure:
                  hovertemplate="%{customdata}: %{y:+.3f}<extra></extra>")]
     xaxis, note = _token_axis(attributions.tokens)
     title = f"What each token did {attributions.method}: logit minus the logit with it made unknown" + note
-    return _figure(data, dict(title=dict(text=title), xaxis=xaxis, yaxis=dict(title=dict(text="effect on the logit")),
+    return figure(data, dict(title=dict(text=title), xaxis=xaxis, yaxis=dict(title=dict(text="effect on the logit")),
                               showlegend=False), height)
 
 
 def attribution_highlights(attributions: Attributions) -> list[tuple[str, float]]:
-    """(token, score in [-1, 1]) pairs for a highlighted-text component; tokens stay plain text."""
+    """(token, score in [-1, 1]) pairs for a highlighted-text component; tokens stay plain text, shortened."""
     scale = float(np.abs(attributions.values).max()) or 1.0
-    return list(zip(attributions.tokens, np.round(attributions.values / scale, 4).tolist()))
+    return list(zip(map(short_token, attributions.tokens), np.round(attributions.values / scale, 4).tolist()))
 
 
 def training_curves(history: dict[str, list], height: int = 420) -> Figure:
-    """Loss (left) and accuracy (right) against the step, for training batches and validation runs."""
+    """Loss (left) and accuracy (right) against the step, for training batches and validation runs, and the
+    language model's loss while pre-training."""
     # Copies: a run in another thread keeps appending to these lists.
-    series = {key: np.array(history.get(key, [])) for key in ("step", "train_loss", "val_step", "val_loss", "val_accuracy")}
+    keys = ("pretrain_step", "pretrain_loss", "step", "train_loss", "val_step", "val_loss", "val_accuracy")
+    series = {key: np.array(history.get(key, [])) for key in keys}
     data = [
+        dict(type="scatter", x=series["pretrain_step"], y=series["pretrain_loss"], name="pre-training: next-token loss",
+             mode="lines", line=dict(color="#7950f2"), xaxis="x3", yaxis="y3"),
         dict(type="scatter", x=series["step"], y=series["train_loss"], name="train loss", mode="lines",
              line=dict(color="#adb5bd")),
         dict(type="scatter", x=series["val_step"], y=series["val_loss"], name="validation loss", mode="lines+markers",
@@ -250,12 +264,22 @@ def training_curves(history: dict[str, list], height: int = 420) -> Figure:
         dict(type="scatter", x=series["val_step"], y=series["val_accuracy"], name="validation accuracy",
              mode="lines+markers", line=dict(color="#2f9e44"), xaxis="x2", yaxis="y2"),
     ]
-    titles = [dict(text=text, x=x, y=1, xref="paper", yref="paper", xanchor="center", yanchor="bottom", showarrow=False)
-              for text, x in (("loss", 0.225), ("validation accuracy", 0.775))]
+    pretrained = len(series["pretrain_step"]) > 0
+    panels = (("pre-training loss", "loss", "validation accuracy") if pretrained else ("loss", "validation accuracy"))
+    bounds = [(i / len(panels) + 0.04 * bool(i), (i + 1) / len(panels) - 0.04 * (i < len(panels) - 1))
+              for i in range(len(panels))]
+    first = 1 if pretrained else 0
+    titles = [dict(text=text, x=(lo + hi) / 2, y=1, xref="paper", yref="paper", xanchor="center", yanchor="bottom",
+                   showarrow=False) for text, (lo, hi) in zip(panels, bounds)]
     step = dict(text="step")
-    return _figure(data, dict(xaxis=dict(domain=[0, 0.45], title=step), xaxis2=dict(domain=[0.55, 1], anchor="y2", title=step),
-                              yaxis2=dict(anchor="x2", tickformat=".0%"), annotations=titles,
-                              legend=dict(orientation="h", y=-0.2)), height)
+    layout = dict(xaxis=dict(domain=bounds[first], title=step), yaxis=dict(anchor="x"),
+                  xaxis2=dict(domain=bounds[first + 1], anchor="y2", title=step), yaxis2=dict(anchor="x2", tickformat=".0%"),
+                  annotations=titles, legend=dict(orientation="h", y=-0.2))
+    if pretrained:
+        layout.update(xaxis3=dict(domain=bounds[0], anchor="y3", title=step), yaxis3=dict(anchor="x3"))
+    else:
+        data = data[1:]
+    return figure(data, layout, height)
 
 
 def confusion_figure(confusion: list[list[int]], height: int = 340) -> Figure:
@@ -264,7 +288,7 @@ def confusion_figure(confusion: list[list[int]], height: int = 340) -> Figure:
     labels = ["negative", "positive"]
     data = [dict(type="heatmap", z=z, x=labels, y=labels, colorscale=COUNT_SCALE, showscale=False, text=z.tolist(),
                  texttemplate="%{text:,}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>")]
-    return _figure(data, dict(title=dict(text="Test confusion matrix"), xaxis=dict(title=dict(text="predicted")),
+    return figure(data, dict(title=dict(text="Test confusion matrix"), xaxis=dict(title=dict(text="predicted")),
                               yaxis=dict(title=dict(text="true"), autorange="reversed")), height)
 
 
@@ -288,7 +312,7 @@ def gradient_flow_figure(norms: dict[str, np.ndarray], height: int = 400) -> Fig
         distance = np.arange(len(values))[::-1]  # token t is len - 1 - t steps from the end
         data.append(dict(type="scatter", x=distance, y=values, mode="lines", name=token_label(name),
                          hovertemplate="%{x} tokens from the end: %{y:.2e}<extra>" + token_label(name) + "</extra>"))
-    return _figure(data, dict(title=dict(text="Gradient of the prediction with respect to each token's embedding"),
+    return figure(data, dict(title=dict(text="Gradient of the prediction with respect to each token's embedding"),
                               xaxis=dict(title=dict(text="distance from the end of the review (tokens)")),
                               yaxis=dict(title=dict(text="‖∂ logit / ∂ embedding‖"), type="log", exponentformat="power"),
                               legend=dict(orientation="h", y=-0.25)), height)
@@ -302,7 +326,7 @@ def trajectories_figure(trajectories: dict[str, np.ndarray], tokens: Sequence[st
             for name, p in trajectories.items()]
     xaxis, note = _token_axis(tokens)
     half = dict(type="line", xref="paper", x0=0, x1=1, y0=0.5, y1=0.5, line=dict(dash="dash", color="gray"))
-    return _figure(data, dict(title=dict(text="Prediction after each token" + note), xaxis=xaxis, shapes=[half],
+    return figure(data, dict(title=dict(text="Prediction after each token" + note), xaxis=xaxis, shapes=[half],
                               yaxis=dict(title=dict(text="P(positive)"), range=[0, 1]),
                               legend=dict(orientation="h", y=-0.5)), height)
 
@@ -317,7 +341,7 @@ def memory_figure(results: Sequence, height: int = 380) -> Figure:
                          hovertemplate="distance %{x}: %{y:.1%} after %{customdata[0]} steps, %{customdata[1]:.1f} s"
                                        "<extra>" + cell.upper() + "</extra>"))
     chance = dict(type="line", xref="paper", x0=0, x1=1, y0=0.5, y1=0.5, line=dict(dash="dash", color="gray"))
-    return _figure(data, dict(title=dict(text="Synthetic memory task (not reviews): accuracy against distance"),
+    return figure(data, dict(title=dict(text="Synthetic memory task (not reviews): accuracy against distance"),
                               xaxis=dict(title=dict(text="steps between the marker and the end")), shapes=[chance],
                               yaxis=dict(title=dict(text="test accuracy (0.5 = chance)"), range=[0.4, 1.02], tickformat=".0%")),
                    height)
@@ -329,7 +353,121 @@ def length_accuracy_figure(buckets: dict[str, Sequence], height: int = 380) -> F
                  customdata=[b.reviews for b in rows],
                  hovertemplate="%{x} tokens: %{y:.1%} of %{customdata} reviews<extra>" + token_label(name) + "</extra>")
             for name, rows in buckets.items()]
-    return _figure(data, dict(title=dict(text="Test accuracy by review length"), barmode="group",
+    return figure(data, dict(title=dict(text="Test accuracy by review length"), barmode="group",
                               xaxis=dict(title=dict(text="review length (tokens)")),
                               yaxis=dict(title=dict(text="accuracy"), tickformat=".0%", range=[0.5, 1]),
                               legend=dict(orientation="h", y=-0.25)), height)
+
+
+# ---------------------------------------------------------------- one step of the cell
+
+_NODE = dict(sigmoid=("#fff3bf", "#e67700"), tanh=("#d3f9d8", "#2b8a3e"), op=("#ffffff", "#495057"),
+             state=("#e7f5ff", "#1864ab"))
+
+
+def _node(x: float, y: float, text: str, kind: str, width: float = 0.55, height: float = 0.42) -> tuple[dict, dict]:
+    fill, line = _NODE[kind]
+    shape = dict(type="circle" if kind == "op" else "rect", x0=x - width / 2, x1=x + width / 2, y0=y - height / 2,
+                 y1=y + height / 2, fillcolor=fill, line=dict(color=line, width=1.5))
+    return shape, dict(x=x, y=y, text=text, showarrow=False, font=dict(size=13, color=line))
+
+
+def _wire(x0: float, y0: float, x1: float, y1: float, label: str = "", color: str = "#495057") -> dict:
+    """An arrow from (x0, y0) to (x1, y1), its label at the arrow's tail side."""
+    return dict(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True, arrowhead=2,
+                arrowsize=1, arrowwidth=1.5, arrowcolor=color, text="", standoff=12, startstandoff=12)
+
+
+def _value(x: float, y: float, text: str, anchor: str = "left") -> dict:
+    return dict(x=x, y=y, text=text, showarrow=False, xanchor=anchor, font=dict(size=12, color="#212529"))
+
+
+def cell_figure(step, height: int = 440) -> Figure:
+    """One step of one unit drawn as the tutorial draws the cell, each wire and gate with its real value.
+    `step` is an `explain.CellStep`."""
+    v, nodes, wires, labels = step.values, [], [], []
+
+    def add(x, y, text, kind, **size):
+        shape, annotation = _node(x, y, text, kind, **size)
+        nodes.append(shape)
+        labels.append(annotation)
+
+    if step.cell == "lstm":
+        add(0.6, 5, "c<sub>t-1</sub>", "state", width=0.8), add(9.4, 5, "c<sub>t</sub>", "state", width=0.8)
+        add(0.6, 1, "h<sub>t-1</sub>", "state", width=0.8), add(9.4, 1, "h<sub>t</sub>", "state", width=0.8)
+        add(2.0, 0.1, "x<sub>t</sub>", "state", width=0.8)
+        add(3, 5, "×", "op", width=0.4, height=0.4), add(5.1, 5, "+", "op", width=0.4, height=0.4)
+        add(5.1, 4, "×", "op", width=0.4, height=0.4), add(8, 2.4, "×", "op", width=0.4, height=0.4)
+        add(3, 3, "σ  f", "sigmoid"), add(4.4, 3, "σ  i", "sigmoid"), add(5.8, 3, "tanh  g", "tanh", width=0.8)
+        add(7, 3, "σ  o", "sigmoid"), add(8, 3.8, "tanh", "tanh", width=0.7)
+        wires += [_wire(1, 5, 2.8, 5), _wire(3.2, 5, 4.9, 5), _wire(5.3, 5, 9.0, 5), _wire(3, 3.2, 3, 4.8),
+                  _wire(4.4, 3.2, 5.0, 3.85), _wire(5.8, 3.2, 5.2, 3.85), _wire(5.1, 4.2, 5.1, 4.8),
+                  _wire(8, 5, 8, 4.0), _wire(8, 3.6, 8, 2.6), _wire(7.2, 3, 7.85, 2.55), _wire(8.2, 2.4, 9.0, 1.1),
+                  _wire(1, 1, 7, 1), _wire(2, 0.3, 2, 1)]
+        wires += [_wire(x, 1, x, 2.8) for x in (3, 4.4, 5.8, 7)]
+        labels += [
+            _value(0.6, 5.45, f"{v['c_prev']:+.3f}", "center"), _value(9.4, 5.45, f"{v['c']:+.3f}", "center"),
+            _value(0.6, 0.55, f"{v['h_prev']:+.3f}", "center"), _value(9.4, 0.55, f"{v['h']:+.3f}", "center"),
+            _value(3.1, 2.55, f"f = {v['f']:.3f}"), _value(4.5, 2.55, f"i = {v['i']:.3f}"),
+            _value(5.9, 2.55, f"g = {v['g']:+.3f}"), _value(7.1, 2.55, f"o = {v['o']:.3f}"),
+            _value(3.1, 5.45, f"f·c<sub>t-1</sub> = {v['f'] * v['c_prev']:+.3f}"),
+            _value(5.25, 4.3, f"i·g = {v['i'] * v['g']:+.3f}"),
+            _value(8.45, 3.8, f"tanh(c) = {math.tanh(v['c']):+.3f}"),
+        ]
+        title = (f"c = f·c<sub>t-1</sub> + i·g = {v['f']:.3f}×{v['c_prev']:+.3f} + {v['i']:.3f}×{v['g']:+.3f} = "
+                 f"{v['c']:+.3f}    h = o·tanh(c) = {v['o']:.3f}×{math.tanh(v['c']):+.3f} = {v['h']:+.3f}")
+    elif step.cell == "gru":
+        add(0.6, 5, "h<sub>t-1</sub>", "state", width=0.8), add(9.4, 5, "h<sub>t</sub>", "state", width=0.8)
+        add(2.0, 0.1, "x<sub>t</sub>", "state", width=0.8)
+        add(3.5, 5, "×", "op", width=0.4, height=0.4), add(6.5, 5, "+", "op", width=0.4, height=0.4)
+        add(6.5, 3.9, "×", "op", width=0.4, height=0.4), add(5.0, 3.9, "1−", "op", width=0.4, height=0.4)
+        add(2.5, 2.6, "σ  r", "sigmoid"), add(3.5, 2.6, "σ  z", "sigmoid"), add(6.5, 2.6, "tanh  n", "tanh", width=0.8)
+        wires += [_wire(1, 5, 3.3, 5), _wire(3.7, 5, 6.3, 5), _wire(6.7, 5, 9.0, 5), _wire(3.5, 2.8, 3.5, 4.8),
+                  _wire(3.6, 2.8, 4.85, 3.8), _wire(5.2, 3.9, 6.3, 3.9), _wire(6.5, 2.8, 6.5, 3.7),
+                  _wire(6.5, 4.1, 6.5, 4.8), _wire(2, 0.3, 2, 1.4), _wire(1.2, 4.8, 2.4, 2.8),
+                  _wire(2.7, 2.6, 6.1, 2.6), _wire(2, 1.4, 6.4, 2.4)]
+        labels += [
+            _value(0.6, 5.45, f"{v['h_prev']:+.3f}", "center"), _value(9.4, 5.45, f"{v['h']:+.3f}", "center"),
+            _value(2.0, 2.1, f"r = {v['r']:.3f}", "center"), _value(3.6, 2.15, f"z = {v['z']:.3f}"),
+            _value(6.6, 2.15, f"n = {v['n']:+.3f}"), _value(3.6, 5.45, f"z·h<sub>t-1</sub> = {v['z'] * v['h_prev']:+.3f}"),
+            _value(6.7, 4.3, f"(1−z)·n = {(1 - v['z']) * v['n']:+.3f}"),
+        ]
+        title = (f"h = (1−z)·n + z·h<sub>t-1</sub> = {1 - v['z']:.3f}×{v['n']:+.3f} + {v['z']:.3f}×{v['h_prev']:+.3f}"
+                 f" = {v['h']:+.3f}")
+    else:
+        add(0.6, 3, "h<sub>t-1</sub>", "state", width=0.8), add(9.4, 3, "h<sub>t</sub>", "state", width=0.8)
+        add(2.5, 0.6, "x<sub>t</sub>", "state", width=0.8), add(5, 3, "tanh", "tanh", width=0.8)
+        wires += [_wire(1, 3, 4.6, 3), _wire(2.5, 0.8, 4.7, 2.8), _wire(5.4, 3, 9.0, 3)]
+        labels += [_value(0.6, 3.45, f"{v['h_prev']:+.3f}", "center"), _value(9.4, 3.45, f"{v['h']:+.3f}", "center")]
+        title = f"h = tanh(W<sub>ih</sub> x + W<sub>hh</sub> h<sub>t-1</sub> + b) = {v['h']:+.3f}: no gates, no separate memory"
+    heading = (f"Token {step.token_index + 1} “{token_label(step.token)}”, unit {step.unit} of layer {step.layer + 1} "
+               f"({step.direction})")
+    layout = dict(title=dict(text=f"{heading}<br><sub>{title}</sub>", x=0.01), shapes=nodes, annotations=wires + labels,
+                  xaxis=dict(visible=False, range=[0, 10.6]), yaxis=dict(visible=False, range=[-0.3, 5.9]),
+                  showlegend=False, margin=dict(l=10, r=10, t=70, b=10))
+    return figure([], layout, height)
+
+
+def layer_gate_bars(step, height: int = 420) -> Figure:
+    """Every unit's gates (and states) at the step's token, one row of bars each; the chosen unit stands out.
+    `step` is an `explain.CellStep`."""
+    names = list(step.layer_vectors)
+    rows, gap = len(names), 0.08
+    row_height = (1 - gap * (rows - 1)) / rows
+    data, layout, titles = [], {}, []
+    for r, name in enumerate(names):
+        values = np.asarray(step.layer_vectors[name])
+        top = 1 - r * (row_height + gap)
+        colours = np.where(np.arange(len(values)) == step.unit, "#e8590c", "#868e96")
+        suffix = str(r + 1) if r else ""
+        data.append(dict(type="bar", y=values, marker=dict(color=colours), xaxis=f"x{suffix}", yaxis=f"y{suffix}",
+                         hovertemplate="unit %{x}: " + name + " = %{y:.3f}<extra></extra>"))
+        layout[f"yaxis{suffix}"] = dict(domain=[max(0.0, round(top - row_height, 6)), round(top, 6)],
+                                        range=[0, 1] if name in ("i", "f", "o", "r", "z") else None)
+        layout[f"xaxis{suffix}"] = dict(anchor=f"y{suffix}", showticklabels=r == rows - 1, matches="x" if r else None)
+        titles.append(dict(text=name, x=-0.03, y=top - row_height / 2, xref="paper", yref="paper", showarrow=False,
+                           xanchor="right", font=dict(size=13)))
+    layout["xaxis"]["title"] = dict(text=f"unit (unit {step.unit} in orange)")
+    layout.update(annotations=titles, showlegend=False, bargap=0.1, margin=dict(l=60, r=20, t=50, b=40),
+                  title=dict(text=f"The whole layer at token {step.token_index + 1}"))
+    return figure(data, layout, height)

@@ -10,7 +10,7 @@ import copy
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkpoint import CheckpointError
@@ -35,7 +35,8 @@ class RunState:
     data_name: str = ""
     step: Step | None = None
     history: dict[str, list] = field(default_factory=lambda: {
-        "step": [], "train_loss": [], "val_step": [], "val_loss": [], "val_accuracy": []})
+        "pretrain_step": [], "pretrain_loss": [], "step": [], "train_loss": [], "val_step": [], "val_loss": [],
+        "val_accuracy": []})
     finished: Finished | None = None
 
     @property
@@ -60,10 +61,12 @@ class TrainingRunner:
         with self._changed:
             if self._state.active:
                 raise RunInProgress(self.busy_message())
-            self._stop.clear()
+            self._stop = threading.Event()  # one per run: a late timer of an earlier run cannot stop this one
             self._state = RunState(status="preparing", message="Preparing the data …", started=time.time(),
                                    owner=owner, data_name=Path(data).name, version=self._state.version + 1)
-            self._thread = threading.Thread(target=self._run, args=(config, model_config, data, out, max_seconds),
+            # The public demo's limit: stop like the Stop button, wherever the run is (preparing data included).
+            deadline = threading.Timer(max_seconds, self._stop.set) if max_seconds else None
+            self._thread = threading.Thread(target=self._run, args=(config, model_config, data, out, self._stop, deadline),
                                             name="training-run", daemon=True)
             self._thread.start()
 
@@ -105,18 +108,21 @@ class TrainingRunner:
             self._state.version += 1
             self._changed.notify_all()
 
-    def _run(self, config: TrainConfig, model_config: ModelConfig, data, out, max_seconds: float | None) -> None:
+    def _run(self, config: TrainConfig, model_config: ModelConfig, data, out, stop: threading.Event,
+             deadline: threading.Timer | None) -> None:
         state = self._state
+        if deadline:
+            deadline.daemon = True
+            deadline.start()
         try:
-            for event in train(config, model_config, data, out, self._stop):
-                if max_seconds and time.time() - state.started > max_seconds and not self._stop.is_set():
-                    self._stop.set()  # the public demo's time cap: stop like the Stop button does
+            for event in train(config, model_config, data, out, stop):
                 if isinstance(event, Preparing):
                     self._update(message=event.message)
                 elif isinstance(event, Step):
+                    prefix = "pretrain_" if event.phase == "pretrain" else ""
                     with self._changed:
-                        state.history["step"].append(event.step)
-                        state.history["train_loss"].append(event.train_loss)
+                        state.history[f"{prefix}step"].append(event.step)
+                        state.history[f"{prefix or 'train_'}loss"].append(event.train_loss)
                     self._update(status="running", step=event)
                 elif isinstance(event, Evaluated):
                     with self._changed:
@@ -126,31 +132,14 @@ class TrainingRunner:
                     self._update()
                 elif isinstance(event, Finished):
                     status = "stopped" if event.stopped else "finished"
-                    self._update(status=status, finished=event,
-                                 message=f"Run {status} after {event.steps:,} steps in {event.seconds:.0f} s.")
+                    message = (f"Run {status} after {event.steps:,} steps in {event.seconds:.0f} s." if event.checkpoint
+                               else f"Run {event.reason}.")
+                    self._update(status=status, finished=event, message=message)
         except (DataError, ConfigError, CheckpointError, OSError) as e:
             self._update(status="failed", message=f"Training failed: {e}")
         except Exception as e:  # never let a run die silently: say what happened, log the details
             traceback.print_exc()
             self._update(status="failed", message=f"Training failed unexpectedly: {type(e).__name__}: {e}")
-
-
-@dataclass(frozen=True)
-class PublicLimits:
-    """Caps for a public demo (a Space or a share link), where anyone may press Start."""
-
-    max_reviews: int = 5000
-    max_epochs: int = 5
-    max_width: int = 256  # embedding and hidden size
-    max_layers: int = 2
-    max_seconds: float = 300.0
-
-    def apply(self, config: TrainConfig, model_config: ModelConfig) -> tuple[TrainConfig, ModelConfig, str]:
-        """The configs with every value over a cap lowered to it, and a note saying what changed."""
-        train_caps = {"limit": self.max_reviews, "epochs": self.max_epochs}
-        model_caps = {"embedding_dim": self.max_width, "hidden_size": self.max_width, "num_layers": self.max_layers}
-        new_train = {k: v for k, v in train_caps.items() if getattr(config, k) > v or (k == "limit" and not config.limit)}
-        new_model = {k: v for k, v in model_caps.items() if getattr(model_config, k) > v}
-        notes = [f"{k} {v:,}" for k, v in {**new_train, **new_model}.items()]
-        note = f"Public demo limits applied: {', '.join(notes)}; runs stop after {self.max_seconds:.0f} s." if notes else ""
-        return replace(config, **new_train), replace(model_config, **new_model), note
+        finally:
+            if deadline:
+                deadline.cancel()

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from . import cli
 from .checkpoint import CHECKPOINT_DIR, load_checkpoint
@@ -106,24 +107,38 @@ def _train_distributed(config: TrainConfig, model_config: ModelConfig, args: arg
 
 
 def _show(events, quiet: bool) -> None:
+    bar = None
     for event in events:
-        if isinstance(event, Preparing):
-            print(event.message)
-        elif isinstance(event, Step) and not quiet:
-            cli.progress_line(
-                event.step / event.total_steps,
-                f"step {event.step}/{event.total_steps} epoch {event.epoch} loss {event.train_loss:.3f} "
-                f"{event.reviews_per_s:,.0f} reviews/s ETA {event.eta_s:,.0f}s",
-            )
-        elif isinstance(event, Evaluated):
-            mark = "  (best, saved)" if event.improved else ""
-            print(f"\nstep {event.step}: validation loss {event.val_loss:.4f}, accuracy {event.val_accuracy:.2%}{mark}")
-        elif isinstance(event, Finished):
-            print(f"\n{event.reason} after {event.steps} steps in {event.seconds:.0f}s; best checkpoint: {event.checkpoint}")
-            if event.ranks > 1:
-                print(f"weights identical on all {event.ranks} ranks (checked)")
-            print("test report (best checkpoint, held-out test split):")
-            print(event.report.format())
+        if isinstance(event, Step):
+            if not quiet:
+                bar = bar or tqdm(total=event.total_steps, unit="step", dynamic_ncols=True)
+                bar.set_postfix_str(f"epoch {event.epoch} loss {event.train_loss:.3f} "
+                                    f"{event.reviews_per_s:,.0f} reviews/s", refresh=False)
+                bar.update(event.step - bar.n)
+            continue
+        message = _describe(event)
+        if bar is not None:
+            bar.write(message)
+        else:
+            print(message)
+        if isinstance(event, Finished) and bar is not None:
+            bar.close()
+
+
+def _describe(event) -> str:
+    if isinstance(event, Preparing):
+        return event.message
+    if isinstance(event, Evaluated):
+        mark = "  (best, saved)" if event.improved else ""
+        return f"step {event.step}: validation loss {event.val_loss:.4f}, accuracy {event.val_accuracy:.2%}{mark}"
+    if isinstance(event, Finished):
+        lines = [f"{event.reason} after {event.steps} steps in {event.seconds:.0f}s; best checkpoint: {event.checkpoint}"]
+        if event.ranks > 1:
+            lines.append(f"weights identical on all {event.ranks} ranks (checked)")
+        if event.report is not None:
+            lines += ["test report (best checkpoint, held-out test split):", event.report.format()]
+        return "\n".join(lines)
+    return ""
 
 
 if __name__ == "__main__":

@@ -12,24 +12,23 @@ the ranks; only rank 0 validates, tests and writes checkpoints, and its stop dec
 """
 from __future__ import annotations
 
-import copy
 import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import CHECKPOINT_DIR, Checkpoint, save_checkpoint
-from .corpus import EncodedReviews, TokenizedCorpus, tokenize_corpus
-from .data import BUNDLED_SAMPLE, SPLIT_SEED, split_indices
-from .preprocessing import Vocab
-from .model import (ConfigError, ModelConfig, SentimentNet, check_range, describe_device, evaluating,
-                    pick_device)
+from .checkpoint import CHECKPOINT_DIR, Checkpoint, save_checkpoint, stored
+from .corpus import EncodedReviews, Stopped, TokenizedCorpus, tokenize_corpus
+from .data import BUNDLED_SAMPLE, SPLIT_SEED, DataError, split_indices
+from .model import ConfigError, ModelConfig, SentimentNet, check_range, describe_device, pick_device
+from .preprocessing import PAD_ID, UNK_ID, Vocab
+from .scoring import TestReport, evaluate
 
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtypes
@@ -56,6 +55,15 @@ class TrainConfig:
     # Validate, keep and test an exponential moving average of the weights (decay per step; 0 = off): it smooths
     # the last steps' noise away, so the kept checkpoint depends less on where a validation happened to fall.
     ema: float = 0.0
+    # Also train on each training review's title alone ("title: text"), a short text with the review's label:
+    # people type short sentences into the Predict box, and reviews alone teach little about them.
+    titles: bool = False
+    # Epochs of language-model pre-training (predict the next token; ULMFiT, Howard & Ruder 2018) of the embedding
+    # and the recurrent layers on the training reviews' text before the classifier trains; 0 = none.
+    pretrain_epochs: int = 0
+    # Train on the training and validation splits together for the configured epochs, without validating: the
+    # refit of a recipe whose length was chosen on validation. The test split stays out.
+    refit: bool = False
 
     def validate(self) -> TrainConfig:
         check_range("lr", self.lr, 1e-7, 10.0, integer=False)
@@ -72,6 +80,7 @@ class TrainConfig:
         check_range("max_vocab", self.max_vocab, 0, 5_000_000)
         check_range("limit", self.limit, 0, 1_000_000_000)
         check_range("ema", self.ema, 0.0, 0.99999, integer=False)
+        check_range("pretrain_epochs", self.pretrain_epochs, 0, 100)
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
         if self.precision not in PRECISIONS:
@@ -81,11 +90,6 @@ class TrainConfig:
         pick_device(self.device)
         return self
 
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
 
 @dataclass(frozen=True)
 class Preparing:
@@ -94,6 +98,7 @@ class Preparing:
 
 @dataclass(frozen=True)
 class Step:
+    phase: str  # "pretrain" (next-token loss) or "train" (the classifier's loss)
     step: int
     total_steps: int
     epoch: int
@@ -110,34 +115,6 @@ class Evaluated:
     val_loss: float
     val_accuracy: float
     improved: bool
-
-
-@dataclass
-class TestReport:
-    """Scores on a labelled set; the confusion matrix rows are the true class (negative, positive)."""
-
-    n: int
-    loss: float
-    accuracy: float
-    precision: float
-    recall: float
-    f1: float
-    confusion: list[list[int]]
-
-    def format(self) -> str:
-        (tn, fp), (fn, tp) = self.confusion
-        return "\n".join(
-            [
-                f"reviews    {self.n:,}",
-                f"accuracy   {self.accuracy:.2%}",
-                f"loss       {self.loss:.4f}",
-                f"precision  {self.precision:.2%}   (positive class)",
-                f"recall     {self.recall:.2%}",
-                f"F1         {self.f1:.2%}",
-                "confusion  true neg → predicted neg {:,} / pos {:,}".format(tn, fp),
-                "           true pos → predicted neg {:,} / pos {:,}".format(fn, tp),
-            ]
-        )
 
 
 @dataclass(frozen=True)
@@ -164,20 +141,6 @@ def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def _binary_report(logits: torch.Tensor, labels: torch.Tensor) -> TestReport:
-    loss = F.binary_cross_entropy_with_logits(logits, labels.float()).item() if len(labels) else float("nan")
-    predicted = logits > 0
-    truth = labels.bool()
-    tp = int((predicted & truth).sum())
-    fp = int((predicted & ~truth).sum())
-    fn = int((~predicted & truth).sum())
-    tn = len(labels) - tp - fp - fn
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return TestReport(len(labels), loss, (tp + tn) / max(1, len(labels)), precision, recall, f1, [[tn, fp], [fn, tp]])
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ids: torch.Tensor, lengths: torch.Tensor,
@@ -230,19 +193,6 @@ def _check_replicas(model: torch.nn.Module, world: int) -> None:
         raise RuntimeError("distributed ranks ended with different weights")
 
 
-@torch.no_grad()
-def evaluate(model: SentimentNet, reviews: EncodedReviews, device: torch.device, batch_size: int = 512) -> TestReport:
-    """Loss, accuracy, precision, recall, F1 and confusion matrix over labelled reviews, in length order."""
-    order = np.argsort(reviews.lengths, kind="stable")
-    logits = torch.empty(len(reviews))
-    with evaluating(model):
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            ids, lengths, _ = reviews.batch(rows)
-            logits[torch.from_numpy(rows)] = model(ids.to(device), lengths).float().cpu()
-    return _binary_report(logits, torch.from_numpy(reviews.labels))
-
-
 @dataclass
 class PreparedData:
     corpus: TokenizedCorpus
@@ -253,11 +203,25 @@ class PreparedData:
     origin: dict
 
 
-def prepare_data(data: str | Path, config: TrainConfig) -> PreparedData:
-    """Read (or load from cache), split 80/10/10, build the vocabulary on the training part only."""
-    corpus = tokenize_corpus(data, limit=config.limit or None)
+MIN_REVIEWS = 100  # 80 to train on, 10 to validate, 10 to test: below that a test report means nothing
+
+
+def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | None = None) -> PreparedData:
+    """Read (or load from cache), split 80/10/10, build the vocabulary on the reviews trained on only (the training
+    split, and with `refit` the validation split too). A set `stop` ends the reading with `Stopped`."""
+    corpus = tokenize_corpus(data, limit=config.limit or None, stop=stop.is_set if stop else None)
+    if len(corpus) < MIN_REVIEWS:
+        raise DataError(f"{Path(data).name}: {len(corpus):,} usable reviews; training needs at least {MIN_REVIEWS} "
+                        "(80% to train on, 10% each to validate and test)")
     splits = split_indices(len(corpus))
-    vocab = corpus.build_vocab(splits.train, config.min_freq, config.max_vocab or None)
+    trained_on = np.concatenate([splits.train, splits.val]) if config.refit else splits.train
+    vocab = corpus.build_vocab(trained_on, config.min_freq, config.max_vocab or None)
+    train = corpus.encode(vocab, trained_on, config.max_len)
+    if config.titles:
+        titles = corpus.titles(trained_on)
+        has_title = titles > 0
+        train = train.extended(EncodedReviews(train.token_ids, train.starts[has_title], titles[has_title],
+                                              train.labels[has_title], train.lookup))
     path = Path(data)
     origin = {
         "source": "bundled Amazon sample" if path.resolve() == BUNDLED_SAMPLE.resolve() else path.name,
@@ -266,18 +230,77 @@ def prepare_data(data: str | Path, config: TrainConfig) -> PreparedData:
         "skipped_lines": corpus.report.skipped,
         "split_seed": SPLIT_SEED,
         "limit": config.limit,
-        "train": len(splits.train),
+        "train": len(trained_on),
         "val": len(splits.val),
         "test": len(splits.test),
     }
     return PreparedData(
         corpus,
-        corpus.encode(vocab, splits.train, config.max_len),
+        train,
         corpus.encode(vocab, splits.val, config.max_len),
         corpus.encode(vocab, splits.test, config.max_len),
         vocab,
         origin,
     )
+
+
+LM_VOCAB = 8192  # pre-training predicts the most frequent tokens; rarer ones are one class, _UNK
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+
+
+def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, rng: np.random.Generator,
+             stop: threading.Event) -> Iterator[Step]:
+    """Language-model pre-training of the embedding and the recurrent layers on the reviews' text: each forward state
+    predicts the next token and, in a bidirectional layer, each backward state the one before. A projection to the
+    embedding size and the embedding itself make the output layer (tied weights, Press & Wolf 2017); it is dropped
+    afterwards, and the classifier's head is not touched."""
+    c = model.config
+    if c.bidirectional and c.num_layers > 1:
+        raise ConfigError("pre-training a bidirectional model needs num_layers 1: a second layer's forward direction "
+                          "would read the first layer's backward states, which have seen the tokens it must predict")
+    H, vocab_out = c.hidden_size, min(LM_VOCAB, c.vocab_size)
+    projection = torch.nn.Linear(H, c.embedding_dim).to(model.device)
+    parameters = [p for name, p in model.named_parameters() if not name.startswith("head.")]
+    optimizer = torch.optim.AdamW([*parameters, *projection.parameters()], lr=config.lr, weight_decay=config.weight_decay)
+    total_steps = math.ceil(len(reviews) / config.batch_size) * config.pretrain_epochs
+    scheduler = _scheduler(optimizer, config.schedule, total_steps)
+
+    def next_token_loss(states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = projection(model.dropout(states)) @ model.embedding.weight[:vocab_out].T  # (B, T - 1, V')
+        return F.cross_entropy(logits.reshape(-1, vocab_out), targets.reshape(-1), ignore_index=PAD_ID)
+
+    step, read, seconds = 0, 0, 0.0
+    model.train()
+    for epoch in range(1, config.pretrain_epochs + 1):
+        for rows in length_bucketed_batches(reviews.lengths, config.batch_size, rng):
+            if stop.is_set():
+                return
+            tick = time.perf_counter()
+            ids, lengths, _ = reviews.batch(rows)
+            ids = ids.to(model.device)
+            states = model.run_layers(model.embed(ids), lengths)[-1]  # (B, T, D*H)
+            targets = torch.where(ids < vocab_out, ids, UNK_ID)  # (B, T); _PAD (0) is ignored
+            pairs = [(states[:, :-1, :H], targets[:, 1:])]  # the state after token t predicts token t+1
+            if c.bidirectional:  # the backward state at token t has read t..end: it predicts token t-1
+                real = torch.arange(ids.size(1), device=ids.device)[None, 1:] < lengths.to(ids.device)[:, None]
+                pairs.append((states[:, 1:, H:], targets[:, :-1].masked_fill(~real, PAD_ID)))
+            loss = sum(next_token_loss(h, y) for h, y in pairs) / len(pairs)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.clip:
+                torch.nn.utils.clip_grad_norm_(parameters, config.clip)
+            optimizer.step()
+            scheduler.step()
+            step, read = step + 1, read + len(rows)
+            seconds += time.perf_counter() - tick
+            yield Step("pretrain", step, total_steps, epoch, loss.item(), scheduler.get_last_lr()[0], read / seconds,
+                       seconds / step * (total_steps - step))
 
 
 def train(
@@ -289,11 +312,16 @@ def train(
 ) -> Iterator[TrainEvent]:
     """Train on `data`, keep the checkpoint with the best validation loss at `out`, end with a test report.
 
-    Setting `stop` ends the run after the current batch; the best checkpoint so far is kept and tested.
+    Setting `stop` ends the run after the current batch; the best checkpoint so far is kept and tested. With
+    `config.refit` nothing is validated: the run trains its epochs on the training and validation splits and keeps
+    the last (averaged) weights.
     """
     config = (config or TrainConfig()).validate()
     model_config = model_config or ModelConfig()
     stop = stop or threading.Event()
+    # A gradient that vanishes over a long review reaches subnormal floats, which some x86 CPUs compute ~100 times
+    # slower. Flushed to zero before this thread's first parallel work, its worker threads inherit the setting.
+    torch.set_flush_denormal(True)
     out = Path(out)
     device = pick_device(config.device)
     started = time.perf_counter()
@@ -302,18 +330,26 @@ def train(
     main = rank == 0
     if world > 1 and config.batch_size < world:
         raise ConfigError(f"batch_size ({config.batch_size}) is split between {world} ranks: make it at least {world}")
+    if world > 1 and config.pretrain_epochs:
+        raise ConfigError("pre-training runs in one process: train with pretrain_epochs 0 under torchrun")
 
     yield Preparing(f"Reading and tokenizing {Path(data).name} …")
     if world > 1 and not main:
         torch.distributed.barrier()  # rank 0 tokenizes and writes the cache first; the others then load it
-    prepared = prepare_data(data, config)
+    try:
+        prepared = prepare_data(data, config, stop)
+    except Stopped:
+        yield Finished(None, None, True, "stopped while preparing the data: nothing was trained or saved", 0,
+                       time.perf_counter() - started, world)
+        return
     if world > 1 and main:
         torch.distributed.barrier()
     model_config = replace(model_config, vocab_size=len(prepared.vocab)).validate()
     how = "loaded from cache" if prepared.corpus.from_cache else "tokenized"
     yield Preparing(
-        f"{how}: {prepared.corpus.report.summary()}; split {len(prepared.train):,} / {len(prepared.val):,} / "
-        f"{len(prepared.test):,}; vocabulary {len(prepared.vocab):,} tokens; training on {describe_device(device)}"
+        f"{how}: {prepared.corpus.report.summary()}; split {prepared.origin['train']:,} / {len(prepared.val):,} / "
+        f"{len(prepared.test):,}{' (training on train + validation)' if config.refit else ''}; "
+        f"vocabulary {len(prepared.vocab):,} tokens; training on {describe_device(device)}"
     )
 
     torch.manual_seed(config.seed)
@@ -325,6 +361,8 @@ def train(
         train_reviews, batch_size = train_reviews.subset(np.sort(shard)), config.batch_size // world
         rng = np.random.default_rng([config.seed, rank])
     model = SentimentNet(model_config).to(device)
+    if config.pretrain_epochs:
+        yield from pretrain(model, train_reviews, config, rng, stop)
     stepped = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
@@ -334,14 +372,10 @@ def train(
         averaged = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema)
         averaged.update_parameters(model)  # the initial weights are the first sample of the average
     kept = averaged.module if averaged else model  # the weights that are validated, saved and tested
-    steps_per_epoch = math.ceil(len(train_reviews) / batch_size)
-    total_steps = steps_per_epoch * config.epochs
+    total_steps = math.ceil(len(train_reviews) / batch_size) * config.epochs
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
-    if config.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    scheduler = _scheduler(optimizer, config.schedule, total_steps)
 
     def make_checkpoint(metrics: dict) -> Checkpoint:
         return Checkpoint(model_config, asdict(config), prepared.vocab, best_state, metrics, prepared.origin)
@@ -357,11 +391,11 @@ def train(
     def validate_and_keep(epoch: int) -> Evaluated:
         """Rank 0 only."""
         nonlocal best_state, best_loss, evals_without_gain
-        report = evaluate(kept, prepared.val, device)
+        report = evaluate(kept, prepared.val)
         improved = report.loss < best_loss
         if improved:
             best_loss, evals_without_gain = report.loss, 0
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in kept.state_dict().items()})
+            best_state = stored(kept.state_dict())
             save_checkpoint(out, make_checkpoint({"step": step, "val_loss": report.loss, "val_accuracy": report.accuracy}))
         else:
             evals_without_gain += 1
@@ -369,7 +403,7 @@ def train(
 
     model.train()
     epoch = 1
-    while reason == "finished" and step < total_steps:
+    while reason == "finished" and step < total_steps and not stop.is_set():
         batches = length_bucketed_batches(train_reviews.lengths, batch_size, rng)
         for i, rows in enumerate(batches):
             if _shared_flag(stop.is_set(), world):
@@ -385,10 +419,12 @@ def train(
             train_seconds += time.perf_counter() - tick
             eta = train_seconds / step * (total_steps - step)
             if main:
-                yield Step(step, total_steps, epoch, loss, scheduler.get_last_lr()[0], reviews_seen / train_seconds, eta)
+                yield Step("train", step, total_steps, epoch, loss, scheduler.get_last_lr()[0],
+                           reviews_seen / train_seconds, eta)
 
             last_step = step >= total_steps
-            if last_step or i == len(batches) - 1 or (config.eval_every and step % config.eval_every == 0):
+            validate = last_step or i == len(batches) - 1 or (config.eval_every and step % config.eval_every == 0)
+            if validate and not config.refit:
                 if main:
                     yield validate_and_keep(epoch)
                 if _shared_flag(bool(config.patience) and evals_without_gain >= config.patience, world):
@@ -396,15 +432,23 @@ def train(
             if last_step or reason != "finished":
                 break
         epoch += 1
+    if stop.is_set():
+        reason = "stopped"
 
     if world > 1:
         _check_replicas(model, world)
+    seconds = time.perf_counter() - started
     if not main:
-        yield Finished(None, None, reason == "stopped", reason, step, time.perf_counter() - started, world)
+        yield Finished(None, None, reason == "stopped", reason, step, seconds, world)
         return
-    if best_state is None:  # stopped before the first validation: keep what there is
-        yield validate_and_keep(epoch)
+    if step == 0:
+        yield Finished(None, None, True, "stopped before the first training step: nothing was trained or saved", 0,
+                       seconds, world)
+        return
+    if best_state is None:  # a refit, or stopped before the first validation: keep the weights as they are
+        best_state = stored(kept.state_dict())
     model.load_state_dict(best_state)
-    report = evaluate(model, prepared.test, device)
-    save_checkpoint(out, make_checkpoint({"best_val_loss": best_loss, "test": asdict(report), "steps": step}))
+    report = evaluate(model, prepared.test)
+    save_checkpoint(out, make_checkpoint({"best_val_loss": best_loss if best_loss < math.inf else None,
+                                          "test": asdict(report), "steps": step}))
     yield Finished(out, report, reason == "stopped", reason, step, time.perf_counter() - started, world)

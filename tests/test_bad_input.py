@@ -29,7 +29,7 @@ def default_predictor():
 
 
 def assert_still_serving(client, default_predictor):
-    label = client.predict(POSITIVE, "default.pt", "layer 1", 4, api_name="/predict")[0]
+    label = client.predict(POSITIVE, "default.pt", "0", 4, api_name="/predict")[0]
     assert positive_probability(label) == pytest.approx(default_predictor.predict(POSITIVE)[0], abs=1e-4)
 
 
@@ -37,7 +37,7 @@ def assert_still_serving(client, default_predictor):
 
 def test_a_one_megabyte_review_reads_its_first_tokens(client, default_predictor):
     review = ("The kettle boils fast and I love it. " * 30_000)[:1_000_000]
-    label, summary, highlights, *_ = client.predict(review, "default.pt", "layer 1", 4, api_name="/predict")
+    label, summary, highlights, *_ = client.predict(review, "default.pt", "0", 4, api_name="/predict")
     assert "only the first 200" in value(summary)
     assert len(value(highlights)) == 200
     assert positive_probability(label) == pytest.approx(default_predictor.predict(review)[0], abs=1e-4)
@@ -50,14 +50,14 @@ def test_a_one_megabyte_review_reads_its_first_tokens(client, default_predictor)
     "Broke\x00 after\x07 a\x1b[31m week\u202e, awful",
 ])
 def test_emoji_other_scripts_and_control_characters(client, default_predictor, review):
-    label, _, highlights, *_ = client.predict(review, "default.pt", "layer 1", 4, api_name="/predict")
+    label, _, highlights, *_ = client.predict(review, "default.pt", "0", 4, api_name="/predict")
     tokens = [item["token"] for item in value(highlights)]
     assert tokens and not any(ch in token for token in tokens for ch in "\x00\x07\x1b")
     assert positive_probability(label) == pytest.approx(default_predictor.predict(review)[0], abs=1e-4)
 
 
 def test_html_is_read_as_text(client):
-    _, _, highlights, *_ = client.predict("<script>alert('x')</script> <b>Great</b> value", "default.pt", "layer 1", 4,
+    _, _, highlights, *_ = client.predict("<script>alert('x')</script> <b>Great</b> value", "default.pt", "0", 4,
                                           api_name="/predict")
     tokens = [item["token"] for item in value(highlights)]
     assert "script" in tokens and "<" in tokens and "great" in tokens
@@ -66,7 +66,7 @@ def test_html_is_read_as_text(client):
 @pytest.mark.parametrize("review,message", [("", "empty"), (" \n\t ", "empty"), ("\x00\x01\x02", "Nothing to read")])
 def test_reviews_with_nothing_to_read(client, default_predictor, review, message):
     with pytest.raises(AppError, match=message):
-        client.predict(review, "default.pt", "layer 1", 4, api_name="/predict")
+        client.predict(review, "default.pt", "0", 4, api_name="/predict")
     assert_still_serving(client, default_predictor)
 
 
@@ -181,7 +181,7 @@ def test_unusable_checkpoints_are_refused_by_name(client, default_predictor, che
     ]
     for name, message in cases:
         with pytest.raises(AppError, match=message):
-            client.predict(POSITIVE, name, "layer 1", 4, api_name="/predict")
+            client.predict(POSITIVE, name, "0", 4, api_name="/predict")
         with pytest.raises(AppError, match=message):
             client.predict(name, api_name="/checkpoint_layers")
     assert not marker.exists()  # the pickle's code never ran
@@ -202,17 +202,17 @@ def test_basic_auth_keeps_out_a_client_without_the_password(free_port):
         url = f"http://127.0.0.1:{free_port}/"
         with pytest.raises(AuthenticationError, match="credentials were not provided"):
             Client(url, verbose=False)
-        shapes = Client(url, auth=auth, verbose=False).predict(5, 10, 1, 1, 3, True, False, api_name="/playground")[1]
+        shapes = Client(url, auth=auth, verbose=False).predict("lstm", 5, 10, 1, 1, 3, True, False, api_name="/playground")[1]
         assert value(shapes)["data"][0][1] == "(1, 3, 5)"
     finally:
         demo.close()
 
 
 @pytest.mark.parametrize("cells,distances,bias,steps,message", [
-    (["lstm"], [5], None, 100, "must be numbers"),
-    (["lstm"], [5], 1.0, 0, "steps per model must be between 1 and 100000"),
+    (["lstm"], [5], None, 100, "forget-gate bias must be a number between"),
+    (["lstm"], [5], 1.0, 0, "steps per model must be between 1 and 5000"),
     (["lstm"], [5], 1.0, 2.5, "whole number"),
-    (["lstm"], [5], 99.0, 100, "forget_bias must be between"),
+    (["lstm"], [5], 99.0, 100, "forget-gate bias must be between"),
     (["lstm"], [], 1.0, 100, "at least one"),
 ])
 def test_memory_experiment_refuses_odd_settings(client, cells, distances, bias, steps, message):

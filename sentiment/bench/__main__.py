@@ -1,0 +1,89 @@
+"""python -m sentiment.bench [prep|train|inspect|serve|quality|scale|accuracy|all] [--json FILE]
+
+Each stage prints its rows: our figure, the reference pipeline's where there is one (re-implemented as the tutorial
+wrote it, `reference.py`, and run in this same process on the same reviews), the ratio, the target and whether it is
+met. `--json FILE` writes every row machine-readable. Times are medians, or p95 where the target says so.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from .. import cli
+from ..checkpoint import DEFAULT_CHECKPOINT
+from ..data import BUNDLED_SAMPLE
+from ..model import describe_device, pick_device
+from .measure import PeakMemory, Row, format_table, write_json
+from .stages import STAGES
+
+SLOW = ("quality", "accuracy")  # they train models for minutes: not part of 'all'
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m sentiment.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stages", nargs="*", choices=[*STAGES, "all"], default=["all"],
+                        help=f"'all' runs every stage but {' and '.join(SLOW)}, which train models for minutes")
+    parser.add_argument("--json", type=Path, default=None, help="also write every row to this file as JSON")
+    parser.add_argument("--data", type=Path, default=BUNDLED_SAMPLE, help="fastText file (default: the bundled sample)")
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model for inspect and quality")
+    parser.add_argument("--reviews", type=int, default=0, help="prep: reviews to read (0 = all)")
+    parser.add_argument("--scale-reviews", type=int, default=1_000_000,
+                        help="scale: reviews in the repeated-sample file (the full data set has 3.6M)")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats per timing (inspect and serve run more)")
+    parser.add_argument("--train-steps", type=int, default=3, help="timed training steps per side")
+    parser.add_argument("--embedding", type=int, default=400)
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=400)
+    parser.add_argument("--baseline-c", type=float, nargs="+", default=[1.0, 4.0, 16.0],
+                        help="logistic-regression C values tried on the validation split")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--epochs", type=int, default=2, help="accuracy: epochs for both trainings")
+    args = parser.parse_args(argv)
+    if min(args.repeats, args.train_steps, args.epochs) < 1 or args.reviews < 0 or args.scale_reviews < 3:
+        parser.error("--repeats, --train-steps and --epochs must be at least 1, --reviews at least 0, "
+                     "--scale-reviews at least 3")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Before any parallel work, so that the worker threads inherit it: a gradient that vanishes over 200 steps
+    # reaches subnormal floats, which some CPUs compute ~100 times slower (the trainer does the same).
+    torch.set_flush_denormal(True)
+    args = parse_args(argv)
+    stages = [s for s in STAGES if s not in SLOW] if "all" in args.stages else list(dict.fromkeys(args.stages))
+    device = pick_device(args.device)
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+               "torch": torch.__version__, "device": describe_device(device)}
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, {machine['device']}; "
+          "subnormal floats flushed to zero")
+    rows: list[Row] = []
+    cache = os.environ.get("SENTIMENT_CACHE_DIR")
+    try:
+        for stage in stages:
+            start = time.perf_counter()
+            with PeakMemory() as peak:
+                rows += STAGES[stage](args)
+            rows.append(Row(stage, f"{stage}: peak memory of this process", peak.peak, "MB"))
+            print(f"  {stage} done in {time.perf_counter() - start:.0f} s", flush=True)
+    finally:  # prep and scale point the cache at temporary folders
+        if cache is None:
+            os.environ.pop("SENTIMENT_CACHE_DIR", None)
+        else:
+            os.environ["SENTIMENT_CACHE_DIR"] = cache
+    print()
+    print(format_table(rows))
+    if args.json:
+        write_json(rows, args.json, machine)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

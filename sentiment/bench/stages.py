@@ -1,0 +1,290 @@
+"""The benchmark's stages: each returns its rows (`measure.Row`)."""
+from __future__ import annotations
+
+import argparse
+import bz2
+import copy
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_predictor
+from ..corpus import tokenize_corpus
+from ..data import load_reviews, split_indices
+from ..explain import explain
+from ..model import ModelConfig, SentimentNet, pick_device
+from ..preprocessing import tokenize_review
+from ..scoring import evaluate
+from ..trainer import length_bucketed_batches, train, train_step
+from .measure import PeakMemory, Row, alternating_times, times
+from .reference import ReferenceNet, ReferenceTrainer, reference_fit, reference_preprocess
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bench_prep(args: argparse.Namespace) -> list[Row]:
+    """Reading, cleaning, tokenizing, the vocabulary and the encoded splits, ours and the reference's in turns."""
+    limit = args.reviews or None
+    n = len(load_reviews(args.data, limit)[0])
+
+    def ours(cache: str) -> None:
+        os.environ["SENTIMENT_CACHE_DIR"] = cache
+        corpus = tokenize_corpus(args.data, limit=limit)
+        splits = split_indices(len(corpus))
+        vocab = corpus.build_vocab(splits.train)
+        for rows in (splits.train, splits.val, splits.test):
+            corpus.encode(vocab, rows, 200)
+
+    def ours_first() -> None:
+        with tempfile.TemporaryDirectory() as cache:
+            ours(cache)
+
+    reference, first = alternating_times([lambda: reference_preprocess(args.data, limit), ours_first], args.repeats)
+    with tempfile.TemporaryDirectory() as cache:
+        ours(cache)
+        cached = times(lambda: ours(cache), args.repeats, warmup=0)
+    speed = {name: n / float(np.median(t)) for name, t in (("ref", reference), ("first", first), ("cached", cached))}
+    return [
+        Row("prep", f"preprocessing, first run ({n:,} reviews)", speed["first"], "reviews/s", speed["ref"], "≥ 4×",
+            speed["first"] >= 4 * speed["ref"]),
+        Row("prep", "preprocessing, rerun (token cache)", speed["cached"], "reviews/s", speed["ref"], "≥ 50×",
+            speed["cached"] >= 50 * speed["ref"]),
+    ]
+
+
+def bench_train(args: argparse.Namespace) -> list[Row]:
+    """Training steps at the reference size, ours (length-bucketed, right-padded batches) and the reference's
+    (every review left-padded to 200, a hidden state carried across batches), one step each in turn."""
+    device = pick_device(args.device)
+    corpus = tokenize_corpus(args.data)
+    splits = split_indices(len(corpus))
+    vocab = corpus.build_vocab(splits.train)
+    reviews = corpus.encode(vocab, splits.train, 200)
+    rng = np.random.default_rng(0)
+
+    # Ours: the timed batches spread over the length range, so that their mix is typical.
+    batches = length_bucketed_batches(reviews.lengths, args.batch, rng)
+    batches = sorted((b for b in batches if len(b) == args.batch), key=lambda b: reviews.lengths[b].mean())
+    picked = [batches[int((j + 0.5) * len(batches) / args.train_steps)] for j in range(args.train_steps)]
+    torch.manual_seed(0)
+    sizes = dict(embedding_dim=args.embedding, hidden_size=args.hidden, num_layers=args.layers)
+    model = SentimentNet(ModelConfig(vocab_size=len(vocab), dropout=0.5, **sizes)).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
+    ours_batches = iter([reviews.batch(rows) for rows in [picked[0], *picked]])  # a warm-up step, then the timed ones
+
+    features = np.zeros((len(reviews), 200), dtype=np.int64)
+    for i in range(len(reviews)):
+        review = reviews.review(i)
+        if len(review):
+            features[i, -len(review):] = review
+    reference = ReferenceTrainer(ReferenceNet(len(vocab), args.embedding, args.hidden, args.layers).to(device).train(),
+                                 args.batch)
+    order = rng.permutation(len(reviews))
+    reference_batches = (order[j * args.batch : (j + 1) * args.batch] for j in range(args.train_steps + 1))
+
+    def reference_step() -> None:
+        rows = next(reference_batches)
+        reference.step(torch.from_numpy(features[rows]).to(device), torch.from_numpy(reviews.labels[rows]).to(device))
+
+    def ours_step() -> None:
+        ids, lengths, labels = next(ours_batches)
+        train_step(model, optimizer, ids, lengths, labels, clip=5.0)
+
+    ours_step(), reference_step()  # warm-up
+    ours, theirs = alternating_times([ours_step, reference_step], args.train_steps)
+    ours_speed, reference_speed = args.batch / np.mean(ours), args.batch / np.mean(theirs)
+    what = f"training, embedding {args.embedding}, {args.layers} × {args.hidden}, batch {args.batch}"
+    return [Row("train", what, ours_speed, "reviews/s", reference_speed, "≥ 2×", ours_speed >= 2 * reference_speed)]
+
+
+def _long_review(args: argparse.Namespace) -> str:
+    """A real review of the sample that fills the model's 200 tokens."""
+    texts = load_reviews(args.data, 3000)[0]
+    return next(t for t in texts if len(tokenize_review(t, max_tokens=200)) >= 200)
+
+
+def _inspection_json(predictor, text: str, attribution: str = "when read") -> None:
+    """What the Predict tab computes for a review: the explanation and its five figures, serialized to JSON as
+    Gradio serializes them before sending them to the browser."""
+    for figure in explain(predictor, text, attribution=attribution).figures().values():
+        figure.to_json()
+
+
+def bench_inspect(args: argparse.Namespace) -> list[Row]:
+    """The Predict tab's work for a 200-token review, from its text to the figures' JSON: the shipped checkpoint
+    (budget: p95 ≤ 50 ms) and a model of the reference size (embedding 400, 2 × 512; random weights, which cost the
+    same as trained ones)."""
+    predictor = load_predictor(args.checkpoint, args.device)
+    text = _long_review(args)
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=len(predictor.vocab), embedding_dim=args.embedding, hidden_size=args.hidden,
+                         num_layers=args.layers)
+    large = copy.copy(predictor)
+    large.model = SentimentNet(config).to(predictor.device).eval()
+    name, size = args.checkpoint.name, f"{args.embedding}/{args.layers}×{args.hidden} model"
+    samples = 40 * args.repeats
+    shipped, final, reference_size = (times(lambda p=p, a=a: _inspection_json(p, text, a), n, warmup=2) for p, a, n in (
+        (predictor, "when read", samples), (predictor, "on the final prediction", samples // 4),
+        (large, "when read", samples // 4)))
+    with torch.inference_mode():
+        encoded = predictor.encode([text])
+        forward = times(lambda: predictor.predict_encoded(encoded), samples, warmup=2)
+    ms = lambda seconds, q: float(np.percentile(seconds, q)) * 1e3  # noqa: E731
+    return [
+        Row("inspect", f"{name}: prediction alone, median", ms(forward, 50), "ms"),
+        Row("inspect", f"{name}: whole inspection from the text, figures' JSON included, p95", ms(shipped, 95), "ms",
+            target="≤ 50 ms", met=ms(shipped, 95) <= 50),
+        Row("inspect", f"{name}: the same, token effects on the final prediction, p95", ms(final, 95), "ms"),
+        Row("inspect", f"{size}: whole inspection, p95", ms(reference_size, 95), "ms"),
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_serve(args: argparse.Namespace) -> list[Row]:
+    """`python app.py` as a person starts it: seconds until the first page is served, then the /predict round trip
+    of a 200-token review through gradio_client, p95."""
+    from gradio_client import Client  # gradio's client only: the package never imports gradio itself
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    started = time.perf_counter()
+    app = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        first_page = _wait_for_page(url, app, started)
+        client = Client(url, verbose=False)
+        text = _long_review(args)
+        request = lambda: client.predict(text, "default.pt", api_name="/predict")  # noqa: E731
+        round_trips = times(request, 20 * args.repeats, warmup=3)
+    finally:
+        app.terminate()
+        app.wait(30)
+    p95 = float(np.percentile(round_trips, 95)) * 1e3
+    return [
+        Row("serve", "python app.py: first page served after", first_page, "s", target="≤ 10 s", met=first_page <= 10),
+        Row("serve", "/predict round trip through gradio_client, 200-token review, p95", p95, "ms", target="≤ 300 ms",
+            met=p95 <= 300),
+    ]
+
+
+def _wait_for_page(url: str, app: subprocess.Popen, started: float, timeout: float = 120) -> float:
+    """Seconds from `started` until `url` answers 200; the app's own error if it exits first."""
+    while time.perf_counter() - started < timeout:
+        if app.poll() is not None:
+            raise RuntimeError(f"app.py exited with {app.returncode}: {app.stderr.read()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"app.py served no page within {timeout:.0f} s")
+
+
+def bench_quality(args: argparse.Namespace) -> list[Row]:
+    """The checkpoint against TF-IDF (1–2-grams) + logistic regression on the same split of the bundled sample."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    predictor = load_predictor(args.checkpoint, args.device)
+    limit = predictor.checkpoint.train_config.get("limit") or None
+    texts, labels, _ = load_reviews(args.data, limit)
+    splits = split_indices(len(texts))
+    corpus = tokenize_corpus(args.data, limit=limit)
+    report = evaluate(predictor.model, corpus.encode(predictor.vocab, splits.test, predictor.max_len))
+
+    def fit(C: float):
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
+        features = vectorizer.fit_transform([texts[i] for i in splits.train])
+        classifier = LogisticRegression(C=C, max_iter=2000).fit(features, labels[splits.train])
+        return lambda rows: float((classifier.predict(vectorizer.transform([texts[i] for i in rows])) == labels[rows]).mean())
+
+    # The baseline gets its regularisation tuned on the validation split, as the LSTM gets early stopping there.
+    candidates = []
+    for C in args.baseline_c:
+        scored = fit(C)
+        candidates.append((scored(splits.val), C, scored))
+    _, best_c, best = max(candidates, key=lambda c: c[0])
+    baseline = best(splits.test)
+    return [Row("quality", f"test accuracy, {len(splits.test):,} reviews ({args.checkpoint.name} vs TF-IDF + "
+                f"logistic regression, C={best_c:g})", report.accuracy * 100, "%", baseline * 100, "> baseline",
+                report.accuracy > baseline)]
+
+
+def bench_scale(args: argparse.Namespace) -> list[Row]:
+    """The full data set's path at `--scale-reviews` reviews: the bundled sample repeated into one plain fastText
+    file, preprocessed (tokenize in workers into the memory-mapped cache, vocabulary, encode) first and cached."""
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / "repeated.ft.txt"
+        with bz2.open(args.data, "rb") as f:
+            sample = f.read().splitlines(keepends=True)
+        with open(data, "wb") as f:
+            for start in range(0, args.scale_reviews, len(sample)):
+                f.write(b"".join(sample[: args.scale_reviews - start]))
+        os.environ["SENTIMENT_CACHE_DIR"] = str(Path(folder) / "cache")
+
+        def preprocess() -> int:
+            corpus = tokenize_corpus(data)
+            splits = split_indices(len(corpus))
+            vocab = corpus.build_vocab(splits.train)
+            for rows in (splits.train, splits.val, splits.test):
+                corpus.encode(vocab, rows, 200).batch(np.arange(min(400, len(rows))))  # reads the memory map
+            return len(corpus)
+
+        with PeakMemory(anon=True) as first_memory:
+            first = times(preprocess, 1, warmup=0)[0]
+        n = preprocess()
+        cached = float(np.median(times(preprocess, args.repeats, warmup=0)))
+    worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far, in MB
+    return [
+        Row("scale", f"preprocessing {n:,} reviews, first run", n / first, "reviews/s"),
+        Row("scale", f"preprocessing {n:,} reviews, rerun from the memory-mapped cache", n / cached, "reviews/s"),
+        Row("scale", "peak memory of the main process, its own (memory-mapped pages aside)", first_memory.peak_anon,
+            "MB", target="< 2,000", met=first_memory.peak_anon < 2000),
+        Row("scale", "peak memory of the largest tokenizing worker", worker_mb, "MB", target="< 2,000",
+            met=worker_mb < 2000),
+    ]
+
+
+def bench_accuracy(args: argparse.Namespace) -> list[Row]:
+    """The reference configuration (embedding 400, 2 × 512, batch 400 unless the size flags say otherwise, Adam 0.005,
+    `--epochs`) trained on the same split of the bundled sample by our trainer and by the reference pipeline; test
+    accuracy of each."""
+    from ..presets import PRESETS
+
+    device = pick_device(args.device)
+    splits = split_indices(len(load_reviews(args.data)[0]))
+    features, labels, word2idx = reference_preprocess(args.data, None, 200, vocab_rows=splits.train)
+    tick = time.perf_counter()
+    sizes = (args.embedding, args.hidden, args.layers)
+    reference = reference_fit(features, labels, splits, len(word2idx), args.epochs, device, sizes, args.batch)
+    reference_seconds = time.perf_counter() - tick
+    preset = PRESETS["reference"]
+    with tempfile.TemporaryDirectory() as folder:
+        config = replace(preset.train, epochs=args.epochs, batch_size=args.batch, device=args.device)
+        model_config = replace(preset.model, embedding_dim=args.embedding, hidden_size=args.hidden, num_layers=args.layers)
+        finished = list(train(config, model_config, args.data, Path(folder) / "reference.pt"))[-1]
+    what = (f"test accuracy, the reference configuration ({args.embedding}/{args.layers}×{args.hidden}, batch "
+            f"{args.batch}, {args.epochs} epochs; {finished.seconds:.0f} s vs {reference_seconds:.0f} s)")
+    return [Row("accuracy", what, finished.report.accuracy * 100, "%", reference * 100, "≥ reference",
+                finished.report.accuracy >= reference)]
+
+
+STAGES = {"prep": bench_prep, "train": bench_train, "inspect": bench_inspect, "serve": bench_serve,
+          "quality": bench_quality, "scale": bench_scale, "accuracy": bench_accuracy}

@@ -1,0 +1,84 @@
+"""Scoring labelled reviews: the one evaluation path of the trainer, the Predictor, the evaluate CLI, accuracy by
+review length and the benchmark."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .corpus import EncodedReviews, TokenizedCorpus, tokenize_corpus
+from .data import BUNDLED_SAMPLE, SPLIT_SEED, split_indices
+from .model import SentimentNet, evaluating
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoint
+
+
+@torch.inference_mode()
+def score(model: SentimentNet, reviews: EncodedReviews, batch_size: int = 256) -> torch.Tensor:
+    """The model's logit for every review, (N,) on the CPU, dropout off; batches group reviews of similar length."""
+    logits = torch.empty(len(reviews))
+    order = np.argsort(reviews.lengths, kind="stable")
+    with evaluating(model):
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            ids, lengths, _ = reviews.batch(rows)
+            logits[torch.from_numpy(rows)] = model(ids.to(model.device), lengths.to(model.device)).float().cpu()
+    return logits
+
+
+@dataclass
+class TestReport:
+    """Scores on a labelled set; the confusion matrix rows are the true class (negative, positive)."""
+
+    __test__ = False  # a report on the test split, not a test class for pytest
+    n: int
+    loss: float
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    confusion: list[list[int]]
+
+    @classmethod
+    def of(cls, logits: torch.Tensor, labels: torch.Tensor | np.ndarray) -> TestReport:
+        labels = torch.as_tensor(labels)
+        loss = F.binary_cross_entropy_with_logits(logits, labels.float()).item() if len(labels) else float("nan")
+        predicted, truth = logits > 0, labels.bool()
+        tp = int((predicted & truth).sum())
+        fp = int((predicted & ~truth).sum())
+        fn = int((~predicted & truth).sum())
+        tn = len(labels) - tp - fp - fn
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return cls(len(labels), loss, (tp + tn) / max(1, len(labels)), precision, recall, f1, [[tn, fp], [fn, tp]])
+
+    def format(self) -> str:
+        (tn, fp), (fn, tp) = self.confusion
+        return "\n".join([
+            f"reviews    {self.n:,}",
+            f"accuracy   {self.accuracy:.2%}",
+            f"loss       {self.loss:.4f}",
+            f"precision  {self.precision:.2%}   (positive class)",
+            f"recall     {self.recall:.2%}",
+            f"F1         {self.f1:.2%}",
+            f"confusion  true neg → predicted neg {tn:,} / pos {fp:,}",
+            f"           true pos → predicted neg {fn:,} / pos {tp:,}",
+        ])
+
+
+def evaluate(model: SentimentNet, reviews: EncodedReviews) -> TestReport:
+    """Loss, accuracy, precision, recall, F1 and confusion matrix over labelled reviews."""
+    return TestReport.of(score(model, reviews), reviews.labels)
+
+
+def held_out(checkpoint: Checkpoint, path: str | Path = BUNDLED_SAMPLE) -> tuple[TokenizedCorpus, np.ndarray]:
+    """The file's reviews and the rows of the checkpoint's own test split: the reviews its test report scored (the
+    same row limit and split seed as its training run)."""
+    corpus = tokenize_corpus(path, limit=checkpoint.train_config.get("limit") or None)
+    return corpus, split_indices(len(corpus), seed=checkpoint.data.get("split_seed", SPLIT_SEED)).test

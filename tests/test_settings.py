@@ -1,0 +1,47 @@
+"""Deployment settings: public mode from the environment or --share, the caps it applies, refusals of bad values."""
+from dataclasses import replace
+
+import pytest
+
+from sentiment.model import ConfigError, ModelConfig
+from sentiment.settings import PublicLimits, Settings
+from sentiment.trainer import TrainConfig
+
+
+def test_public_limits_cap_everything_that_drives_memory_or_time_and_say_so():
+    limits = PublicLimits()
+    config, model, note = limits.apply(TrainConfig(epochs=50, limit=0, batch_size=20_000, max_len=5000, pretrain_epochs=9),
+                                       ModelConfig(hidden_size=4096, embedding_dim=4096, num_layers=8, bidirectional=True))
+    assert (config.limit, config.epochs, config.batch_size, config.max_len, config.pretrain_epochs) == (
+        limits.max_reviews, limits.max_epochs, limits.max_batch_size, limits.max_tokens, limits.max_pretrain_epochs)
+    assert (model.hidden_size, model.embedding_dim, model.num_layers, model.bidirectional) == (
+        limits.max_width, limits.max_width, limits.max_layers, False)
+    for part in ("batch_size 256", "max_len 400", "bidirectional off", "hidden_size 256", f"{limits.max_seconds:.0f} s"):
+        assert part in note
+    small = (replace(TrainConfig(), epochs=2, limit=1000, batch_size=64), ModelConfig(embedding_dim=64, hidden_size=64, num_layers=1))
+    assert limits.apply(*small)[:2] == small and "Public demo limits applied" not in limits.apply(*small)[2]
+
+
+@pytest.mark.parametrize("environ,share,public,uploads", [
+    ({}, False, False, True),
+    ({"SPACE_ID": "someone/lstm-lab"}, False, True, False),  # a Space is public
+    ({}, True, True, False),  # so is a share link
+    ({"SPACE_ID": "someone/lstm-lab", "SENTIMENT_PUBLIC": "0"}, False, False, True),  # unless switched off explicitly
+    ({"SENTIMENT_PUBLIC": "yes", "SENTIMENT_ALLOW_UPLOADS": "on"}, False, True, True),
+])
+def test_public_mode_is_on_for_spaces_and_share_links_unless_switched_off(environ, share, public, uploads):
+    settings = Settings.from_env(environ, share=share)
+    assert (settings.public, settings.allow_uploads) == (public, uploads)
+    assert (settings.run_limits is not None) == public
+
+
+@pytest.mark.parametrize("environ,message", [
+    ({"SENTIMENT_MAX_UPLOAD_MB": "abc"}, "SENTIMENT_MAX_UPLOAD_MB must be a whole number between 1 and 2000; got 'abc'"),
+    ({"SENTIMENT_MAX_UPLOAD_MB": "0"}, "SENTIMENT_MAX_UPLOAD_MB must be between 1 and 2000"),
+    ({"SENTIMENT_MAX_UPLOAD_MB": "nan"}, "SENTIMENT_MAX_UPLOAD_MB must be a whole number"),
+    ({"SENTIMENT_PUBLIC": "maybe"}, "SENTIMENT_PUBLIC must be 1 or 0"),
+])
+def test_bad_settings_are_one_sentence(environ, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(environ)
+    assert Settings.from_env({"SENTIMENT_MAX_UPLOAD_MB": " 5 "}).max_upload_mb == 5
