@@ -34,7 +34,7 @@ from sentiment.memory import (
     memory_experiment,
 )
 from sentiment.model import CELLS, READOUTS, ConfigError, ModelConfig, check_range, describe_device, pick_device
-from sentiment.playground import describe_cell, unrolled_diagram
+from sentiment.playground import SIZES, describe_cell, unrolled_diagram
 from sentiment.preprocessing import encode_review
 from sentiment.presets import PRESETS
 from sentiment.runner import RunInProgress, RunState, TrainingRunner
@@ -207,8 +207,7 @@ def step_cell(review: str, checkpoint: str = "default.pt", layer: str = "", toke
     predictor = load_predictor(checkpoint)
     explanation = explain(predictor, review_text(review), str(layer) if layer else None)
     trace = explanation.inspection.trace
-    step = cell_step(explanation.layer, trace.tokens, whole_number(token, "token index", 0, 10**6),
-                     whole_number(unit, "unit index", 0, 10**6), predictor.model.config.cell)
+    step = cell_step(explanation.layer, trace.tokens, token, unit, predictor.model.config.cell)
     return step.to_dict(), plots.cell_figure(step), plots.layer_gate_bars(step)
 
 
@@ -283,7 +282,7 @@ def predict_tab() -> gr.Dropdown:
             predict_button = gr.Button("Predict and explain", variant="primary")
     with gr.Row():
         label = gr.Label(label="Sentiment", num_top_classes=2, scale=1)
-        summary = gr.Markdown(scale=3)
+        summary = gr.Markdown(scale=3, elem_id="summary")
     tokens = gr.HighlightedText(label="What each token did (click a token to step inside the cell with it)",
                                 combine_adjacent=False, show_legend=True, elem_id="token-effects")
     with gr.Row():
@@ -326,7 +325,7 @@ def predict_tab() -> gr.Dropdown:
 
 # ---------------------------------------------------------------- Train tab
 
-# The hyper-parameters the Train tab shows: (dataclass, field, label, hint); BASIC ones up front, the rest under
+# The hyper-parameters the Train tab shows: (dataclass, field, label, hint), the basic row first and the rest under
 # "Advanced". The order is the order of the /train endpoint's inputs after (source, upload, limit, name, owner).
 HYPER_PARAMETERS = [
     (ModelConfig, "cell", "cell type", "LSTM (the tutorial's), GRU (3 gates) or a plain tanh RNN (no gates)"),
@@ -336,18 +335,18 @@ HYPER_PARAMETERS = [
     (TrainConfig, "lr", "learning rate", "the optimiser's step size (AdamW)"),
     (TrainConfig, "batch_size", "batch size", "reviews per optimisation step"),
     (ModelConfig, "embedding_dim", "embedding size", "the length of each token's vector"),
-    (ModelConfig, "readout", "readout", "last: the state after the last token; pool: also the max and mean over the review"),
-    (ModelConfig, "bidirectional", "bidirectional", "a second cell reads each review right to left"),
+    (ModelConfig, "readout", "readout", "last: the state after the last token; pool: with the max and mean too"),
     (ModelConfig, "dropout", "dropout", "share of values zeroed while training, between layers and before the head"),
     (ModelConfig, "embedding_dropout", "embedding dropout", "share of token-vector values zeroed while training"),
-    (ModelConfig, "forget_bias", "forget-gate bias at start", "LSTM only; 1 starts every cell keeping its memory; empty: PyTorch's"),
-    (ModelConfig, "learned_state", "learn the start state", "learn h0 (and c0) instead of starting every review from zeros"),
+    (ModelConfig, "forget_bias", "forget-gate bias at start", "LSTM only; 1 keeps memory from the start; empty: PyTorch's"),
+    (TrainConfig, "pretrain_epochs", "pre-training epochs", "next-token language-model epochs before the classifier"),
+    (ModelConfig, "bidirectional", "bidirectional", "a second cell reads each review right to left"),
+    (ModelConfig, "learned_state", "learn the start state", "learn h0 (and c0) instead of zeros"),
     (TrainConfig, "titles", "train on titles too", "each review's title alone as an extra short example"),
-    (TrainConfig, "pretrain_epochs", "pre-training epochs", "next-token language-model epochs before the classifier trains"),
-    (TrainConfig, "refit", "refit on train + validation", "no validation: train the chosen length on 90% of the data"),
+    (TrainConfig, "refit", "refit on train + validation", "no validation: the chosen length on 90% of the data"),
     (TrainConfig, "schedule", "learning-rate schedule", "constant, or cosine decay to 0 over the run"),
     (TrainConfig, "weight_decay", "weight decay", "AdamW's pull of every weight towards 0"),
-    (TrainConfig, "ema", "weight averaging (EMA decay)", "keep a moving average of the weights; 0 = off"),
+    (TrainConfig, "ema", "weight averaging (EMA decay)", "a moving average of the weights is kept; 0 = off"),
     (TrainConfig, "clip", "gradient clipping", "largest gradient norm per step; 0 = off"),
     (TrainConfig, "eval_every", "validate every N steps", "0 = at each epoch's end"),
     (TrainConfig, "patience", "early-stop patience", "stop after N validations without a better loss; 0 = never"),
@@ -359,7 +358,7 @@ HYPER_PARAMETERS = [
     (TrainConfig, "device", "device", "auto: CUDA when there is a GPU"),
     (TrainConfig, "precision", "precision", "bf16 or fp16 train under autocast (fp16 on CUDA only)"),
 ]
-BASIC = 6  # cell type … batch size
+ROWS = (6, 6, 4, 7, 6)  # the basic row, then the Advanced rows: model, switches, optimiser, data and device
 CHOICES = {"cell": list(CELLS), "readout": list(READOUTS), "schedule": list(SCHEDULES), "device": ["auto", "cpu", "cuda"],
            "precision": list(PRECISIONS)}
 
@@ -453,7 +452,7 @@ def train_view(state: RunState) -> tuple:
         confusion = plots.confusion_figure(r.confusion)
         checkpoint = str(finished.checkpoint)
     return (status, gr.Markdown(visible=not points), gr.Plot(plots.training_curves(state.history), visible=points),
-            report, gr.Plot(confusion, visible=confusion is not None), checkpoint)
+            report, gr.Plot(confusion, visible=confusion is not None), gr.File(checkpoint, visible=checkpoint is not None))
 
 
 def watch_training():
@@ -513,7 +512,7 @@ def hyper_parameter_input(cls, name: str, label: str, hint: str, value):
     if name in CHOICES:
         return gr.Dropdown(CHOICES[name], value=value, label=label, info=hint)
     if isinstance(value, bool):
-        return gr.Checkbox(value=value, label=label, info=hint, min_width=220)
+        return gr.Checkbox(value=value, label=label, info=hint)
     # No bounds or rounding here: `configs` checks every value and says what is wrong with it.
     return gr.Number(value=value, label=label, info=hint, min_width=160)
 
@@ -529,14 +528,18 @@ def train_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
         source = gr.Radio([("Bundled Amazon sample (17,974 real reviews)", "bundled"), ("Upload a file", "upload")],
                           value="bundled", label="Data")
         upload = gr.File(label=f"fastText .txt/.bz2/.gz or CSV/TSV with a header (≤ {SETTINGS.max_upload_mb} MB)",
-                         file_types=UPLOAD_TYPES, interactive=SETTINGS.allow_uploads)
+                         file_types=UPLOAD_TYPES, interactive=SETTINGS.allow_uploads, height=150)
         limit = gr.Number(value=lab.train.limit, label="Row limit", info="reviews read; 0 = every review")
         name = gr.Textbox(value="my-model", label="Checkpoint name")
-    made = [hyper_parameter_input(*spec, value) for spec, value in zip(HYPER_PARAMETERS[:BASIC], preset_values("lab"))]
-    with gr.Accordion("Advanced: readout, regularisation, schedule, vocabulary, device", open=False, elem_id="advanced"):
-        with gr.Row(equal_height=True):
-            made += [hyper_parameter_input(*spec, value)
-                     for spec, value in zip(HYPER_PARAMETERS[BASIC:], preset_values("lab")[BASIC:])]
+    specs = [(*spec, value) for spec, value in zip(HYPER_PARAMETERS, preset_values("lab"))]
+    rows = [specs[sum(ROWS[:i]) : sum(ROWS[: i + 1])] for i in range(len(ROWS))]
+    with gr.Row(equal_height=True):
+        made = [hyper_parameter_input(*spec) for spec in rows[0]]
+    with gr.Accordion("Advanced: readout, pre-training, regularisation, schedule, vocabulary, device", open=False,
+                      elem_id="advanced"):
+        for row in rows[1:]:
+            with gr.Row(equal_height=True):
+                made += [hyper_parameter_input(*spec) for spec in row]
     with gr.Row():
         start = gr.Button("Start training", variant="primary", interactive=SETTINGS.allow_training)
         stop = gr.Button("Stop", variant="stop")
@@ -545,7 +548,7 @@ def train_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     curves = gr.Plot(label="Loss and accuracy", visible=False, elem_id="train-curves")
     with gr.Row():
         report, confusion = gr.Markdown(), gr.Plot(label="Confusion matrix", visible=False)
-    download = gr.File(label="Checkpoint (download)", interactive=False)
+    download = gr.File(label="Checkpoint (download)", interactive=False, visible=False)
 
     outputs = [status, placeholder, curves, report, confusion, download]
     preset.change(apply_preset, preset, [*made, limit, preset_note], api_name="preset", preprocess=False)
@@ -709,8 +712,8 @@ def playground(cell: str, input_size: float, hidden_size: float, num_layers: flo
         the many-to-one and many-to-many slices; each weight's shape and parameter count; the total; an unrolled
         diagram.
     """
-    sizes = [whole_number(v, n, 1, 10**9) for v, n in zip((input_size, hidden_size, num_layers, batch_size, seq_len),
-             ("input_size", "hidden_size", "num_layers", "batch_size", "seq_len"))]
+    sizes = [whole_number(value, name, 1, SIZES[name]) for value, name in
+             zip((input_size, hidden_size, num_layers, batch_size, seq_len), SIZES)]
     shapes = describe_cell(str(cell), *sizes, batch_first is True, bidirectional is True)
     return (shapes.code, shapes.shapes, f"{shapes.many_to_one}\n\n{shapes.many_to_many}", shapes.parameters,
             f"**{shapes.total_parameters:,} parameters.** {shapes.stacking}",
@@ -751,13 +754,13 @@ def build_demo() -> gr.Blocks:
         gr.Markdown("# LSTM Sentiment Lab\nTrain an LSTM on real Amazon reviews, take the layer apart, and watch its "
                     f"gates decide. Running on **{DEVICE}**.{public}", elem_id="header")
         with gr.Tabs():
-            with gr.Tab("Predict", id="predict"):
+            with gr.Tab("Predict", id="predict", elem_id="predict-tab"):
                 checkpoint = predict_tab()
-            with gr.Tab("Train", id="train"):
+            with gr.Tab("Train", id="train", elem_id="train-tab"):
                 train_tab(demo, checkpoint)
-            with gr.Tab("Memory", id="memory"):
+            with gr.Tab("Memory", id="memory", elem_id="memory-tab"):
                 memory_tab()
-            with gr.Tab("LSTM playground", id="playground"):
+            with gr.Tab("LSTM playground", id="playground", elem_id="playground-tab"):
                 playground_tab(demo)
     return demo
 

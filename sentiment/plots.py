@@ -399,17 +399,17 @@ def cell_figure(step, height: int = 440) -> Figure:
         add(3, 5, "×", "op", width=0.4, height=0.4), add(5.1, 5, "+", "op", width=0.4, height=0.4)
         add(5.1, 4, "×", "op", width=0.4, height=0.4), add(8, 2.4, "×", "op", width=0.4, height=0.4)
         add(3, 3, "σ  f", "sigmoid"), add(4.4, 3, "σ  i", "sigmoid"), add(5.8, 3, "tanh  g", "tanh", width=0.8)
-        add(7, 3, "σ  o", "sigmoid"), add(8, 3.8, "tanh", "tanh", width=0.7)
+        add(6.9, 3, "σ  o", "sigmoid"), add(8, 3.8, "tanh", "tanh", width=0.7)
         wires += [_wire(1, 5, 2.8, 5), _wire(3.2, 5, 4.9, 5), _wire(5.3, 5, 9.0, 5), _wire(3, 3.2, 3, 4.8),
                   _wire(4.4, 3.2, 5.0, 3.85), _wire(5.8, 3.2, 5.2, 3.85), _wire(5.1, 4.2, 5.1, 4.8),
-                  _wire(8, 5, 8, 4.0), _wire(8, 3.6, 8, 2.6), _wire(7.2, 3, 7.85, 2.55), _wire(8.2, 2.4, 9.0, 1.1),
+                  _wire(8, 5, 8, 4.0), _wire(8, 3.6, 8, 2.6), _wire(7.15, 2.85, 7.8, 2.45), _wire(8.2, 2.4, 9.0, 1.1),
                   _wire(1, 1, 7, 1), _wire(2, 0.3, 2, 1)]
-        wires += [_wire(x, 1, x, 2.8) for x in (3, 4.4, 5.8, 7)]
+        wires += [_wire(x, 1, x, 2.8) for x in (3, 4.4, 5.8, 6.9)]
         labels += [
             _value(0.6, 5.45, f"{v['c_prev']:+.3f}", "center"), _value(9.4, 5.45, f"{v['c']:+.3f}", "center"),
             _value(0.6, 0.55, f"{v['h_prev']:+.3f}", "center"), _value(9.4, 0.55, f"{v['h']:+.3f}", "center"),
             _value(3.1, 2.55, f"f = {v['f']:.3f}"), _value(4.5, 2.55, f"i = {v['i']:.3f}"),
-            _value(5.9, 2.55, f"g = {v['g']:+.3f}"), _value(7.1, 2.55, f"o = {v['o']:.3f}"),
+            _value(5.9, 2.55, f"g = {v['g']:+.3f}"), _value(6.85, 3.45, f"o = {v['o']:.3f}", "center"),
             _value(3.1, 5.45, f"f·c<sub>t-1</sub> = {v['f'] * v['c_prev']:+.3f}"),
             _value(5.25, 4.3, f"i·g = {v['i'] * v['g']:+.3f}"),
             _value(8.45, 3.8, f"tanh(c) = {math.tanh(v['c']):+.3f}"),
@@ -462,12 +462,13 @@ def layer_gate_bars(step, height: int = 420) -> Figure:
         suffix = str(r + 1) if r else ""
         data.append(dict(type="bar", y=values, marker=dict(color=colours), xaxis=f"x{suffix}", yaxis=f"y{suffix}",
                          hovertemplate="unit %{x}: " + name + " = %{y:.3f}<extra></extra>"))
+        bounded = name in ("i", "f", "o", "r", "z")  # sigmoid gates, 0..1; the rest are tanh values or states
         layout[f"yaxis{suffix}"] = dict(domain=[max(0.0, round(top - row_height, 6)), round(top, 6)],
-                                        range=[0, 1] if name in ("i", "f", "o", "r", "z") else None)
+                                        range=[0, 1] if bounded else None, showticklabels=False, zeroline=True)
         layout[f"xaxis{suffix}"] = dict(anchor=f"y{suffix}", showticklabels=r == rows - 1, matches="x" if r else None)
-        titles.append(dict(text=name, x=-0.03, y=top - row_height / 2, xref="paper", yref="paper", showarrow=False,
-                           xanchor="right", font=dict(size=13)))
-    layout["xaxis"]["title"] = dict(text=f"unit (unit {step.unit} in orange)")
-    layout.update(annotations=titles, showlegend=False, bargap=0.1, margin=dict(l=60, r=20, t=50, b=40),
+        titles.append(dict(text=name, x=-0.02, y=top - row_height / 2, xref="paper", yref="paper", showarrow=False,
+                           xanchor="right", font=dict(size=14)))
+    layout[f"xaxis{rows if rows > 1 else ''}"]["title"] = dict(text=f"unit (unit {step.unit} in orange)")
+    layout.update(annotations=titles, showlegend=False, bargap=0.1, margin=dict(l=40, r=20, t=50, b=50),
                   title=dict(text=f"The whole layer at token {step.token_index + 1}"))
     return figure(data, layout, height)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
@@ -15,6 +17,7 @@ from app_api import plot_traces, positive_probability, rows, train_args, typed_a
 from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, load_checkpoint, load_predictor
 from sentiment.data import BUNDLED_SAMPLE, load_reviews
 from sentiment.model import READOUTS
+from sentiment.preprocessing import encode_review
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +183,65 @@ def test_predict_tab_shows_gru_gates_and_rnn_states(client, name, module, gates)
     titles = [a["text"] for a in json.loads(value(gate_plot)["plot"])["layout"]["annotations"]]
     assert titles == gates if gates else "has no gates" in titles[0]
     assert len(_figure_data(state_plot)) == 1  # hidden state only: neither has a separate cell state
+
+
+def _first_layer_module(path, cell: str) -> tuple[torch.nn.Module, torch.nn.Embedding]:
+    """The checkpoint's first recurrent layer as a fresh nn.LSTM (nn.GRU) and its embedding: the module's own
+    numbers, independent of the app and of the model class."""
+    checkpoint = load_checkpoint(path)
+    config = checkpoint.model_config
+    weights = {k.removeprefix("rnn."): v.float() for k, v in checkpoint.state_dict.items()
+               if k.startswith("rnn.") and "_l0" in k}
+    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](config.embedding_dim, config.hidden_size, 1,
+                                                                 batch_first=True, bidirectional=config.bidirectional)
+    module.load_state_dict(weights)
+    return module, torch.nn.Embedding.from_pretrained(checkpoint.state_dict["embedding.weight"].float())
+
+
+def _layer_zero(path) -> str:
+    return "0:forward" if load_checkpoint(path).model_config.bidirectional else "0"
+
+
+def test_cell_step_satisfies_the_lstm_equations_at_every_token_and_matches_nn_lstm(client):
+    review = "Not bad at all. The lid is flimsy, but it keeps coffee hot for hours and I would buy it again."
+    predictor = load_predictor(DEFAULT_CHECKPOINT, device="cpu")
+    tokens, ids = encode_review(review, predictor.vocab, predictor.max_len)
+    module, embedding = _first_layer_module(DEFAULT_CHECKPOINT, "lstm")
+    with torch.no_grad():
+        expected = module(embedding(torch.tensor([ids])))[0][0, :, : predictor.model.config.hidden_size]  # (T, H)
+    unit, previous = 7, None
+    for t in range(len(ids)):
+        step = client.predict(review, "default.pt", _layer_zero(DEFAULT_CHECKPOINT), t, unit, api_name="/cell_step")[0]
+        assert step["token"] == tokens[t] and step["token_index"] == t and step["unit"] == unit
+        assert step["c"] == pytest.approx(step["f"] * step["c_prev"] + step["i"] * step["g"], abs=1e-4)
+        assert step["h"] == pytest.approx(step["o"] * math.tanh(step["c"]), abs=1e-4)
+        assert step["h"] == pytest.approx(float(expected[t, unit]), abs=1e-4)  # nn.LSTM's own output
+        assert 0 <= step["f"] <= 1 and 0 <= step["i"] <= 1 and 0 <= step["o"] <= 1 and -1 <= step["g"] <= 1
+        if previous:  # each step starts from the state the one before ended in
+            assert (step["c_prev"], step["h_prev"]) == (previous["c"], previous["h"])
+        else:
+            assert step["c_prev"] == step["h_prev"] == 0.0 or predictor.model.config.learned_state
+        assert step["layer_vectors"]["f"][unit] == step["f"] and len(step["layer_vectors"]["h"]) == len(expected[t])
+        previous = step
+
+
+def test_cell_step_of_a_gru_and_out_of_range_requests(client):
+    review = "Broke after a week, do not buy."
+    step = client.predict(review, "gru.pt", _layer_zero(CHECKPOINT_DIR / "gru.pt"), 2, 5, api_name="/cell_step")[0]
+    assert step["h"] == pytest.approx((1 - step["z"]) * step["n"] + step["z"] * step["h_prev"], abs=1e-4)
+    assert "c" not in step and step["cell"] == "gru"
+    length = len(encode_review(review, load_predictor(DEFAULT_CHECKPOINT, "cpu").vocab, 200)[0])
+    with pytest.raises(AppError, match=f"token index \\(from 0; this review has {length} tokens\\) must be between 0 and {length - 1}"):
+        client.predict(review, "default.pt", "", length, 0, api_name="/cell_step")
+    with pytest.raises(AppError, match="unit index \\(from 0; this layer has \\d+ units\\) must be between"):
+        client.predict(review, "default.pt", "", 0, 100_000, api_name="/cell_step")
+    with pytest.raises(AppError, match=f"token index \\(from 0; this review has {length} tokens\\) must be a whole number"):
+        client.predict(review, "default.pt", "", -1.5, 0, api_name="/cell_step")
+
+
+def test_read_shows_the_reviews_path_through_preprocessing(client):
+    summary, table = client.predict("Zorblax works GREAT 100%!", "default.pt", api_name="/read")
+    rows = value(table)["data"]
+    assert [row[1] for row in rows] == ["zorblax", "works", "great", "000", "%", "!"]
+    assert rows[0][2] == 1 and all(row[2] > 1 for row in rows[1:3])  # an unknown word is _UNK (1)
+    assert "`zorblax`" in value(summary) and f"vocabulary of {len(load_predictor(DEFAULT_CHECKPOINT, 'cpu').vocab):,}" in value(summary)

@@ -1,54 +1,73 @@
-"""The benchmark stays runnable: a tiny run of every stage prints a row per figure with its target verdict."""
+"""The benchmark stays runnable: small runs of its stages print and write a row per figure with its verdict."""
+import json
 import mmap
-import re
 import time
 
 import numpy as np
-import torch
+import pytest
 
-from sentiment import bench
+from sentiment.bench.__main__ import main
+from sentiment.bench.measure import PeakMemory
+from sentiment.bench.reference import reference_preprocess
 from sentiment.data import BUNDLED_SAMPLE
-from sentiment.model import ModelConfig, SentimentNet
+
+SMALL = ["--reviews", "600", "--repeats", "1", "--train-steps", "1", "--embedding", "16", "--hidden", "16",
+         "--layers", "1", "--batch", "32", "--scale-reviews", "20000"]
 
 
-def test_every_stage_runs_and_prints_its_figures(capsys):
-    bench.main(["all", "--reviews", "600", "--repeats", "1", "--train-steps", "1", "--embedding", "16",
-                "--hidden", "16", "--layers", "1", "--batch", "32", "--baseline-c", "1", "--scale-reviews", "20000"])
+def _rows(path) -> dict[str, dict]:
+    written = json.loads(path.read_text())
+    assert {"cpu", "cores", "torch", "device"} <= set(written["machine"])
+    return {row["name"]: row for row in written["rows"]}
+
+
+def test_stages_print_their_figures_and_write_them_as_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    main(["prep", "train", "inspect", "scale", *SMALL, "--json", str(path)])
     out = capsys.readouterr().out
-    assert "torch" in out and "cores" in out and "settings:" in out
-    for measure in ("reviews/s, first run (600 reviews)", "rerun (token cache)", "reviews/s, embedding 16",
-                    "whole inspection p95 / forward median, both from the token ids",
-                    "from the text (tokenizing too), p95", "test accuracy, 1,797 reviews",
-                    "reviews/s, first run, 20,000 reviews", "rerun (memory-mapped cache of",
-                    "peak RSS of the largest tokenizing worker", "peak anonymous RSS (its own memory)"):
-        line = next(l for l in out.splitlines() if measure in l)
-        assert re.search(r"\d", line.split(measure)[-1]), line  # a figure follows the measure
-    assert re.search(r"peak RSS of this process: prep [\d,]+ MB, train [\d,]+ MB, inspect [\d,]+ MB, quality [\d,]+ MB, scale [\d,]+ MB", out)
+    rows = _rows(path)
+    for row in rows.values():
+        assert set(row) == {"stage", "name", "value", "unit", "reference", "target", "met"}
+        assert row["name"] in out  # every row is printed too
+    first = rows["preprocessing, first run (600 reviews)"]
+    assert first["unit"] == "reviews/s" and first["reference"] > 0 and first["met"] == (first["value"] >= 4 * first["reference"])
+    train = rows["training, embedding 16, 1 × 16, batch 32"]
+    assert train["met"] == (train["value"] >= 2 * train["reference"])
+    budget = next(r for name, r in rows.items() if "whole inspection from the text" in name and r["target"])
+    assert budget["unit"] == "ms" and budget["target"] == "≤ 50 ms" and budget["met"] == (budget["value"] <= 50)
+    worker = rows["peak memory of the largest tokenizing worker"]
+    assert worker["value"] > 0 and worker["met"] == (worker["value"] < 2000)
+    assert {f"{stage}: peak memory of this process" for stage in ("prep", "train", "inspect", "scale")} <= set(rows)
+
+
+@pytest.mark.slow
+def test_serve_stage_times_the_running_app(tmp_path):
+    path = tmp_path / "serve.json"
+    main(["serve", "--repeats", "1", "--json", str(path)])
+    rows = _rows(path)
+    start, round_trip = rows["python app.py: first page served after"], next(
+        r for name, r in rows.items() if name.startswith("/predict round trip"))
+    assert 0 < start["value"] < 120 and start["met"] == (start["value"] <= 10)
+    assert round_trip["unit"] == "ms" and round_trip["met"] == (round_trip["value"] <= 300)
 
 
 def test_reference_preprocessing_pads_left_to_200_and_maps_unknown_words_to_pad():
-    features, labels, word2idx = bench.reference_preprocess(BUNDLED_SAMPLE, 50)
+    features, labels, word2idx = reference_preprocess(BUNDLED_SAMPLE, 50)
     assert features.shape == (50, 200) and set(labels) == {0, 1}
     # left padding: the padding comes first, the review's last token sits at the last step (unless unknown)
     assert (features[:, 0] == 0).mean() > 0.9 and (features[:, -1] != 0).mean() > 0.9
     assert list(word2idx)[:2] == ["_PAD", "_UNK"] and 1 not in features  # its bug: unknown words become _PAD
 
 
-def test_reference_step_loop_trace_matches_nn_lstm():
-    torch.manual_seed(0)
-    model = SentimentNet(ModelConfig(vocab_size=30, embedding_dim=6, hidden_size=5, num_layers=2)).eval()
-    ids = torch.randint(2, 30, (9,))
-    with torch.no_grad():
-        states = bench.reference_step_loop_trace(model, ids)
-        output, _ = model.rnn(model.embedding(ids[None]))
-    assert np.allclose(states[-1][:, 5].numpy(), output[0].numpy(), atol=1e-5)
-
-
-def test_accuracy_stage_trains_both_ways_on_the_same_split(capsys):
-    bench.main(["accuracy", "--embedding", "8", "--hidden", "8", "--layers", "1", "--batch", "400", "--epochs", "1"])
-    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("accuracy") and "8/8×1" in l)
-    ours, reference = (float(x) for x in re.findall(r"\s(\d+\.\d)\s", line)[:2])
-    assert 30 <= ours <= 100 and 30 <= reference <= 100
+@pytest.mark.slow
+def test_accuracy_stage_trains_both_ways_on_the_same_split(tmp_path):
+    path = tmp_path / "accuracy.json"
+    main(["accuracy", "--embedding", "8", "--hidden", "8", "--layers", "1", "--batch", "400", "--epochs", "1",
+          "--json", str(path)])
+    (row,) = [r for r in _rows(path).values() if r["stage"] == "accuracy" and r["unit"] == "%"]
+    for accuracy in (row["value"], row["reference"]):  # both are a count of the same 1,797 test reviews
+        assert accuracy * 1797 / 100 == pytest.approx(round(accuracy * 1797 / 100), abs=1e-6)
+    assert row["met"] == (row["value"] >= row["reference"])
 
 
 def _resident(mb: int) -> mmap.mmap:
@@ -60,10 +79,10 @@ def _resident(mb: int) -> mmap.mmap:
 
 
 def test_peak_memory_sees_each_block_and_the_blocks_around_it():
-    with bench.PeakMemory() as outer:
+    with PeakMemory() as outer:
         start = outer.peak
         _resident(40).close()  # freed before the inner block starts
-        with bench.PeakMemory(anon=True) as inner:
+        with PeakMemory(anon=True) as inner:
             _resident(20).close()
     assert outer.peak - start > 35  # the inner block's reset of the high-water mark did not hide the 40 MB
     assert 15 < inner.peak - start < 35

@@ -1,7 +1,7 @@
 """The app in a real browser: Debian's Chromium driven by Playwright, used as a person would use each tab.
 
-Screenshots land in test-artifacts/. Outside CI these tests skip when Chromium or Playwright is missing; under CI
-(`CI` set) they must run, so a missing browser is a failure.
+Screenshots land in test-artifacts/ (SCREENSHOTS=folder moves them: the README's pictures are these). Outside CI these
+tests skip when Chromium or Playwright is missing; under CI (`CI` set) they must run, so a missing browser fails.
 """
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pytest
 import app
 from sentiment.checkpoint import CHECKPOINT_DIR
 
+pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(os.environ.get("SCREENSHOTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
@@ -39,15 +40,20 @@ def page(app_url):
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(60_000)
         page.goto(app_url)
         page.get_by_role("heading", name="LSTM Sentiment Lab").wait_for()
         yield page
         browser.close()
+
+
+def _shot(page, name: str, element=None) -> None:
+    page.wait_for_timeout(600)  # the last update's fade-in
+    (element or page).screenshot(path=str(ARTIFACTS / f"{name}.png"), **({} if element else {"full_page": False}))
 
 
 def _plot_sizes(page) -> list[tuple[float, float]]:
@@ -56,34 +62,58 @@ def _plot_sizes(page) -> list[tuple[float, float]]:
 
 
 def test_header_says_which_device_runs_the_model(page):
-    assert "Running on" in page.get_by_text("Running on").first.inner_text()
-    assert "CPU" in page.content() or "CUDA" in page.content()
+    header = page.locator("#header").inner_text()
+    assert "Running on" in header and ("CPU" in header or "CUDA" in header)
 
 
 def test_predict_tab_shows_label_tokens_and_plots(page):
     page.get_by_role("tab", name="Predict").click()
     page.get_by_label("Review").fill("Not what I hoped: <script>alert(1)</script> the handle broke &amp; it leaks. Waste of money.")
     page.get_by_role("button", name="Predict and explain").click()
-    summary = page.get_by_text("P(positive) =")
-    summary.wait_for()
-    assert "Negative" in summary.inner_text()
+    page.get_by_text("P(positive) =").wait_for()
+    summary = page.locator("#summary").inner_text()
+    assert "Negative" in summary and "How it reads the review" in summary
     # The review's markup is shown as the characters typed, never run or rendered.
-    tokens = page.locator("#token-effects")
     page.wait_for_function("document.querySelector('#token-effects').innerText.includes('leaks')")
-    text = tokens.inner_text()
+    text = page.locator("#token-effects").inner_text()
     assert "script" in text and "<" in text and "&" in text and "amp" in text
     assert page.evaluate("document.querySelectorAll('#token-effects script, #token-effects b').length") == 0
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5")
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 7")
     sizes = _plot_sizes(page)
-    assert len(sizes) >= 5 and all(w > 100 and h > 100 for w, h in sizes)
+    assert len(sizes) >= 7 and all(w > 100 and h > 100 for w, h in sizes)
     # Hovering a gate heatmap names the token (as text, with its position), the unit and the gate's value.
     gates = page.locator(".js-plotly-plot").filter(has_text="Gates of layer 1")
     gates.locator(".nsewdrag").first.hover()
     hover = gates.locator(".hoverlayer .hovertext")
     hover.wait_for()
-    label = hover.text_content()
-    assert re.search(r"\S \(\d+\) · unit \d+", label) and "input = " in label, label
-    page.screenshot(path=str(ARTIFACTS / "predict.png"), full_page=True)
+    assert re.search(r"\S \(\d+\) · unit \d+", hover.text_content()) and "input = " in hover.text_content()
+    _shot(page, "predict")
+
+
+def test_clicking_a_token_steps_inside_the_cell(page):
+    cell = page.locator("#cell-step")
+    cell.scroll_into_view_if_needed()
+    page.locator("#token-effects").get_by_text("broke", exact=True).click()
+    title = cell.locator(".js-plotly-plot .gtitle").first
+    page.wait_for_function("[...document.querySelectorAll('#cell-step .gtitle')].some(t => t.textContent.includes('“broke”'))")
+    assert "c = f·c" in cell.inner_text() and "h = o·tanh(c)" in cell.inner_text()
+    before = title.text_content()
+    page.get_by_role("button", name="next token ▶").click()
+    page.wait_for_function("t => document.querySelector('#cell-step .gtitle').textContent !== t", arg=before)
+    assert re.search(r"Token (\d+)", title.text_content())[1] == str(int(re.search(r"Token (\d+)", before)[1]) + 1)
+    assert cell.locator(".js-plotly-plot").count() == 2  # the cell, and the whole layer's gates as bars
+    _shot(page, "cell-step", cell)
+
+
+def test_what_the_model_reads(page):
+    reading = page.locator("#reading")
+    reading.get_by_text("What the model reads").click()
+    page.wait_for_function("document.querySelector('#reading').innerText.includes('The row the model sees')")
+    text = reading.inner_text()
+    assert "Cleaned" in text and "vocabulary of" in text and "_UNK" in text
+    cells = reading.locator("#reading-table span.text").all_inner_texts()
+    assert "not" in [c.strip() for c in cells]  # the review's first word, lower-cased, in the table with its id
+    _shot(page, "reading", reading)
 
 
 def test_bad_input_shows_a_message_not_a_traceback(page, tmp_path):
@@ -95,13 +125,61 @@ def test_bad_input_shows_a_message_not_a_traceback(page, tmp_path):
     page.get_by_label("Upload a file").check()
     binary = tmp_path / "reviews.txt"
     binary.write_bytes(bytes(range(256)) * 16)
-    page.locator("input[type=file]").set_input_files(str(binary))
+    page.locator("input[type=file][accept*='.bz2']").set_input_files(str(binary))
     page.get_by_text("reviews.txt").first.wait_for()
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("it looks binary (NUL bytes)").first.wait_for()
     assert "Traceback" not in page.content()
-    page.screenshot(path=str(ARTIFACTS / "bad-input.png"), full_page=True)
     page.get_by_label("Bundled Amazon sample").check()
+
+
+def test_train_tab_puts_the_few_settings_first_and_the_rest_under_advanced(page):
+    page.get_by_role("tab", name="Train").click()
+    assert page.get_by_text("The loss and accuracy curves appear here").is_visible()
+    assert not page.locator("#train-curves").is_visible()  # no empty axes before a run
+    for label in ("cell type", "hidden size", "layers", "epochs", "learning rate", "batch size"):
+        assert page.get_by_label(label, exact=True).first.is_visible(), label
+    assert not page.get_by_label("bidirectional", exact=True).is_visible()
+    _shot(page, "train")
+    page.locator("#advanced").get_by_text("Advanced").click()
+    checkbox = page.get_by_label("bidirectional", exact=True)
+    checkbox.wait_for()
+    label = page.locator("label").filter(has=checkbox).first
+    assert label.bounding_box()["width"] > 120 and "bidirectional" in label.inner_text()  # readable, not squeezed
+    _shot(page, "train-advanced")
+    page.locator("#advanced").get_by_text("Advanced").click()
+
+
+def test_every_preset_is_selectable_and_named(page):
+    dropdown = page.get_by_label("Preset (every value stays editable)")
+    for name in app.PRESETS:
+        dropdown.click()
+        page.get_by_role("option", name=name, exact=True).click()
+        page.wait_for_function("n => document.querySelector('#preset-note').innerText.startsWith(n + ':')", arg=name)
+
+
+def test_train_tab_streams_curves_and_keeps_them_with_the_report(page):
+    dropdown = page.get_by_label("Preset (every value stays editable)")
+    dropdown.click()
+    page.get_by_role("option", name="quick", exact=True).click()
+    page.wait_for_function("document.querySelector('#preset-note').innerText.startsWith('quick')")
+    page.get_by_label("Row limit").fill("4000")
+    page.get_by_label("Checkpoint name").fill("browser-test")
+    page.get_by_role("button", name="Start training").click()
+    status = page.locator("#train-status")
+    page.wait_for_function("document.querySelector('#train-status').innerText.includes('reviews/s')")
+    first = status.inner_text()
+    assert "step" in first and "ETA" in first
+    page.wait_for_function("s => { const t = document.querySelector('#train-status').innerText;"
+                           " return t.includes('reviews/s') && t !== s; }", arg=first)
+    page.locator("#train-curves").wait_for()
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("Test report").wait_for(timeout=120_000)
+    assert "Stopped" in status.inner_text() and page.locator("#train-curves").is_visible()
+    _shot(page, "train-report")
+    saved = app.runner.snapshot().finished.checkpoint
+    assert saved.parent == CHECKPOINT_DIR and saved.exists()
+    saved.unlink()
 
 
 def test_memory_tab_compares_rnn_gru_and_lstm(page):
@@ -111,45 +189,26 @@ def test_memory_tab_compares_rnn_gru_and_lstm(page):
     for name in ("rnn.pt (RNN)", "gru.pt (GRU)", "default.pt (LSTM)"):
         assert page.get_by_text(name).count() >= 1
     page.wait_for_function("[...document.querySelectorAll('.js-plotly-plot')].filter(p => p.offsetParent).length >= 3")
-    sizes = _plot_sizes(page)
-    assert len(sizes) >= 3 and all(w > 100 and h > 100 for w, h in sizes)
-    page.screenshot(path=str(ARTIFACTS / "memory.png"), full_page=True)
+    assert all(w > 100 and h > 100 for w, h in _plot_sizes(page))
+    _shot(page, "memory")
 
 
-def test_playground_tab_shows_the_shape_table(page):
+def test_playground_builds_each_cell_type(page):
     page.get_by_role("tab", name="LSTM playground").click()
-    page.get_by_label("sequence length", exact=True).fill("3")
+    tab = page.locator("#playground-tab")
+    tab.get_by_label("sequence length", exact=True).fill("3")
     page.get_by_role("button", name="Show shapes").click()
     page.wait_for_function("document.querySelector('#shape-table').innerText.includes('(1, 3, 10)')")
     cells = [c.strip() for c in page.locator("#shape-table span.text").all_inner_texts()]
     shape_of = {cells[i]: cells[i + 1] for i in range(len(cells) - 1)}
     assert shape_of["output"] == "(1, 3, 10)" and shape_of["h_n"] == shape_of["c_n"] == "(1, 1, 10)"
-    page.get_by_label("hidden size", exact=True).fill("0")
+    page.get_by_role("radio", name="GRU").check()
+    page.wait_for_function("document.body.innerText.includes('3 gates (r, z, n)')")
+    assert "c_n" not in page.locator("#shape-table").inner_text()
+    tab.get_by_label("hidden size", exact=True).fill("0")
     page.get_by_role("button", name="Show shapes").click()
     page.get_by_text("hidden_size must be between").first.wait_for()
-    page.get_by_label("hidden size", exact=True).fill("10")
-    page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
-
-
-def test_train_tab_streams_curves_and_stops(page):
-    page.get_by_role("tab", name="Train").click()
-    page.get_by_role("button", name="Quick CPU run (~1 min)").click()
-    page.get_by_label("Row limit (0 = every review)").fill("4000")
-    page.get_by_label("Checkpoint name").fill("browser-test")
-    page.get_by_role("button", name="Start training").click()
-    status = page.locator("#train-status")
-    page.wait_for_function("document.querySelector('#train-status').innerText.includes('reviews/s')")
-    first = status.inner_text()
-    assert "step" in first and "ETA" in first
-    # The live status (and the chart with it) moves on while the run goes.
-    page.wait_for_function("s => { const t = document.querySelector('#train-status').innerText;"
-                           " return t.includes('reviews/s') && t !== s; }", arg=first)
-    assert any(w > 100 and h > 100 for w, h in _plot_sizes(page))
-    page.screenshot(path=str(ARTIFACTS / "train-running.png"), full_page=True)
-    page.get_by_role("button", name="Stop").click()
-    page.get_by_text("Test report").wait_for(timeout=120_000)
-    assert "Stopped" in status.inner_text()
-    page.screenshot(path=str(ARTIFACTS / "train-stopped.png"), full_page=True)
-    saved = app.runner.snapshot().finished.checkpoint
-    assert saved.parent == CHECKPOINT_DIR and saved.exists()
-    saved.unlink()
+    tab.get_by_label("hidden size", exact=True).fill("10")
+    page.get_by_role("radio", name="LSTM").check()
+    page.wait_for_function("document.body.innerText.includes('4 gates (i, f, g, o)')")
+    _shot(page, "playground")
