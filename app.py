@@ -27,13 +27,14 @@ from sentiment.checkpoint import (
     CHECKPOINT_DIR, DEFAULT_CHECKPOINT, CheckpointError, Predictor, PredictorCache, list_checkpoints, resolve_checkpoint,
 )
 from sentiment.data import BUNDLED_SAMPLE, DataError, check_review_file
-from sentiment.explain import Explanation, cell_step, default_layer, explain, layer_choices, parse_layer, reading
+from sentiment.explain import Explanation, default_layer, explain, layer_choices, reading, unit_step
 from sentiment.gates import ATTRIBUTION_METHODS
 from sentiment.memory import (
     MEMORY_CHECKPOINTS, MEMORY_EXAMPLE, MemorySettings, accuracy_by_length, gradient_drop, gradient_norms,
     memory_experiment,
 )
-from sentiment.model import CELLS, READOUTS, ConfigError, ModelConfig, check_range, describe_device, pick_device
+from sentiment.model import (CELLS, READOUTS, ConfigError, ModelConfig, check_choice, check_range, describe_device,
+                             pick_device)
 from sentiment.playground import SIZES, describe_cell, unrolled_diagram
 from sentiment.preprocessing import encode_review
 from sentiment.presets import PRESETS
@@ -104,7 +105,9 @@ def endpoint(handler):
 
 def review_text(review: object) -> str:
     """A review as the model may read it; an empty, non-text or oversized one is refused."""
-    if not isinstance(review, str) or not review.strip():
+    if not isinstance(review, str):
+        raise ConfigError(f"The review must be text; got {type(review).__name__}.")
+    if not review.strip():
         raise ConfigError("The review is empty: type or paste a customer review first.")
     if len(review) > MAX_REVIEW_CHARS:
         raise ConfigError(f"The review is {len(review):,} characters; the limit is {MAX_REVIEW_CHARS:,}.")
@@ -127,6 +130,24 @@ def load_predictor(checkpoint: object) -> Predictor:
     return predictors.get(resolve_checkpoint(checkpoint))
 
 
+def explained(checkpoint: object, review: object, layer: object = "", units: object = 12,
+              attribution: object = "when read") -> tuple[Predictor, Explanation]:
+    """The checkpoint and its explanation of the review. A prediction, its cell step and its reading ask for the same
+    one in a row: the last few are kept (keyed by the checkpoint file's state, so a retrained file is read again)."""
+    path = resolve_checkpoint(checkpoint)
+    text = review_text(review)
+    shown = whole_number(units, "units", 1, 64)
+    layer = str(layer) if layer not in (None, "") else None
+    check_choice("attribution", attribution, ATTRIBUTION_METHODS)
+    return _explained(str(path), path.stat().st_mtime_ns, text, layer, shown, attribution)
+
+
+@functools.lru_cache(maxsize=8)
+def _explained(path: str, _mtime_ns: int, text: str, layer: str | None, units: int, attribution: str):
+    predictor = predictors.get(Path(path))
+    return predictor, explain(predictor, text, layer, units, attribution)
+
+
 # ---------------------------------------------------------------- Predict tab
 
 @endpoint
@@ -136,21 +157,18 @@ def predict(review: str, checkpoint: str = "default.pt", layer: str = "", units:
 
     Args:
         review: the review text; the model reads its first 200 tokens (words and punctuation).
-        checkpoint: a checkpoint file name from the Checkpoint list, e.g. "default.pt".
-        layer: which recurrent layer to show, as a checkpoint_layers value: "0" is the first layer ("0:forward" or
-            "0:backward" for a bidirectional model); empty means the top layer.
-        units: how many hidden units the gate and state plots show, 1 to 64 (the most important first).
-        attribution: "when read" (what reading each token did to the running verdict) or "on the final prediction"
-            (how the final verdict changes when that token is made unknown).
+        checkpoint: a checkpoint file name, e.g. "default.pt" (available_checkpoints lists them).
+        layer: the recurrent layer to show, a checkpoint_layers value such as "0" (first layer); empty: the top one.
+        units: how many hidden units the gate and state plots show, 1 to 64, the most important first.
+        attribution: "when read" (the token's effect on the running verdict) or "on the final prediction".
 
     Returns:
-        The label's probabilities (positive, negative); a summary in Markdown; each token with its effect scaled to
-        -1..1 (positive pushed towards positive); and five plotly figures: the prediction after each token, each
-        token's effect on the logit, the gates, the cell and hidden states, and the mean gate activation.
+        the probabilities of "positive" and "negative"
+        a Markdown summary: the verdict, the tokens read, the unknown words, how the model reads a review
+        each token with its effect on the logit scaled to -1..1 (above 0: it pushed towards positive)
+        five plotly figures: the prediction after each token, each token's effect, the gates, the cell and hidden states, the mean gates
     """
-    predictor = load_predictor(checkpoint)
-    shown = whole_number(units, "units", 1, 64)
-    explanation = explain(predictor, review_text(review), str(layer) if layer else None, shown, attribution)
+    predictor, explanation = explained(checkpoint, review, layer, units, attribution)
     figures = explanation.figures()
     p = explanation.probability
     return ({"positive": p, "negative": 1 - p}, predict_summary(predictor, explanation),
@@ -188,7 +206,7 @@ def checkpoint_layers(checkpoint: str):
 
 
 @endpoint
-def step_cell(review: str, checkpoint: str = "default.pt", layer: str = "", token: float = 0, unit: float = 0):
+def cell_step(review: str, checkpoint: str = "default.pt", layer: str = "", token: float = 0, unit: float = 0):
     """One step of the recurrent cell with the trained model's own numbers.
 
     Args:
@@ -199,15 +217,13 @@ def step_cell(review: str, checkpoint: str = "default.pt", layer: str = "", toke
         unit: which hidden unit, counted from 0.
 
     Returns:
-        A JSON object: for an LSTM the unit's gates f, i, g, o, its cell state before and after (c_prev, c) and its
-        hidden state before and after (h_prev, h), with c = f*c_prev + i*g and h = o*tanh(c); for a GRU r, z, n,
-        h_prev and h; for an RNN h_prev and h. Also the token, and the whole layer's vectors at that token
-        (layer_vectors). Then the cell drawn with those values, and the layer's gates as bars.
+        a JSON object: an LSTM's gates f, i, g, o, its c_prev, c (= f*c_prev + i*g), h_prev and h (= o*tanh(c)); a GRU's r, z, n, h_prev, h; an RNN's h_prev, h; the token; the whole layer's vectors at that token (layer_vectors)
+        the cell drawn with those values, as a plotly figure
+        the layer's gates at that token as bars, as a plotly figure
     """
-    predictor = load_predictor(checkpoint)
-    explanation = explain(predictor, review_text(review), str(layer) if layer else None)
+    predictor, explanation = explained(checkpoint, review, layer)
     trace = explanation.inspection.trace
-    step = cell_step(explanation.layer, trace.tokens, token, unit, predictor.model.config.cell)
+    step = unit_step(explanation.layer, trace.tokens, token, unit, predictor.model.config.cell)
     return step.to_dict(), plots.cell_figure(step), plots.layer_gate_bars(step)
 
 
@@ -215,8 +231,7 @@ def step_cell(review: str, checkpoint: str = "default.pt", layer: str = "", toke
 def cell_controls(review: str, checkpoint: str, layer: str, token: float):
     """After a prediction: the token slider's range (the last token unless one is chosen), and the most important
     unit of the layer shown."""
-    predictor = load_predictor(checkpoint)
-    explanation = explain(predictor, review_text(review), str(layer) if layer else None)
+    _, explanation = explained(checkpoint, review, layer)
     last = len(explanation.inspection.trace.tokens) - 1
     chosen = min(int(token), last) if isinstance(token, (int, float)) and math.isfinite(token) and token >= 0 else last
     return (gr.Slider(minimum=0, maximum=max(last, 1), value=chosen, step=1, interactive=last > 0),
@@ -240,8 +255,8 @@ def read_review(review: str, checkpoint: str = "default.pt"):
         checkpoint: a checkpoint file name, e.g. "default.pt" (its vocabulary and maximum length apply).
 
     Returns:
-        A Markdown summary (the cleaned text, the vocabulary's size, the tokens kept) and a table of the tokens the
-        model reads: position from 0, token, vocabulary id (1 is _UNK, an unknown word).
+        a Markdown summary: the cleaned text, the number of tokens, the vocabulary's size, the unknown words, the cut
+        a table of the tokens the model reads: position from 0, token, vocabulary id (1 is _UNK, an unknown word)
     """
     predictor = load_predictor(checkpoint)
     read = reading(predictor, review_text(review))
@@ -310,16 +325,16 @@ def predict_tab() -> gr.Dropdown:
         predict, inputs, outputs, **private)
     for event in (clicked, changed, chosen):
         event.success(cell_controls, [review, checkpoint, layer, token], [token, unit], **private).success(
-            step_cell, step_inputs, step_outputs, **private)
+            cell_step, step_inputs, step_outputs, **private)
         event.success(read_review, [review, checkpoint], [reading_summary, reading_table],
-                      **(dict(api_name="read", **raw) if event is clicked else private))
+                      **(dict(api_name="read_review", **raw) if event is clicked else private))
     checkpoint.change(checkpoint_layers, checkpoint, layer, api_name="checkpoint_layers", **raw)
-    gr.on([token.release, unit.submit], step_cell, step_inputs, step_outputs, api_name="cell_step", **raw)
-    tokens.select(select_token, None, token, api_visibility="private").then(step_cell, step_inputs, step_outputs,
+    gr.on([token.release, unit.submit], cell_step, step_inputs, step_outputs, api_name="cell_step", **raw)
+    tokens.select(select_token, None, token, api_visibility="private").then(cell_step, step_inputs, step_outputs,
                                                                             **private)
     for button, by in ((previous, -1), (following, 1)):
         button.click(lambda t, by=by: shift_token(t, by), token, token, api_visibility="private").then(
-            step_cell, step_inputs, step_outputs, **private)
+            cell_step, step_inputs, step_outputs, **private)
     return checkpoint
 
 
@@ -416,15 +431,20 @@ def checkpoint_path(name: object) -> Path:
 
 
 def data_path(source: object, upload: object) -> Path:
+    """The file to train on: the bundled sample, or a file this app received through an upload (the event's raw
+    FileData). Any other path is refused: it would let a client train on files of the server."""
     if source == "bundled":
         return BUNDLED_SAMPLE
     if source != "upload":
         raise ConfigError(f"data must be 'bundled' or 'upload'; got {str(source)[:40]!r}")
     if not SETTINGS.allow_uploads:
         raise DataError("Uploads are turned off on this public demo; train on the bundled sample.")
-    if not upload:
+    raw = upload.get("path") if isinstance(upload, dict) else upload
+    if not isinstance(raw, str) or not raw:
         raise DataError("Choose a file to upload first (fastText .txt/.bz2/.gz, or CSV/TSV with a header).")
-    path = Path(upload if isinstance(upload, str) else getattr(upload, "name", ""))
+    path = Path(raw).resolve()
+    if Path(gr.utils.get_upload_folder()).resolve() not in path.parents or not path.is_file():
+        raise DataError(f"{path.name}: not a file uploaded to this app; upload it with the Train tab's file box.")
     if not any(path.name.lower().endswith(s) for s in UPLOAD_TYPES):
         raise DataError(f"{path.name}: expected one of {', '.join(UPLOAD_TYPES)}")
     if path.stat().st_size > SETTINGS.max_upload_mb * 1024 * 1024:
@@ -473,7 +493,7 @@ def start_training(source: str, upload, limit: float, name: str, owner: str, *va
 
     Args:
         source: "bundled" (the bundled Amazon sample) or "upload".
-        upload: the uploaded file, when source is "upload".
+        upload: the uploaded file (as gradio_client's handle_file sends it), when source is "upload".
         limit: reviews to read from the file; 0 = every review.
         name: the checkpoint's file name (without .pt); an existing file is never overwritten.
         owner: this browser's id (only the browser that started a run may stop it); may be empty.
@@ -503,7 +523,12 @@ def new_owner_token(token: str) -> str:
     return token or secrets.token_hex(16)
 
 
-def refresh_checkpoints(current: str) -> gr.Dropdown:
+def available_checkpoints(current: str) -> gr.Dropdown:
+    """The checkpoint files the other tools accept, the shipped default first, then the newest.
+
+    Args:
+        current: the checkpoint chosen now; it stays chosen while it exists.
+    """
     choices = list_checkpoints()
     return gr.Dropdown(choices=choices, value=current if current in choices else (choices[0] if choices else None))
 
@@ -527,8 +552,9 @@ def train_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     with gr.Row():
         source = gr.Radio([("Bundled Amazon sample (17,974 real reviews)", "bundled"), ("Upload a file", "upload")],
                           value="bundled", label="Data")
+        # No file_types: Gradio would refuse other files before `data_path` does, with a traceback in the log.
         upload = gr.File(label=f"fastText .txt/.bz2/.gz or CSV/TSV with a header (≤ {SETTINGS.max_upload_mb} MB)",
-                         file_types=UPLOAD_TYPES, interactive=SETTINGS.allow_uploads, height=150)
+                         interactive=SETTINGS.allow_uploads, height=150, elem_id="upload")
         limit = gr.Number(value=lab.train.limit, label="Row limit", info="reviews read; 0 = every review")
         name = gr.Textbox(value="my-model", label="Checkpoint name")
     specs = [(*spec, value) for spec, value in zip(HYPER_PARAMETERS, preset_values("lab"))]
@@ -551,13 +577,16 @@ def train_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     download = gr.File(label="Checkpoint (download)", interactive=False, visible=False)
 
     outputs = [status, placeholder, curves, report, confusion, download]
-    preset.change(apply_preset, preset, [*made, limit, preset_note], api_name="preset", preprocess=False)
+    # Callable by scripts, left out of the API page and the MCP tools: an LLM client has no business starting runs.
+    script = dict(api_visibility="undocumented")
+    preset.change(apply_preset, preset, [*made, limit, preset_note], api_name="preset", preprocess=False, **script)
     start.click(start_training, [source, upload, limit, name, owner, *made], outputs, api_name="train",
-                concurrency_limit=None).then(refresh_checkpoints, checkpoint, checkpoint, api_visibility="private")
-    stop.click(stop_training, owner, status, api_name="stop_training")
+                concurrency_limit=None, preprocess=False, **script).then(
+        available_checkpoints, checkpoint, checkpoint, api_visibility="private")
+    stop.click(stop_training, owner, status, api_name="stop_training", **script)
     demo.load(new_owner_token, owner, owner, api_visibility="private")
-    demo.load(watch_training, None, outputs, api_name="watch_training", concurrency_limit=None)
-    demo.load(refresh_checkpoints, checkpoint, checkpoint, api_name="list_checkpoints")
+    demo.load(watch_training, None, outputs, api_name="watch_training", concurrency_limit=None, **script)
+    demo.load(available_checkpoints, checkpoint, checkpoint, api_name="list_checkpoints")
 
 
 # ---------------------------------------------------------------- Memory tab
@@ -575,7 +604,7 @@ def compare_memory(review: str, names: list[str]):
 
     Args:
         review: a review; the Memory tab's example opens with its verdict, then a long neutral middle.
-        names: checkpoint file names, e.g. ["rnn.pt", "gru.pt", "default.pt"].
+        names: checkpoint file names, e.g. ["rnn.pt", "gru.pt", "lstm.pt"].
     """
     text, chosen = review_text(review), memory_predictors(names)
     norms, trajectories, lines, first, far = {}, {}, [], None, 0
@@ -585,16 +614,16 @@ def compare_memory(review: str, names: list[str]):
             raise ConfigError("Nothing to read in this review: it has no words.")
         label = f"{name} ({predictor.model.config.cell.upper()})"
         norms[label] = gradient_norms(predictor.model, ids)
-        trace = explain(predictor, text).inspection.trace
-        trajectories[label] = trace.trajectory
+        explanation = explain(predictor, text)
+        trajectories[label] = explanation.inspection.trace.trajectory
         if first is None or (predictor.model.config.cell == "lstm" and first[1].model.config.cell != "lstm"):
-            first = (trace, predictor)  # what the first LSTM keeps, else the first model
+            first = (explanation, predictor)  # what the first LSTM keeps, else the first model
         far = min(50, len(ids) - 1)
-        lines.append(f"| {label} | {trace.probability:.3f} | {norms[label][-1]:.2e} | {norms[label][-1 - far]:.2e} | "
-                     f"{gradient_drop(norms[label], far):,.0f}× |")
-    trace, predictor = first
-    layer = trace.layer(predictor.model.config.num_layers - 1)
-    kept = plots.memory_heatmaps(layer, trace.tokens, explain(predictor, text).units)
+        lines.append(f"| {label} | {explanation.probability:.3f} | {norms[label][-1]:.2e} | "
+                     f"{norms[label][-1 - far]:.2e} | {gradient_drop(norms[label], far):,.0f}× |")
+    explanation, predictor = first
+    trace = explanation.inspection.trace
+    kept = plots.memory_heatmaps(explanation.layer, trace.tokens, explanation.units)
     table = (f"| checkpoint | P(positive) | gradient at the last token | at {far} tokens from the end | falls by |\n"
              "|---|---|---|---|---|\n" + "\n".join(lines))
     return plots.gradient_flow_figure(norms), plots.trajectories_figure(trajectories, trace.tokens), kept, table
@@ -686,7 +715,7 @@ def memory_tab() -> None:
     raw = dict(preprocess=False)
     compare.click(compare_memory, [review, names], [gradient, trajectories, kept, table], api_name="compare_memory", **raw)
     run.click(run_memory_experiment, [cells, distances, forget_bias, steps], [memory_plot, memory_table],
-              api_name="memory_experiment", concurrency_limit=1, **raw)
+              api_name="memory_experiment", concurrency_limit=1, api_visibility="undocumented", **raw)
     lengths.click(compare_length_accuracy, names, length_plot, api_name="accuracy_by_length", concurrency_limit=1, **raw)
 
 
@@ -708,9 +737,12 @@ def playground(cell: str, input_size: float, hidden_size: float, num_layers: flo
         bidirectional: whether each layer also reads right to left.
 
     Returns:
-        The equivalent PyTorch code; the shapes of input, start state, output, h_n (and c_n), each with its meaning;
-        the many-to-one and many-to-many slices; each weight's shape and parameter count; the total; an unrolled
-        diagram.
+        the equivalent PyTorch code
+        a table of the shapes of the input, the start state, the output, h_n (and c_n), each with its meaning
+        the many-to-one and many-to-many slices, in Markdown
+        a table of each weight's shape and parameter count
+        the total number of parameters and what each weight stacks, in Markdown
+        an unrolled diagram, as a plotly figure
     """
     sizes = [whole_number(value, name, 1, SIZES[name]) for value, name in
              zip((input_size, hidden_size, num_layers, batch_size, seq_len), SIZES)]
@@ -785,6 +817,12 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+def upload_limit(settings: Settings) -> str:
+    """Gradio's own limit on an uploaded file, checked as it arrives: the setting's, or nothing at all (0 bytes) when
+    uploads are off, so that a public demo refuses them at the HTTP level too, not only in the Train handler."""
+    return f"{settings.max_upload_mb if settings.allow_uploads else 0}mb"
+
+
 def main(argv: list[str] | None = None) -> None:
     global SETTINGS
     args = parse_args(argv)
@@ -800,7 +838,7 @@ def main(argv: list[str] | None = None) -> None:
               "password.")
     build_demo().queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, share=args.share, auth=auth, mcp_server=args.mcp,
-        max_file_size=f"{SETTINGS.max_upload_mb if SETTINGS.allow_uploads else 0}mb", theme=gr.themes.Soft())
+        max_file_size=upload_limit(SETTINGS), theme=gr.themes.Soft())
 
 
 if __name__ == "__main__":

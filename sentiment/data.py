@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 
 BUNDLED_SAMPLE = Path(__file__).parent / "assets" / "amazon_reviews_sample.ft.txt.bz2"
+# Short sentences a person would type into the Predict box, written for this project (not taken from a data set):
+# negation, contrast, comparisons; half positive, half negative. Only measured on, never trained or tuned on.
+TYPED_SENTENCES = Path(__file__).parent / "assets" / "typed_sentences.tsv"
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 # One fixed split for every run, whatever its training seed, so that runs and baselines score the same test set.
 SPLIT_SEED = 0

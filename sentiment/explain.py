@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import plots
-from .plots import short_token
 from .checkpoint import Predictor
 from .gates import DIRECTIONS, Inspection, LayerTrace, inspect_review, top_units, unknown_tokens
 from .model import READOUTS, ConfigError, check_range
+from .plots import short_token
 from .preprocessing import UNK_ID, clean_text, tokenize_review
 
 
@@ -104,7 +104,7 @@ class CellStep:
 _SHORT = {"input": "i", "forget": "f", "cell": "g", "output": "o", "reset": "r", "update": "z", "new": "n"}
 
 
-def cell_step(layer: LayerTrace, tokens: list[str], token: int, unit: int, cell: str) -> CellStep:
+def unit_step(layer: LayerTrace, tokens: list[str], token: int, unit: int, cell: str) -> CellStep:
     """The traced values of `unit` at token `token` (both from 0): every gate, the state before and after; the
     state before is the one the cell read the token with (the next token's, going backward)."""
     T, H = layer.hidden_state.shape

@@ -9,7 +9,7 @@ Three measurements behind the reference article's claim that plain RNNs forget a
   steps. Trained in seconds per cell type and distance, results streamed as they finish.
 - `accuracy_by_length`: a checkpoint's test accuracy per review-length bucket on its own held-out split.
 
-    python -m sentiment.memory [--checkpoints rnn.pt gru.pt default.pt] [--distances 5 20 50 100] [--forget-bias 1]
+    python -m sentiment.memory [--checkpoints rnn.pt gru.pt lstm.pt] [--distances 5 20 50 100] [--forget-bias 1]
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from .preprocessing import encode_review
 from .scoring import held_out, score
 from .trainer import train_step
 
-MEMORY_CHECKPOINTS = ["rnn.pt", "gru.pt", "default.pt"]  # shipped side by side: the same data, three cell types
+MEMORY_CHECKPOINTS = ["rnn.pt", "gru.pt", "lstm.pt"]  # shipped side by side: the same data and recipe, three cells
 # The article's "dog named Cliff" idea, written for reviews: the verdict comes first, then a long neutral stretch.
 MEMORY_EXAMPLE = (
     "Terrible leash, it snapped on the first walk and I want my money back. " + " ".join([

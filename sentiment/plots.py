@@ -14,8 +14,6 @@ from functools import lru_cache
 
 import numpy as np
 import orjson
-import plotly.graph_objects as go
-import plotly.io as pio
 from plotly.colors import get_colorscale
 
 from .gates import TANH_GATES, Attributions, GateTrace, LayerTrace, gate_summaries
@@ -43,9 +41,9 @@ _LAYOUT = dict(margin=dict(l=60, r=20, t=60, b=40), font=dict(size=12))
 class Figure:
     """A plotly figure as plain data: `data` (a list of trace dicts) and `layout` (a dict), numpy arrays inside.
 
-    A go.Figure validates and deep-copies every property when built, and walks it all again in to_json(): ~11 ms
-    for the five Predict figures of a 200-token review, where these take 0.4 ms (`bench inspect`). This class
-    skips both; `to_plotly()` gives the validated go.Figure, which is how the tests check every builder."""
+    A go.Figure validates and deep-copies every property when built and walks it all again in to_json(), many times
+    the work of building these, and plotly.graph_objects is slow to import. This class skips both;
+    `to_plotly()` gives the validated go.Figure, which is how the tests check every builder."""
 
     def __init__(self, data: list[dict], layout: dict) -> None:
         self.data, self.layout = data, layout
@@ -57,10 +55,12 @@ class Figure:
         """The JSON plotly.js reads, numpy arrays as its base64 typed arrays (float32, int32)."""
         text = orjson.dumps(self.to_dict(), default=_typed_array)
         # As plotly's own to_json: the JSON may be written into an HTML page, where "</script>" would end a script.
-        # On the UTF-8 bytes, five times faster than on the str (no ASCII byte occurs inside a multi-byte character).
+        # On the UTF-8 bytes rather than the str: no ASCII byte occurs inside a multi-byte character.
         return text.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").decode()
 
-    def to_plotly(self) -> go.Figure:
+    def to_plotly(self):
+        import plotly.graph_objects as go  # only tests validate figures
+
         return go.Figure(self.to_dict())
 
 
@@ -109,6 +109,8 @@ def figure(data: list[dict], layout: dict, height: int) -> Figure:
 def _template() -> dict:
     """plotly_white's page, font and axis style, without its defaults for trace types and 3-D, polar, geo or
     ternary axes these figures never use: the template travels inside every figure's JSON."""
+    import plotly.io as pio  # once, on the first figure: it imports plotly's whole figure machinery
+
     layout = pio.templates["plotly_white"].layout.to_plotly_json()
     used = ("colorway", "font", "hoverlabel", "hovermode", "paper_bgcolor", "plot_bgcolor", "title", "xaxis", "yaxis")
     return {"layout": {key: layout[key] for key in used if key in layout}}

@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="train once per seed and keep the run with the best validation loss (overrides --seed)")
+    parser.add_argument("--pretrain", dest="pretrain_epochs", type=int, metavar="EPOCHS", default=None,
+                        help="language-model pre-training epochs before the classifier (the same as --pretrain-epochs)")
     cli.add_dataclass_flags(parser, TrainConfig)
     cli.add_dataclass_flags(parser, ModelConfig, skip=("vocab_size",))
     return parser.parse_args(argv)
@@ -55,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.seeds:
         _show(train(config, model_config, args.data, out, stop), args.quiet)
         return 0
+    if config.refit:
+        raise ConfigError("--seeds keeps the run with the lowest validation loss, and a refit validates nothing: "
+                          "give one --seed")
     return _train_seeds(config, model_config, args, out, stop)
 
 
@@ -111,7 +116,10 @@ def _show(events, quiet: bool) -> None:
     for event in events:
         if isinstance(event, Step):
             if not quiet:
-                bar = bar or tqdm(total=event.total_steps, unit="step", dynamic_ncols=True)
+                if bar is not None and bar.desc != event.phase:  # pre-training done: a new bar for the classifier
+                    bar.close()
+                    bar = None
+                bar = bar or tqdm(total=event.total_steps, desc=event.phase, unit="step", dynamic_ncols=True)
                 bar.set_postfix_str(f"epoch {event.epoch} loss {event.train_loss:.3f} "
                                     f"{event.reviews_per_s:,.0f} reviews/s", refresh=False)
                 bar.update(event.step - bar.n)

@@ -244,7 +244,7 @@ def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | 
     )
 
 
-LM_VOCAB = 8192  # pre-training predicts the most frequent tokens; rarer ones are one class, _UNK
+LM_VOCAB = 2048  # pre-training predicts the most frequent tokens; rarer ones are one class, _UNK
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:

@@ -152,7 +152,7 @@ def test_memory_tab_compares_the_shipped_cell_types(client):
     assert all((CHECKPOINT_DIR / name).is_file() for name in app.MEMORY_CHECKPOINTS)
     gradient, trajectories, kept, table = client.predict(app.MEMORY_EXAMPLE, app.MEMORY_CHECKPOINTS,
                                                          api_name="/compare_memory")
-    labels = ["rnn.pt (RNN)", "gru.pt (GRU)", "default.pt (LSTM)"]
+    labels = ["rnn.pt (RNN)", "gru.pt (GRU)", "lstm.pt (LSTM)"]
     assert [trace["name"] for trace in _figure_data(gradient)] == labels
     assert [trace["name"] for trace in _figure_data(trajectories)] == labels
     rows = [line for line in value(table).splitlines() if line.startswith("| ") and "checkpoint" not in line]
@@ -240,8 +240,27 @@ def test_cell_step_of_a_gru_and_out_of_range_requests(client):
 
 
 def test_read_shows_the_reviews_path_through_preprocessing(client):
-    summary, table = client.predict("Zorblax works GREAT 100%!", "default.pt", api_name="/read")
+    summary, table = client.predict("Zorblax works GREAT 100%!", "default.pt", api_name="/read_review")
     rows = value(table)["data"]
     assert [row[1] for row in rows] == ["zorblax", "works", "great", "000", "%", "!"]
     assert rows[0][2] == 1 and all(row[2] > 1 for row in rows[1:3])  # an unknown word is _UNK (1)
     assert "`zorblax`" in value(summary) and f"vocabulary of {len(load_predictor(DEFAULT_CHECKPOINT, 'cpu').vocab):,}" in value(summary)
+
+
+def test_mcp_serves_the_explaining_tools_with_a_description_of_every_input(free_port):
+    import httpx
+
+    demo = app.build_demo()
+    demo.launch(prevent_thread_lock=True, server_port=free_port, quiet=True, mcp_server=True)
+    try:
+        tools = {tool["name"]: tool for tool in httpx.get(f"http://127.0.0.1:{free_port}/gradio_api/mcp/schema",
+                                                          timeout=60).json()}
+    finally:
+        demo.close()
+    assert {"predict", "cell_step", "read_review", "checkpoint_layers", "available_checkpoints", "playground"} <= set(tools)
+    assert not {"start_training", "stop_training", "watch_training", "run_memory_experiment"} & set(tools)
+    for name, tool in tools.items():
+        assert len(tool["description"]) > 40, name
+        for parameter, spec in tool["inputSchema"]["properties"].items():
+            assert len(spec.get("description", "")) > 10, f"{name}({parameter}) has no description"
+    assert "c (= f*c_prev + i*g)" in tools["cell_step"]["description"]

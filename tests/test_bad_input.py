@@ -1,7 +1,12 @@
 """Bad input through the running app's API: each case gets a clear message, never a traceback, and the app keeps
-serving afterwards. The same checks in the package are in test_data.py and test_checkpoint.py."""
+serving afterwards. A watchdog samples the app's resident memory for the whole module; the last test checks that it
+stayed under 4 GB and that a normal prediction still comes back. The same checks in the package are in test_data.py
+and test_checkpoint.py."""
 from __future__ import annotations
 
+import gzip
+import json
+import threading
 import uuid
 from dataclasses import replace
 
@@ -18,9 +23,47 @@ from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, load_predic
 POSITIVE = app.EXAMPLES[0]
 
 
+REFUSED: list[str] = []  # every refusal's message, for the summary at the end
+
+
+class Watchdog:
+    """Samples this process's resident memory (the app runs in it) every 20 ms."""
+
+    def __init__(self) -> None:
+        self.peak_mb, self._done = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.02):
+            with open("/proc/self/status") as f:
+                rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+            self.peak_mb = max(self.peak_mb, rss)
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return self.peak_mb
+
+
 @pytest.fixture(scope="module")
-def client(app_url):
+def watchdog():
+    return Watchdog()
+
+
+@pytest.fixture(scope="module")
+def client(app_url, watchdog):
     return Client(app_url, verbose=False)
+
+
+def refused(call, match: str) -> str:
+    """Run an API call that must be refused with a sentence matching `match`; returns the sentence."""
+    with pytest.raises(AppError, match=match) as refusal:
+        call()
+    message = str(refusal.value)
+    assert message and "Something went wrong" not in message and message.strip().lower() != "error"
+    REFUSED.append(message)
+    return message
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +121,7 @@ UPLOADS = {
     "notes.txt": (b"Shopping list\nmilk, eggs\n", "not a review file"),
     "no_label.csv": (b"review,stars_given\nGreat kettle,5\nAwful,1\n", "no label column"),
     "bad_labels.txt": (b"__label__3 fine\n__label__9 bad\n", "no usable review"),
-    "photo.png": (b"\x89PNG\r\n\x1a\n" + bytes(100), "expected one of|Invalid file type"),
+    "photo.png": (b"\x89PNG\r\n\x1a\n" + bytes(100), "photo.png: expected one of .txt, .bz2, .gz, .csv, .tsv"),
 }
 
 
@@ -227,3 +270,170 @@ def test_memory_comparison_refuses_empty_input(client):
         client.predict("Great", [], api_name="/compare_memory")
     with pytest.raises(AppError, match="not a checkpoint name"):
         client.predict(["../app.py"], api_name="/accuracy_by_length")
+
+
+# ---------------------------------------------------------------- every endpoint, odd values (issue: hold under abuse)
+
+LONE_SURROGATE_REVIEW = '"Gr\\ud800eat kettle, works well"'  # JSON text: a lone surrogate, as a raw client may send
+
+
+@pytest.mark.parametrize("args,match", [
+    ((123, "default.pt", "0", 4, "when read"), "The review must be text; got int"),
+    (("x" * (app.MAX_REVIEW_CHARS + 1), "default.pt", "0", 4, "when read"), "the limit is"),
+    (("fine", "", "0", 4, "when read"), "is not a checkpoint name"),
+    (("fine", None, "0", 4, "when read"), "is not a checkpoint name"),
+    (("fine", 5, "0", 4, "when read"), "is not a checkpoint name"),
+    (("fine", "missing.pt", "0", 4, "when read"), "no such checkpoint"),
+    (("fine", "default.pt", "layer 0", 4, "when read"), "layer must be one of '0' \\(layer 1\\)"),
+    (("fine", "default.pt", "7", 4, "when read"), "layer must be one of"),
+    (("fine", "default.pt", ["0"], 4, "when read"), "layer must be one of"),
+    (("fine", "default.pt", "0", "abc", "when read"), "units must be a whole number between 1 and 64; got 'abc'"),
+    (("fine", "default.pt", "0", None, "when read"), "units must be a whole number"),
+    (("fine", "default.pt", "0", 0, "when read"), "units must be between 1 and 64"),
+    (("fine", "default.pt", "0", 1e300, "when read"), "units must be between 1 and 64"),
+    (("fine", "default.pt", "0", 2.5, "when read"), "units must be a whole number"),
+    (("fine", "default.pt", "0", True, "when read"), "units must be a whole number"),
+    (("fine", "default.pt", "0", 4, None), "attribution must be one of when read, on the final prediction; got None"),
+    (("fine", "default.pt", "0", 4, "saliency"), "attribution must be one of"),
+    (("fine", "default.pt", "0", 4, 3), "attribution must be one of"),
+])
+def test_predict_refuses_every_odd_value_with_a_sentence(client, args, match):
+    refused(lambda: client.predict(*args, api_name="/predict"), match)
+
+
+@pytest.mark.parametrize("endpoint,args,match", [
+    ("/cell_step", ("fine", "default.pt", "0", -1, 0), "token index \\(from 0; this review has 1 tokens\\) must be between"),
+    ("/cell_step", ("fine", "default.pt", "0", "x", 0), "token index .* must be a whole number"),
+    ("/cell_step", ("fine", "default.pt", "0", 0, None), "unit index .* must be a whole number"),
+    ("/cell_step", ("fine", "default.pt", "9", 0, 0), "layer must be one of"),
+    ("/read_review", ("", "default.pt"), "The review is empty"),
+    ("/read_review", ("fine", "../app.py"), "not a checkpoint name"),
+    ("/checkpoint_layers", (None,), "not a checkpoint name"),
+    ("/checkpoint_layers", ("missing.pt",), "no such checkpoint"),
+    ("/playground", ("transformer", 5, 10, 1, 1, 3, True, False), "cell must be one of lstm, gru, rnn"),
+    ("/playground", (None, 5, 10, 1, 1, 3, True, False), "cell must be one of"),
+    ("/playground", ("lstm", "abc", 10, 1, 1, 3, True, False), "input_size must be a whole number"),
+    ("/playground", ("lstm", None, 10, 1, 1, 3, True, False), "input_size must be a whole number"),
+    ("/playground", ("lstm", 4096, 4096, 8, 1, 3, True, True), "would need [\\d,]+ weights; the playground allows"),
+    ("/playground", ("lstm", 4096, 4096, 8, 1, 3, True, False), "would need [\\d,]+ weights"),
+    ("/playground", ("lstm", 512, 512, 2, 1024, 2000, True, False), "would need [\\d,]+ (multiply-adds|activations)"),
+    ("/compare_memory", ("fine", "default.pt"), "Choose at least one checkpoint"),
+    ("/compare_memory", ("fine", ["../x"]), "not a checkpoint name"),
+    ("/memory_experiment", (["transformer"], [5], 1.0, 10), "cell types must be among"),
+    ("/memory_experiment", (["lstm"], [0], 1.0, 10), "distance must be between 1 and 100"),
+    ("/memory_experiment", (["lstm"], ["far"], 1.0, 10), "distance must be a whole number"),
+    ("/memory_experiment", (["lstm"], [5], 1.0, 1e9), "steps per model must be between 1 and 5000"),
+    ("/memory_experiment", ("lstm", [5], 1.0, 10), "Choose at least one cell type"),
+    ("/accuracy_by_length", (None,), "Choose at least one checkpoint"),
+    ("/preset", ("nope",), "preset must be one of reference, quick, lab, gru, rnn; got 'nope'"),
+    ("/preset", (None,), "preset must be one of"),
+])
+def test_other_endpoints_refuse_odd_values_with_a_sentence(client, endpoint, args, match):
+    refused(lambda: client.predict(*args, api_name=endpoint), match)
+
+
+@pytest.mark.parametrize("name,bad,match", [
+    ("cell", "transformer", "cell must be one of"),
+    ("readout", "max", "readout must be one of last, pool"),
+    ("schedule", "zigzag", "schedule must be one of"),
+    ("device", "tpu", "device must be"),
+    ("precision", "int8", "precision must be one of"),
+    ("pretrain_epochs", 1000, "pretrain_epochs must be between"),
+    ("forget_bias", "x", "forget-gate bias at start must be a number"),
+    ("max_len", 0, "max_len must be between"),
+])
+def test_train_refuses_odd_settings_with_a_sentence(client, name, bad, match):
+    args = train_args(400, 1)
+    args[hyper_parameter_index(name)] = bad
+    refused(lambda: client.predict(*args, api_name="/train"), match)
+    args = train_args(400, 1)
+    args[0] = "ftp"
+    refused(lambda: client.predict(*args, api_name="/train"), "data must be 'bundled' or 'upload'")
+
+
+def _raw_call(app_url: str, endpoint: str, data_json: str) -> str:
+    """POST raw JSON to an endpoint (what gradio_client cannot send: NaN, a lone surrogate) and read the outcome."""
+    import httpx
+
+    with httpx.Client(base_url=app_url, timeout=60) as http:
+        event = http.post(f"gradio_api/call{endpoint}", content=f'{{"data": {data_json}}}',
+                          headers={"content-type": "application/json"}).json()["event_id"]
+        return http.get(f"gradio_api/call{endpoint}/{event}").text
+
+
+def test_what_only_a_raw_client_can_send_nan_and_a_lone_surrogate(app_url, client):
+    answer = _raw_call(app_url, "/predict", '["Fine kettle", "default.pt", "0", NaN, "when read"]')
+    assert "event: error" in answer and "units must be a whole number between 1 and 64; got nan" in answer
+    REFUSED.append("units NaN")
+    answer = _raw_call(app_url, "/predict", f'[{LONE_SURROGATE_REVIEW}, "default.pt", "0", 4, "when read"]')
+    assert "event: complete" in answer  # read with U+FFFD in its place, figures and all
+    assert "\\ufffd" in answer or "\ufffd" in answer
+
+
+def test_a_megabyte_token_comes_back_shortened(client):
+    word = "a" * 1_000_000
+    label, summary, highlights, *plots = client.predict(f"Great kettle {word} works", "default.pt", "0", 4,
+                                                        api_name="/predict")
+    tokens = [item["token"] for item in value(highlights)]
+    assert max(len(t) for t in tokens) <= 24 and any(t.endswith("…") for t in tokens)
+    assert len(value(summary)) < 5000 and all(len(json.dumps(value(p))) < 200_000 for p in plots)
+
+
+def _gzip(path, lines) -> None:
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        for line in lines:
+            f.write(line)
+
+
+def test_compression_bombs_are_refused_while_reading_in_bounded_pieces(client, tmp_path):
+    one_line = tmp_path / "one_line.txt.gz"  # a few hundred kB that unpack to one 200 MB line
+    _gzip(one_line, [b"__label__1 " + b"a" * 2**20 for _ in range(200)])
+    refused(lambda: client.predict(*train_args(2000, 1, source="upload", upload=handle_file(str(one_line))),
+                                   api_name="/train"), "line 1 is longer than 1,000,000 characters")
+    # Short lines, a thousand times the file's size: the first lines are fine, so the run starts; its reading stops
+    # at 100 times the file's size, in bounded memory, and the run fails saying why.
+    many_lines = tmp_path / "many_lines.txt.gz"
+    _gzip(many_lines, [b"__label__1 the same short review again\n" * 50_000 for _ in range(100)])
+    final = client.predict(*train_args(0, 1, source="upload", upload=handle_file(str(many_lines))), api_name="/train")
+    assert "Failed" in value(final[0]) and "unpacks to more than 100 times its size" in value(final[0])
+    REFUSED.append(value(final[0]))
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"__label__2 great\n__label__1 awful\n__label__2 fine\n", "3 usable reviews; training needs at least 100"),
+])
+def test_too_few_reviews_to_split_are_refused(client, tmp_path, content, match):
+    path = tmp_path / "three.txt"
+    path.write_bytes(content)
+    final = client.predict(*train_args(0, 1, source="upload", upload=handle_file(str(path))), api_name="/train")
+    assert "Failed" in value(final[0]) and match.split(";")[1].strip() in value(final[0])
+    REFUSED.append(value(final[0]))
+
+
+def test_the_app_survived_every_bad_input_within_its_memory(client, default_predictor, watchdog):
+    assert_still_serving(client, default_predictor)
+    peak = watchdog.stop()
+    print(f"\n{len(REFUSED)} bad inputs refused with a sentence; peak resident memory {peak:,.0f} MB")
+    assert 0 < peak < 4096 and len(REFUSED) >= 60
+
+
+def test_a_public_demo_refuses_uploads_at_the_http_level_and_says_it_is_public(free_port, monkeypatch, tmp_path):
+    import httpx
+
+    settings = app.Settings.from_env({"SPACE_ID": "someone/lstm-lab"})
+    monkeypatch.setattr(app, "SETTINGS", settings)
+    demo = app.build_demo()
+    demo.launch(prevent_thread_lock=True, server_port=free_port, quiet=True, max_file_size=app.upload_limit(settings))
+    try:
+        url = f"http://127.0.0.1:{free_port}/"
+        response = httpx.post(url + "gradio_api/upload", files={"files": ("reviews.txt", b"__label__2 great\n")})
+        assert response.status_code == 413
+        assert "Public demo" in json.dumps(httpx.get(url + "config").json())  # the page says so
+        upload = tmp_path / "reviews.txt"
+        upload.write_text("__label__2 great\n")
+        # gradio_client reads the limit from the app and refuses before sending; a raw POST got the 413 above.
+        with pytest.raises(ValueError, match="exceeds the maximum file size of 0 bytes"):
+            Client(url, verbose=False).predict(*train_args(100, 1, source="upload", upload=handle_file(str(upload))),
+                                               api_name="/train")
+    finally:
+        demo.close()

@@ -86,3 +86,19 @@ def test_peak_memory_sees_each_block_and_the_blocks_around_it():
             _resident(20).close()
     assert outer.peak - start > 35  # the inner block's reset of the high-water mark did not hide the 40 MB
     assert 15 < inner.peak - start < 35
+
+
+@pytest.mark.slow
+def test_quality_stage_trains_the_recipe_per_seed_beside_the_baseline(tmp_path):
+    path = tmp_path / "quality.json"
+    main(["quality", "--preset", "quick", "--seeds", "0", "1", "--baseline-c", "4", "--json", str(path)])
+    rows = _rows(path)
+    seeds = [r for name, r in rows.items() if ", seed " in name and "test accuracy" in name]
+    typed = [r for name, r in rows.items() if ", seed " in name and "typed sentences" in name]
+    assert len(seeds) == len(typed) == 2
+    mean = next(r for name, r in rows.items() if "mean of 2 seeds, test accuracy" in name)
+    assert mean["value"] == pytest.approx(np.mean([r["value"] for r in seeds]))
+    assert mean["met"] == (mean["value"] >= mean["reference"] + 1.0) and 50 < mean["reference"] < 100
+    spread = next(r for name, r in rows.items() if "spread" in name)
+    assert spread["value"] == pytest.approx(np.ptp([r["value"] for r in seeds]))
+    assert any(name.startswith("default.pt: typed sentences") for name in rows)

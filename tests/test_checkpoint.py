@@ -127,3 +127,18 @@ def test_killing_a_process_mid_save_leaves_the_old_checkpoint_loadable(trained, 
         for path in partial:
             path.unlink()
     assert cut_writes, "no kill landed during a write; the test proved nothing"
+
+
+def test_weights_are_stored_in_half_precision_and_computed_in_float32(trained, tmp_path):
+    payload = torch.load(trained[0], weights_only=True)
+    assert payload["format_version"] == 3
+    assert {v.dtype for v in payload["state_dict"].values() if v.is_floating_point()} == {torch.float16}
+    predictor = load_predictor(trained[0], "cpu")
+    assert {p.dtype for p in predictor.model.parameters()} == {torch.float32}
+    # A format-2 file (float32 weights) still loads: the same weights give the same predictions.
+    payload["format_version"] = 2
+    payload["state_dict"] = {k: v.float() for k, v in payload["state_dict"].items()}
+    del payload["model_config"]["readout"]
+    torch.save(payload, tmp_path / "v2.pt")
+    texts = ["Works perfectly, I love it.", "Broke after two days."]
+    assert load_predictor(tmp_path / "v2.pt", "cpu").predict(texts) == predictor.predict(texts)

@@ -1,10 +1,12 @@
 import bz2
 import gzip
+import re
 
 import numpy as np
 import pytest
 
-from sentiment.data import BUNDLED_SAMPLE, DataError, ReadReport, load_reviews, read_reviews, split_indices
+from sentiment.data import (BUNDLED_SAMPLE, MAX_LINE_CHARS, TYPED_SENTENCES, DataError, ReadReport, load_reviews, read_reviews,
+                            split_indices)
 
 FASTTEXT_LINES = [
     b"__label__2 Great kettle: boils fast and looks nice.\n",
@@ -106,3 +108,49 @@ def test_split_is_reproducible_and_disjoint():
     assert (len(a.train), len(a.val), len(a.test)) == (800, 100, 100)
     assert len(set(a.train) | set(a.val) | set(a.test)) == 1000
     assert not np.array_equal(split_indices(1000, seed=4).test, a.test)
+
+
+@pytest.mark.parametrize("fmt", ["fasttext", "csv"])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_a_byte_order_mark_and_windows_line_ends_are_read(tmp_path, fmt, newline):
+    """What spreadsheets write: UTF-8 with a byte-order mark, CRLF line ends."""
+    lines = ([b"__label__2 Great kettle", b"__label__1 Broke in a week"] if fmt == "fasttext"
+             else [b"text,label", b"Great kettle,1", b"Broke in a week,0"])
+    path = tmp_path / ("reviews.txt" if fmt == "fasttext" else "reviews.csv")
+    path.write_bytes(b"\xef\xbb\xbf" + newline.join(lines) + newline)
+    texts, labels, report = load_reviews(path)
+    assert texts == ["Great kettle", "Broke in a week"] and labels.tolist() == [1, 0] and report.skipped == 0
+
+
+def test_a_windows_1252_file_is_read_as_such_and_a_stray_bad_line_is_named(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes('text,label\nCafé très bon,1\n"Nul, à éviter",0\nSehr schön,1\n'.encode("cp1252"))
+    texts, labels, report = load_reviews(path)
+    assert texts == ["Café très bon", "Nul, à éviter", "Sehr schön"] and labels.tolist() == [1, 0, 1]
+    assert report.encoding == "cp1252" and "read as cp1252 text" in report.summary()
+    # A UTF-8 file with one broken line keeps UTF-8, skips the line and says what it is.
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_bytes(b"__label__2 Tr\xc3\xa8s bien\n__label__1 bad \xff bytes\n__label__1 Nul\n")
+    texts, _, report = load_reviews(mixed)
+    assert texts == ["Très bien", "Nul"] and report.encoding == "utf-8" and report.undecodable == 1
+    assert "1 of them are not utf-8 text" in report.summary()
+
+
+def test_a_line_longer_than_any_review_ends_the_read(tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_bytes(b"__label__2 fine\n__label__1 " + b"a" * (MAX_LINE_CHARS + 10) + b"\n")
+    with pytest.raises(DataError, match="line 2 is longer than 1,000,000 characters"):
+        load_reviews(path)
+
+
+def test_the_typed_sentences_are_loadable_short_balanced_and_labelled():
+    texts, labels, report = load_reviews(TYPED_SENTENCES)
+    assert len(texts) >= 60 and report.skipped == 0 and report.format == "tsv"
+    assert labels.sum() * 2 == len(labels)  # balanced
+    assert all(len(text.split()) <= 20 for text in texts)  # what a person types, not a review
+    assert len(set(texts)) == len(texts)
+    negated = {t for t in texts if re.search(r"\b(not|never|no|can't|didn't|don't|wouldn't|nothing)\b", t, re.I)}
+    contrast = {t for t in texts if re.search(r"\b(but|yet|although)\b", t, re.I)}
+    for group in (negated, contrast):  # both kinds, with both labels
+        assert len(group) >= 10 and {labels[texts.index(t)] for t in group} == {0, 1}
+    assert labels[texts.index("Not bad at all.")] == 1 and labels[texts.index("I can't recommend it.")] == 0

@@ -13,10 +13,11 @@ from sentiment.model import CELLS, ModelConfig, SentimentNet
 from sentiment.preprocessing import UNK_ID, encode_review
 
 
-def _model(layers, bidirectional, seed=0, hidden=7, cell="lstm", learned_state=False):
+def _model(layers, bidirectional, seed=0, hidden=7, cell="lstm", learned_state=False, readout="last"):
     torch.manual_seed(seed)
     model = SentimentNet(ModelConfig(vocab_size=60, embedding_dim=9, hidden_size=hidden, num_layers=layers,
-                                     bidirectional=bidirectional, cell=cell, learned_state=learned_state)).eval()
+                                     bidirectional=bidirectional, cell=cell, learned_state=learned_state,
+                                     readout=readout)).eval()
     with torch.no_grad():  # a learned start state as training leaves it: not zeros
         for name, start in model.named_parameters():
             if name.startswith("initial_"):
@@ -125,28 +126,30 @@ def test_rnn_trace_has_hidden_states_only():
     assert "has no gates" in plots.gate_heatmaps(trace.layer(1), trace.tokens, units).to_plotly().layout.annotations[0].text
 
 
-def test_trajectory_is_the_prediction_for_every_prefix():
-    model = _model(2, False)
+@pytest.mark.parametrize("readout", ["last", "pool"])
+def test_trajectory_is_the_prediction_for_every_prefix(readout):
+    model = _model(2, False, readout=readout)
     ids = torch.randint(2, 60, (15,))
     trace = trace_gates(model, ids)
     with torch.no_grad():
         for t in (0, 6, 14):
             prefix = torch.sigmoid(model(ids[None, : t + 1], torch.tensor([t + 1]))).item()
             assert trace.trajectory[t] == pytest.approx(prefix, abs=1e-5)
-    bidirectional = _model(2, True)
+    bidirectional = _model(2, True, readout=readout)
     trace = trace_gates(bidirectional, ids)
     with torch.no_grad():
         prefix = torch.sigmoid(bidirectional(ids[None, :5], torch.tensor([5]))).item()
     assert trace.trajectory[4] == pytest.approx(prefix, abs=1e-5)
 
 
-@pytest.mark.parametrize("layers,bidirectional,cell,learned_state", [
-    (1, False, "lstm", False), (2, False, "lstm", False), (2, True, "lstm", False), (2, False, "gru", False),
-    (2, False, "rnn", False), (1, True, "gru", False), (2, False, "lstm", True), (2, False, "gru", True),
-    (2, True, "lstm", True),
+@pytest.mark.parametrize("layers,bidirectional,cell,learned_state,readout", [
+    (1, False, "lstm", False, "last"), (2, False, "lstm", False, "last"), (2, True, "lstm", False, "last"),
+    (2, False, "gru", False, "last"), (2, False, "rnn", False, "last"), (1, True, "gru", False, "last"),
+    (2, False, "lstm", True, "last"), (2, False, "gru", True, "last"), (2, True, "lstm", True, "last"),
+    (1, False, "lstm", False, "pool"), (2, True, "gru", True, "pool"),
 ])
-def test_occlusion_values_are_the_real_change_in_the_logit(layers, bidirectional, cell, learned_state):
-    model = _model(layers, bidirectional, hidden=11, cell=cell, learned_state=learned_state)
+def test_occlusion_values_are_the_real_change_in_the_logit(layers, bidirectional, cell, learned_state, readout):
+    model = _model(layers, bidirectional, hidden=11, cell=cell, learned_state=learned_state, readout=readout)
     ids = torch.randint(2, 60, (40,))
     trace = trace_gates(model, ids)
     attributions = occlusion(model, ids, batch_size=16)
@@ -159,11 +162,13 @@ def test_occlusion_values_are_the_real_change_in_the_logit(layers, bidirectional
     assert np.allclose(attributions.logits, trace.logit, atol=1e-5)
 
 
-@pytest.mark.parametrize("layers,cell,learned_state", [(1, "lstm", False), (2, "lstm", False), (3, "lstm", False),
-                                                       (2, "gru", False), (2, "rnn", False), (2, "lstm", True),
-                                                       (2, "gru", True), (1, "rnn", True)])
-def test_occlusion_when_read_is_the_real_change_in_the_running_logit(layers, cell, learned_state):
-    model = _model(layers, False, hidden=11, cell=cell, learned_state=learned_state)
+@pytest.mark.parametrize("layers,cell,learned_state,readout", [
+    (1, "lstm", False, "last"), (2, "lstm", False, "last"), (3, "lstm", False, "last"), (2, "gru", False, "last"),
+    (2, "rnn", False, "last"), (2, "lstm", True, "last"), (2, "gru", True, "last"), (1, "rnn", True, "last"),
+    (1, "lstm", False, "pool"), (2, "lstm", True, "pool"), (2, "gru", False, "pool"),
+])
+def test_occlusion_when_read_is_the_real_change_in_the_running_logit(layers, cell, learned_state, readout):
+    model = _model(layers, False, hidden=11, cell=cell, learned_state=learned_state, readout=readout)
     ids = torch.randint(2, 60, (30,))
     ids[4] = UNK_ID  # a token that is already unknown changes nothing
     attributions = reading_occlusion(model, trace_gates(model, ids))
@@ -207,6 +212,24 @@ def test_one_token_and_max_len_reviews(predictor):
     assert long.trace.probability == pytest.approx(predictor.predict("The motor is loud but it works. " * 100)[0], abs=1e-5)
     with pytest.raises(ValueError):
         inspect_review(predictor.model, predictor.vocab, "   ", predictor.max_len)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_for_a_pooled_readout_the_units_shown_are_those_with_the_largest_share_of_the_logit(bidirectional):
+    model = _model(1, bidirectional, hidden=11, readout="pool")
+    ids = torch.randint(2, 60, (25,))
+    trace = trace_gates(model, ids)
+    H = 11
+    with torch.no_grad():
+        states = model.run_layers(model.embed(ids[None]), torch.tensor([25]))[-1][0]  # (T, D*H)
+        w = model.head.weight[0]  # (3 * D*H,): last, largest, average
+        DH = H * model.config.directions
+        features = model.readout(states[None], torch.tensor([25]))[0]
+        shares = (w[:DH] * features[:DH] + w[DH : 2 * DH] * features[DH : 2 * DH] + w[2 * DH :] * features[2 * DH :])
+        assert shares.sum() + model.head.bias[0] == pytest.approx(trace.logit, abs=1e-5)  # the shares add up
+    for d, direction in enumerate(("forward", "backward")[: model.config.directions]):
+        mine = shares[d * H : (d + 1) * H].abs().numpy()
+        assert list(top_units(trace, model, 0, direction, count=4)) == list(np.argsort(-mine)[:4])
 
 
 def test_top_units_rank_by_contribution_to_the_logit(predictor):

@@ -7,6 +7,7 @@ import torch
 
 from conftest import SMALL_MODEL, SMALL_TRAIN
 from sentiment.checkpoint import load_checkpoint
+from sentiment.data import BUNDLED_SAMPLE, DataError
 from sentiment.model import ConfigError, ModelConfig, SentimentNet
 from sentiment.scoring import evaluate, held_out
 from sentiment.trainer import Evaluated, Finished, Preparing, Step, TrainConfig, length_bucketed_batches, train
@@ -91,3 +92,59 @@ def test_weight_averaging_keeps_the_average_not_the_last_step(tmp_path):
     list(train(replace(config, ema=0.0), model_config, out=tmp_path / "last.pt"))
     last = load_checkpoint(tmp_path / "last.pt").state_dict
     assert max(float((last[k] - start[k]).abs().max()) for k in start) > 1e-2  # lr 0.05 moves the raw weights
+
+
+def test_a_stop_while_preparing_the_data_trains_and_saves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENTIMENT_CACHE_DIR", str(tmp_path / "cache"))  # nothing cached: tokenizing must run
+    stop = threading.Event()
+    stop.set()  # as if Stop was pressed while the file was being read
+    out = tmp_path / "never.pt"
+    events = list(train(replace(SMALL_TRAIN, limit=9000), SMALL_MODEL, out=out, stop=stop))
+    finished = events[-1]
+    assert isinstance(finished, Finished) and finished.stopped and finished.steps == 0
+    assert finished.checkpoint is None and finished.report is None and "nothing was trained or saved" in finished.reason
+    assert not out.exists() and not any(isinstance(e, Step) for e in events)
+    assert not list((tmp_path / "cache").glob("corpus-*"))  # a half-read file is not cached either
+
+
+def test_titles_are_extra_short_examples_with_their_reviews_labels():
+    from sentiment.trainer import prepare_data
+
+    plain = prepare_data(BUNDLED_SAMPLE, replace(SMALL_TRAIN, limit=1000))
+    with_titles = prepare_data(BUNDLED_SAMPLE, replace(SMALL_TRAIN, limit=1000, titles=True))
+    n = len(plain.train)
+    assert n < len(with_titles.train) <= 2 * n
+    extra = np.arange(n, len(with_titles.train))
+    corpus = with_titles.corpus
+    for row in extra[:50]:
+        start, length = with_titles.train.starts[row], with_titles.train.lengths[row]
+        review = int(np.searchsorted(corpus.offsets, start, side="right") - 1)  # the review the title starts
+        tokens = corpus.tokens(review)
+        assert tokens[length] == ":" and ":" not in tokens[:length]  # the title is what comes before the first ':'
+        assert with_titles.train.labels[row] == corpus.labels[review]
+
+
+def test_language_model_pretraining_runs_first_and_learns_to_predict_the_next_token(tmp_path):
+    events = list(train(replace(SMALL_TRAIN, limit=1500, epochs=1, pretrain_epochs=2, lr=0.01), SMALL_MODEL,
+                        out=tmp_path / "pre.pt"))
+    phases = [e.phase for e in events if isinstance(e, Step)]
+    assert phases[0] == "pretrain" and phases[-1] == "train" and phases == sorted(phases)  # all pre-training first
+    losses = [e.train_loss for e in events if isinstance(e, Step) and e.phase == "pretrain"]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0  # the next-token loss falls
+    with pytest.raises(ConfigError, match="pre-training a bidirectional model needs num_layers 1"):
+        list(train(replace(SMALL_TRAIN, limit=300, pretrain_epochs=1), replace(SMALL_MODEL, bidirectional=True,
+                                                                                num_layers=2), out=tmp_path / "x.pt"))
+
+
+def test_a_refit_trains_on_train_and_validation_without_validating(tmp_path):
+    events = list(train(replace(SMALL_TRAIN, limit=1000, epochs=1, refit=True), SMALL_MODEL, out=tmp_path / "refit.pt"))
+    assert not any(isinstance(e, Evaluated) for e in events)
+    saved = load_checkpoint(tmp_path / "refit.pt")
+    assert saved.data["train"] == 900 and saved.metrics["best_val_loss"] is None and saved.metrics["test"]["n"] == 100
+
+
+def test_too_few_reviews_to_split_are_refused(tmp_path):
+    path = tmp_path / "tiny.txt"
+    path.write_text("".join(f"__label__{1 + i % 2} review number {i}\n" for i in range(40)))
+    with pytest.raises(DataError, match="40 usable reviews; training needs at least 100"):
+        list(train(SMALL_TRAIN, SMALL_MODEL, data=path, out=tmp_path / "x.pt"))

@@ -18,6 +18,7 @@ from .. import cli
 from ..checkpoint import DEFAULT_CHECKPOINT
 from ..data import BUNDLED_SAMPLE
 from ..model import describe_device, pick_device
+from ..presets import PRESETS
 from .measure import PeakMemory, Row, format_table, write_json
 from .stages import STAGES
 
@@ -42,7 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=400)
     parser.add_argument("--baseline-c", type=float, nargs="+", default=[1.0, 4.0, 16.0],
-                        help="logistic-regression C values tried on the validation split")
+                        help="quality: logistic-regression C values tried on the validation split")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="lab", help="quality: the recipe to train")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="quality: one training run per seed")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--epochs", type=int, default=2, help="accuracy: epochs for both trainings")
     args = parser.parse_args(argv)

@@ -19,7 +19,7 @@ _URL = re.compile(r"([^ ]+(?<=\.[a-z]{3}))")
 def reference_preprocess(path: Path, limit: int | None, max_len: int = 200,
                          vocab_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Read, clean, tokenize, count, index and left-pad one review at a time (its `word_tokenize` without the punkt
-    sentence splitter, whose data cannot be downloaded here). Words are counted over `vocab_rows` (default: all)."""
+    sentence splitter, whose data it would download). Words are counted over `vocab_rows` (default: all)."""
     tokenizer = NLTKWordTokenizer()
     texts, labels = [], []
     with bz2.open(path, "rt", encoding="utf-8") as f:
