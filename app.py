@@ -319,6 +319,8 @@ def predict_tab() -> gr.Dropdown:
     outputs = [label, summary, tokens, trajectory, effects, gates, states, mean_gates]
     step_inputs, step_outputs = [review, checkpoint, layer, token, unit], [values, cell_plot, bars]
     raw, private = dict(preprocess=False), dict(preprocess=False, api_visibility="private")
+    # The public events first: a later event of the same function would take its API name.
+    gr.on([token.release, unit.submit], cell_step, step_inputs, step_outputs, api_name="cell_step", **raw)
     clicked = predict_button.click(predict, inputs, outputs, api_name="predict", **raw)
     changed = gr.on([review.submit, attribution.change, layer.change, units.release], predict, inputs, outputs, **private)
     chosen = examples.click(lambda sample: sample[0], examples, review, api_visibility="private").then(
@@ -329,7 +331,6 @@ def predict_tab() -> gr.Dropdown:
         event.success(read_review, [review, checkpoint], [reading_summary, reading_table],
                       **(dict(api_name="read_review", **raw) if event is clicked else private))
     checkpoint.change(checkpoint_layers, checkpoint, layer, api_name="checkpoint_layers", **raw)
-    gr.on([token.release, unit.submit], cell_step, step_inputs, step_outputs, api_name="cell_step", **raw)
     tokens.select(select_token, None, token, api_visibility="private").then(cell_step, step_inputs, step_outputs,
                                                                             **private)
     for button, by in ((previous, -1), (following, 1)):

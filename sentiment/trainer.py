@@ -303,6 +303,47 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
                        seconds / step * (total_steps - step))
 
 
+class _Fit:
+    """The classifier's optimisation and what it keeps: the best (averaged) weights by validation loss."""
+
+    def __init__(self, model: SentimentNet, config: TrainConfig, total_steps: int, world: int) -> None:
+        self.model, self.config = model, config
+        self.stepped = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = _scheduler(self.optimizer, config.schedule, total_steps)
+        self.scaler = torch.amp.GradScaler(model.device.type) if config.precision == "fp16" else None
+        self.averaged = None
+        if config.ema:
+            ema = torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema)
+            self.averaged = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema)
+            self.averaged.update_parameters(model)  # the initial weights are the first sample of the average
+        self.kept = self.averaged.module if self.averaged else model  # the weights validated, saved and tested
+        self.best_state: dict | None = None
+        self.best_loss = math.inf
+        self.evals_without_gain = 0
+
+    def step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> float:
+        loss = train_step(self.stepped, self.optimizer, *batch, self.config.clip, self.config.precision, self.scaler)
+        self.scheduler.step()
+        if self.averaged:
+            self.averaged.update_parameters(self.model)
+        return loss
+
+    def validate(self, reviews: EncodedReviews) -> tuple[TestReport, bool]:
+        """Score the kept weights; keep them when their loss is the best so far. (report, improved)."""
+        report = evaluate(self.kept, reviews)
+        improved = report.loss < self.best_loss
+        if improved:
+            self.best_loss, self.evals_without_gain = report.loss, 0
+            self.keep()
+        else:
+            self.evals_without_gain += 1
+        return report, improved
+
+    def keep(self) -> None:
+        self.best_state = stored(self.kept.state_dict())
+
+
 def train(
     config: TrainConfig | None = None,
     model_config: ModelConfig | None = None,
@@ -325,7 +366,6 @@ def train(
     out = Path(out)
     device = pick_device(config.device)
     started = time.perf_counter()
-
     rank, world = _distributed()
     main = rank == 0
     if world > 1 and config.batch_size < world:
@@ -363,44 +403,16 @@ def train(
     model = SentimentNet(model_config).to(device)
     if config.pretrain_epochs:
         yield from pretrain(model, train_reviews, config, rng, stop)
-    stepped = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
-    averaged = None
-    if config.ema:
-        ema = torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema)
-        averaged = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema)
-        averaged.update_parameters(model)  # the initial weights are the first sample of the average
-    kept = averaged.module if averaged else model  # the weights that are validated, saved and tested
     total_steps = math.ceil(len(train_reviews) / batch_size) * config.epochs
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
-    scheduler = _scheduler(optimizer, config.schedule, total_steps)
+    fit = _Fit(model, config, total_steps, world)
 
-    def make_checkpoint(metrics: dict) -> Checkpoint:
-        return Checkpoint(model_config, asdict(config), prepared.vocab, best_state, metrics, prepared.origin)
+    def save(metrics: dict) -> None:
+        save_checkpoint(out, Checkpoint(model_config, asdict(config), prepared.vocab, fit.best_state, metrics,
+                                        prepared.origin))
 
-    best_state: dict | None = None
-    best_loss = math.inf
-    evals_without_gain = 0
-    step = 0
-    reviews_seen = 0
-    train_seconds = 0.0
-    reason = "finished"
-
-    def validate_and_keep(epoch: int) -> Evaluated:
-        """Rank 0 only."""
-        nonlocal best_state, best_loss, evals_without_gain
-        report = evaluate(kept, prepared.val)
-        improved = report.loss < best_loss
-        if improved:
-            best_loss, evals_without_gain = report.loss, 0
-            best_state = stored(kept.state_dict())
-            save_checkpoint(out, make_checkpoint({"step": step, "val_loss": report.loss, "val_accuracy": report.accuracy}))
-        else:
-            evals_without_gain += 1
-        return Evaluated(step, epoch, report.loss, report.accuracy, improved)
-
+    step, reviews_seen, train_seconds, reason = 0, 0, 0.0, "finished"
     model.train()
     epoch = 1
     while reason == "finished" and step < total_steps and not stop.is_set():
@@ -410,24 +422,22 @@ def train(
                 reason = "stopped"
                 break
             tick = time.perf_counter()
-            loss = train_step(stepped, optimizer, *train_reviews.batch(rows), config.clip, config.precision, scaler)
-            scheduler.step()
-            if averaged:
-                averaged.update_parameters(model)
+            loss = fit.step(train_reviews.batch(rows))
             step += 1
             reviews_seen += len(rows) * world
             train_seconds += time.perf_counter() - tick
-            eta = train_seconds / step * (total_steps - step)
             if main:
-                yield Step("train", step, total_steps, epoch, loss, scheduler.get_last_lr()[0],
-                           reviews_seen / train_seconds, eta)
-
+                yield Step("train", step, total_steps, epoch, loss, fit.scheduler.get_last_lr()[0],
+                           reviews_seen / train_seconds, train_seconds / step * (total_steps - step))
             last_step = step >= total_steps
             validate = last_step or i == len(batches) - 1 or (config.eval_every and step % config.eval_every == 0)
             if validate and not config.refit:
                 if main:
-                    yield validate_and_keep(epoch)
-                if _shared_flag(bool(config.patience) and evals_without_gain >= config.patience, world):
+                    report, improved = fit.validate(prepared.val)
+                    if improved:
+                        save({"step": step, "val_loss": report.loss, "val_accuracy": report.accuracy})
+                    yield Evaluated(step, epoch, report.loss, report.accuracy, improved)
+                if _shared_flag(bool(config.patience) and fit.evals_without_gain >= config.patience, world):
                     reason = "early stop"
             if last_step or reason != "finished":
                 break
@@ -445,10 +455,9 @@ def train(
         yield Finished(None, None, True, "stopped before the first training step: nothing was trained or saved", 0,
                        seconds, world)
         return
-    if best_state is None:  # a refit, or stopped before the first validation: keep the weights as they are
-        best_state = stored(kept.state_dict())
-    model.load_state_dict(best_state)
+    if fit.best_state is None:  # a refit, or stopped before the first validation: keep the weights as they are
+        fit.keep()
+    model.load_state_dict(fit.best_state)
     report = evaluate(model, prepared.test)
-    save_checkpoint(out, make_checkpoint({"best_val_loss": best_loss if best_loss < math.inf else None,
-                                          "test": asdict(report), "steps": step}))
+    save({"best_val_loss": fit.best_loss if fit.best_loss < math.inf else None, "test": asdict(report), "steps": step})
     yield Finished(out, report, reason == "stopped", reason, step, time.perf_counter() - started, world)

@@ -85,6 +85,7 @@ def test_predict_refuses_paths_as_checkpoint_names(client):
         client.predict("fine", "../app.py", "0", 8, api_name="/predict")
 
 
+@pytest.mark.slow
 def test_training_streams_progress_and_its_checkpoint_predicts(client):
     # 2,000 reviews for 3 epochs: long enough (~90 steps) that progress streams even when the corpus is cached.
     job = client.submit(*train_args(limit=2000, epochs=3), api_name="/train")
@@ -106,6 +107,7 @@ def test_training_streams_progress_and_its_checkpoint_predicts(client):
         saved.unlink(missing_ok=True)
 
 
+@pytest.mark.slow
 def test_one_run_at_a_time_while_eight_users_predict(client, app_url):
     saved_before = {path: path.read_bytes() for path in CHECKPOINT_DIR.glob("*.pt")}
     reviews = load_reviews(BUNDLED_SAMPLE, limit=24)[0]
@@ -162,6 +164,7 @@ def test_memory_tab_compares_the_shipped_cell_types(client):
     assert "forget" in _figure_data(kept)[0]["hovertemplate"] and "cell_state" in _figure_data(kept)[1]["hovertemplate"]
 
 
+@pytest.mark.slow
 def test_memory_experiment_streams_and_accuracy_by_length(client):
     job = client.submit(["rnn", "lstm"], [5], 1.0, 300, api_name="/memory_experiment")
     updates = [value(update[1]) for update in job]

@@ -325,7 +325,7 @@ def test_predict_refuses_every_odd_value_with_a_sentence(client, args, match):
     ("/memory_experiment", (["lstm"], [5], 1.0, 1e9), "steps per model must be between 1 and 5000"),
     ("/memory_experiment", ("lstm", [5], 1.0, 10), "Choose at least one cell type"),
     ("/accuracy_by_length", (None,), "Choose at least one checkpoint"),
-    ("/preset", ("nope",), "preset must be one of reference, quick, lab, gru, rnn; got 'nope'"),
+    ("/preset", ("nope",), "preset must be one of reference, quick, lab, lstm, gru, rnn; got 'nope'"),
     ("/preset", (None,), "preset must be one of"),
 ])
 def test_other_endpoints_refuse_odd_values_with_a_sentence(client, endpoint, args, match):
@@ -385,6 +385,7 @@ def _gzip(path, lines) -> None:
             f.write(line)
 
 
+@pytest.mark.slow
 def test_compression_bombs_are_refused_while_reading_in_bounded_pieces(client, tmp_path):
     one_line = tmp_path / "one_line.txt.gz"  # a few hundred kB that unpack to one 200 MB line
     _gzip(one_line, [b"__label__1 " + b"a" * 2**20 for _ in range(200)])

@@ -21,6 +21,7 @@ def _rows(path) -> dict[str, dict]:
     return {row["name"]: row for row in written["rows"]}
 
 
+@pytest.mark.slow
 def test_stages_print_their_figures_and_write_them_as_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
     main(["prep", "train", "inspect", "scale", *SMALL, "--json", str(path)])

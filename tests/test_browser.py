@@ -86,13 +86,14 @@ def test_predict_tab_shows_label_tokens_and_plots(page):
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 7")
     sizes = _plot_sizes(page)
     assert len(sizes) >= 7 and all(w > 100 and h > 100 for w, h in sizes)
+    page.evaluate("window.scrollTo(0, 0)")
+    _shot(page, "predict")
     # Hovering a gate heatmap names the token (as text, with its position), the unit and the gate's value.
     gates = page.locator(".js-plotly-plot").filter(has_text="Gates of layer 1")
     gates.locator(".nsewdrag").first.hover()
     hover = gates.locator(".hoverlayer .hovertext")
     hover.wait_for()
     assert re.search(r"\S \(\d+\) · unit \d+", hover.text_content()) and "input = " in hover.text_content()
-    _shot(page, "predict")
 
 
 def test_clicking_a_token_steps_inside_the_cell(page):

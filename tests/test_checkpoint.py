@@ -105,6 +105,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_killing_a_process_mid_save_leaves_the_old_checkpoint_loadable(trained, tmp_path):
     """SIGKILL a process while it rewrites a checkpoint: the file on disk must always be a whole checkpoint."""
     target = tmp_path / "model.pt"

@@ -5,6 +5,8 @@ import pytest
 
 from sentiment.checkpoint import load_checkpoint
 
+pytestmark = pytest.mark.slow  # subprocesses: each starts Python and torch
+
 
 def run(*args, stdin=None):
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, input=stdin, timeout=300)

@@ -19,6 +19,7 @@ from sentiment.trainer import Finished, TrainConfig, train
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_train_in_step_and_rank_0_writes_a_checkpoint(tmp_path):
     out = tmp_path / "ddp.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SENTIMENT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}

@@ -124,6 +124,7 @@ def test_titles_are_extra_short_examples_with_their_reviews_labels():
         assert with_titles.train.labels[row] == corpus.labels[review]
 
 
+@pytest.mark.slow
 def test_language_model_pretraining_runs_first_and_learns_to_predict_the_next_token(tmp_path):
     events = list(train(replace(SMALL_TRAIN, limit=1500, epochs=1, pretrain_epochs=2, lr=0.01), SMALL_MODEL,
                         out=tmp_path / "pre.pt"))

@@ -134,3 +134,29 @@ class PeakMemory:
         with open("/proc/self/status") as f:
             line = next(line for line in f if line.startswith(name + ":"))
         return int(line.split()[1]) / 1024
+
+
+class ChildrenPeak:
+    """The largest resident set (MB) any child process of this one reached while the block ran, sampled every 20 ms:
+    the kernel keeps only one maximum over every child ever waited for, which another stage's child can set."""
+
+    def __enter__(self) -> ChildrenPeak:
+        self.peak, self._done = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.02):
+            for children in Path("/proc/self/task").glob("*/children"):
+                for pid in children.read_text().split():
+                    try:
+                        with open(f"/proc/{pid}/status") as f:
+                            rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+                    except (OSError, StopIteration):  # the child ended between the listing and the read
+                        continue
+                    self.peak = max(self.peak, rss)
