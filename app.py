@@ -359,6 +359,7 @@ HYPER_PARAMETERS = [
     (ModelConfig, "bidirectional", "bidirectional", "a second cell reads each review right to left"),
     (ModelConfig, "learned_state", "learn the start state", "learn h0 (and c0) instead of zeros"),
     (TrainConfig, "titles", "train on titles too", "each review's title alone as an extra short example"),
+    (TrainConfig, "sentences", "train on sentences too", "one sentence of each review, drawn anew each epoch"),
     (TrainConfig, "refit", "refit on train + validation", "no validation: the chosen length on 90% of the data"),
     (TrainConfig, "schedule", "learning-rate schedule", "constant, or cosine decay to 0 over the run"),
     (TrainConfig, "weight_decay", "weight decay", "AdamW's pull of every weight towards 0"),
@@ -374,7 +375,7 @@ HYPER_PARAMETERS = [
     (TrainConfig, "device", "device", "auto: CUDA when there is a GPU"),
     (TrainConfig, "precision", "precision", "bf16 or fp16 train under autocast (fp16 on CUDA only)"),
 ]
-ROWS = (6, 6, 4, 7, 6)  # the basic row, then the Advanced rows: model, switches, optimiser, data and device
+ROWS = (6, 6, 5, 7, 6)  # the basic row, then the Advanced rows: model, switches, optimiser, data and device
 CHOICES = {"cell": list(CELLS), "readout": list(READOUTS), "schedule": list(SCHEDULES), "device": ["auto", "cpu", "cuda"],
            "precision": list(PRECISIONS)}
 

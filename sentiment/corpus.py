@@ -40,6 +40,7 @@ from .preprocessing import PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab, tokeniz
 _CHUNK = 2000
 _PARALLEL_FROM = 3000  # fewer reviews tokenize faster in this process than through worker processes
 _CACHE_FORMAT = 2
+SENTENCE_ENDS = [".", "!", "?", "...", ":"]
 _VOCAB_ROWS = 50_000  # reviews counted at a time when building a vocabulary: bounded memory on any corpus
 
 
@@ -157,6 +158,20 @@ class TokenizedCorpus:
         positions = np.minimum(self.offsets[rows][:, None] + steps, len(self.token_ids) - 1)  # (N, W)
         is_colon = (self.token_ids[positions] == colon) & (steps < lengths[:, None])
         return np.where(is_colon.any(axis=1), is_colon.argmax(axis=1), 0)
+
+    def sentences(self, rows: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every sentence of at least two tokens within each review's first `max_len` tokens, the title included
+        (a sentence ends at '.', '!', '?', '...', ':' or the review's end): (starts, lengths, review), where
+        `review` indexes `rows` and comes in order."""
+        ends = np.flatnonzero(np.isin(self.lexicon, SENTENCE_ENDS))
+        lengths = np.minimum(self.offsets[rows + 1] - self.offsets[rows], max_len)  # (N,)
+        review = np.repeat(np.arange(len(rows)), lengths)  # (tokens,)
+        within = np.arange(len(review)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        positions = np.repeat(self.offsets[rows], lengths) + within
+        last = np.flatnonzero(np.isin(self.token_ids[positions], ends) | (within == lengths[review] - 1))
+        first = np.concatenate([[0], last[:-1] + 1])  # each review's last token is an end: a review starts anew
+        keep = last - first >= 1
+        return positions[first[keep]], (last - first + 1)[keep], review[first[keep]]
 
     def encode(self, vocab: Vocab, rows: np.ndarray, max_len: int) -> EncodedReviews:
         lookup = np.array([vocab.stoi.get(t, UNK_ID) for t in self.lexicon], dtype=np.int64)

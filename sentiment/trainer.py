@@ -61,6 +61,9 @@ class TrainConfig:
     # Epochs of language-model pre-training (predict the next token; ULMFiT, Howard & Ruder 2018) of the embedding
     # and the recurrent layers on the training reviews' text before the classifier trains; 0 = none.
     pretrain_epochs: int = 0
+    # Also train, each epoch, on one sentence drawn at random from each training review, labelled as its review: short
+    # examples like the ones people type, drawn anew every epoch so no one sentence's label noise is learned by heart.
+    sentences: bool = False
     # Train on the training and validation splits together for the configured epochs, without validating: the
     # refit of a recipe whose length was chosen on validation. The test split stays out.
     refit: bool = False
@@ -201,6 +204,8 @@ class PreparedData:
     test: EncodedReviews
     vocab: Vocab
     origin: dict
+    sentences: EncodedReviews | None = None  # every sentence of the training reviews, in review order
+    sentence_owner: np.ndarray | None = None  # (S,) the training review each sentence comes from
 
 
 MIN_REVIEWS = 100  # 80 to train on, 10 to validate, 10 to test: below that a test report means nothing
@@ -222,6 +227,10 @@ def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | 
         has_title = titles > 0
         train = train.extended(EncodedReviews(train.token_ids, train.starts[has_title], titles[has_title],
                                               train.labels[has_title], train.lookup))
+    sentences = owner = None
+    if config.sentences:
+        starts, lengths, owner = corpus.sentences(trained_on, config.max_len)
+        sentences = EncodedReviews(train.token_ids, starts, lengths, corpus.labels[trained_on][owner], train.lookup)
     path = Path(data)
     origin = {
         "source": "bundled Amazon sample" if path.resolve() == BUNDLED_SAMPLE.resolve() else path.name,
@@ -241,7 +250,17 @@ def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | 
         corpus.encode(vocab, splits.test, config.max_len),
         vocab,
         origin,
+        sentences,
+        owner,
     )
+
+
+def one_sentence_each(sentences: EncodedReviews, owner: np.ndarray, rng: np.random.Generator) -> EncodedReviews:
+    """One sentence drawn at random from each review that has any (`owner` is sorted)."""
+    counts = np.bincount(owner)
+    has = np.flatnonzero(counts)
+    first = np.cumsum(counts) - counts
+    return sentences.subset(first[has] + (rng.random(len(has)) * counts[has]).astype(np.int64))
 
 
 LM_VOCAB = 2048  # pre-training predicts the most frequent tokens; rarer ones are one class, _UNK
@@ -371,7 +390,9 @@ def train(
     if world > 1 and config.batch_size < world:
         raise ConfigError(f"batch_size ({config.batch_size}) is split between {world} ranks: make it at least {world}")
     if world > 1 and config.pretrain_epochs:
-        raise ConfigError("pre-training runs in one process: train with pretrain_epochs 0 under torchrun")
+        raise ConfigError("pre-training runs in one process: train with --pretrain 0 under torchrun")
+    if world > 1 and config.sentences:
+        raise ConfigError("sentence examples are drawn in one process: train with --no-sentences under torchrun")
 
     yield Preparing(f"Reading and tokenizing {Path(data).name} …")
     if world > 1 and not main:
@@ -403,7 +424,8 @@ def train(
     model = SentimentNet(model_config).to(device)
     if config.pretrain_epochs:
         yield from pretrain(model, train_reviews, config, rng, stop)
-    total_steps = math.ceil(len(train_reviews) / batch_size) * config.epochs
+    per_epoch = len(train_reviews) + (len(np.unique(prepared.sentence_owner)) if config.sentences else 0)
+    total_steps = math.ceil(per_epoch / batch_size) * config.epochs
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
     fit = _Fit(model, config, total_steps, world)
@@ -416,13 +438,16 @@ def train(
     model.train()
     epoch = 1
     while reason == "finished" and step < total_steps and not stop.is_set():
-        batches = length_bucketed_batches(train_reviews.lengths, batch_size, rng)
+        epoch_reviews = train_reviews
+        if config.sentences:
+            epoch_reviews = train_reviews.extended(one_sentence_each(prepared.sentences, prepared.sentence_owner, rng))
+        batches = length_bucketed_batches(epoch_reviews.lengths, batch_size, rng)
         for i, rows in enumerate(batches):
             if _shared_flag(stop.is_set(), world):
                 reason = "stopped"
                 break
             tick = time.perf_counter()
-            loss = fit.step(train_reviews.batch(rows))
+            loss = fit.step(epoch_reviews.batch(rows))
             step += 1
             reviews_seen += len(rows) * world
             train_seconds += time.perf_counter() - tick

@@ -267,3 +267,26 @@ def test_mcp_serves_the_explaining_tools_with_a_description_of_every_input(free_
         for parameter, spec in tool["inputSchema"]["properties"].items():
             assert len(spec.get("description", "")) > 10, f"{name}({parameter}) has no description"
     assert "c (= f*c_prev + i*g)" in tools["cell_step"]["description"]
+
+
+def test_refusals_log_one_line_and_crashes_their_traceback(caplog):
+    from sentiment.model import ConfigError
+
+    @app.endpoint
+    def refuses(review):
+        raise ConfigError(f"The review {review!r} is <b>odd</b>.")
+
+    @app.endpoint
+    def crashes(review):
+        return {}[review]
+
+    with caplog.at_level("INFO", logger=app.log.name):
+        with pytest.raises(app.gr.Error) as refused:
+            refuses("x")
+        with pytest.raises(app.gr.Error) as crashed:
+            crashes("x")
+    refusal, crash = caplog.records
+    assert refusal.getMessage() == "refused refuses: The review 'x' is <b>odd</b>." and refusal.exc_info is None
+    assert refused.value.message == "The review 'x' is &lt;b&gt;odd&lt;/b&gt;."  # shown as text, not HTML
+    assert crash.levelname == "ERROR" and crash.exc_info[0] is KeyError
+    assert "Something went wrong on the server while answering crashes (KeyError)" in crashed.value.message

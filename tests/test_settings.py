@@ -45,3 +45,26 @@ def test_bad_settings_are_one_sentence(environ, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(environ)
     assert Settings.from_env({"SENTIMENT_MAX_UPLOAD_MB": " 5 "}).max_upload_mb == 5
+
+
+def test_a_bad_setting_stops_the_app_at_start_up_with_its_sentence(monkeypatch):
+    import app
+
+    monkeypatch.setenv("SENTIMENT_MAX_UPLOAD_MB", "abc")
+    with pytest.raises(SystemExit) as stopped:
+        app.main([])
+    assert str(stopped.value) == "error: SENTIMENT_MAX_UPLOAD_MB must be a whole number between 1 and 2000; got 'abc'"
+
+
+def test_the_public_time_limit_stops_a_run_still_preparing_its_data(tmp_path, monkeypatch):
+    from sentiment.data import BUNDLED_SAMPLE
+    from sentiment.runner import TrainingRunner
+
+    monkeypatch.setenv("SENTIMENT_CACHE_DIR", str(tmp_path))  # nothing cached: the whole sample must be read
+    runner = TrainingRunner()
+    runner.start(TrainConfig(epochs=1), ModelConfig(hidden_size=16, embedding_dim=16), BUNDLED_SAMPLE,
+                 tmp_path / "never.pt", max_seconds=0.2)
+    runner.join(timeout=60)
+    state = runner.snapshot()
+    assert state.status == "stopped" and "stopped while preparing the data" in state.message, state.message
+    assert state.step is None and not (tmp_path / "never.pt").exists()

@@ -7,7 +7,7 @@ import torch
 
 from conftest import SMALL_MODEL, SMALL_TRAIN
 from sentiment.checkpoint import load_checkpoint
-from sentiment.data import BUNDLED_SAMPLE, DataError
+from sentiment.data import BUNDLED_SAMPLE, DataError, split_indices
 from sentiment.model import ConfigError, ModelConfig, SentimentNet
 from sentiment.scoring import evaluate, held_out
 from sentiment.trainer import Evaluated, Finished, Preparing, Step, TrainConfig, length_bucketed_batches, train
@@ -122,6 +122,37 @@ def test_titles_are_extra_short_examples_with_their_reviews_labels():
         tokens = corpus.tokens(review)
         assert tokens[length] == ":" and ":" not in tokens[:length]  # the title is what comes before the first ':'
         assert with_titles.train.labels[row] == corpus.labels[review]
+
+
+def test_sentence_examples_are_whole_sentences_of_their_reviews_drawn_anew_each_epoch(tmp_path):
+    from sentiment.trainer import one_sentence_each, prepare_data
+
+    prepared = prepare_data(BUNDLED_SAMPLE, replace(SMALL_TRAIN, limit=1000, sentences=True))
+    corpus, pool, owner = prepared.corpus, prepared.sentences, prepared.sentence_owner
+    rows = split_indices(len(corpus)).train
+    ends = {".", "!", "?", "...", ":"}
+    for k in range(0, len(owner), 7):
+        review = rows[owner[k]]
+        tokens = corpus.tokens(review)[: SMALL_TRAIN.max_len]
+        start = int(pool.starts[k] - corpus.offsets[review])
+        sentence = tokens[start : start + pool.lengths[k]]
+        assert len(sentence) >= 2 and not ends & set(sentence[:-1])  # one sentence, not a piece or two
+        assert sentence[-1] in ends or start + len(sentence) == len(tokens)
+        assert start == 0 or tokens[start - 1] in ends  # it begins where the one before ended
+        assert pool.labels[k] == corpus.labels[review]
+    assert len(owner) > 3 * len(rows)  # reviews have several sentences each
+
+    owner_at = dict(zip(pool.starts.tolist(), owner.tolist()))
+    first, second = (one_sentence_each(pool, owner, np.random.default_rng(seed)) for seed in (1, 2))
+    for draw in (first, second):
+        assert sorted(owner_at[s] for s in draw.starts.tolist()) == sorted(set(owner.tolist()))  # one per review
+    assert np.mean(first.starts != second.starts) > 0.5  # drawn anew
+
+    config = replace(SMALL_TRAIN, limit=300, epochs=1, sentences=True)
+    small = prepare_data(BUNDLED_SAMPLE, config)
+    finished = list(train(config, SMALL_MODEL, out=tmp_path / "s.pt"))[-1]
+    examples = len(small.train) + len(np.unique(small.sentence_owner))  # each review, then one of its sentences
+    assert finished.steps == -(-examples // config.batch_size)
 
 
 @pytest.mark.slow
