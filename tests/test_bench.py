@@ -39,6 +39,18 @@ def test_stages_print_their_figures_and_write_them_as_json(tmp_path, capsys):
     worker = rows["peak memory of the largest tokenizing worker"]
     assert worker["value"] > 0 and worker["met"] == (worker["value"] < 2000)
     assert {f"{stage}: peak memory of this process" for stage in ("prep", "train", "inspect", "scale")} <= set(rows)
+    playground = rows["playground: the costliest request its bounds allow, p95"]
+    assert playground["value"] > 0 and playground["met"] == (playground["value"] <= 500)
+
+
+def test_the_playground_rows_requests_are_the_most_its_bounds_allow():
+    from sentiment.bench.stages import COSTLIEST_PLAYGROUND_REQUESTS
+    from sentiment.playground import MAX_MULTIPLY_ADDS, MAX_PARAMETERS, cost
+
+    for request in COSTLIEST_PLAYGROUND_REQUESTS:
+        parameters, multiply_adds, _ = cost(*request, bidirectional=False)
+        assert parameters <= MAX_PARAMETERS and multiply_adds <= MAX_MULTIPLY_ADDS
+        assert multiply_adds > 0.9 * MAX_MULTIPLY_ADDS  # within a tenth of the work one request may ask for
 
 
 @pytest.mark.slow
