@@ -40,7 +40,7 @@ from .preprocessing import PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab, tokeniz
 _CHUNK = 2000
 _PARALLEL_FROM = 3000  # fewer reviews tokenize faster in this process than through worker processes
 _CACHE_FORMAT = 2
-SENTENCE_ENDS = [".", "!", "?", "...", ":"]
+SENTENCE_ENDS = (".", "!", "?", "...", ":")
 _VOCAB_ROWS = 50_000  # reviews counted at a time when building a vocabulary: bounded memory on any corpus
 
 

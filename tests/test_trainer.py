@@ -125,12 +125,13 @@ def test_titles_are_extra_short_examples_with_their_reviews_labels():
 
 
 def test_sentence_examples_are_whole_sentences_of_their_reviews_drawn_anew_each_epoch(tmp_path):
+    from sentiment.corpus import SENTENCE_ENDS
     from sentiment.trainer import one_sentence_each, prepare_data
 
     prepared = prepare_data(BUNDLED_SAMPLE, replace(SMALL_TRAIN, limit=1000, sentences=True))
     corpus, pool, owner = prepared.corpus, prepared.sentences, prepared.sentence_owner
     rows = split_indices(len(corpus)).train
-    ends = {".", "!", "?", "...", ":"}
+    ends = set(SENTENCE_ENDS)
     for k in range(0, len(owner), 7):
         review = rows[owner[k]]
         tokens = corpus.tokens(review)[: SMALL_TRAIN.max_len]
