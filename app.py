@@ -359,7 +359,7 @@ HYPER_PARAMETERS = [
     (ModelConfig, "bidirectional", "bidirectional", "a second cell reads each review right to left"),
     (ModelConfig, "learned_state", "learn the start state", "learn h0 (and c0) instead of zeros"),
     (TrainConfig, "titles", "train on titles too", "each review's title alone as an extra short example"),
-    (TrainConfig, "sentences", "train on sentences too", "one sentence of each review, drawn anew each epoch"),
+    (TrainConfig, "sentences", "sentences per review", "extra short examples drawn anew each epoch; 0 = none"),
     (TrainConfig, "refit", "refit on train + validation", "no validation: the chosen length on 90% of the data"),
     (TrainConfig, "schedule", "learning-rate schedule", "constant, or cosine decay to 0 over the run"),
     (TrainConfig, "weight_decay", "weight decay", "AdamW's pull of every weight towards 0"),

@@ -28,6 +28,7 @@ class PublicLimits:
     max_reviews: int = 5000
     max_epochs: int = 5
     max_pretrain_epochs: int = 1
+    max_sentences: int = 2  # sentences drawn per review each epoch: each one adds a review's worth of examples
     max_width: int = 256  # embedding and hidden size
     max_layers: int = 2
     max_batch_size: int = 256
@@ -38,7 +39,8 @@ class PublicLimits:
     def apply(self, config: TrainConfig, model_config: ModelConfig) -> tuple[TrainConfig, ModelConfig, str]:
         """The configs with every value over a cap lowered to it, and a sentence saying what changed."""
         train_caps = {"limit": self.max_reviews, "epochs": self.max_epochs, "batch_size": self.max_batch_size,
-                      "max_len": self.max_tokens, "pretrain_epochs": self.max_pretrain_epochs}
+                      "max_len": self.max_tokens, "pretrain_epochs": self.max_pretrain_epochs,
+                      "sentences": self.max_sentences}
         model_caps = {"embedding_dim": self.max_width, "hidden_size": self.max_width, "num_layers": self.max_layers}
         new_train = {k: v for k, v in train_caps.items() if getattr(config, k) > v or (k == "limit" and not config.limit)}
         new_model = {k: v for k, v in model_caps.items() if getattr(model_config, k) > v}

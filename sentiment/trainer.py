@@ -61,9 +61,10 @@ class TrainConfig:
     # Epochs of language-model pre-training (predict the next token; ULMFiT, Howard & Ruder 2018) of the embedding
     # and the recurrent layers on the training reviews' text before the classifier trains; 0 = none.
     pretrain_epochs: int = 0
-    # Also train, each epoch, on one sentence drawn at random from each training review, labelled as its review: short
-    # examples like the ones people type, drawn anew every epoch so no one sentence's label noise is learned by heart.
-    sentences: bool = False
+    # Also train, each epoch, on this many sentences drawn at random from each training review (independently, so a
+    # short review's one sentence may come twice), labelled as its review: short examples like the ones people type,
+    # drawn anew every epoch so no one sentence's label noise is learned by heart; 0 = none.
+    sentences: int = 0
     # Train on the training and validation splits together for the configured epochs, without validating: the
     # refit of a recipe whose length was chosen on validation. The test split stays out.
     refit: bool = False
@@ -84,6 +85,7 @@ class TrainConfig:
         check_range("limit", self.limit, 0, 1_000_000_000)
         check_range("ema", self.ema, 0.0, 0.99999, integer=False)
         check_range("pretrain_epochs", self.pretrain_epochs, 0, 100)
+        check_range("sentences", self.sentences, 0, 10)
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
         if self.precision not in PRECISIONS:
@@ -392,7 +394,7 @@ def train(
     if world > 1 and config.pretrain_epochs:
         raise ConfigError("pre-training runs in one process: train with --pretrain 0 under torchrun")
     if world > 1 and config.sentences:
-        raise ConfigError("sentence examples are drawn in one process: train with --no-sentences under torchrun")
+        raise ConfigError("sentence examples are drawn in one process: train with --sentences 0 under torchrun")
 
     yield Preparing(f"Reading and tokenizing {Path(data).name} …")
     if world > 1 and not main:
@@ -424,7 +426,7 @@ def train(
     model = SentimentNet(model_config).to(device)
     if config.pretrain_epochs:
         yield from pretrain(model, train_reviews, config, rng, stop)
-    per_epoch = len(train_reviews) + (len(np.unique(prepared.sentence_owner)) if config.sentences else 0)
+    per_epoch = len(train_reviews) + (config.sentences * len(np.unique(prepared.sentence_owner)) if config.sentences else 0)
     total_steps = math.ceil(per_epoch / batch_size) * config.epochs
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
@@ -439,8 +441,8 @@ def train(
     epoch = 1
     while reason == "finished" and step < total_steps and not stop.is_set():
         epoch_reviews = train_reviews
-        if config.sentences:
-            epoch_reviews = train_reviews.extended(one_sentence_each(prepared.sentences, prepared.sentence_owner, rng))
+        for _ in range(config.sentences):
+            epoch_reviews = epoch_reviews.extended(one_sentence_each(prepared.sentences, prepared.sentence_owner, rng))
         batches = length_bucketed_batches(epoch_reviews.lengths, batch_size, rng)
         for i, rows in enumerate(batches):
             if _shared_flag(stop.is_set(), world):

@@ -339,6 +339,8 @@ def test_other_endpoints_refuse_odd_values_with_a_sentence(client, endpoint, arg
     ("device", "tpu", "device must be"),
     ("precision", "int8", "precision must be one of"),
     ("pretrain_epochs", 1000, "pretrain_epochs must be between"),
+    ("sentences", 11, "sentences must be between 0 and 10"),
+    ("sentences", 1.5, "sentences per review must be a whole number"),
     ("forget_bias", "x", "forget-gate bias at start must be a number"),
     ("max_len", 0, "max_len must be between"),
 ])

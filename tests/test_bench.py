@@ -115,3 +115,23 @@ def test_quality_stage_trains_the_recipe_per_seed_beside_the_baseline(tmp_path):
     spread = next(r for name, r in rows.items() if "spread" in name)
     assert spread["value"] == pytest.approx(np.ptp([r["value"] for r in seeds]))
     assert any(name.startswith("default.pt: typed sentences") for name in rows)
+    short = [r for name, r in rows.items() if "validation titles and sentences" in name or "negation word" in name]
+    assert len(short) == 2 and all(50 < r["value"] <= 100 and 50 < r["reference"] <= 100 for r in short)
+
+
+def test_short_validation_texts_are_the_titles_and_short_sentences_of_the_reviews_given():
+    from sentiment.bench.stages import NEGATIONS, short_validation_texts
+    from sentiment.corpus import tokenize_corpus
+    from sentiment.data import split_indices
+
+    corpus = tokenize_corpus(BUNDLED_SAMPLE, limit=400)
+    rows = split_indices(len(corpus)).val
+    texts, labels, negated = short_validation_texts(corpus, rows, max_len=200)
+    reviews = {" ".join(corpus.tokens(r)): corpus.labels[r] for r in rows}
+    assert len(texts) > 2 * len(rows)  # a title and a sentence or more a review
+    for text, label, flagged in zip(texts, labels, negated):
+        tokens = text.split(" ")
+        assert 2 <= len(tokens) <= 15 and flagged == bool(NEGATIONS & set(tokens))
+        assert label in {reviews[review] for review in reviews if text in review}  # labelled as a review it is in
+    titles = [t for t in texts if t.endswith(" :")]
+    assert len(titles) > len(rows) / 2 and 0.1 < negated.mean() < 0.5

@@ -10,13 +10,15 @@ from sentiment.trainer import TrainConfig
 
 def test_public_limits_cap_everything_that_drives_memory_or_time_and_say_so():
     limits = PublicLimits()
-    config, model, note = limits.apply(TrainConfig(epochs=50, limit=0, batch_size=20_000, max_len=5000, pretrain_epochs=9),
+    config, model, note = limits.apply(TrainConfig(epochs=50, limit=0, batch_size=20_000, max_len=5000, pretrain_epochs=9,
+                                                   sentences=10),
                                        ModelConfig(hidden_size=4096, embedding_dim=4096, num_layers=8, bidirectional=True))
-    assert (config.limit, config.epochs, config.batch_size, config.max_len, config.pretrain_epochs) == (
-        limits.max_reviews, limits.max_epochs, limits.max_batch_size, limits.max_tokens, limits.max_pretrain_epochs)
+    assert (config.limit, config.epochs, config.batch_size, config.max_len, config.pretrain_epochs, config.sentences) == (
+        limits.max_reviews, limits.max_epochs, limits.max_batch_size, limits.max_tokens, limits.max_pretrain_epochs,
+        limits.max_sentences)
     assert (model.hidden_size, model.embedding_dim, model.num_layers, model.bidirectional) == (
         limits.max_width, limits.max_width, limits.max_layers, False)
-    for part in ("batch_size 256", "max_len 400", "bidirectional off", "hidden_size 256", f"{limits.max_seconds:.0f} s"):
+    for part in ("batch_size 256", "max_len 400", "sentences 2", "bidirectional off", "hidden_size 256", f"{limits.max_seconds:.0f} s"):
         assert part in note
     small = (replace(TrainConfig(), epochs=2, limit=1000, batch_size=64), ModelConfig(embedding_dim=64, hidden_size=64, num_layers=1))
     assert limits.apply(*small)[:2] == small and "Public demo limits applied" not in limits.apply(*small)[2]

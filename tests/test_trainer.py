@@ -128,7 +128,7 @@ def test_sentence_examples_are_whole_sentences_of_their_reviews_drawn_anew_each_
     from sentiment.corpus import SENTENCE_ENDS
     from sentiment.trainer import one_sentence_each, prepare_data
 
-    prepared = prepare_data(BUNDLED_SAMPLE, replace(SMALL_TRAIN, limit=1000, sentences=True))
+    prepared = prepare_data(BUNDLED_SAMPLE, replace(SMALL_TRAIN, limit=1000, sentences=1))
     corpus, pool, owner = prepared.corpus, prepared.sentences, prepared.sentence_owner
     rows = split_indices(len(corpus)).train
     ends = set(SENTENCE_ENDS)
@@ -149,11 +149,13 @@ def test_sentence_examples_are_whole_sentences_of_their_reviews_drawn_anew_each_
         assert sorted(owner_at[s] for s in draw.starts.tolist()) == sorted(set(owner.tolist()))  # one per review
     assert np.mean(first.starts != second.starts) > 0.5  # drawn anew
 
-    config = replace(SMALL_TRAIN, limit=300, epochs=1, sentences=True)
+    config = replace(SMALL_TRAIN, limit=300, epochs=1, sentences=2)
     small = prepare_data(BUNDLED_SAMPLE, config)
     finished = list(train(config, SMALL_MODEL, out=tmp_path / "s.pt"))[-1]
-    examples = len(small.train) + len(np.unique(small.sentence_owner))  # each review, then one of its sentences
+    examples = len(small.train) + 2 * len(np.unique(small.sentence_owner))  # each review, then two of its sentences
     assert finished.steps == -(-examples // config.batch_size)
+    with pytest.raises(ConfigError, match="sentences must be a whole number"):
+        replace(config, sentences=True).validate()
 
 
 @pytest.mark.slow

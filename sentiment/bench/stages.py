@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_predictor
-from ..corpus import tokenize_corpus
+from ..corpus import TokenizedCorpus, tokenize_corpus
 from ..data import TYPED_SENTENCES, load_reviews, split_indices
 from ..explain import explain
 from ..model import ModelConfig, SentimentNet, pick_device
@@ -266,6 +266,22 @@ def _wait_for_page(url: str, app: subprocess.Popen, started: float, timeout: flo
     raise RuntimeError(f"app.py served no page within {timeout:.0f} s")
 
 
+NEGATIONS = frozenset({"not", "n't", "no", "never", "nothing", "none", "nobody", "without"})
+
+
+def short_validation_texts(corpus: TokenizedCorpus, rows: np.ndarray, max_len: int, longest: int = 15
+                           ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The titles and sentences of at most `longest` tokens of the reviews `rows` (the validation split), their
+    tokens joined by spaces, each labelled as its review, and whether each holds a negation word: real short texts
+    to choose a recipe on, where the typed sentences are a test set."""
+    starts, lengths, review = corpus.sentences(rows, max_len)
+    short = lengths <= longest
+    lexicon = np.array(corpus.lexicon, dtype=object)
+    texts = [lexicon[corpus.token_ids[a : a + n]] for a, n in zip(starts[short], lengths[short])]
+    negated = np.array([not NEGATIONS.isdisjoint(tokens) for tokens in texts])
+    return [" ".join(tokens) for tokens in texts], corpus.labels[rows][review[short]], negated
+
+
 def bench_quality(args: argparse.Namespace) -> list[Row]:
     """The recipe (`--preset`, trained once per `--seeds`) against TF-IDF (1–2-grams) + logistic regression trained
     on the same training split, on the bundled test split and on the hand-written typed sentences; and the shipped
@@ -290,17 +306,27 @@ def bench_quality(args: argparse.Namespace) -> list[Row]:
     _, best_c, baseline = max(candidates, key=lambda c: c[0])
     baseline_test = baseline([texts[i] for i in splits.test], labels[splits.test])
     baseline_typed = baseline(typed, typed_labels)
+    short, short_labels, negated = short_validation_texts(tokenize_corpus(args.data, limit), splits.val,
+                                                          preset.train.max_len)
+    baseline_short = [baseline(short, short_labels), baseline([t for t, n in zip(short, negated) if n],
+                                                             short_labels[negated])]
 
     def typed_accuracy(predictor) -> float:
         return float(((np.asarray(predictor.predict(typed)) > 0.5) == typed_labels).mean() * 100)
 
-    rows, test, typed_scores = [], [], []
+    def short_accuracy(predictor) -> list[float]:
+        right = (np.asarray(predictor.predict(short)) > 0.5) == short_labels
+        return [float(right.mean() * 100), float(right[negated].mean() * 100)]
+
+    rows, test, typed_scores, short_scores = [], [], [], []
     with tempfile.TemporaryDirectory() as folder:
         for seed in args.seeds:
             config = replace(preset.train, seed=seed, device=args.device)
             finished = list(train(config, preset.model, args.data, Path(folder) / f"seed{seed}.pt"))[-1]
             test.append(finished.report.accuracy * 100)
-            typed_scores.append(typed_accuracy(load_predictor(finished.checkpoint, args.device)))
+            predictor = load_predictor(finished.checkpoint, args.device)
+            typed_scores.append(typed_accuracy(predictor))
+            short_scores.append(short_accuracy(predictor))
             rows += [Row("quality", f"{args.preset}, seed {seed}: test accuracy ({finished.report.n:,} reviews; "
                          f"{finished.seconds:.0f} s)", test[-1], "%"),
                      Row("quality", f"{args.preset}, seed {seed}: typed sentences ({len(typed)})", typed_scores[-1], "%")]
@@ -311,6 +337,11 @@ def bench_quality(args: argparse.Namespace) -> list[Row]:
         Row("quality", f"{args.preset}, spread of the {n} seeds' test accuracy (max − min)", float(np.ptp(test)), "points"),
         Row("quality", f"{args.preset}, mean of {n} seeds, typed sentences (TF-IDF + LR)", float(np.mean(typed_scores)),
             "%", baseline_typed, "> baseline", float(np.mean(typed_scores)) > baseline_typed),
+        *(Row("quality", f"{args.preset}, mean of {n} seeds, {what} (TF-IDF + LR)", float(value), "%", reference)
+          for what, value, reference in zip(
+              (f"validation titles and sentences of ≤ 15 tokens ({len(short):,})",
+               f"those with a negation word ({int(negated.sum()):,})"),
+              np.mean(short_scores, axis=0), baseline_short)),
     ]
     if args.checkpoint.is_file():
         shipped = load_predictor(args.checkpoint, args.device)
