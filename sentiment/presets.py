@@ -32,7 +32,7 @@ PRESETS: dict[str, Preset] = {
         "reviews, then trained on the reviews, their titles and two sentences of each drawn anew every epoch, read out "
         "with concat pooling; dropout, AdamW, a cosine schedule and an average of the weights (EMA)",
         TrainConfig(lr=0.003, batch_size=64, epochs=3, eval_every=0, weight_decay=0.05, schedule="cosine", patience=3,
-                    ema=0.995, titles=True, sentences=2, pretrain_epochs=2),
+                    ema=0.999, titles=True, sentences=2, pretrain_epochs=2),
         ModelConfig(embedding_dim=200, hidden_size=192, num_layers=1, dropout=0.5, embedding_dropout=0.3, forget_bias=1.0,
                     readout="pool"),
     ),
