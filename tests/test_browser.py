@@ -73,21 +73,23 @@ def test_header_says_which_device_runs_the_model(page):
 
 def test_predict_tab_shows_label_tokens_and_plots(page):
     page.get_by_role("tab", name="Predict").click()
-    page.get_by_label("Review").fill("Not what I hoped: <script>alert(1)</script> the handle broke &amp; it leaks. Waste of money.")
+    page.get_by_label("Review").fill("Not what I hoped: the handle broke after a week and it leaks. Waste of money.")
     page.get_by_role("button", name="Predict and explain").click()
     page.get_by_text("P(positive) =").wait_for()
-    summary = page.locator("#summary").inner_text()
-    assert "Negative" in summary and "How it reads the review" in summary
-    # The review's markup is shown as the characters typed, never run or rendered.
-    page.wait_for_function("document.querySelector('#token-effects').innerText.includes('leaks')")
-    text = page.locator("#token-effects").inner_text()
-    assert "script" in text and "<" in text and "&" in text and "amp" in text
-    assert page.evaluate("document.querySelectorAll('#token-effects script, #token-effects b').length") == 0
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 7")
     sizes = _plot_sizes(page)
     assert len(sizes) >= 7 and all(w > 100 and h > 100 for w, h in sizes)
     page.evaluate("window.scrollTo(0, 0)")
     _shot(page, "predict")
+    # The review's markup is shown as the characters typed, never run or rendered.
+    page.get_by_label("Review").fill("Not what I hoped: <script>alert(1)</script> the handle broke &amp; it leaks. Waste of money.")
+    page.get_by_role("button", name="Predict and explain").click()
+    page.wait_for_function("document.querySelector('#token-effects').innerText.includes('script')")
+    summary = page.locator("#summary").inner_text()
+    assert "Negative" in summary and "How it reads the review" in summary
+    text = page.locator("#token-effects").inner_text()
+    assert "script" in text and "<" in text and "&" in text and "amp" in text
+    assert page.evaluate("document.querySelectorAll('#token-effects script, #token-effects b').length") == 0
     # Hovering a gate heatmap names the token (as text, with its position), the unit and the gate's value.
     gates = page.locator(".js-plotly-plot").filter(has_text="Gates of layer 1")
     gates.locator(".nsewdrag").first.hover()
