@@ -1,6 +1,7 @@
 """The benchmark stays runnable: small runs of its stages print and write a row per figure with its verdict."""
 import json
 import mmap
+import re
 import time
 
 import numpy as np
@@ -9,7 +10,10 @@ import pytest
 from sentiment.bench.__main__ import main
 from sentiment.bench.measure import PeakMemory
 from sentiment.bench.reference import reference_preprocess
-from sentiment.data import BUNDLED_SAMPLE
+from sentiment.bench.stages import NEGATIONS, short_validation_texts
+from sentiment.corpus import tokenize_corpus
+from sentiment.data import BUNDLED_SAMPLE, split_indices
+from sentiment.presets import PRESETS
 
 SMALL = ["--reviews", "600", "--repeats", "1", "--train-steps", "1", "--embedding", "16", "--hidden", "16",
          "--layers", "1", "--batch", "32", "--scale-reviews", "20000"]
@@ -117,13 +121,17 @@ def test_quality_stage_trains_the_recipe_per_seed_beside_the_baseline(tmp_path):
     assert any(name.startswith("default.pt: typed sentences") for name in rows)
     short = [r for name, r in rows.items() if "validation titles and sentences" in name or "negation word" in name]
     assert len(short) == 2 and all(50 < r["value"] <= 100 and 50 < r["reference"] <= 100 for r in short)
+    # The positive negated texts are a subset that both models find hard: scored, not required to be above chance.
+    negated, positive = (int(re.search(r"\(([\d,]+)\)", name)[1].replace(",", "")) for name in rows
+                         if "negation word" in name or "positive ones" in name)
+    corpus = tokenize_corpus(BUNDLED_SAMPLE, limit=PRESETS["quick"].train.limit)
+    _, labels, flagged = short_validation_texts(corpus, split_indices(len(corpus)).val, max_len=200)
+    assert (negated, positive) == (flagged.sum(), (flagged & (labels == 1)).sum()) and 0 < positive < negated
+    hard = next(r for name, r in rows.items() if "positive ones" in name)
+    assert 0 <= hard["value"] <= 100 and 0 <= hard["reference"] <= 100
 
 
 def test_short_validation_texts_are_the_titles_and_short_sentences_of_the_reviews_given():
-    from sentiment.bench.stages import NEGATIONS, short_validation_texts
-    from sentiment.corpus import tokenize_corpus
-    from sentiment.data import split_indices
-
     corpus = tokenize_corpus(BUNDLED_SAMPLE, limit=400)
     rows = split_indices(len(corpus)).val
     texts, labels, negated = short_validation_texts(corpus, rows, max_len=200)
