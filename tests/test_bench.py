@@ -105,6 +105,10 @@ def test_peak_memory_sees_each_block_and_the_blocks_around_it():
     assert 15 < inner.peak - start < 35
 
 
+def _trained_on(name: str) -> int:
+    return int(re.search(r"trained on ([\d,]+)", name)[1].replace(",", ""))
+
+
 @pytest.mark.slow
 def test_quality_stage_trains_the_recipe_per_seed_beside_the_baseline(tmp_path):
     path = tmp_path / "quality.json"
@@ -113,6 +117,8 @@ def test_quality_stage_trains_the_recipe_per_seed_beside_the_baseline(tmp_path):
     seeds = [r for name, r in rows.items() if ", seed " in name and "test accuracy" in name]
     typed = [r for name, r in rows.items() if ", seed " in name and "typed sentences" in name]
     assert len(seeds) == len(typed) == 2
+    splits = split_indices(PRESETS["quick"].train.limit)
+    assert {_trained_on(name) for name in rows if "trained on" in name} == {len(splits.train)}
     mean = next(r for name, r in rows.items() if "mean of 2 seeds, test accuracy" in name)
     assert mean["value"] == pytest.approx(np.mean([r["value"] for r in seeds]))
     assert mean["met"] == (mean["value"] >= mean["reference"] + 1.0) and 50 < mean["reference"] < 100
@@ -129,6 +135,18 @@ def test_quality_stage_trains_the_recipe_per_seed_beside_the_baseline(tmp_path):
     assert (negated, positive) == (flagged.sum(), (flagged & (labels == 1)).sum()) and 0 < positive < negated
     hard = next(r for name, r in rows.items() if "positive ones" in name)
     assert 0 <= hard["value"] <= 100 and 0 <= hard["reference"] <= 100
+
+
+@pytest.mark.slow
+def test_a_refit_quality_run_trains_both_models_on_train_and_validation_and_leaves_validation_unscored(tmp_path):
+    path = tmp_path / "quality.json"
+    main(["quality", "--preset", "quick", "--seeds", "0", "--baseline-c", "4", "--refit", "--json", str(path)])
+    rows = _rows(path)
+    splits = split_indices(PRESETS["quick"].train.limit)
+    trained_on = [_trained_on(name) for name in rows if "trained on" in name]
+    assert len(trained_on) == 2 and set(trained_on) == {len(splits.train) + len(splits.val)}  # seed 0 and baseline
+    assert next(name for name in rows if "mean of 1 seeds, test accuracy" in name).startswith("quick, refit")
+    assert not [name for name in rows if any(w in name for w in ("validation", "negation", "positive ones"))]
 
 
 def test_short_validation_texts_are_the_titles_and_short_sentences_of_the_reviews_given():

@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="quality: logistic-regression C values tried on the validation split")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="lab", help="quality: the recipe to train")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="quality: one training run per seed")
+    parser.add_argument("--refit", action="store_true",
+                        help="quality: once the baseline's C is chosen, train the recipe and the baseline on the "
+                             "training and validation splits together (the validation short texts then go unscored)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--epochs", type=int, default=2, help="accuracy: epochs for both trainings")
     args = parser.parse_args(argv)
