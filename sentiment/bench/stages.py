@@ -325,8 +325,6 @@ def bench_quality(args: argparse.Namespace) -> list[Row]:
         return float(((np.asarray(predictor.predict(typed)) > 0.5) == typed_labels).mean() * 100)
 
     def short_accuracy(predictor) -> list[float]:
-        if not groups:
-            return []
         right = (np.asarray(predictor.predict(short)) > 0.5) == short_labels
         return [float(right[group].mean() * 100) for group in groups.values()]
 
