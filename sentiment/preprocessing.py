@@ -17,7 +17,7 @@ PAD, UNK, URL = "_PAD", "_UNK", "<url>"
 PAD_ID, UNK_ID = 0, 1
 
 # Bump whenever clean_text or tokenize changes what they return: cached token ids are keyed on it.
-PREPROCESSING_VERSION = 1
+PREPROCESSING_VERSION = 2
 
 _DIGIT = re.compile(r"\d")
 _URL_HINT = re.compile(r"www\.|https?:|\.com")
@@ -25,12 +25,20 @@ _URL_HINT = re.compile(r"www\.|https?:|\.com")
 _URL_CHUNK = re.compile(r"\S+(?<=\.[a-z]{3})")
 # Control characters other than whitespace would reach the vocabulary as invisible tokens.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Phones and word processors type ’ for an apostrophe, and some reviews use ` or ´: NLTK splits contractions on
+# the ASCII one only, and would read "don’t" as "don", "’", "t".
+_APOSTROPHE = re.compile(r"(?<=\w)[’‘`´ʼ](?=\w)")
+# Negative contractions typed without their apostrophe ("dont", "cant") get it back, so that they read as the
+# same "n't" as "don't" does: one well-trained negation instead of a dozen rare spellings of it.
+_BARE_NT = re.compile(r"\b(do|does|did|is|was|are|were|could|would|should|have|has|had|ca|wo|ai)nt\b")
 
 
 def clean_text(text: str) -> str:
-    """Lower-case, digits to 0 and, in a review that mentions a web address, URL-like chunks to `<url>`."""
+    """Lower-case, digits to 0, one apostrophe for all (negative contractions typed without one get it back) and,
+    in a review that mentions a web address, URL-like chunks to `<url>`."""
     text = _CONTROL.sub(" ", text.lower())
     text = _DIGIT.sub("0", text)
+    text = _BARE_NT.sub(r"\1n't", _APOSTROPHE.sub("'", text))
     if _URL_HINT.search(text):
         text = _URL_CHUNK.sub(URL, text)
     return text

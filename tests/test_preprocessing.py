@@ -27,6 +27,19 @@ def test_tokenizer_splits_punctuation_contractions_and_sentence_periods():
     ]
 
 
+def test_every_spelling_of_a_negative_contraction_reads_as_the_same_nt():
+    # A phone's ’, a review's ` or ´, and the apostrophe left out all read as "don't" does.
+    for text in ["I don't like it", "I don’t like it", "I don`t like it", "I don´t like it", "I dont like it"]:
+        assert tokenize_review(text) == ["i", "do", "n't", "like", "it"], text
+    assert tokenize_review("Cant complain, it wont break and isnt cheap") == [
+        "ca", "n't", "complain", ",", "it", "wo", "n't", "break", "and", "is", "n't", "cheap",
+    ]
+    # Only whole words lose their missing apostrophe, and a quote mark that is not inside a word stays a quote.
+    assert tokenize_review("Important: ‘dontt’ isn’t a word") == [
+        "important", ":", "‘", "dontt", "’", "is", "n't", "a", "word",
+    ]
+
+
 def test_gated_tokenizer_matches_nltk_on_real_reviews():
     texts, _, _ = load_reviews(BUNDLED_SAMPLE, limit=3000)
     nltk = NLTKWordTokenizer()
