@@ -262,7 +262,7 @@ def read_review(review: str, checkpoint: str = "default.pt"):
     read = reading(predictor, review_text(review))
     cleaned = read.cleaned if len(read.cleaned) <= 600 else read.cleaned[:600] + " …"
     summary = (
-        f"**1. Cleaned** (lower-case, digits → 0, web addresses → `<url>`): {html.escape(cleaned)}\n\n"
+        f"**1. Cleaned** (lower-case, digits → 0, ’ → ', `dont` → `don't`, web addresses → `<url>`): {html.escape(cleaned)}\n\n"
         f"**2. Tokens** (NLTK's word rules): {len(read.tokens):,}{'+' if len(read.tokens) >= 1000 else ''}.\n\n"
         f"**3. Ids** from a vocabulary of {read.vocabulary:,} tokens (0 is `_PAD`, 1 is `_UNK`): "
         f"{len(read.unknown)} distinct unknown word(s) read as `_UNK`"

@@ -2,7 +2,8 @@
 
 The rules follow the reference pipeline (lower-case, digits to 0, URL chunks to `<url>`, NLTK's word tokenizer,
 a vocabulary of tokens seen at least twice with `_PAD`=0 and `_UNK`=1), with its bug fixed: unknown words map
-to `_UNK`, never to `_PAD`.
+to `_UNK`, never to `_PAD`. One rule is ours: every apostrophe is the ASCII one, and negative contractions typed
+without one get it back, so "don’t", "don`t" and "dont" all read as "do", "n't".
 """
 from __future__ import annotations
 

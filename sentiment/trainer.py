@@ -286,6 +286,9 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
         raise ConfigError("pre-training a bidirectional model needs num_layers 1: a second layer's forward direction "
                           "would read the first layer's backward states, which have seen the tokens it must predict")
     H, vocab_out = c.hidden_size, min(LM_VOCAB, c.vocab_size)
+    # A one-token text (a title such as "Awesome") has no next token to predict: a batch of them alone would average
+    # a loss over nothing.
+    reviews = reviews.subset(np.flatnonzero(reviews.lengths > 1))
     projection = torch.nn.Linear(H, c.embedding_dim).to(model.device)
     parameters = [p for name, p in model.named_parameters() if not name.startswith("head.")]
     optimizer = torch.optim.AdamW([*parameters, *projection.parameters()], lr=config.lr, weight_decay=config.weight_decay)

@@ -171,6 +171,13 @@ def test_language_model_pretraining_runs_first_and_learns_to_predict_the_next_to
                                                                                 num_layers=2), out=tmp_path / "x.pt"))
 
 
+def test_pretraining_on_titles_reports_a_finite_loss_at_every_step(tmp_path):
+    # Length-bucketed batches of 4 put the one-word titles ("Awesome") together, with no next token to predict.
+    events = _run(tmp_path / "titles.pt", limit=600, epochs=1, max_steps=1, batch_size=4, titles=True, pretrain_epochs=1)
+    losses = [e.train_loss for e in events if isinstance(e, Step) and e.phase == "pretrain"]
+    assert len(losses) > 200 and np.isfinite(losses).all()
+
+
 def test_a_refit_trains_on_train_and_validation_without_validating(tmp_path):
     events = list(train(replace(SMALL_TRAIN, limit=1000, epochs=1, refit=True), SMALL_MODEL, out=tmp_path / "refit.pt"))
     assert not any(isinstance(e, Evaluated) for e in events)
