@@ -10,9 +10,10 @@ import pytest
 from sentiment.bench.__main__ import main
 from sentiment.bench.measure import PeakMemory
 from sentiment.bench.reference import reference_preprocess
-from sentiment.bench.stages import NEGATIONS, short_validation_texts
+from sentiment.bench.stages import NEGATIONS, has_negation, short_validation_texts
 from sentiment.corpus import tokenize_corpus
-from sentiment.data import BUNDLED_SAMPLE, split_indices
+from sentiment.data import BUNDLED_SAMPLE, TYPED_SENTENCES, load_reviews, split_indices
+from sentiment.preprocessing import tokenize_review
 from sentiment.presets import PRESETS
 
 SMALL = ["--reviews", "600", "--repeats", "1", "--train-steps", "1", "--embedding", "16", "--hidden", "16",
@@ -109,6 +110,11 @@ def _trained_on(name: str) -> int:
     return int(re.search(r"trained on ([\d,]+)", name)[1].replace(",", ""))
 
 
+def _count(name: str) -> int:
+    """The first count in brackets in a row's name: how many texts it scores."""
+    return int(re.search(r"\(([\d,]+)\)", name)[1].replace(",", ""))
+
+
 @pytest.mark.slow
 def test_quality_stage_trains_the_recipe_per_seed_beside_the_baseline(tmp_path):
     path = tmp_path / "quality.json"
@@ -125,16 +131,24 @@ def test_quality_stage_trains_the_recipe_per_seed_beside_the_baseline(tmp_path):
     spread = next(r for name, r in rows.items() if "spread" in name)
     assert spread["value"] == pytest.approx(np.ptp([r["value"] for r in seeds]))
     assert any(name.startswith("default.pt: typed sentences") for name in rows)
-    short = [r for name, r in rows.items() if "validation titles and sentences" in name or "negation word" in name]
+    short = [r for name, r in rows.items() if "validation titles and sentences" in name or "those with a negation" in name]
     assert len(short) == 2 and all(50 < r["value"] <= 100 and 50 < r["reference"] <= 100 for r in short)
     # The positive negated texts are a subset that both models find hard: scored, not required to be above chance.
-    negated, positive = (int(re.search(r"\(([\d,]+)\)", name)[1].replace(",", "")) for name in rows
-                         if "negation word" in name or "positive ones" in name)
+    negated, positive = (_count(name) for name in rows if "those with a negation" in name or "positive ones" in name)
     corpus = tokenize_corpus(BUNDLED_SAMPLE, limit=PRESETS["quick"].train.limit)
     _, labels, flagged = short_validation_texts(corpus, split_indices(len(corpus)).val, max_len=200)
     assert (negated, positive) == (flagged.sum(), (flagged & (labels == 1)).sum()) and 0 < positive < negated
     hard = next(r for name, r in rows.items() if "positive ones" in name)
     assert 0 <= hard["value"] <= 100 and 0 <= hard["reference"] <= 100
+    # The typed sentences split by whether they hold a negation word: the two parts make up the whole, for both models.
+    typed_texts, _, _ = load_reviews(TYPED_SENTENCES)
+    whole = next(r for name, r in rows.items() if "mean of 2 seeds, typed sentences (" in name)
+    negated_typed = [has_negation(tokenize_review(t)) for t in typed_texts]
+    parts = [(_count(name), r) for name, r in rows.items() if "mean of 2 seeds, typed sentences with" in name]
+    assert [n for n, _ in parts] == [sum(negated_typed), len(typed_texts) - sum(negated_typed)]
+    assert 0 < sum(negated_typed) < len(typed_texts)
+    for key in ("value", "reference"):
+        assert sum(n * r[key] for n, r in parts) / len(typed_texts) == pytest.approx(whole[key])
 
 
 @pytest.mark.slow
