@@ -191,6 +191,7 @@ def predict_summary(predictor: Predictor, explanation: Explanation) -> str:
         + f"\n\nThe gate trace reproduces `nn.{type(predictor.model.rnn).__name__}` to {trace.max_error:.1e}. "
         f"Units shown: the {len(explanation.units)} "
         + ("with the largest share of the final logit." if top else "whose hidden state varies most.")
+        + (f"\n\n**Note:** {predictor.checkpoint.preprocessing_note}" if predictor.checkpoint.preprocessing_note else "")
     )
 
 

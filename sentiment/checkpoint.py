@@ -20,7 +20,7 @@ import torch
 
 from .corpus import EncodedReviews, encode_texts
 from .model import ConfigError, ModelConfig, SentimentNet, pick_device
-from .preprocessing import Vocab
+from .preprocessing import PREPROCESSING_VERSION, Vocab
 from .scoring import score
 
 FORMAT = "lstm-sentiment-lab"
@@ -51,6 +51,18 @@ class Checkpoint:
     @property
     def max_len(self) -> int:
         return int(self.train_config.get("max_len", 200))
+
+    @property
+    def preprocessing_note(self) -> str:
+        """A sentence for a person when the checkpoint was trained on text that another version of the preprocessing
+        read ("" when it is this program's version, or was not recorded: checkpoints before the record)."""
+        trained_with = self.data.get("preprocessing_version")
+        if trained_with is None or trained_with == PREPROCESSING_VERSION:
+            return ""
+        shown = trained_with if type(trained_with) is int else repr(trained_with)[:20]  # a damaged file's value
+        return (f"This checkpoint was trained on text read by preprocessing version {shown}; this program reads "
+                f"text with version {PREPROCESSING_VERSION}, so some words reach the model in another form than in "
+                "training and its predictions may differ a little from its test report. Retrain it to match.")
 
     def build_model(self, device: torch.device | str = "cpu") -> SentimentNet:
         model = SentimentNet(self.model_config)
@@ -122,6 +134,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     state_dict = payload.get("state_dict")
     if version == 1 and isinstance(state_dict, dict):
         state_dict = {re.sub(r"^lstm\.", "rnn.", k): v for k, v in state_dict.items()}
+    if not all(isinstance(payload.get(part, {}), dict) for part in ("metrics", "data")):
+        raise CheckpointError(f"{name}: checkpoint is incomplete or damaged (its metrics or data are not a table)")
     try:
         return Checkpoint(
             model_config=ModelConfig.from_dict(payload["model_config"]),

@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluate(predictor.model, reviews)
     print(f"checkpoint {args.checkpoint} on {args.data.name} ({split} split): {corpus.report.summary()}")
     print(report.format())
+    if predictor.checkpoint.preprocessing_note:
+        print(f"note: {predictor.checkpoint.preprocessing_note}")
     return 0
 
 

@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     if empty:
         parser.error(f"review {empty[0]} is empty")
     predictor = load_predictor(args.checkpoint)
+    if predictor.checkpoint.preprocessing_note:
+        print(f"note: {predictor.checkpoint.preprocessing_note}", file=sys.stderr)
     for text, p in zip(texts, predictor.predict(texts)):
         label = "positive" if p >= 0.5 else "negative"
         print(f"{label:8}  {p:.3f}  {text[:80]}")

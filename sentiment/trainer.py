@@ -27,7 +27,7 @@ from .checkpoint import CHECKPOINT_DIR, Checkpoint, save_checkpoint, stored
 from .corpus import EncodedReviews, Stopped, TokenizedCorpus, tokenize_corpus
 from .data import BUNDLED_SAMPLE, SPLIT_SEED, DataError, split_indices
 from .model import ConfigError, ModelConfig, SentimentNet, check_range, describe_device, pick_device
-from .preprocessing import PAD_ID, UNK_ID, Vocab
+from .preprocessing import PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab
 from .scoring import TestReport, evaluate
 
 SCHEDULES = ("constant", "cosine")
@@ -240,6 +240,7 @@ def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | 
         "reviews": len(corpus),
         "skipped_lines": corpus.report.skipped,
         "split_seed": SPLIT_SEED,
+        "preprocessing_version": PREPROCESSING_VERSION,  # how the text was read: a later version reads it otherwise
         "limit": config.limit,
         "train": len(trained_on),
         "val": len(splits.val),

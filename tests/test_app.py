@@ -14,10 +14,11 @@ from gradio_client.exceptions import AppError
 
 import app
 from app_api import plot_traces, positive_probability, rows, train_args, typed_array, value
-from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, load_checkpoint, load_predictor
+from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, load_checkpoint, load_predictor, save_checkpoint
 from sentiment.data import BUNDLED_SAMPLE, load_reviews
+from sentiment.explain import explain
 from sentiment.model import READOUTS
-from sentiment.preprocessing import encode_review
+from sentiment.preprocessing import PREPROCESSING_VERSION, encode_review
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +69,21 @@ def test_predict_with_the_default_checkpoint(client):
     assert value(positive[0])["label"] == "positive" and value(negative[0])["label"] == "negative"
     assert "when read" in value(positive[1]) and "moment of reading" in value(positive[1])
     assert READOUTS[load_checkpoint(DEFAULT_CHECKPOINT).model_config.readout] in value(positive[1])
+    assert "preprocessing version" not in value(positive[1])  # no note for a checkpoint read as it was trained
     tokens = [item["token"] for item in value(positive[2])]
     assert tokens[:3] == ["best", "purchase", "this"]
     final = client.predict(app.EXAMPLES[2], "default.pt", "0", 8, "on the final prediction", api_name="/predict")
     assert "re-scoring the review once per token" in value(final[1])
+
+
+def test_a_checkpoint_trained_under_another_preprocessing_version_says_so(trained, tmp_path):
+    checkpoint = load_checkpoint(trained[0])
+    assert checkpoint.data["preprocessing_version"] == PREPROCESSING_VERSION and not checkpoint.preprocessing_note
+    checkpoint.data["preprocessing_version"] = PREPROCESSING_VERSION - 1
+    older = load_predictor(save_checkpoint(tmp_path / "older.pt", checkpoint), "cpu")
+    note = older.checkpoint.preprocessing_note
+    assert f"version {PREPROCESSING_VERSION - 1};" in note and f"version {PREPROCESSING_VERSION}," in note
+    assert note in app.predict_summary(older, explain(older, "Not bad at all."))
 
 
 @pytest.mark.parametrize("review,message", [("", "empty"), ("   \n\t", "empty")])

@@ -57,6 +57,17 @@ def test_newer_format_version_is_refused(trained, tmp_path):
         load_checkpoint(tmp_path / "future.pt")
 
 
+def test_damaged_metadata_is_a_clear_error_or_shown_cut_short(trained, tmp_path):
+    payload = torch.load(trained[0], weights_only=True)
+    for part in ("data", "metrics"):
+        torch.save({**payload, part: "not a table"}, tmp_path / "damaged.pt")
+        with pytest.raises(CheckpointError, match="incomplete or damaged"):
+            load_checkpoint(tmp_path / "damaged.pt")
+    torch.save({**payload, "data": {**payload["data"], "preprocessing_version": "9" * 10_000}}, tmp_path / "odd.pt")
+    note = load_checkpoint(tmp_path / "odd.pt").preprocessing_note
+    assert "version '999" in note and len(note) < 400
+
+
 def test_format_1_checkpoints_still_load(trained, tmp_path):
     """Version 1 (LSTM only) named the recurrent layers `lstm.*` and had no cell type."""
     payload = torch.load(trained[0], weights_only=True)

@@ -3,7 +3,8 @@ import sys
 
 import pytest
 
-from sentiment.checkpoint import load_checkpoint
+from sentiment.checkpoint import load_checkpoint, save_checkpoint
+from sentiment.preprocessing import PREPROCESSING_VERSION
 
 pytestmark = pytest.mark.slow  # subprocesses: each starts Python and torch
 
@@ -17,6 +18,16 @@ def test_predict_cli_scores_reviews(trained):
     assert result.returncode == 0, result.stderr
     first, second = result.stdout.splitlines()
     assert first.startswith("positive") and second.startswith("negative")
+
+
+def test_predict_cli_notes_a_checkpoint_trained_under_another_preprocessing_version(trained, tmp_path):
+    checkpoint = load_checkpoint(trained[0])
+    checkpoint.data["preprocessing_version"] = PREPROCESSING_VERSION + 1
+    older = save_checkpoint(tmp_path / "other.pt", checkpoint)
+    result = run("sentiment.predict", "--checkpoint", str(older), "Absolutely love it, works great.")
+    assert result.returncode == 0 and result.stdout.startswith("positive")
+    assert result.stderr.startswith(f"note: This checkpoint was trained on text read by preprocessing version {PREPROCESSING_VERSION + 1};")
+    assert "note:" not in run("sentiment.predict", "--checkpoint", str(trained[0]), "Works great.").stderr
 
 
 def test_evaluate_cli_prints_the_report_on_the_checkpoints_own_test_split(trained):
