@@ -57,9 +57,10 @@ class Checkpoint:
         """A sentence for a person when the checkpoint was trained on text that another version of the preprocessing
         read ("" when it is this program's version, or was not recorded: checkpoints before the record)."""
         trained_with = self.data.get("preprocessing_version")
-        if trained_with is None or trained_with == PREPROCESSING_VERSION:
+        recorded = type(trained_with) is int  # a damaged file may hold anything here: a string, a tensor
+        if trained_with is None or (recorded and trained_with == PREPROCESSING_VERSION):
             return ""
-        shown = trained_with if type(trained_with) is int else repr(trained_with)[:20]  # a damaged file's value
+        shown = trained_with if recorded else repr(trained_with)[:20]
         return (f"This checkpoint was trained on text read by preprocessing version {shown}; this program reads "
                 f"text with version {PREPROCESSING_VERSION}, so some words reach the model in another form than in "
                 "training and its predictions may differ a little from its test report. Retrain it to match.")

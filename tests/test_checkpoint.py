@@ -66,6 +66,8 @@ def test_damaged_metadata_is_a_clear_error_or_shown_cut_short(trained, tmp_path)
     torch.save({**payload, "data": {**payload["data"], "preprocessing_version": "9" * 10_000}}, tmp_path / "odd.pt")
     note = load_checkpoint(tmp_path / "odd.pt").preprocessing_note
     assert "version '999" in note and len(note) < 400
+    torch.save({**payload, "data": {**payload["data"], "preprocessing_version": torch.ones(3)}}, tmp_path / "odd.pt")
+    assert "version tensor([1., 1., 1.]);" in load_checkpoint(tmp_path / "odd.pt").preprocessing_note
 
 
 def test_format_1_checkpoints_still_load(trained, tmp_path):
