@@ -180,6 +180,7 @@ def predict_summary(predictor: Predictor, explanation: Explanation) -> str:
     p, layer = trace.probability, explanation.layer
     unknown = sorted(set(explanation.unknown))
     top = layer.layer == predictor.model.config.num_layers - 1
+    note = predictor.checkpoint.preprocessing_note
     return (
         f"**{'Positive' if p >= 0.5 else 'Negative'}** with P(positive) = {p:.3f} · {len(trace.tokens)} tokens read"
         + (f" (only the first {predictor.max_len})" if explanation.truncated else "")
@@ -191,7 +192,7 @@ def predict_summary(predictor: Predictor, explanation: Explanation) -> str:
         + f"\n\nThe gate trace reproduces `nn.{type(predictor.model.rnn).__name__}` to {trace.max_error:.1e}. "
         f"Units shown: the {len(explanation.units)} "
         + ("with the largest share of the final logit." if top else "whose hidden state varies most.")
-        + (f"\n\n**Note:** {predictor.checkpoint.preprocessing_note}" if predictor.checkpoint.preprocessing_note else "")
+        + (f"\n\n**Note:** {note}" if note else "")
     )
 
 

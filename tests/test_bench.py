@@ -131,7 +131,8 @@ def test_quality_stage_trains_the_recipe_per_seed_beside_the_baseline(tmp_path):
     spread = next(r for name, r in rows.items() if "spread" in name)
     assert spread["value"] == pytest.approx(np.ptp([r["value"] for r in seeds]))
     assert any(name.startswith("default.pt: typed sentences") for name in rows)
-    short = [r for name, r in rows.items() if "validation titles and sentences" in name or "those with a negation" in name]
+    short = [r for name, r in rows.items()
+             if "validation titles and sentences" in name or "those with a negation" in name]
     assert len(short) == 2 and all(50 < r["value"] <= 100 and 50 < r["reference"] <= 100 for r in short)
     # The positive negated texts are a subset that both models find hard: scored, not required to be above chance.
     negated, positive = (_count(name) for name in rows if "those with a negation" in name or "positive ones" in name)
@@ -160,7 +161,8 @@ def test_a_refit_quality_run_trains_both_models_on_train_and_validation_and_leav
     trained_on = [_trained_on(name) for name in rows if "trained on" in name]
     assert len(trained_on) == 2 and set(trained_on) == {len(splits.train) + len(splits.val)}  # seed 0 and baseline
     assert next(name for name in rows if "mean of 1 seeds, test accuracy" in name).startswith("quick, refit")
-    assert not [name for name in rows if any(w in name for w in ("validation", "those with a negation", "positive ones"))]
+    validation_rows = ("validation", "those with a negation", "positive ones")
+    assert not [name for name in rows if any(w in name for w in validation_rows)]
     assert len([name for name in rows if "typed sentences with" in name]) == 2  # the typed sentences are scored still
 
 

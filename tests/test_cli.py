@@ -26,7 +26,8 @@ def test_predict_cli_notes_a_checkpoint_trained_under_another_preprocessing_vers
     older = save_checkpoint(tmp_path / "other.pt", checkpoint)
     result = run("sentiment.predict", "--checkpoint", str(older), "Absolutely love it, works great.")
     assert result.returncode == 0 and result.stdout.startswith("positive")
-    assert result.stderr.startswith(f"note: This checkpoint was trained on text read by preprocessing version {PREPROCESSING_VERSION + 1};")
+    version = PREPROCESSING_VERSION + 1
+    assert result.stderr.startswith(f"note: This checkpoint was trained on text read by preprocessing version {version};")
     assert "note:" not in run("sentiment.predict", "--checkpoint", str(trained[0]), "Works great.").stderr
 
 

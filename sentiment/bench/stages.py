@@ -318,8 +318,8 @@ def bench_quality(args: argparse.Namespace) -> list[Row]:
     typed_groups = {f"with a negation word ({int(typed_negated.sum())})": typed_negated,
                     f"without one ({int((~typed_negated).sum())})": ~typed_negated}
 
-    def baseline_by_group(batch: list[str], truth: np.ndarray, groups: dict[str, np.ndarray]) -> list[float]:
-        return [baseline([t for t, g in zip(batch, group) if g], truth[group]) for group in groups.values()]
+    def baseline_by_group(batch: list[str], truth: np.ndarray, parts: dict[str, np.ndarray]) -> list[float]:
+        return [baseline([t for t, g in zip(batch, part) if g], truth[part]) for part in parts.values()]
 
     baseline_typed_groups = baseline_by_group(typed, typed_labels, typed_groups)
     groups, short, short_labels = {}, [], np.array([])
@@ -349,12 +349,12 @@ def bench_quality(args: argparse.Namespace) -> list[Row]:
             finished = list(train(config, preset.model, args.data, Path(folder) / f"seed{seed}.pt"))[-1]
             test.append(finished.report.accuracy * 100)
             predictor = load_predictor(finished.checkpoint, args.device)
-            typed_scores.append(typed_right(predictor) * 100.0)
+            typed_scores.append(typed_right(predictor) * 100.0)  # (sentences,): 100 where right
             short_scores.append(short_accuracy(predictor))
             rows += [Row("quality", f"{recipe}, seed {seed}: test accuracy ({finished.report.n:,} reviews; trained "
                          f"on {predictor.checkpoint.data['train']:,}; {finished.seconds:.0f} s)", test[-1], "%"),
-                     Row("quality", f"{recipe}, seed {seed}: typed sentences ({len(typed)})", float(typed_scores[-1].mean()),
-                         "%")]
+                     Row("quality", f"{recipe}, seed {seed}: typed sentences ({len(typed)})",
+                         float(typed_scores[-1].mean()), "%")]
     n = len(args.seeds)
     baseline_name = f"TF-IDF + LR, C={best_c:g}, trained on {len(trained_on):,}"
     rows += [
@@ -375,7 +375,8 @@ def bench_quality(args: argparse.Namespace) -> list[Row]:
         rows_test = split_indices(len(corpus)).test
         report = evaluate(shipped.model, corpus.encode(shipped.vocab, rows_test, shipped.max_len))
         rows += [Row("quality", f"{args.checkpoint.name}: test accuracy", report.accuracy * 100, "%"),
-                 Row("quality", f"{args.checkpoint.name}: typed sentences", float(typed_right(shipped).mean() * 100), "%")]
+                 Row("quality", f"{args.checkpoint.name}: typed sentences", float(typed_right(shipped).mean()) * 100,
+                     "%")]
     return rows
 
 
