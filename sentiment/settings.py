@@ -7,6 +7,7 @@ memory or time is capped there, and a run stops at a wall-clock limit wherever i
     SENTIMENT_ALLOW_TRAINING=0/1    the Train tab's Start (default: on)
     SENTIMENT_ALLOW_UPLOADS=0/1     uploading training files (default: on, off in public mode)
     SENTIMENT_MAX_UPLOAD_MB=N       largest upload, in MB (default 100)
+    SENTIMENT_MAX_RUN_SECONDS=N     wall clock of one training run in public mode (default 300)
     SENTIMENT_AUTH=user:password    basic auth
 """
 from __future__ import annotations
@@ -68,14 +69,22 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] = os.environ, share: bool = False) -> Settings:
         """The settings the environment asks for; a value that is not one a ConfigError names."""
         public = _flag(environ, "SENTIMENT_PUBLIC", bool(environ.get("SPACE_ID")) or share)
-        raw_mb = environ.get("SENTIMENT_MAX_UPLOAD_MB", "100").strip()
-        try:
-            max_upload_mb = float(raw_mb)
-        except ValueError:
-            max_upload_mb = raw_mb
-        check_range("SENTIMENT_MAX_UPLOAD_MB", max_upload_mb, 1, 2000)
+        limits = PublicLimits()
         return cls(public=public, allow_training=_flag(environ, "SENTIMENT_ALLOW_TRAINING", True),
-                   allow_uploads=_flag(environ, "SENTIMENT_ALLOW_UPLOADS", not public), max_upload_mb=int(max_upload_mb))
+                   allow_uploads=_flag(environ, "SENTIMENT_ALLOW_UPLOADS", not public),
+                   max_upload_mb=_whole_number(environ, "SENTIMENT_MAX_UPLOAD_MB", 100, 1, 2000),
+                   limits=replace(limits, max_seconds=float(_whole_number(
+                       environ, "SENTIMENT_MAX_RUN_SECONDS", int(limits.max_seconds), 10, 86_400))))
+
+
+def _whole_number(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = environ.get(name, str(default)).strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        value = raw
+    check_range(name, value, low, high)
+    return int(value)
 
 
 def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:

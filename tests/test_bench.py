@@ -61,12 +61,14 @@ def test_the_playground_rows_requests_are_the_most_its_bounds_allow():
 @pytest.mark.slow
 def test_serve_stage_times_the_running_app(tmp_path):
     path = tmp_path / "serve.json"
-    main(["serve", "--repeats", "1", "--json", str(path)])
+    main(["serve", "--repeats", "1", "--public-seconds", "20", "--json", str(path)])
     rows = _rows(path)
     start, round_trip = rows["python app.py: first page served after"], next(
         r for name, r in rows.items() if name.startswith("/predict round trip"))
     assert 0 < start["value"] < 120 and start["met"] == (start["value"] <= 10)
     assert round_trip["unit"] == "ms" and round_trip["met"] == (round_trip["value"] <= 300)
+    name, public = next((name, r) for name, r in rows.items() if name.startswith("public demo: peak memory"))
+    assert int(re.search(r"\(([\d,]+) answers\)", name)[1].replace(",", "")) > 0 and 100 < public["value"] and public["met"] == (public["value"] <= 4096)
 
 
 def test_reference_preprocessing_pads_left_to_200_and_maps_unknown_words_to_pad():

@@ -42,11 +42,19 @@ def test_public_mode_is_on_for_spaces_and_share_links_unless_switched_off(enviro
     ({"SENTIMENT_MAX_UPLOAD_MB": "0"}, "SENTIMENT_MAX_UPLOAD_MB must be between 1 and 2000"),
     ({"SENTIMENT_MAX_UPLOAD_MB": "nan"}, "SENTIMENT_MAX_UPLOAD_MB must be a whole number"),
     ({"SENTIMENT_PUBLIC": "maybe"}, "SENTIMENT_PUBLIC must be 1 or 0"),
+    ({"SENTIMENT_MAX_RUN_SECONDS": "5"}, "SENTIMENT_MAX_RUN_SECONDS must be between 10 and 86400; got 5"),
+    ({"SENTIMENT_MAX_RUN_SECONDS": "inf"}, "SENTIMENT_MAX_RUN_SECONDS must be a whole number"),
 ])
 def test_bad_settings_are_one_sentence(environ, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(environ)
     assert Settings.from_env({"SENTIMENT_MAX_UPLOAD_MB": " 5 "}).max_upload_mb == 5
+
+
+def test_a_public_run_stops_at_the_wall_clock_the_environment_sets():
+    assert Settings.from_env({"SPACE_ID": "a/b"}).run_limits.max_seconds == 300
+    limits = Settings.from_env({"SPACE_ID": "a/b", "SENTIMENT_MAX_RUN_SECONDS": "60"}).run_limits
+    assert limits.max_seconds == 60 and "A public run stops after 60 s." in limits.apply(TrainConfig(), ModelConfig())[2]
 
 
 def test_a_bad_setting_stops_the_app_at_start_up_with_its_sentence(monkeypatch):

@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="scale: reviews in the repeated-sample file (the full data set has 3.6M)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per timing (inspect and serve run more)")
     parser.add_argument("--train-steps", type=int, default=3, help="timed training steps per side")
+    parser.add_argument("--public-seconds", type=int, default=300,
+                        help="serve: wall clock of the public demo's training run (its SENTIMENT_MAX_RUN_SECONDS)")
     parser.add_argument("--embedding", type=int, default=400)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=2)
@@ -52,9 +54,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--epochs", type=int, default=2, help="accuracy: epochs for both trainings")
     args = parser.parse_args(argv)
-    if min(args.repeats, args.train_steps, args.epochs) < 1 or args.reviews < 0 or args.scale_reviews < 3:
+    if min(args.repeats, args.train_steps, args.epochs) < 1 or args.reviews < 0 or args.scale_reviews < 3 or (
+            args.public_seconds < 10):
         parser.error("--repeats, --train-steps and --epochs must be at least 1, --reviews at least 0, "
-                     "--scale-reviews at least 3")
+                     "--scale-reviews at least 3, --public-seconds at least 10")
     return args
 
 

@@ -181,7 +181,7 @@ def bench_serve(args: argparse.Namespace) -> list[Row]:
         client = _client(url)
         round_trips = times(lambda: client.predict(text, "default.pt", api_name="/predict"), 20 * args.repeats, warmup=3)
         first_page = _app.first_page
-    with _app({"SPACE_ID": "bench/public-demo"}) as (url, pid):
+    with _app({"SPACE_ID": "bench/public-demo", "SENTIMENT_MAX_RUN_SECONDS": str(args.public_seconds)}) as (url, pid):
         answers = _public_load(url, text)
         peak = _status(pid, "VmHWM")  # the kernel's high-water mark of the app's resident memory
     p95 = float(np.percentile(round_trips, 95)) * 1e3
