@@ -69,12 +69,11 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] = os.environ, share: bool = False) -> Settings:
         """The settings the environment asks for; a value that is not one a ConfigError names."""
         public = _flag(environ, "SENTIMENT_PUBLIC", bool(environ.get("SPACE_ID")) or share)
-        limits = PublicLimits()
+        max_seconds = _whole_number(environ, "SENTIMENT_MAX_RUN_SECONDS", int(PublicLimits.max_seconds), 10, 86_400)
         return cls(public=public, allow_training=_flag(environ, "SENTIMENT_ALLOW_TRAINING", True),
                    allow_uploads=_flag(environ, "SENTIMENT_ALLOW_UPLOADS", not public),
                    max_upload_mb=_whole_number(environ, "SENTIMENT_MAX_UPLOAD_MB", 100, 1, 2000),
-                   limits=replace(limits, max_seconds=float(_whole_number(
-                       environ, "SENTIMENT_MAX_RUN_SECONDS", int(limits.max_seconds), 10, 86_400))))
+                   limits=PublicLimits(max_seconds=float(max_seconds)))
 
 
 def _whole_number(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
