@@ -26,7 +26,7 @@ from sentiment import plots
 from sentiment.checkpoint import (
     CHECKPOINT_DIR, DEFAULT_CHECKPOINT, CheckpointError, Predictor, PredictorCache, list_checkpoints, resolve_checkpoint,
 )
-from sentiment.data import BUNDLED_SAMPLE, DataError, check_review_file
+from sentiment.data import MORE_REVIEW_COUNT, DataError, check_review_file
 from sentiment.explain import Explanation, default_layer, explain, layer_choices, reading, unit_step
 from sentiment.gates import ATTRIBUTION_METHODS
 from sentiment.memory import (
@@ -39,6 +39,7 @@ from sentiment.playground import SIZES, describe_cell, unrolled_diagram
 from sentiment.preprocessing import encode_review
 from sentiment.presets import PRESETS
 from sentiment.runner import RunInProgress, RunState, TrainingRunner
+from sentiment.scoring import SOURCE_COLUMNS, TestReport, source_rows
 from sentiment.settings import Settings
 from sentiment.trainer import PRECISIONS, SCHEDULES, TrainConfig
 
@@ -363,6 +364,7 @@ HYPER_PARAMETERS = [
     (TrainConfig, "titles", "train on titles too", "each review's title alone as an extra short example"),
     (TrainConfig, "sentences", "sentences per review", "extra short examples drawn anew each epoch; 0 = none"),
     (TrainConfig, "refit", "refit on train + validation", "no validation: the chosen length on 90% of the data"),
+    (TrainConfig, "balance", "balance the classes", "weigh the positive and the negative reviews' losses equally"),
     (TrainConfig, "schedule", "learning-rate schedule", "constant, or cosine decay to 0 over the run"),
     (TrainConfig, "weight_decay", "weight decay", "AdamW's pull of every weight towards 0"),
     (TrainConfig, "ema", "weight averaging (EMA decay)", "a moving average of the weights is kept; 0 = off"),
@@ -377,7 +379,7 @@ HYPER_PARAMETERS = [
     (TrainConfig, "device", "device", "auto: CUDA when there is a GPU"),
     (TrainConfig, "precision", "precision", "bf16 or fp16 train under autocast (fp16 on CUDA only)"),
 ]
-ROWS = (6, 6, 5, 7, 6)  # the basic row, then the Advanced rows: model, switches, optimiser, data and device
+ROWS = (6, 6, 6, 7, 6)  # the basic row, then the Advanced rows: model, switches, optimiser, data and device
 CHOICES = {"cell": list(CELLS), "readout": list(READOUTS), "schedule": list(SCHEDULES), "device": ["auto", "cpu", "cuda"],
            "precision": list(PRECISIONS)}
 
@@ -434,13 +436,17 @@ def checkpoint_path(name: object) -> Path:
     return path
 
 
-def data_path(source: object, upload: object) -> Path:
-    """The file to train on: the bundled sample, or a file this app received through an upload (the event's raw
+# The Train tab's data choices beside an upload: the value a client sends → the bundled data set it names.
+BUNDLED_CHOICES = {"bundled": "sample", "bundled+more": "sample+more"}
+
+
+def data_path(source: object, upload: object) -> str | Path:
+    """What to train on: a bundled data set's name, or a file this app received through an upload (the event's raw
     FileData). Any other path is refused: it would let a client train on files of the server."""
-    if source == "bundled":
-        return BUNDLED_SAMPLE
+    if source in BUNDLED_CHOICES:
+        return BUNDLED_CHOICES[source]
     if source != "upload":
-        raise ConfigError(f"data must be 'bundled' or 'upload'; got {str(source)[:40]!r}")
+        raise ConfigError(f"data must be one of {', '.join([*BUNDLED_CHOICES, 'upload'])}; got {str(source)[:40]!r}")
     if not SETTINGS.allow_uploads:
         raise DataError("Uploads are turned off on this public demo; train on the bundled sample.")
     raw = upload.get("path") if isinstance(upload, dict) else upload
@@ -472,11 +478,20 @@ def train_view(state: RunState) -> tuple:
         r = finished.report
         report = (f"### Test report ({r.n:,} held-out reviews)\n\n| accuracy | F1 | precision | recall | loss |\n"
                   f"|---|---|---|---|---|\n| **{r.accuracy:.2%}** | {r.f1:.2%} | {r.precision:.2%} | {r.recall:.2%} | "
-                  f"{r.loss:.4f} |\n\nSaved as `{finished.checkpoint.name}`: it is now in the Predict tab's list.")
+                  f"{r.loss:.4f} |\n\n{source_markdown(finished.by_source)}Saved as `{finished.checkpoint.name}`: it is "
+                  "now in the Predict tab's list.")
         confusion = plots.confusion_figure(r.confusion)
         checkpoint = str(finished.checkpoint)
     return (status, gr.Markdown(visible=not points), gr.Plot(plots.training_curves(state.history), visible=points),
             report, gr.Plot(confusion, visible=confusion is not None), gr.File(checkpoint, visible=checkpoint is not None))
+
+
+def source_markdown(reports: dict[str, TestReport]) -> str:
+    """The per-source test reports as a Markdown table ("" for data of one source)."""
+    if not reports:
+        return ""
+    table = [SOURCE_COLUMNS, tuple("---" for _ in SOURCE_COLUMNS), *source_rows(reports)]
+    return "\n".join(f"| {' | '.join(cells)} |" for cells in table) + "\n\n"
 
 
 def watch_training():
@@ -496,9 +511,10 @@ def start_training(source: str, upload, limit: float, name: str, owner: str, *va
     """Start a training run with the chosen data and hyper-parameters, then stream its progress.
 
     Args:
-        source: "bundled" (the bundled Amazon sample) or "upload".
+        source: "bundled" (the bundled Amazon sample), "bundled+more" (the sample and the more reviews of
+            sentiment/assets/more/) or "upload".
         upload: the uploaded file (as gradio_client's handle_file sends it), when source is "upload".
-        limit: reviews to read from the file; 0 = every review.
+        limit: reviews to read, from each file in proportion to its size; 0 = every review.
         name: the checkpoint's file name (without .pt); an existing file is never overwritten.
         owner: this browser's id (only the browser that started a run may stop it); may be empty.
         values: the hyper-parameters, in the order of the Train tab.
@@ -554,12 +570,14 @@ def train_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
         preset = gr.Dropdown(list(PRESETS), value="lab", label="Preset (every value stays editable)", scale=1)
         preset_note = gr.Markdown(f"**lab**: {lab.description}", elem_id="preset-note")
     with gr.Row():
-        source = gr.Radio([("Bundled Amazon sample (17,974 real reviews)", "bundled"), ("Upload a file", "upload")],
-                          value="bundled", label="Data")
+        source = gr.Radio([("Bundled Amazon sample (17,974 real reviews; quick)", "bundled"),
+                           (f"Sample + {MORE_REVIEW_COUNT:,} more real reviews (the default model's data)", "bundled+more"),
+                           ("Upload a file", "upload")], value="bundled", label="Data")
         # No file_types: Gradio would refuse other files before `data_path` does, with a traceback in the log.
         upload = gr.File(label=f"fastText .txt/.bz2/.gz or CSV/TSV with a header (≤ {SETTINGS.max_upload_mb} MB)",
                          interactive=SETTINGS.allow_uploads, height=150, elem_id="upload")
-        limit = gr.Number(value=lab.train.limit, label="Row limit", info="reviews read; 0 = every review")
+        limit = gr.Number(value=lab.train.limit, label="Row limit",
+                          info="reviews read (from each source in proportion to its size); 0 = every review")
         name = gr.Textbox(value="my-model", label="Checkpoint name")
     specs = [(*spec, value) for spec, value in zip(HYPER_PARAMETERS, preset_values("lab"))]
     rows = [specs[sum(ROWS[:i]) : sum(ROWS[: i + 1])] for i in range(len(ROWS))]

@@ -26,7 +26,7 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import chain, islice
 from pathlib import Path
 
@@ -34,7 +34,7 @@ import nltk
 import numpy as np
 import torch
 
-from .data import DataError, ReadReport, read_reviews, require_both_classes
+from .data import DataError, ReadReport, data_files, read_reviews, require_both_classes, source_name
 from .preprocessing import PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab, tokenize_review
 
 _CHUNK = 2000
@@ -119,9 +119,21 @@ class TokenizedCorpus:
     labels: np.ndarray  # (N,) int64
     report: ReadReport
     from_cache: bool = False
+    # The files read, one source each, and how many reviews came from each, in order: source k's reviews are the
+    # sizes[k] rows after those of the sources before it.
+    sources: list[str] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            self.sources, self.sizes = [source_name(Path(self.report.source))], [len(self.labels)]
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def source_of(self, rows: np.ndarray) -> np.ndarray:
+        """The index into `sources` of each row's source."""
+        return np.searchsorted(np.cumsum(self.sizes), rows, side="right")
 
     def tokens(self, i: int) -> list[str]:
         return [self.lexicon[t] for t in self.token_ids[self.offsets[i] : self.offsets[i + 1]]]
@@ -306,3 +318,51 @@ def tokenize_corpus(path: str | Path, limit: int | None = None, use_cache: bool 
         return corpus
     finally:
         shutil.rmtree(building, ignore_errors=True)
+
+
+def tokenize_files(data: str | Path, limit: int | None = None, stop: Callable[[], bool] | None = None
+                   ) -> TokenizedCorpus:
+    """`tokenize_corpus` of each file of `data` (a bundled data set's name or one file), joined into one corpus over a
+    shared lexicon, in the order of the files. Each file is cached on its own, so the sample read alone or as part of
+    a larger set is tokenized once. With `limit`, each file gives its first reviews in proportion to its size on
+    disk, `limit` in all: a quick run on a small slice still reads every source."""
+    paths = data_files(data)
+    corpora = []
+    for path, share in zip(paths, _shares(limit, [p.stat().st_size if p.is_file() else 0 for p in paths])):
+        if share == 0:
+            continue
+        corpus = tokenize_corpus(path, limit=share, stop=stop)
+        corpus.sources = [source_name(path)]
+        corpora.append(corpus)
+    return corpora[0] if len(corpora) == 1 else _joined(corpora)
+
+
+def _shares(limit: int | None, sizes: list[int]) -> list[int | None]:
+    """`limit` cut in proportion to `sizes` (largest remainders first, so the shares add up to it); all None
+    without a limit, and the whole limit for a single file."""
+    if limit is None or len(sizes) == 1:
+        return [limit] * len(sizes)
+    exact = np.asarray(sizes, dtype=float) * limit / max(1, sum(sizes))
+    shares = np.floor(exact).astype(int)
+    shares[np.argsort(shares - exact, kind="stable")[: limit - shares.sum()]] += 1
+    return shares.tolist()
+
+
+def _joined(corpora: list[TokenizedCorpus]) -> TokenizedCorpus:
+    lexicon: dict[str, int] = {}
+    token_ids, lengths = [], []
+    for corpus in corpora:
+        to_joined = np.fromiter((lexicon.setdefault(t, len(lexicon)) for t in corpus.lexicon), dtype=np.int32,
+                                count=len(corpus.lexicon))
+        token_ids.append(to_joined[corpus.token_ids])
+        lengths.append(np.diff(corpus.offsets))
+    offsets = np.zeros(sum(map(len, corpora)) + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(lengths), out=offsets[1:])
+    reports = [corpus.report for corpus in corpora]
+    report = ReadReport(", ".join(corpus.sources[0] for corpus in corpora), reports[0].format,
+                        kept=sum(r.kept for r in reports), skipped=sum(r.skipped for r in reports),
+                        positives=sum(r.positives for r in reports))
+    return TokenizedCorpus(list(lexicon), np.concatenate(token_ids), offsets,
+                           np.concatenate([corpus.labels for corpus in corpora]), report,
+                           from_cache=all(corpus.from_cache for corpus in corpora),
+                           sources=[corpus.sources[0] for corpus in corpora], sizes=[len(c) for c in corpora])

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-BUNDLED_SAMPLE = Path(__file__).parent / "assets" / "amazon_reviews_sample.ft.txt.bz2"
+ASSETS = Path(__file__).parent / "assets"
+BUNDLED_SAMPLE = ASSETS / "amazon_reviews_sample.ft.txt.bz2"
+# More real Amazon reviews, one file per collection (see assets/more/README.md), shipped beside the sample.
+MORE_REVIEWS = tuple(sorted((ASSETS / "more").glob("*.ft.txt.bz2")))
+MORE_REVIEW_COUNT = 66_818  # in those files together, for the Train tab's label (a test counts them)
+# The bundled data sets, by the name the CLI and the Train tab give them. The sample comes first, so that its rows,
+# and so its split, are the same in both.
+BUNDLED_DATA = {"sample": (BUNDLED_SAMPLE,), "sample+more": (BUNDLED_SAMPLE, *MORE_REVIEWS)}
 # Short sentences a person would type into the Predict box, written for this project (not taken from a data set):
 # negation, contrast, comparisons; half positive, half negative. Only measured on, never trained or tuned on.
 TYPED_SENTENCES = Path(__file__).parent / "assets" / "typed_sentences.tsv"
@@ -298,6 +305,34 @@ def require_both_classes(path: str | Path, report: ReadReport) -> None:
         raise DataError(f"{Path(path).name}: every review is {only}; training needs both classes")
 
 
+def typed_sentences() -> tuple[list[str], np.ndarray, list[str]]:
+    """The typed sentences, their labels (1 = positive) and their kinds (negated-praise, negated-complaint, contrast,
+    comparison, plain)."""
+    with open(TYPED_SENTENCES, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return ([r["text"] for r in rows], np.array([int(r["label"] == "positive") for r in rows]),
+            [r.get("kind") or "" for r in rows])
+
+
+def data_files(data: str | Path) -> tuple[Path, ...]:
+    """The files of a bundled data set named in BUNDLED_DATA, or the one file `data` names."""
+    return BUNDLED_DATA.get(str(data), (Path(data),))
+
+
+def data_name(data: str | Path) -> str:
+    """How a person calls `data`: a bundled data set's name, or the file's name."""
+    if str(data) in BUNDLED_DATA:
+        return str(data)
+    path = Path(data)
+    return "sample" if path.resolve() == BUNDLED_SAMPLE.resolve() else path.name
+
+
+def source_name(path: Path) -> str:
+    """The name of one file's reviews in per-source reports: 'sample' for the bundled sample, else the name up to its
+    first dot ('blitzer' for assets/more/blitzer.ft.txt.bz2)."""
+    return "sample" if path.resolve() == BUNDLED_SAMPLE.resolve() else path.name.split(".")[0]
+
+
 @dataclass
 class Splits:
     """Row indices of the train, validation and test parts."""
@@ -316,3 +351,17 @@ def split_indices(n: int, seed: int = SPLIT_SEED, fractions: tuple[float, float,
     n_test = max(1, round(n * fractions[2]))
     n_train = n - n_val - n_test
     return Splits(order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])
+
+
+def split_by_source(sizes: list[int], seed: int = SPLIT_SEED) -> Splits:
+    """Each source (a block of `sizes[k]` consecutive rows) split 80/10/10 on its own, so that every source is held out
+    in proportion and a source's split never depends on what else is read with it: one source alone is split exactly
+    as `split_indices` splits it."""
+    parts: list[Splits] = []
+    start = 0
+    for size in sizes:
+        # A source cut to a couple of reviews by a small row limit has none to spare: they are all trained on.
+        own = split_indices(size, seed) if size >= 3 or len(sizes) == 1 else Splits(np.arange(size), *[np.arange(0)] * 2)
+        parts.append(Splits(own.train + start, own.val + start, own.test + start))
+        start += size
+    return Splits(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("train", "val", "test")))

@@ -8,32 +8,35 @@ import numpy as np
 
 from . import cli
 from .checkpoint import DEFAULT_CHECKPOINT, load_predictor
-from .corpus import tokenize_corpus
-from .data import BUNDLED_SAMPLE
-from .scoring import evaluate, held_out
+from .corpus import tokenize_files
+from .data import BUNDLED_DATA, data_name
+from .scoring import TestReport, by_source, held_out, score, source_table
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sentiment.evaluate", description=__doc__)
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--data", type=Path, default=BUNDLED_SAMPLE)
+    parser.add_argument("--data", default="sample",
+                        help=f"a bundled data set ({' or '.join(BUNDLED_DATA)}) or a review file (default: sample)")
     parser.add_argument(
         "--split", choices=("test", "all"), default=None,
-        help="'test': the held-out part of the checkpoint's own split (default for the bundled sample); "
+        help="'test': the held-out part of the checkpoint's own split (default for a bundled data set); "
         "'all': every review in the file (default for other files)",
     )
     args = parser.parse_args(argv)
     predictor = load_predictor(args.checkpoint)
-    corpus = tokenize_corpus(args.data)
-    split = args.split or ("test" if args.data.resolve() == BUNDLED_SAMPLE.resolve() else "all")
+    split = args.split or ("test" if data_name(args.data) in BUNDLED_DATA else "all")
     if split == "test":
         corpus, rows = held_out(predictor.checkpoint, args.data)
     else:
+        corpus = tokenize_files(args.data)
         rows = np.arange(len(corpus))
     reviews = corpus.encode(predictor.vocab, rows, predictor.max_len)
-    report = evaluate(predictor.model, reviews)
-    print(f"checkpoint {args.checkpoint} on {args.data.name} ({split} split): {corpus.report.summary()}")
-    print(report.format())
+    logits = score(predictor.model, reviews)
+    print(f"checkpoint {args.checkpoint} on {data_name(args.data)} ({split} split): {corpus.report.summary()}")
+    print(TestReport.of(logits, reviews.labels).format())
+    if sources := by_source(corpus, rows, logits):
+        print(source_table(sources))
     if predictor.checkpoint.preprocessing_note:
         print(f"note: {predictor.checkpoint.preprocessing_note}")
     return 0

@@ -2,8 +2,9 @@
 
 The rules follow the reference pipeline (lower-case, digits to 0, URL chunks to `<url>`, NLTK's word tokenizer,
 a vocabulary of tokens seen at least twice with `_PAD`=0 and `_UNK`=1), with its bug fixed: unknown words map
-to `_UNK`, never to `_PAD`. One rule is ours: every apostrophe is the ASCII one, and negative contractions typed
-without one get it back, so "don’t", "don`t" and "dont" all read as "do", "n't".
+to `_UNK`, never to `_PAD`. Two rules are ours: every apostrophe is the ASCII one, and negative contractions typed
+without one get it back, so "don’t", "don`t" and "dont" all read as "do", "n't"; and text that was tokenized before
+it reached us (`` great '' , do n't) reads as the same tokens as the text it came from.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ PAD, UNK, URL = "_PAD", "_UNK", "<url>"
 PAD_ID, UNK_ID = 0, 1
 
 # Bump whenever clean_text or tokenize changes what they return: cached token ids are keyed on it.
-PREPROCESSING_VERSION = 2
+PREPROCESSING_VERSION = 3
 
 _DIGIT = re.compile(r"\d")
 _URL_HINT = re.compile(r"www\.|https?:|\.com")
@@ -32,14 +33,19 @@ _APOSTROPHE = re.compile(r"(?<=\w)[’‘`´ʼ](?=\w)")
 # Negative contractions typed without their apostrophe ("dont", "cant") get it back, so that they read as the
 # same "n't" as "don't" does: one well-trained negation instead of a dozen rare spellings of it.
 _BARE_NT = re.compile(r"\b(do|does|did|is|was|are|were|could|would|should|have|has|had|ca|wo|ai)nt\b")
+# Tokenized corpora (Penn Treebank style, as one of the bundled review sources is) close a quote with '' after a
+# space, which NLTK reads as an opening quote: joined to the word before it, it closes, as a typed " does.
+_SPACED_CLOSING_QUOTE = re.compile(r"(?<=\S) ''(?!')")
 
 
 def clean_text(text: str) -> str:
-    """Lower-case, digits to 0, one apostrophe for all (negative contractions typed without one get it back) and,
-    in a review that mentions a web address, URL-like chunks to `<url>`."""
+    """Lower-case, digits to 0, one apostrophe for all (negative contractions typed without one get it back), a
+    tokenized closing quote joined to its word and, in a review that mentions a web address, URL-like chunks to
+    `<url>`."""
     text = _CONTROL.sub(" ", text.lower())
     text = _DIGIT.sub("0", text)
     text = _BARE_NT.sub(r"\1n't", _APOSTROPHE.sub("'", text))
+    text = _SPACED_CLOSING_QUOTE.sub("''", text)
     if _URL_HINT.search(text):
         text = _URL_CHUNK.sub(URL, text)
     return text
@@ -137,10 +143,13 @@ def _split_sentence_periods(tokens: list[str]) -> list[str]:
     # NLTK's word tokenizer only splits the text's final period; word_tokenize first splits sentences with
     # punkt, whose data cannot be downloaded here. Splitting "good." into "good" "." keeps one token per word;
     # tokens with an inner dot ("u.s.", "0.0") are left alone.
+    # NLTK splits a contraction only before a space, so a word split off its period is read again: "didn't." reads
+    # as "did", "n't", "." like "didn't" does anywhere else (and like already tokenized text does).
     out: list[str] = []
     for token in tokens:
         if len(token) > 1 and token[-1] == "." and "." not in token[:-1]:
-            out += (token[:-1], ".")
+            word = token[:-1]
+            out += (*(_word_tokenizer.tokenize(word) if "'" in word else (word,)), ".")
         else:
             out.append(token)
     return out

@@ -12,6 +12,7 @@ class Preset:
     description: str
     train: TrainConfig
     model: ModelConfig
+    data: str = "sample"  # the bundled data set the CLI trains on unless --data says otherwise
 
 
 PRESETS: dict[str, Preset] = {

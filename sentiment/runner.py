@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkpoint import CheckpointError
-from .data import DataError
+from .data import DataError, data_files, data_name
 from .model import ConfigError, ModelConfig
 from .trainer import Evaluated, Finished, Preparing, Step, TrainConfig, train
 
@@ -56,14 +56,15 @@ class TrainingRunner:
         """Check the settings, then train in the background. Raises RunInProgress, ConfigError or DataError."""
         config.validate()
         ModelConfig(**{**model_config.__dict__, "vocab_size": 2}).validate()
-        if not Path(data).is_file():
-            raise DataError(f"{Path(data).name}: no such file")
+        for path in data_files(data):
+            if not path.is_file():
+                raise DataError(f"{path.name}: no such file")
         with self._changed:
             if self._state.active:
                 raise RunInProgress(self.busy_message())
             self._stop = threading.Event()  # one per run: a late timer of an earlier run cannot stop this one
             self._state = RunState(status="preparing", message="Preparing the data …", started=time.time(),
-                                   owner=owner, data_name=Path(data).name, version=self._state.version + 1)
+                                   owner=owner, data_name=data_name(data), version=self._state.version + 1)
             # The public demo's limit: stop like the Stop button, wherever the run is (preparing data included).
             deadline = threading.Timer(max_seconds, self._stop.set) if max_seconds else None
             self._thread = threading.Thread(target=self._run, args=(config, model_config, data, out, self._stop, deadline),

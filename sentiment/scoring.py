@@ -10,8 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .corpus import EncodedReviews, TokenizedCorpus, tokenize_corpus
-from .data import BUNDLED_SAMPLE, SPLIT_SEED, split_indices
+from .corpus import EncodedReviews, TokenizedCorpus, tokenize_files
+from .data import BUNDLED_DATA, SPLIT_SEED, split_by_source
 from .model import SentimentNet, evaluating
 
 if TYPE_CHECKING:
@@ -58,11 +58,23 @@ class TestReport:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         return cls(len(labels), loss, (tp + tn) / max(1, len(labels)), precision, recall, f1, [[tn, fp], [fn, tp]])
 
+    @property
+    def predicted_positive(self) -> float:
+        """The share of the reviews predicted positive: beside the share that is, it shows a lean."""
+        (_, fp), (_, tp) = self.confusion
+        return (fp + tp) / max(1, self.n)
+
+    @property
+    def positive(self) -> float:
+        """The share of the reviews that is positive."""
+        return sum(self.confusion[1]) / max(1, self.n)
+
     def format(self) -> str:
         (tn, fp), (fn, tp) = self.confusion
         return "\n".join([
             f"reviews    {self.n:,}",
             f"accuracy   {self.accuracy:.2%}",
+            f"predicted positive {self.predicted_positive:.1%} (positive: {self.positive:.1%})",
             f"loss       {self.loss:.4f}",
             f"precision  {self.precision:.2%}   (positive class)",
             f"recall     {self.recall:.2%}",
@@ -77,8 +89,36 @@ def evaluate(model: SentimentNet, reviews: EncodedReviews) -> TestReport:
     return TestReport.of(score(model, reviews), reviews.labels)
 
 
-def held_out(checkpoint: Checkpoint, path: str | Path = BUNDLED_SAMPLE) -> tuple[TokenizedCorpus, np.ndarray]:
-    """The file's reviews and the rows of the checkpoint's own test split: the reviews its test report scored (the
-    same row limit and split seed as its training run)."""
-    corpus = tokenize_corpus(path, limit=checkpoint.train_config.get("limit") or None)
-    return corpus, split_indices(len(corpus), seed=checkpoint.data.get("split_seed", SPLIT_SEED)).test
+SOURCE_COLUMNS = ("source", "reviews", "accuracy", "predicted positive", "positive")
+
+
+def source_rows(reports: dict[str, TestReport]) -> list[tuple[str, ...]]:
+    """A row of SOURCE_COLUMNS per source, as text: a lean shows as a predicted positive share far from the true one."""
+    return [(name, f"{r.n:,}", f"{r.accuracy:.2%}", f"{r.predicted_positive:.1%}", f"{r.positive:.1%}")
+            for name, r in reports.items()]
+
+
+def source_table(reports: dict[str, TestReport]) -> str:
+    """The source rows as aligned plain text."""
+    return "\n".join(f"{name:<10} {n:>7}  {accuracy:>8}  {shown:>18}  {positive:>8}"
+                     for name, n, accuracy, shown, positive in [SOURCE_COLUMNS, *source_rows(reports)])
+
+
+def by_source(corpus: TokenizedCorpus, rows: np.ndarray, logits: torch.Tensor) -> dict[str, TestReport]:
+    """The test report of each source's reviews among `rows` (scored `logits`); empty for a corpus of one source."""
+    if len(corpus.sources) == 1:
+        return {}
+    source, labels = corpus.source_of(rows), corpus.labels[rows]
+    return {name: TestReport.of(logits[mine], labels[mine])
+            for k, name in enumerate(corpus.sources) if (mine := source == k).any()}
+
+
+def held_out(checkpoint: Checkpoint, data: str | Path | None = None) -> tuple[TokenizedCorpus, np.ndarray]:
+    """The reviews of `data` (default: the bundled data set the checkpoint was trained on, else the sample) and the
+    rows of the checkpoint's own test split among them: the reviews its test report scored (the same row limit and
+    split seed as its training run; each source is split on its own, so the sample's test rows are the same whether
+    the checkpoint was trained on the sample or on more)."""
+    if data is None:
+        data = checkpoint.data.get("source") if checkpoint.data.get("source") in BUNDLED_DATA else "sample"
+    corpus = tokenize_files(data, limit=checkpoint.train_config.get("limit") or None)
+    return corpus, split_by_source(corpus.sizes, seed=checkpoint.data.get("split_seed", SPLIT_SEED)).test

@@ -18,15 +18,19 @@ from tqdm import tqdm
 
 from . import cli
 from .checkpoint import CHECKPOINT_DIR, load_checkpoint
-from .data import BUNDLED_SAMPLE
+from .data import BUNDLED_DATA, data_name
 from .model import ConfigError, ModelConfig
 from .presets import PRESETS
+from .scoring import source_table
 from .trainer import Evaluated, Finished, Preparing, Step, TrainConfig, train
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m sentiment.train", description=__doc__)
-    parser.add_argument("--data", type=Path, default=BUNDLED_SAMPLE, help="fastText .txt/.bz2/.gz or CSV/TSV (default: the bundled Amazon sample)")
+    parser.add_argument("--data", default=None,
+                        help=f"a bundled data set ({' or '.join(BUNDLED_DATA)}: the {len(BUNDLED_DATA['sample+more']) - 1} "
+                        "files of sentiment/assets/more/ beside the sample), or a fastText .txt/.bz2/.gz or CSV/TSV "
+                        "file (default: the preset's)")
     parser.add_argument("--out", type=Path, default=None, help="checkpoint to write (default: checkpoints/CELL-DATE-TIME.pt)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="lab", help="starting values; flags override them (default: lab)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
@@ -44,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     preset = PRESETS[args.preset]
     config = replace(preset.train, **cli.overrides(args, TrainConfig))
     model_config = replace(preset.model, **cli.overrides(args, ModelConfig))
+    args.data = args.data or preset.data
     out = args.out or CHECKPOINT_DIR / f"{model_config.cell}-{datetime.now():%Y%m%d-%H%M%S}.pt"
 
     stop = threading.Event()
@@ -53,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.seeds:
             raise ConfigError("--seeds trains one run after another; under torchrun give one --seed")
         return _train_distributed(config, model_config, args, out, stop)
-    print(f"preset {args.preset}: {config}\n{model_config}")
+    print(f"preset {args.preset} on {data_name(args.data)}: {config}\n{model_config}")
     if not args.seeds:
         _show(train(config, model_config, args.data, out, stop), args.quiet)
         return 0
@@ -145,6 +150,8 @@ def _describe(event) -> str:
             lines.append(f"weights identical on all {event.ranks} ranks (checked)")
         if event.report is not None:
             lines += ["test report (best checkpoint, held-out test split):", event.report.format()]
+        if event.by_source:
+            lines += ["by source:", source_table(event.by_source)]
         return "\n".join(lines)
     return ""
 

@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import CHECKPOINT_DIR, Checkpoint, save_checkpoint, stored
-from .corpus import EncodedReviews, Stopped, TokenizedCorpus, tokenize_corpus
-from .data import BUNDLED_SAMPLE, SPLIT_SEED, DataError, split_indices
+from .corpus import EncodedReviews, Stopped, TokenizedCorpus, tokenize_files
+from .data import SPLIT_SEED, DataError, data_name, split_by_source
 from .model import ConfigError, ModelConfig, SentimentNet, check_range, describe_device, pick_device
 from .preprocessing import PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab
-from .scoring import TestReport, evaluate
+from .scoring import TestReport, by_source, evaluate, score
 
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtypes
@@ -49,7 +49,7 @@ class TrainConfig:
     max_len: int = 200  # tokens kept per review
     min_freq: int = 2  # tokens seen fewer times in the training split become _UNK
     max_vocab: int = 0  # 0 = no limit
-    limit: int = 0  # reviews read from the data file; 0 = all
+    limit: int = 0  # reviews read (from each file of a data set in proportion to its size); 0 = all
     device: str = "auto"
     precision: str = "fp32"  # "bf16" or "fp16" train under autocast (fp16 on CUDA only, with loss scaling)
     # Validate, keep and test an exponential moving average of the weights (decay per step; 0 = off): it smooths
@@ -68,6 +68,9 @@ class TrainConfig:
     # Train on the training and validation splits together for the configured epochs, without validating: the
     # refit of a recipe whose length was chosen on validation. The test split stays out.
     refit: bool = False
+    # Weigh the two classes' losses equally, whatever their shares of the training split: data that is mostly
+    # positive then does not teach the model to lean positive on reviews that are half and half.
+    balance: bool = False
 
     def validate(self) -> TrainConfig:
         check_range("lr", self.lr, 1e-7, 10.0, integer=False)
@@ -131,6 +134,8 @@ class Finished:
     steps: int
     seconds: float
     ranks: int = 1  # processes that trained together; with more than one, their weights were checked identical
+    # With more than one source (a bundled data set of several files), the test report of each source's test reviews.
+    by_source: dict[str, TestReport] = field(default_factory=dict)
 
 
 TrainEvent = Preparing | Step | Evaluated | Finished
@@ -150,13 +155,15 @@ def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ids: torch.Tensor, lengths: torch.Tensor,
                labels: torch.Tensor, clip: float, precision: str = "fp32",
-               scaler: torch.amp.GradScaler | None = None) -> float:
-    """One optimisation step on a right-padded batch; returns the batch loss. `model` may be DDP-wrapped."""
+               scaler: torch.amp.GradScaler | None = None, positive_weight: float = 1.0) -> float:
+    """One optimisation step on a right-padded batch; returns the batch loss. `model` may be DDP-wrapped.
+    `positive_weight` scales the positive reviews' loss (the negatives' is 1)."""
     device = next(model.parameters()).device  # DDP has no .device
     dtype = PRECISIONS[precision]
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         logits = model(ids.to(device), lengths)  # (B,)
-    loss = F.binary_cross_entropy_with_logits(logits.float(), labels.to(device).float())
+    weight = None if positive_weight == 1.0 else torch.tensor(positive_weight, device=device)
+    loss = F.binary_cross_entropy_with_logits(logits.float(), labels.to(device).float(), pos_weight=weight)
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:  # fp16: scale the loss so small gradients survive, unscale before clipping
         scaler.scale(loss).backward()
@@ -208,6 +215,7 @@ class PreparedData:
     origin: dict
     sentences: EncodedReviews | None = None  # every sentence of the training reviews, in review order
     sentence_owner: np.ndarray | None = None  # (S,) the training review each sentence comes from
+    test_rows: np.ndarray | None = None  # the corpus rows of `test`
 
 
 MIN_REVIEWS = 100  # 80 to train on, 10 to validate, 10 to test: below that a test report means nothing
@@ -216,11 +224,11 @@ MIN_REVIEWS = 100  # 80 to train on, 10 to validate, 10 to test: below that a te
 def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | None = None) -> PreparedData:
     """Read (or load from cache), split 80/10/10, build the vocabulary on the reviews trained on only (the training
     split, and with `refit` the validation split too). A set `stop` ends the reading with `Stopped`."""
-    corpus = tokenize_corpus(data, limit=config.limit or None, stop=stop.is_set if stop else None)
+    corpus = tokenize_files(data, limit=config.limit or None, stop=stop.is_set if stop else None)
     if len(corpus) < MIN_REVIEWS:
-        raise DataError(f"{Path(data).name}: {len(corpus):,} usable reviews; training needs at least {MIN_REVIEWS} "
+        raise DataError(f"{data_name(data)}: {len(corpus):,} usable reviews; training needs at least {MIN_REVIEWS} "
                         "(80% to train on, 10% each to validate and test)")
-    splits = split_indices(len(corpus))
+    splits = split_by_source(corpus.sizes)
     trained_on = np.concatenate([splits.train, splits.val]) if config.refit else splits.train
     vocab = corpus.build_vocab(trained_on, config.min_freq, config.max_vocab or None)
     train = corpus.encode(vocab, trained_on, config.max_len)
@@ -233,9 +241,8 @@ def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | 
     if config.sentences:
         starts, lengths, owner = corpus.sentences(trained_on, config.max_len)
         sentences = EncodedReviews(train.token_ids, starts, lengths, corpus.labels[trained_on][owner], train.lookup)
-    path = Path(data)
     origin = {
-        "source": "bundled Amazon sample" if path.resolve() == BUNDLED_SAMPLE.resolve() else path.name,
+        "source": data_name(data),
         "format": corpus.report.format,
         "reviews": len(corpus),
         "skipped_lines": corpus.report.skipped,
@@ -245,6 +252,9 @@ def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | 
         "train": len(trained_on),
         "val": len(splits.val),
         "test": len(splits.test),
+        # Each source's reviews (in order: source k's rows follow those of the sources before it), so that its
+        # own test rows can be found again.
+        "sources": dict(zip(corpus.sources, corpus.sizes)),
     }
     return PreparedData(
         corpus,
@@ -255,6 +265,7 @@ def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | 
         origin,
         sentences,
         owner,
+        splits.test,
     )
 
 
@@ -331,8 +342,9 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
 class _Fit:
     """The classifier's optimisation and what it keeps: the best (averaged) weights by validation loss."""
 
-    def __init__(self, model: SentimentNet, config: TrainConfig, total_steps: int, world: int) -> None:
-        self.model, self.config = model, config
+    def __init__(self, model: SentimentNet, config: TrainConfig, total_steps: int, world: int,
+                 positive_weight: float = 1.0) -> None:
+        self.model, self.config, self.positive_weight = model, config, positive_weight
         self.stepped = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = _scheduler(self.optimizer, config.schedule, total_steps)
@@ -348,7 +360,8 @@ class _Fit:
         self.evals_without_gain = 0
 
     def step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> float:
-        loss = train_step(self.stepped, self.optimizer, *batch, self.config.clip, self.config.precision, self.scaler)
+        loss = train_step(self.stepped, self.optimizer, *batch, self.config.clip, self.config.precision, self.scaler,
+                          self.positive_weight)
         self.scheduler.step()
         if self.averaged:
             self.averaged.update_parameters(self.model)
@@ -372,11 +385,12 @@ class _Fit:
 def train(
     config: TrainConfig | None = None,
     model_config: ModelConfig | None = None,
-    data: str | Path = BUNDLED_SAMPLE,
+    data: str | Path = "sample",
     out: str | Path = CHECKPOINT_DIR / "model.pt",
     stop: threading.Event | None = None,
 ) -> Iterator[TrainEvent]:
-    """Train on `data`, keep the checkpoint with the best validation loss at `out`, end with a test report.
+    """Train on `data` (a bundled data set's name, or a file), keep the checkpoint with the best validation loss at
+    `out`, end with a test report (and one per source when `data` has several).
 
     Setting `stop` ends the run after the current batch; the best checkpoint so far is kept and tested. With
     `config.refit` nothing is validated: the run trains its epochs on the training and validation splits and keeps
@@ -400,7 +414,7 @@ def train(
     if world > 1 and config.sentences:
         raise ConfigError("sentence examples are drawn in one process: train with --sentences 0 under torchrun")
 
-    yield Preparing(f"Reading and tokenizing {Path(data).name} …")
+    yield Preparing(f"Reading and tokenizing {data_name(data)} …")
     if world > 1 and not main:
         torch.distributed.barrier()  # rank 0 tokenizes and writes the cache first; the others then load it
     try:
@@ -434,7 +448,9 @@ def train(
     total_steps = math.ceil(per_epoch / batch_size) * config.epochs
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
-    fit = _Fit(model, config, total_steps, world)
+    positives = int(prepared.train.labels.sum())  # of the whole training split, so that every rank weighs alike
+    positive_weight = (len(prepared.train) - positives) / max(1, positives) if config.balance else 1.0
+    fit = _Fit(model, config, total_steps, world, positive_weight)
 
     def save(metrics: dict) -> None:
         save_checkpoint(out, Checkpoint(model_config, asdict(config), prepared.vocab, fit.best_state, metrics,
@@ -489,6 +505,9 @@ def train(
     if fit.best_state is None:  # a refit, or stopped before the first validation: keep the weights as they are
         fit.keep()
     model.load_state_dict(fit.best_state)
-    report = evaluate(model, prepared.test)
-    save({"best_val_loss": fit.best_loss if fit.best_loss < math.inf else None, "test": asdict(report), "steps": step})
-    yield Finished(out, report, reason == "stopped", reason, step, time.perf_counter() - started, world)
+    logits = score(model, prepared.test)
+    report = TestReport.of(logits, prepared.test.labels)
+    sources = by_source(prepared.corpus, prepared.test_rows, logits)
+    save({"best_val_loss": fit.best_loss if fit.best_loss < math.inf else None, "test": asdict(report), "steps": step,
+          **({"test_by_source": {name: asdict(r) for name, r in sources.items()}} if sources else {})})
+    yield Finished(out, report, reason == "stopped", reason, step, time.perf_counter() - started, world, sources)

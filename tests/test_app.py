@@ -120,6 +120,22 @@ def test_training_streams_progress_and_its_checkpoint_predicts(client):
 
 
 @pytest.mark.slow
+def test_training_on_the_sample_with_more_reviews_reads_and_reports_every_source(client):
+    from sentiment.data import BUNDLED_DATA, source_name
+
+    final = client.predict(*train_args(limit=700, epochs=1, source="bundled+more"), api_name="/train")
+    saved = CHECKPOINT_DIR / value(final[3]).split("`")[1]
+    try:
+        checkpoint = load_checkpoint(saved)
+        names = [source_name(path) for path in BUNDLED_DATA["sample+more"]]
+        assert list(checkpoint.data["sources"]) == names and sum(checkpoint.data["sources"].values()) == 700
+        assert list(checkpoint.metrics["test_by_source"]) == names  # every source has held-out reviews
+        assert all(f"| {name} |" in value(final[3]) for name in names)  # and a row in the Train tab's report
+    finally:
+        saved.unlink(missing_ok=True)
+
+
+@pytest.mark.slow
 def test_one_run_at_a_time_while_eight_users_predict(client, app_url):
     saved_before = {path: path.read_bytes() for path in CHECKPOINT_DIR.glob("*.pt")}
     reviews = load_reviews(BUNDLED_SAMPLE, limit=24)[0]

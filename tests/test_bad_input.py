@@ -350,7 +350,7 @@ def test_train_refuses_odd_settings_with_a_sentence(client, name, bad, match):
     refused(lambda: client.predict(*args, api_name="/train"), match)
     args = train_args(400, 1)
     args[0] = "ftp"
-    refused(lambda: client.predict(*args, api_name="/train"), "data must be 'bundled' or 'upload'")
+    refused(lambda: client.predict(*args, api_name="/train"), r"data must be one of bundled, bundled\+more, upload")
 
 
 def _raw_call(app_url: str, endpoint: str, data_json: str) -> str:

@@ -9,8 +9,9 @@ import pytest
 
 from sentiment.bench.__main__ import main
 from sentiment.bench.measure import PeakMemory
+from sentiment.bench.quality import NEGATIONS, has_negation, held_out_sets, mcnemar_p, short_validation_texts
 from sentiment.bench.reference import reference_preprocess
-from sentiment.bench.stages import NEGATIONS, has_negation, short_validation_texts
+from sentiment.checkpoint import load_checkpoint
 from sentiment.corpus import tokenize_corpus
 from sentiment.data import BUNDLED_SAMPLE, TYPED_SENTENCES, load_reviews, split_indices
 from sentiment.preprocessing import tokenize_review
@@ -120,16 +121,25 @@ def _count(name: str) -> int:
 @pytest.mark.slow
 def test_quality_stage_trains_the_recipe_per_seed_beside_the_baseline(tmp_path):
     path = tmp_path / "quality.json"
-    main(["quality", "--preset", "quick", "--seeds", "0", "1", "--baseline-c", "4", "--json", str(path)])
+    best = tmp_path / "best.pt"
+    main(["quality", "--preset", "quick", "--seeds", "0", "1", "--baseline-c", "4", "--json", str(path),
+          "--save-best", str(best)])
     rows = _rows(path)
+    kept = int(re.search(r"seed (\d) \(lowest validation loss\)", next(n for n in rows if "lowest validation" in n))[1])
+    assert load_checkpoint(best).train_config["seed"] == kept  # the seed `train --seeds 0 1` would keep
     seeds = [r for name, r in rows.items() if ", seed " in name and "test accuracy" in name]
     typed = [r for name, r in rows.items() if ", seed " in name and "typed sentences" in name]
     assert len(seeds) == len(typed) == 2
     splits = split_indices(PRESETS["quick"].train.limit)
     assert {_trained_on(name) for name in rows if "trained on" in name} == {len(splits.train)}
-    mean = next(r for name, r in rows.items() if "mean of 2 seeds, test accuracy" in name)
+    mean = next(r for name, r in rows.items() if "mean of 2 seeds, the sample's test split (" in name)
     assert mean["value"] == pytest.approx(np.mean([r["value"] for r in seeds]))
-    assert mean["met"] == (mean["value"] >= mean["reference"] + 1.0) and 50 < mean["reference"] < 100
+    assert mean["met"] == (mean["value"] >= 93.9 and mean["value"] >= mean["reference"] + 2.5)
+    assert 50 < mean["reference"] < 100
+    share = next(r for name, r in rows.items() if "predicted positive" in name)
+    assert 0 < share["value"] < 100 and 0 < share["reference"] < 100
+    p_values = [r for name, r in rows.items() if "exact McNemar p" in name]
+    assert len(p_values) == 2 and all(0 <= r["value"] <= 1 for r in p_values)  # the kept seed's and default.pt's
     spread = next(r for name, r in rows.items() if "spread" in name)
     assert spread["value"] == pytest.approx(np.ptp([r["value"] for r in seeds]))
     assert any(name.startswith("default.pt: typed sentences") for name in rows)
@@ -162,7 +172,7 @@ def test_a_refit_quality_run_trains_both_models_on_train_and_validation_and_leav
     splits = split_indices(PRESETS["quick"].train.limit)
     trained_on = [_trained_on(name) for name in rows if "trained on" in name]
     assert len(trained_on) == 2 and set(trained_on) == {len(splits.train) + len(splits.val)}  # seed 0 and baseline
-    assert next(name for name in rows if "mean of 1 seeds, test accuracy" in name).startswith("quick, refit")
+    assert next(name for name in rows if "mean of 1 seeds, the sample's test split" in name).startswith("quick, refit")
     validation_rows = ("validation", "those with a negation", "positive ones")
     assert not [name for name in rows if any(w in name for w in validation_rows)]
     assert len([name for name in rows if "typed sentences with" in name]) == 2  # the typed sentences are scored still
@@ -180,3 +190,41 @@ def test_short_validation_texts_are_the_titles_and_short_sentences_of_the_review
         assert label in {reviews[review] for review in reviews if text in review}  # labelled as a review it is in
     titles = [t for t in texts if t.endswith(" :")]
     assert len(titles) > len(rows) / 2 and 0.1 < negated.mean() < 0.5
+
+
+def test_mcnemar_p_is_the_exact_binomial_test_on_the_pairs_only_one_model_gets_right():
+    from scipy.stats import binomtest
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a, b = rng.random(60) < rng.random(), rng.random(60) < rng.random()
+        only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+        expected = binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
+        assert mcnemar_p(a, b) == pytest.approx(expected)
+    assert mcnemar_p(np.ones(5, bool), np.ones(5, bool)) == 1.0  # no discordant pair: no evidence either way
+
+
+def test_quality_sets_hold_out_every_source_and_split_the_typed_sentences(tmp_path, monkeypatch):
+    from sentiment import data
+    from sentiment.corpus import tokenize_files
+
+    files = []
+    for path in (BUNDLED_SAMPLE, data.MORE_REVIEWS[0]):
+        texts, labels, _ = load_reviews(path, limit=300)
+        files.append(tmp_path / f"{data.source_name(path)}.ft.txt")
+        files[-1].write_text("".join(f"__label__{1 + y} {t}\n" for t, y in zip(texts, labels)))
+    monkeypatch.setitem(data.BUNDLED_DATA, "two", tuple(files))
+    corpus = tokenize_files("two")
+    splits = data.split_by_source(corpus.sizes)
+    sets = held_out_sets(corpus, splits.test, 200, splits.val)
+    sample, every, other = (sets[name] for name in list(sets)[:3])
+    assert list(sets)[:3] == ["the sample's test split", "the test split, every source (60)", "held-out alexa reviews (30)"]
+    assert sample.rows.tolist() == split_indices(300).test.tolist()  # the sample's test split as when read alone
+    assert sorted([*sample.rows, *other.rows]) == sorted(every.rows) and other.rows.min() >= 300
+    texts, labels, kinds = data.typed_sentences()
+    typed = {name: s for name, s in sets.items() if name.startswith("typed sentences ")}
+    by_negation = [s for name, s in typed.items() if "negation word" in name or "without one" in name]
+    assert sum(len(s.labels) for s in by_negation) == len(texts)
+    assert sum(len(s.labels) for name, s in typed.items() if "of the kind" in name) == len(texts)
+    praise = next(s for name, s in sets.items() if name.startswith("the positive ones of those"))
+    assert praise.labels.all() and praise.reaches(70.0, 0.0) and not praise.reaches(69.9, 0.0)

@@ -29,7 +29,7 @@ def test_round_trip_gives_the_same_predictions(trained, tmp_path):
     after = load_predictor(copy, "cpu").predict(texts)
     assert after == pytest.approx(before, abs=1e-6)
     loaded = load_checkpoint(copy)
-    assert loaded.vocab.itos[:2] == ["_PAD", "_UNK"] and loaded.data["source"] == "bundled Amazon sample"
+    assert loaded.vocab.itos[:2] == ["_PAD", "_UNK"] and loaded.data["source"] == "sample"
     assert "test" in loaded.metrics and loaded.train_config["max_len"] == 200
 
 

@@ -5,8 +5,9 @@ import re
 import numpy as np
 import pytest
 
-from sentiment.data import (BUNDLED_SAMPLE, MAX_LINE_CHARS, TYPED_SENTENCES, DataError, ReadReport, load_reviews, read_reviews,
-                            split_indices)
+from sentiment.data import (BUNDLED_DATA, BUNDLED_SAMPLE, MAX_LINE_CHARS, MORE_REVIEW_COUNT, MORE_REVIEWS,
+                            TYPED_SENTENCES, DataError, ReadReport, load_reviews, read_reviews, split_by_source,
+                            split_indices, typed_sentences)
 
 FASTTEXT_LINES = [
     b"__label__2 Great kettle: boils fast and looks nice.\n",
@@ -145,12 +146,44 @@ def test_a_line_longer_than_any_review_ends_the_read(tmp_path):
 
 def test_the_typed_sentences_are_loadable_short_balanced_and_labelled():
     texts, labels, report = load_reviews(TYPED_SENTENCES)
-    assert len(texts) >= 60 and report.skipped == 0 and report.format == "tsv"
-    assert labels.sum() * 2 == len(labels)  # balanced
+    assert len(texts) >= 400 and report.skipped == 0 and report.format == "tsv"
+    assert 0.45 <= labels.mean() <= 0.55
     assert all(len(text.split()) <= 20 for text in texts)  # what a person types, not a review
-    assert len(set(texts)) == len(texts)
-    negated = {t for t in texts if re.search(r"\b(not|never|no|can't|didn't|don't|wouldn't|nothing)\b", t, re.I)}
-    contrast = {t for t in texts if re.search(r"\b(but|yet|although)\b", t, re.I)}
-    for group in (negated, contrast):  # both kinds, with both labels
-        assert len(group) >= 10 and {labels[texts.index(t)] for t in group} == {0, 1}
+    assert len({t.lower() for t in texts}) == len(texts)
+    # The kinds the file declares hold what they say, and the two with a negation are at least 100 each.
+    same, labels_too, kinds = typed_sentences()
+    assert same == texts and labels_too.tolist() == labels.tolist()
+    negation = re.compile(r"\b(not|never|no|nothing|none|nobody|without)\b|n't", re.I)
+    counts = {kind: kinds.count(kind) for kind in set(kinds)}
+    assert counts["negated-praise"] >= 100 and counts["negated-complaint"] >= 100
+    assert min(counts["contrast"], counts["comparison"], counts["plain"]) >= 30
+    for text, label, kind in zip(texts, labels, kinds):
+        if kind.startswith("negated-"):
+            assert negation.search(text) and label == (kind == "negated-praise"), text
+        if kind == "plain":
+            assert not negation.search(text), text
+        if kind == "contrast":
+            assert re.search(r"\b(but|though|although|however)\b", text, re.I), text
     assert labels[texts.index("Not bad at all.")] == 1 and labels[texts.index("I can't recommend it.")] == 0
+
+
+def test_the_more_reviews_ship_one_source_a_file_each_within_the_file_limit():
+    assert BUNDLED_DATA["sample+more"] == (BUNDLED_SAMPLE, *MORE_REVIEWS) and len(MORE_REVIEWS) == 6
+    total = 0
+    for path in MORE_REVIEWS:
+        assert path.stat().st_size <= 10_000_000, path.name
+        texts, labels, report = load_reviews(path)
+        assert report.skipped == 0 and 0 < labels.mean() < 1, path.name
+        total += len(texts)
+    assert total == MORE_REVIEW_COUNT
+
+
+def test_each_source_is_split_on_its_own_so_the_samples_split_never_moves():
+    sizes = [17_974, 2_093, 25_927]
+    joined, alone = split_by_source(sizes), split_indices(sizes[0])
+    for part in ("train", "val", "test"):
+        rows = getattr(joined, part)
+        assert np.array_equal(rows[rows < sizes[0]], getattr(alone, part))  # the sample's rows, as when read alone
+        in_second = rows[(rows >= sizes[0]) & (rows < sizes[0] + sizes[1])] - sizes[0]
+        assert np.array_equal(in_second, getattr(split_indices(sizes[1]), part))
+    assert sorted(np.concatenate([joined.train, joined.val, joined.test])) == list(range(sum(sizes)))

@@ -40,6 +40,24 @@ def test_every_spelling_of_a_negative_contraction_reads_as_the_same_nt():
     ]
 
 
+def test_tokenized_text_reads_as_the_same_tokens_as_the_text_it_came_from():
+    # One bundled source comes tokenized and lower-cased (Penn Treebank style): its quotes, contractions and periods
+    # must reach the model as the raw reviews' do.
+    pairs = [
+        ("i do n't like it , it 's bad .", "I don't like it, it's bad."),
+        ("he said `` great '' and left", 'He said "great" and left'),
+        ("it ca n't be `` fixed . ''", 'It can\'t be "fixed."'),
+        ("i did n't . it was n't mine .", "I didn't. It wasn't mine."),
+    ]
+    for tokenized, raw in pairs:
+        assert tokenize_review(tokenized) == tokenize_review(raw), raw
+    # And our own tokens, joined by spaces, read back as themselves (NLTK quirks aside: ",i", an apostrophe
+    # before a closing quote).
+    texts, _, _ = load_reviews(BUNDLED_SAMPLE, limit=3000)
+    stable = [tokenize_review(" ".join(tokenize_review(t))) == tokenize_review(t) for t in texts]
+    assert sum(stable) >= 0.998 * len(texts)
+
+
 def test_gated_tokenizer_matches_nltk_on_real_reviews():
     texts, _, _ = load_reviews(BUNDLED_SAMPLE, limit=3000)
     nltk = NLTKWordTokenizer()

@@ -190,3 +190,41 @@ def test_too_few_reviews_to_split_are_refused(tmp_path):
     path.write_text("".join(f"__label__{1 + i % 2} review number {i}\n" for i in range(40)))
     with pytest.raises(DataError, match="40 usable reviews; training needs at least 100"):
         list(train(SMALL_TRAIN, SMALL_MODEL, data=path, out=tmp_path / "x.pt"))
+
+
+def test_a_data_set_of_several_files_is_split_per_source_and_tested_per_source(tmp_path, monkeypatch):
+    from sentiment import data
+    from sentiment.data import MORE_REVIEWS
+
+    # Two real bundled sources (cut short) as a data set of their own.
+    files = []
+    for path in (BUNDLED_SAMPLE, MORE_REVIEWS[0]):
+        texts, labels, _ = data.load_reviews(path, limit=500)
+        files.append(tmp_path / f"{data.source_name(path)}.ft.txt")
+        files[-1].write_text("".join(f"__label__{1 + y} {t}\n" for t, y in zip(texts, labels)))
+    monkeypatch.setitem(data.BUNDLED_DATA, "two", tuple(files))
+    out = tmp_path / "two.pt"
+    finished = list(train(replace(SMALL_TRAIN, epochs=1, limit=0), SMALL_MODEL, data="two", out=out))[-1]
+    assert list(finished.by_source) == [path.name.split(".")[0] for path in files]
+    assert [r.n for r in finished.by_source.values()] == [50, 50]  # 10% of each file
+    saved = load_checkpoint(out)
+    assert saved.data["source"] == "two" and saved.data["sources"] == dict(zip(finished.by_source, [500, 500]))
+    assert saved.metrics["test_by_source"] == {name: asdict(r) for name, r in finished.by_source.items()}
+    # Each source's report is its share of the whole, and the checkpoint finds its test rows again.
+    assert sum(r.accuracy * r.n for r in finished.by_source.values()) == pytest.approx(finished.report.accuracy * 100)
+    corpus, rows = held_out(saved)
+    assert evaluate(saved.build_model(), corpus.encode(saved.vocab, rows, saved.max_len)) == finished.report
+
+
+def test_balanced_classes_weigh_the_positive_reviews_loss_by_the_negatives_share():
+    from sentiment.trainer import train_step
+
+    torch.manual_seed(0)
+    model = SentimentNet(ModelConfig(vocab_size=20, embedding_dim=8, hidden_size=8, dropout=0.0))
+    ids, lengths = torch.randint(2, 20, (6, 5)), torch.full((6,), 5)
+    positive, negative = torch.ones(6, dtype=torch.long), torch.zeros(6, dtype=torch.long)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # measure the loss, change nothing
+    plain = train_step(model, optimizer, ids, lengths, positive, clip=0)
+    assert train_step(model, optimizer, ids, lengths, positive, clip=0, positive_weight=0.4) == pytest.approx(0.4 * plain)
+    assert train_step(model, optimizer, ids, lengths, negative, clip=0, positive_weight=0.4) == pytest.approx(
+        train_step(model, optimizer, ids, lengths, negative, clip=0))

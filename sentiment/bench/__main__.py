@@ -31,7 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("stages", nargs="*", choices=[*STAGES, "all"], default=["all"],
                         help=f"'all' runs every stage but {' and '.join(SLOW)}, which train models for minutes")
     parser.add_argument("--json", type=Path, default=None, help="also write every row to this file as JSON")
-    parser.add_argument("--data", type=Path, default=BUNDLED_SAMPLE, help="fastText file (default: the bundled sample)")
+    parser.add_argument("--data", default=None,
+                        help="quality: a bundled data set (sample, sample+more) or a review file (default: the preset's); "
+                             "the other stages: a fastText file (default: the bundled sample)")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model for inspect and quality")
     parser.add_argument("--reviews", type=int, default=0, help="prep: reviews to read (0 = all)")
     parser.add_argument("--scale-reviews", type=int, default=1_000_000,
@@ -48,12 +50,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="quality: logistic-regression C values tried on the validation split")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="lab", help="quality: the recipe to train")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="quality: one training run per seed")
+    parser.add_argument("--save-best", type=Path, default=None,
+                        help="quality: also write the seed with the lowest validation loss here (the checkpoint "
+                             "`train --seeds` would keep from the same seeds)")
     parser.add_argument("--refit", action="store_true",
                         help="quality: once the baseline's C is chosen, train the recipe and the baseline on the "
                              "training and validation splits together (the validation short texts then go unscored)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--epochs", type=int, default=2, help="accuracy: epochs for both trainings")
     args = parser.parse_args(argv)
+    args.review_file = Path(args.data or BUNDLED_SAMPLE)
     if min(args.repeats, args.train_steps, args.epochs) < 1 or args.reviews < 0 or args.scale_reviews < 3 or (
             args.public_seconds < 10):
         parser.error("--repeats, --train-steps and --epochs must be at least 1, --reviews at least 0, "

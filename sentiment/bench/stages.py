@@ -19,16 +19,16 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_predictor
-from ..corpus import TokenizedCorpus, tokenize_corpus
-from ..data import TYPED_SENTENCES, load_reviews, split_indices
+from ..corpus import tokenize_corpus
+from ..data import load_reviews, split_indices
 from ..explain import explain
 from ..model import ModelConfig, SentimentNet, pick_device
 from ..playground import describe_cell
 from ..preprocessing import tokenize_review
 from ..presets import PRESETS
-from ..scoring import evaluate
 from ..trainer import length_bucketed_batches, train, train_step
 from .measure import ChildrenPeak, PeakMemory, Row, alternating_times, times
+from .quality import bench_quality
 from .reference import ReferenceNet, ReferenceTrainer, reference_fit, reference_preprocess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def bench_prep(args: argparse.Namespace) -> list[Row]:
     """Reading, cleaning, tokenizing, the vocabulary and the encoded splits, ours and the reference's in turns."""
     limit = args.reviews or None
-    n = len(load_reviews(args.data, limit)[0])
+    n = len(load_reviews(args.review_file, limit)[0])
 
     def ours(cache: str) -> None:
         os.environ["SENTIMENT_CACHE_DIR"] = cache
-        corpus = tokenize_corpus(args.data, limit=limit)
+        corpus = tokenize_corpus(args.review_file, limit=limit)
         splits = split_indices(len(corpus))
         vocab = corpus.build_vocab(splits.train)
         for rows in (splits.train, splits.val, splits.test):
@@ -51,7 +51,7 @@ def bench_prep(args: argparse.Namespace) -> list[Row]:
         with tempfile.TemporaryDirectory() as cache:
             ours(cache)
 
-    reference, first = alternating_times([lambda: reference_preprocess(args.data, limit), ours_first], args.repeats)
+    reference, first = alternating_times([lambda: reference_preprocess(args.review_file, limit), ours_first], args.repeats)
     with tempfile.TemporaryDirectory() as cache:
         ours(cache)
         cached = times(lambda: ours(cache), args.repeats, warmup=0)
@@ -68,7 +68,7 @@ def bench_train(args: argparse.Namespace) -> list[Row]:
     """Training steps at the reference size, ours (length-bucketed, right-padded batches) and the reference's
     (every review left-padded to 200, a hidden state carried across batches), one step each in turn."""
     device = pick_device(args.device)
-    corpus = tokenize_corpus(args.data)
+    corpus = tokenize_corpus(args.review_file)
     splits = split_indices(len(corpus))
     vocab = corpus.build_vocab(splits.train)
     reviews = corpus.encode(vocab, splits.train, 200)
@@ -111,7 +111,7 @@ def bench_train(args: argparse.Namespace) -> list[Row]:
 
 def _long_review(args: argparse.Namespace) -> str:
     """A real review of the sample that fills the model's 200 tokens."""
-    texts = load_reviews(args.data, 3000)[0]
+    texts = load_reviews(args.review_file, 3000)[0]
     return next(t for t in texts if len(tokenize_review(t, max_tokens=200)) >= 200)
 
 
@@ -266,126 +266,12 @@ def _wait_for_page(url: str, app: subprocess.Popen, started: float, timeout: flo
     raise RuntimeError(f"app.py served no page within {timeout:.0f} s")
 
 
-NEGATIONS = frozenset({"not", "n't", "no", "never", "nothing", "none", "nobody", "without"})
-
-
-def has_negation(tokens: list[str]) -> bool:
-    return not NEGATIONS.isdisjoint(tokens)
-
-
-def short_validation_texts(corpus: TokenizedCorpus, rows: np.ndarray, max_len: int, longest: int = 15
-                           ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The titles and sentences of at most `longest` tokens of the reviews `rows` (the validation split), their
-    tokens joined by spaces, each labelled as its review, and whether each holds a negation word: real short texts
-    to choose a recipe on, where the typed sentences are a test set."""
-    starts, lengths, review = corpus.sentences(rows, max_len)
-    short = lengths <= longest
-    lexicon = np.array(corpus.lexicon, dtype=object)
-    texts = [lexicon[corpus.token_ids[a : a + n]] for a, n in zip(starts[short], lengths[short])]
-    negated = np.array([has_negation(tokens) for tokens in texts])
-    return [" ".join(tokens) for tokens in texts], corpus.labels[rows][review[short]], negated
-
-
-def bench_quality(args: argparse.Namespace) -> list[Row]:
-    """The recipe (`--preset`, trained once per `--seeds`) against TF-IDF (1–2-grams) + logistic regression trained
-    on the same reviews, on the bundled test split and on the hand-written typed sentences, and on the validation
-    split's short texts; and the shipped checkpoint on the first two. The baseline's C is chosen on the validation
-    split, as the recipe was. With `--refit` both then train on the training and validation splits together."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    preset = PRESETS[args.preset]
-    limit = preset.train.limit or None
-    texts, labels, _ = load_reviews(args.data, limit)
-    splits = split_indices(len(texts))
-    typed, typed_labels, _ = load_reviews(TYPED_SENTENCES)
-
-    def fit(C: float, rows: np.ndarray):
-        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
-        classifier = LogisticRegression(C=C, max_iter=2000).fit(
-            vectorizer.fit_transform([texts[i] for i in rows]), labels[rows])
-        return lambda batch, truth: float((classifier.predict(vectorizer.transform(batch)) == truth).mean() * 100)
-
-    candidates = [(score([texts[i] for i in splits.val], labels[splits.val]), C, score)
-                  for C, score in ((C, fit(C, splits.train)) for C in args.baseline_c)]
-    _, best_c, baseline = max(candidates, key=lambda c: c[0])
-    trained_on = np.concatenate([splits.train, splits.val]) if args.refit else splits.train
-    if args.refit:
-        baseline = fit(best_c, trained_on)
-    baseline_test = baseline([texts[i] for i in splits.test], labels[splits.test])
-    baseline_typed = baseline(typed, typed_labels)
-    typed_negated = np.array([has_negation(tokenize_review(text)) for text in typed])
-    typed_groups = {f"with a negation word ({int(typed_negated.sum())})": typed_negated,
-                    f"without one ({int((~typed_negated).sum())})": ~typed_negated}
-
-    def baseline_by_group(batch: list[str], truth: np.ndarray, parts: dict[str, np.ndarray]) -> list[float]:
-        return [baseline([t for t, g in zip(batch, part) if g], truth[part]) for part in parts.values()]
-
-    baseline_typed_groups = baseline_by_group(typed, typed_labels, typed_groups)
-    groups, short, short_labels = {}, [], np.array([])
-    if not args.refit:  # a refit trains on the validation split: its texts would measure nothing
-        short, short_labels, negated = short_validation_texts(tokenize_corpus(args.data, limit), splits.val,
-                                                              preset.train.max_len)
-        # The positive ones among the negated texts ("no complaints", "not bad"): few in reviews, where a negation
-        # mostly marks a complaint, so a model that follows the data reads them as negative.
-        groups = {f"validation titles and sentences of ≤ 15 tokens ({len(short):,})": np.ones(len(short), dtype=bool),
-                  f"those with a negation word ({int(negated.sum()):,})": negated,
-                  f"the positive ones of those ({int((negated & (short_labels == 1)).sum()):,})":
-                      negated & (short_labels == 1)}
-    baseline_short = baseline_by_group(short, short_labels, groups)
-
-    def typed_right(predictor) -> np.ndarray:
-        return (np.asarray(predictor.predict(typed)) > 0.5) == typed_labels
-
-    def short_accuracy(predictor) -> list[float]:
-        right = (np.asarray(predictor.predict(short)) > 0.5) == short_labels
-        return [float(right[group].mean() * 100) for group in groups.values()]
-
-    recipe = f"{args.preset}{', refit' if args.refit else ''}"
-    rows, test, typed_scores, short_scores = [], [], [], []
-    with tempfile.TemporaryDirectory() as folder:
-        for seed in args.seeds:
-            config = replace(preset.train, seed=seed, device=args.device, refit=args.refit)
-            finished = list(train(config, preset.model, args.data, Path(folder) / f"seed{seed}.pt"))[-1]
-            test.append(finished.report.accuracy * 100)
-            predictor = load_predictor(finished.checkpoint, args.device)
-            typed_scores.append(typed_right(predictor) * 100.0)  # (sentences,): 100 where right
-            short_scores.append(short_accuracy(predictor))
-            rows += [Row("quality", f"{recipe}, seed {seed}: test accuracy ({finished.report.n:,} reviews; trained "
-                         f"on {predictor.checkpoint.data['train']:,}; {finished.seconds:.0f} s)", test[-1], "%"),
-                     Row("quality", f"{recipe}, seed {seed}: typed sentences ({len(typed)})",
-                         float(typed_scores[-1].mean()), "%")]
-    n = len(args.seeds)
-    baseline_name = f"TF-IDF + LR, C={best_c:g}, trained on {len(trained_on):,}"
-    rows += [
-        Row("quality", f"{recipe}, mean of {n} seeds, test accuracy ({baseline_name})",
-            float(np.mean(test)), "%", baseline_test, "≥ +1.0 point", float(np.mean(test)) >= baseline_test + 1.0),
-        Row("quality", f"{recipe}, spread of the {n} seeds' test accuracy (max − min)", float(np.ptp(test)), "points"),
-        Row("quality", f"{recipe}, mean of {n} seeds, typed sentences (TF-IDF + LR)", float(np.mean(typed_scores)),
-            "%", baseline_typed, "> baseline", float(np.mean(typed_scores)) > baseline_typed),
-        *(Row("quality", f"{recipe}, mean of {n} seeds, typed sentences {what} (TF-IDF + LR)",
-              float(np.mean(typed_scores, axis=0)[group].mean()), "%", reference)
-          for (what, group), reference in zip(typed_groups.items(), baseline_typed_groups)),
-        *(Row("quality", f"{recipe}, mean of {n} seeds, {what} (TF-IDF + LR)", float(value), "%", reference)
-          for what, value, reference in zip(groups, np.mean(short_scores, axis=0), baseline_short)),
-    ]
-    if args.checkpoint.is_file():
-        shipped = load_predictor(args.checkpoint, args.device)
-        corpus = tokenize_corpus(args.data, limit=shipped.checkpoint.train_config.get("limit") or None)
-        rows_test = split_indices(len(corpus)).test
-        report = evaluate(shipped.model, corpus.encode(shipped.vocab, rows_test, shipped.max_len))
-        rows += [Row("quality", f"{args.checkpoint.name}: test accuracy", report.accuracy * 100, "%"),
-                 Row("quality", f"{args.checkpoint.name}: typed sentences", float(typed_right(shipped).mean()) * 100,
-                     "%")]
-    return rows
-
-
 def bench_scale(args: argparse.Namespace) -> list[Row]:
     """The full data set's path at `--scale-reviews` reviews: the bundled sample repeated into one plain fastText
     file, preprocessed (tokenize in workers into the memory-mapped cache, vocabulary, encode) first and cached."""
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder) / "repeated.ft.txt"
-        with bz2.open(args.data, "rb") as f:
+        with bz2.open(args.review_file, "rb") as f:
             sample = f.read().splitlines(keepends=True)
         with open(data, "wb") as f:
             for start in range(0, args.scale_reviews, len(sample)):
@@ -419,8 +305,8 @@ def bench_accuracy(args: argparse.Namespace) -> list[Row]:
     `--epochs`) trained on the same split of the bundled sample by our trainer and by the reference pipeline; test
     accuracy of each."""
     device = pick_device(args.device)
-    splits = split_indices(len(load_reviews(args.data)[0]))
-    features, labels, word2idx = reference_preprocess(args.data, None, 200, vocab_rows=splits.train)
+    splits = split_indices(len(load_reviews(args.review_file)[0]))
+    features, labels, word2idx = reference_preprocess(args.review_file, None, 200, vocab_rows=splits.train)
     tick = time.perf_counter()
     sizes = (args.embedding, args.hidden, args.layers)
     reference = reference_fit(features, labels, splits, len(word2idx), args.epochs, device, sizes, args.batch)
@@ -429,7 +315,7 @@ def bench_accuracy(args: argparse.Namespace) -> list[Row]:
     with tempfile.TemporaryDirectory() as folder:
         config = replace(preset.train, epochs=args.epochs, batch_size=args.batch, device=args.device)
         model_config = replace(preset.model, embedding_dim=args.embedding, hidden_size=args.hidden, num_layers=args.layers)
-        finished = list(train(config, model_config, args.data, Path(folder) / "reference.pt"))[-1]
+        finished = list(train(config, model_config, args.review_file, Path(folder) / "reference.pt"))[-1]
     what = (f"test accuracy, the reference configuration ({args.embedding}/{args.layers}×{args.hidden}, batch "
             f"{args.batch}, {args.epochs} epochs; {finished.seconds:.0f} s vs {reference_seconds:.0f} s)")
     return [Row("accuracy", what, finished.report.accuracy * 100, "%", reference * 100, "≥ reference",
