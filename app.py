@@ -33,15 +33,15 @@ from sentiment.memory import (
     MEMORY_CHECKPOINTS, MEMORY_EXAMPLE, MemorySettings, accuracy_by_length, gradient_drop, gradient_norms,
     memory_experiment,
 )
-from sentiment.model import (CELLS, READOUTS, ConfigError, ModelConfig, check_choice, check_range, describe_device,
-                             pick_device)
+from sentiment.config import GROUPS, ConfigError, Setting, check_choice, check_range, grouped
+from sentiment.model import CELLS, ModelConfig, describe_device, pick_device
 from sentiment.playground import SIZES, describe_cell, unrolled_diagram
 from sentiment.preprocessing import encode_review
 from sentiment.presets import PRESETS
 from sentiment.runner import RunInProgress, RunState, TrainingRunner
 from sentiment.scoring import SOURCE_COLUMNS, TestReport, source_rows
 from sentiment.settings import Settings
-from sentiment.trainer import PRECISIONS, SCHEDULES, TrainConfig
+from sentiment.trainer import TrainConfig
 
 log = logging.getLogger("lstm_sentiment_lab")
 SETTINGS = Settings()  # main() reads the environment and the command line into it
@@ -344,44 +344,12 @@ def predict_tab() -> gr.Dropdown:
 
 # ---------------------------------------------------------------- Train tab
 
-# The hyper-parameters the Train tab shows: (dataclass, field, label, hint), the basic row first and the rest under
-# "Advanced". The order is the order of the /train endpoint's inputs after (source, upload, limit, name, owner).
-HYPER_PARAMETERS = [
-    (ModelConfig, "cell", "cell type", "LSTM (the tutorial's), GRU (3 gates) or a plain tanh RNN (no gates)"),
-    (ModelConfig, "hidden_size", "hidden size", "units in each recurrent layer: its memory's width"),
-    (ModelConfig, "num_layers", "layers", "recurrent layers stacked; each reads the one below"),
-    (TrainConfig, "epochs", "epochs", "passes over the training reviews"),
-    (TrainConfig, "lr", "learning rate", "the optimiser's step size (AdamW)"),
-    (TrainConfig, "batch_size", "batch size", "reviews per optimisation step"),
-    (ModelConfig, "embedding_dim", "embedding size", "the length of each token's vector"),
-    (ModelConfig, "readout", "readout", "last: the state after the last token; pool: with the max and mean too"),
-    (ModelConfig, "dropout", "dropout", "share of values zeroed while training, between layers and before the head"),
-    (ModelConfig, "embedding_dropout", "embedding dropout", "share of token-vector values zeroed while training"),
-    (ModelConfig, "forget_bias", "forget-gate bias at start", "LSTM only; 1 keeps memory from the start; empty: PyTorch's"),
-    (TrainConfig, "pretrain_epochs", "pre-training epochs", "next-token language-model epochs before the classifier"),
-    (ModelConfig, "bidirectional", "bidirectional", "a second cell reads each review right to left"),
-    (ModelConfig, "learned_state", "learn the start state", "learn h0 (and c0) instead of zeros"),
-    (TrainConfig, "titles", "train on titles too", "each review's title alone as an extra short example"),
-    (TrainConfig, "sentences", "sentences per review", "extra short examples drawn anew each epoch; 0 = none"),
-    (TrainConfig, "refit", "refit on train + validation", "no validation: the chosen length on 90% of the data"),
-    (TrainConfig, "balance", "balance the classes", "weigh the positive and the negative reviews' losses equally"),
-    (TrainConfig, "schedule", "learning-rate schedule", "constant, or cosine decay to 0 over the run"),
-    (TrainConfig, "weight_decay", "weight decay", "AdamW's pull of every weight towards 0"),
-    (TrainConfig, "ema", "weight averaging (EMA decay)", "a moving average of the weights is kept; 0 = off"),
-    (TrainConfig, "clip", "gradient clipping", "largest gradient norm per step; 0 = off"),
-    (TrainConfig, "eval_every", "validate every N steps", "0 = at each epoch's end"),
-    (TrainConfig, "patience", "early-stop patience", "stop after N validations without a better loss; 0 = never"),
-    (TrainConfig, "max_steps", "max steps", "0 = no limit"),
-    (TrainConfig, "max_len", "tokens per review", "a review's first N tokens are read"),
-    (TrainConfig, "min_freq", "min token count", "rarer tokens become _UNK"),
-    (TrainConfig, "max_vocab", "max vocabulary", "0 = no limit"),
-    (TrainConfig, "seed", "seed", "the same seed gives the same run"),
-    (TrainConfig, "device", "device", "auto: CUDA when there is a GPU"),
-    (TrainConfig, "precision", "precision", "bf16 or fp16 train under autocast (fp16 on CUDA only)"),
-]
-ROWS = (6, 6, 6, 7, 6)  # the basic row, then the Advanced rows: model, switches, optimiser, data and device
-CHOICES = {"cell": list(CELLS), "readout": list(READOUTS), "schedule": list(SCHEDULES), "device": ["auto", "cpu", "cuda"],
-           "precision": list(PRECISIONS)}
+# The hyper-parameters the Train tab shows, as their config fields declare them (sentiment/config.py): (dataclass,
+# field, setting), group by group, each group's model settings first. This is also the order of the /train endpoint's
+# inputs after (source, upload, limit, name, owner).
+HYPER_PARAMETERS = grouped(ModelConfig, TrainConfig)
+# The basic row, then one row under "Advanced" for each other group.
+ROWS = tuple(sum(spec.group == group for *_, spec in HYPER_PARAMETERS) for group in GROUPS)
 
 
 def _default(cls, name: str):
@@ -408,8 +376,8 @@ def apply_preset(name: str):
 def configs(values: list, limit: object) -> tuple[TrainConfig, ModelConfig]:
     """UI values → the two config dataclasses; anything missing or not a number is a ConfigError."""
     chosen = {ModelConfig: {}, TrainConfig: {}}
-    for (cls, name, label, _), value in zip(HYPER_PARAMETERS, values):
-        default = _default(cls, name)
+    for (cls, name, spec), value in zip(HYPER_PARAMETERS, values):
+        label, default = spec.label, _default(cls, name)
         if default is None and value in (None, ""):  # an optional number left empty
             chosen[cls][name] = None
         elif isinstance(default, bool):
@@ -553,13 +521,13 @@ def available_checkpoints(current: str) -> gr.Dropdown:
     return gr.Dropdown(choices=choices, value=current if current in choices else (choices[0] if choices else None))
 
 
-def hyper_parameter_input(cls, name: str, label: str, hint: str, value):
-    if name in CHOICES:
-        return gr.Dropdown(CHOICES[name], value=value, label=label, info=hint)
+def hyper_parameter_input(cls, name: str, spec: Setting, value):
+    if spec.choices:
+        return gr.Dropdown(list(spec.choices), value=value, label=spec.label, info=spec.hint)
     if isinstance(value, bool):
-        return gr.Checkbox(value=value, label=label, info=hint)
+        return gr.Checkbox(value=value, label=spec.label, info=spec.hint)
     # No bounds or rounding here: `configs` checks every value and says what is wrong with it.
-    return gr.Number(value=value, label=label, info=hint, min_width=160)
+    return gr.Number(value=value, label=spec.label, info=spec.hint, min_width=160)
 
 
 def train_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from .corpus import EncodedReviews, encode_texts
-from .model import ConfigError, ModelConfig, SentimentNet, pick_device
+from .config import ConfigError
+from .model import ModelConfig, SentimentNet, pick_device
 from .preprocessing import PREPROCESSING_VERSION, Vocab
 from .scoring import score
 

@@ -8,23 +8,28 @@ from dataclasses import MISSING, fields
 
 from .checkpoint import CheckpointError
 from .data import DataError
-from .model import ConfigError
+from .config import ConfigError
 
 USER_ERRORS = (DataError, ConfigError, CheckpointError, OSError)
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """One `--flag` per dataclass field, typed from its default; booleans become switches."""
-    group = parser.add_argument_group(cls.__name__)
+    """One `--flag` per declared field of `cls` (sentiment/config.py), typed from its default, its hint, range or
+    choices and default as help; booleans become switches (--titles / --no-titles)."""
+    group = parser.add_argument_group(cls.__name__, "each flag overrides the preset's value")
     for f in fields(cls):
-        if f.name in skip:
+        if f.name in skip or "setting" not in f.metadata:
             continue
-        flag = "--" + f.name.replace("_", "-")
+        spec, flag = f.metadata["setting"], "--" + f.name.replace("_", "-")
+        bounds = f"; {spec.low:g} to {spec.high:g}" if spec.low is not None else ""
+        shown = f"{spec.label}: {spec.hint}{bounds}".replace("%", "%%")
         if isinstance(f.default, bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=shown)
+        elif spec.choices:
+            group.add_argument(flag, choices=spec.choices, default=None, help=shown)
         else:
             kind = _flag_type(f)
-            group.add_argument(flag, type=kind, default=None, metavar=kind.__name__.upper())
+            group.add_argument(flag, type=kind, default=None, metavar=kind.__name__.upper(), help=shown)
 
 
 def _flag_type(f) -> type:

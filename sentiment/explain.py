@@ -9,7 +9,8 @@ import numpy as np
 from . import plots
 from .checkpoint import Predictor
 from .gates import DIRECTIONS, Inspection, LayerTrace, inspect_review, top_units, unknown_tokens
-from .model import READOUTS, ConfigError, check_range
+from .config import ConfigError, check_range
+from .model import READOUTS
 from .plots import short_token
 from .preprocessing import UNK_ID, clean_text, tokenize_review
 

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .model import ConfigError, SentimentNet, check_choice, evaluating
+from .config import ConfigError, check_choice
+from .model import SentimentNet, evaluating
 from .preprocessing import PAD_ID, UNK_ID, Vocab, encode_review
 
 # Each cell's gates in the order PyTorch stacks their weights: LSTM i, f, g, o; GRU r, z, n; RNN none.

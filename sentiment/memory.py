@@ -25,7 +25,8 @@ import torch
 from . import cli
 from .checkpoint import Predictor, load_predictor, resolve_checkpoint
 from .data import BUNDLED_SAMPLE
-from .model import CELLS, ConfigError, ModelConfig, SentimentNet, check_range, evaluating
+from .config import ConfigError, check_range
+from .model import CELLS, ModelConfig, SentimentNet, evaluating
 from .preprocessing import encode_review
 from .scoring import held_out, score
 from .trainer import train_step

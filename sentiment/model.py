@@ -22,6 +22,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn as nn
 
+from .config import ConfigError, check_settings, setting
 from .preprocessing import PAD_ID
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN with its default tanh
@@ -33,61 +34,40 @@ READOUTS = {
 }
 
 
-class ConfigError(ValueError):
-    """A hyper-parameter out of range, with a message meant for the person who set it."""
-
-
-def check_range(name: str, value, low, high, integer: bool = True) -> None:
-    """Raise ConfigError unless low <= value <= high (and a whole number when `integer`)."""
-    kind = "a whole number" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
-        raise ConfigError(f"{name} must be {kind} between {low} and {high}; got {_shown(value)}")
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}; got {value}")
-
-
-def check_choice(name: str, value, choices) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {_shown(value)}")
-
-
-def _shown(value) -> str:
-    """A value as an error message quotes it: never more than 40 characters of it."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:39] + "…"
-
-
 @dataclass
 class ModelConfig:
-    vocab_size: int = 0  # set from the vocabulary when training starts
-    embedding_dim: int = 400
-    hidden_size: int = 512
-    num_layers: int = 2
-    dropout: float = 0.5  # between recurrent layers and before the output layer
-    embedding_dropout: float = 0.0
-    bidirectional: bool = False
-    cell: str = "lstm"  # "lstm", "gru" or "rnn"
-    readout: str = "last"  # see READOUTS
-    # LSTM only: the forget gates' bias at initialization; None keeps PyTorch's (drawn around 0, a forget gate of
-    # about 0.5). 1 (Gers et al. 2000; Jozefowicz et al. 2015) starts every cell keeping most of its memory: it
-    # helps the shipped model and long memory, but a 2 × 512 LSTM at lr 0.005 then learns nothing in 60 steps.
-    forget_bias: float | None = None
-    # Learn the state (h0, c0) every review starts from instead of zeros. The reference pipeline gets one without
-    # saying so: it left-pads with a learned padding embedding, read before every short review. At its configuration
-    # that is worth 10 points of test accuracy after 72 steps (`python -m sentiment.bench accuracy`).
-    learned_state: bool = False
+    vocab_size: int = setting(0, "vocabulary size", "set from the vocabulary when training starts", low=2,
+                              high=5_000_000)
+    cell: str = setting("lstm", "cell type", "LSTM (the tutorial's), GRU (3 gates) or a plain tanh RNN (no gates)",
+                        choices=tuple(CELLS), group="basic")
+    hidden_size: int = setting(512, "hidden size", "units in each recurrent layer: its memory's width", low=1,
+                               high=4096, group="basic")
+    num_layers: int = setting(2, "layers", "recurrent layers stacked; each reads the one below", low=1, high=8,
+                              group="basic")
+    embedding_dim: int = setting(400, "embedding size", "the length of each token's vector", low=1, high=4096,
+                                 group="model")
+    readout: str = setting("last", "readout", "last: the state after the last token; pool: with the max and mean too",
+                           choices=tuple(READOUTS), group="model")
+    dropout: float = setting(0.5, "dropout", "share of values zeroed while training, between layers and before the head",
+                             low=0.0, high=0.95, group="model")
+    embedding_dropout: float = setting(0.0, "embedding dropout", "share of token-vector values zeroed while training",
+                                       low=0.0, high=0.95, group="model")
+    # None keeps PyTorch's (drawn around 0, a forget gate of about 0.5). 1 (Gers et al. 2000; Jozefowicz et al.
+    # 2015) starts every cell keeping most of its memory: it helps the shipped model and long memory, but a 2 × 512
+    # LSTM at lr 0.005 then learns nothing in 60 steps.
+    forget_bias: float | None = setting(None, "forget-gate bias at start",
+                                        "LSTM only; 1 keeps memory from the start; empty: PyTorch's", low=-10.0,
+                                        high=10.0, group="model")
+    bidirectional: bool = setting(False, "bidirectional", "a second cell reads each review right to left",
+                                  group="switches")
+    # The reference pipeline gets one without saying so: it left-pads with a learned padding embedding, read before
+    # every short review. At its configuration that is worth 10 points of test accuracy after 72 steps
+    # (`python -m sentiment.bench accuracy`).
+    learned_state: bool = setting(False, "learn the start state", "learn h0 (and c0) instead of zeros",
+                                  group="switches")
 
     def validate(self) -> ModelConfig:
-        check_choice("cell", self.cell, CELLS)
-        check_choice("readout", self.readout, READOUTS)
-        check_range("vocab_size", self.vocab_size, 2, 5_000_000)
-        check_range("embedding_dim", self.embedding_dim, 1, 4096)
-        check_range("hidden_size", self.hidden_size, 1, 4096)
-        check_range("num_layers", self.num_layers, 1, 8)
-        check_range("dropout", self.dropout, 0.0, 0.95, integer=False)
-        check_range("embedding_dropout", self.embedding_dropout, 0.0, 0.95, integer=False)
-        if self.forget_bias is not None:
-            check_range("forget_bias", self.forget_bias, -10.0, 10.0, integer=False)
+        check_settings(self)
         return self
 
     @classmethod

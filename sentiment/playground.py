@@ -6,7 +6,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .model import CELLS, ConfigError, check_choice, check_range
+from .config import ConfigError, check_choice, check_range
+from .model import CELLS
 from .plots import Figure, figure
 
 SIZES = {"input_size": 4096, "hidden_size": 4096, "num_layers": 8, "batch_size": 1024, "seq_len": 2000}

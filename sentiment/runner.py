@@ -15,7 +15,8 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .data import DataError, data_files, data_name
-from .model import ConfigError, ModelConfig
+from .config import ConfigError
+from .model import ModelConfig
 from .trainer import Evaluated, Finished, Preparing, Step, TrainConfig, train
 
 

@@ -16,7 +16,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from .model import ConfigError, ModelConfig, check_range
+from .config import ConfigError, check_range
+from .model import ModelConfig
 from .trainer import TrainConfig
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

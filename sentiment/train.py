@@ -19,7 +19,8 @@ from tqdm import tqdm
 from . import cli
 from .checkpoint import CHECKPOINT_DIR, load_checkpoint
 from .data import BUNDLED_DATA, data_name
-from .model import ConfigError, ModelConfig
+from .config import ConfigError
+from .model import ModelConfig
 from .presets import PRESETS
 from .scoring import source_table
 from .trainer import Evaluated, Finished, Preparing, Step, TrainConfig, train

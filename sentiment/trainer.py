@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from .checkpoint import CHECKPOINT_DIR, Checkpoint, save_checkpoint, stored
 from .corpus import EncodedReviews, Stopped, TokenizedCorpus, tokenize_files
 from .data import SPLIT_SEED, DataError, data_name, split_by_source
-from .model import ConfigError, ModelConfig, SentimentNet, check_range, describe_device, pick_device
+from .config import ConfigError, check_settings, setting
+from .model import ModelConfig, SentimentNet, describe_device, pick_device
 from .preprocessing import PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab
 from .scoring import TestReport, by_source, evaluate, score
 
@@ -36,63 +37,55 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # au
 
 @dataclass
 class TrainConfig:
-    lr: float = 0.005
-    batch_size: int = 400
-    epochs: int = 2
-    clip: float = 5.0  # gradient-norm clipping; 0 turns it off
-    weight_decay: float = 0.0
-    schedule: str = "constant"  # learning rate: "constant" or "cosine" decay to 0 over the run
-    eval_every: int = 20  # steps between validations (also at every epoch end); 0 = epoch ends only
-    patience: int = 0  # stop after this many validations without a better loss; 0 = never stop early
-    max_steps: int = 0  # 0 = no limit
-    seed: int = 0
-    max_len: int = 200  # tokens kept per review
-    min_freq: int = 2  # tokens seen fewer times in the training split become _UNK
-    max_vocab: int = 0  # 0 = no limit
-    limit: int = 0  # reviews read (from each file of a data set in proportion to its size); 0 = all
-    device: str = "auto"
-    precision: str = "fp32"  # "bf16" or "fp16" train under autocast (fp16 on CUDA only, with loss scaling)
-    # Validate, keep and test an exponential moving average of the weights (decay per step; 0 = off): it smooths
-    # the last steps' noise away, so the kept checkpoint depends less on where a validation happened to fall.
-    ema: float = 0.0
-    # Also train on each training review's title alone ("title: text"), a short text with the review's label:
-    # people type short sentences into the Predict box, and reviews alone teach little about them.
-    titles: bool = False
-    # Epochs of language-model pre-training (predict the next token; ULMFiT, Howard & Ruder 2018) of the embedding
-    # and the recurrent layers on the training reviews' text before the classifier trains; 0 = none.
-    pretrain_epochs: int = 0
-    # Also train, each epoch, on this many sentences drawn at random from each training review (independently, so a
-    # short review's one sentence may come twice), labelled as its review: short examples like the ones people type,
-    # drawn anew every epoch so no one sentence's label noise is learned by heart; 0 = none.
-    sentences: int = 0
-    # Train on the training and validation splits together for the configured epochs, without validating: the
-    # refit of a recipe whose length was chosen on validation. The test split stays out.
-    refit: bool = False
-    # Weigh the two classes' losses equally, whatever their shares of the training split: data that is mostly
-    # positive then does not teach the model to lean positive on reviews that are half and half.
-    balance: bool = False
+    epochs: int = setting(2, "epochs", "passes over the training reviews", low=1, high=1000, group="basic")
+    lr: float = setting(0.005, "learning rate", "the optimiser's step size (AdamW)", low=1e-7, high=10.0, group="basic")
+    batch_size: int = setting(400, "batch size", "reviews per optimisation step", low=1, high=20_000, group="basic")
+    # Language-model pre-training (predict the next token; ULMFiT, Howard & Ruder 2018) of the embedding and the
+    # recurrent layers on the training reviews' text before the classifier trains.
+    pretrain_epochs: int = setting(0, "pre-training epochs", "next-token language-model epochs before the classifier",
+                                   low=0, high=100, group="model")
+    # People type short sentences into the Predict box, and reviews alone teach little about them.
+    titles: bool = setting(False, "train on titles too", "each review's title alone as an extra short example",
+                           group="switches")
+    # Drawn independently (a short review's one sentence may come twice) and anew every epoch, so no one sentence's
+    # label noise is learned by heart.
+    sentences: int = setting(0, "sentences per review", "extra short examples drawn anew each epoch; 0 = none",
+                             low=0, high=10, group="switches")
+    # The refit of a recipe whose length was chosen on validation; the test split stays out.
+    refit: bool = setting(False, "refit on train + validation", "no validation: the chosen length on 90% of the data",
+                          group="switches")
+    # Data that is mostly positive then does not teach the model to lean positive on reviews that are half and half.
+    balance: bool = setting(False, "balance the classes", "weigh the positive and the negative reviews' losses equally",
+                            group="switches")
+    schedule: str = setting("constant", "learning-rate schedule", "constant, or cosine decay to 0 over the run",
+                            choices=SCHEDULES, group="optimiser")
+    weight_decay: float = setting(0.0, "weight decay", "AdamW's pull of every weight towards 0", low=0.0, high=10.0,
+                                  group="optimiser")
+    # It smooths the last steps' noise away, so the kept checkpoint depends less on where a validation fell.
+    ema: float = setting(0.0, "weight averaging (EMA decay)", "a moving average of the weights is kept; 0 = off",
+                         low=0.0, high=0.99999, group="optimiser")
+    clip: float = setting(5.0, "gradient clipping", "largest gradient norm per step; 0 = off", low=0.0, high=1e6,
+                          group="optimiser")
+    eval_every: int = setting(20, "validate every N steps", "0 = at each epoch's end", low=0, high=10_000_000,
+                              group="optimiser")
+    patience: int = setting(0, "early-stop patience", "stop after N validations without a better loss; 0 = never",
+                            low=0, high=10_000, group="optimiser")
+    max_steps: int = setting(0, "max steps", "0 = no limit", low=0, high=100_000_000, group="optimiser")
+    max_len: int = setting(200, "tokens per review", "a review's first N tokens are read", low=1, high=5000,
+                           group="data")
+    min_freq: int = setting(2, "min token count", "rarer tokens become _UNK", low=1, high=1_000_000, group="data")
+    max_vocab: int = setting(0, "max vocabulary", "0 = no limit", low=0, high=5_000_000, group="data")
+    seed: int = setting(0, "seed", "the same seed gives the same run", low=0, high=2**31 - 1, group="data")
+    device: str = setting("auto", "device", "auto: CUDA when there is a GPU", choices=("auto", "cpu", "cuda"),
+                          group="data")
+    precision: str = setting("fp32", "precision", "bf16 or fp16 train under autocast (fp16 on CUDA only)",
+                             choices=tuple(PRECISIONS), group="data")
+    # The Train tab shows the row limit beside the data it limits, not among these groups.
+    limit: int = setting(0, "row limit", "reviews read, from each file of a data set in proportion to its size; 0 = all",
+                         low=0, high=1_000_000_000)
 
     def validate(self) -> TrainConfig:
-        check_range("lr", self.lr, 1e-7, 10.0, integer=False)
-        check_range("batch_size", self.batch_size, 1, 20_000)
-        check_range("epochs", self.epochs, 1, 1000)
-        check_range("clip", self.clip, 0.0, 1e6, integer=False)
-        check_range("weight_decay", self.weight_decay, 0.0, 10.0, integer=False)
-        check_range("eval_every", self.eval_every, 0, 10_000_000)
-        check_range("patience", self.patience, 0, 10_000)
-        check_range("max_steps", self.max_steps, 0, 100_000_000)
-        check_range("seed", self.seed, 0, 2**31 - 1)
-        check_range("max_len", self.max_len, 1, 5000)
-        check_range("min_freq", self.min_freq, 1, 1_000_000)
-        check_range("max_vocab", self.max_vocab, 0, 5_000_000)
-        check_range("limit", self.limit, 0, 1_000_000_000)
-        check_range("ema", self.ema, 0.0, 0.99999, integer=False)
-        check_range("pretrain_epochs", self.pretrain_epochs, 0, 100)
-        check_range("sentences", self.sentences, 0, 10)
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        check_settings(self)
         if self.precision == "fp16" and pick_device(self.device).type != "cuda":
             raise ConfigError("precision fp16 needs a CUDA GPU; on a CPU use fp32 or bf16")
         pick_device(self.device)

@@ -298,7 +298,7 @@ def test_mcp_serves_the_explaining_tools_with_a_description_of_every_input(free_
 
 
 def test_refusals_log_one_line_and_crashes_their_traceback(caplog):
-    from sentiment.model import ConfigError
+    from sentiment.config import ConfigError
 
     @app.endpoint
     def refuses(review):

@@ -13,7 +13,8 @@ import pytest
 import sentiment.corpus as corpus_module
 from sentiment.checkpoint import load_checkpoint, load_predictor
 from sentiment.corpus import tokenize_corpus
-from sentiment.model import ConfigError, ModelConfig
+from sentiment.config import ConfigError
+from sentiment.model import ModelConfig
 from sentiment.scoring import evaluate, held_out
 from sentiment.trainer import Finished, TrainConfig, train
 

@@ -12,7 +12,8 @@ from sentiment.checkpoint import load_checkpoint, load_predictor
 from sentiment.memory import (
     MARKERS, MemorySettings, MemoryTask, accuracy_by_length, gradient_norms, memory_experiment, train_memory_model,
 )
-from sentiment.model import ConfigError, ModelConfig, SentimentNet
+from sentiment.config import ConfigError
+from sentiment.model import ModelConfig, SentimentNet
 from sentiment.trainer import Finished, TrainConfig, train
 
 

@@ -5,7 +5,8 @@ import torch
 
 from conftest import SMALL_MODEL, SMALL_TRAIN
 from sentiment.checkpoint import load_predictor
-from sentiment.model import ConfigError, ModelConfig, SentimentNet
+from sentiment.config import ConfigError
+from sentiment.model import ModelConfig, SentimentNet
 from sentiment.trainer import train
 
 

@@ -3,7 +3,8 @@ from dataclasses import replace
 
 import pytest
 
-from sentiment.model import ConfigError, ModelConfig
+from sentiment.config import ConfigError
+from sentiment.model import ModelConfig
 from sentiment.settings import PublicLimits, Settings
 from sentiment.trainer import TrainConfig
 

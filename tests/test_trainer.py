@@ -8,7 +8,8 @@ import torch
 from conftest import SMALL_MODEL, SMALL_TRAIN
 from sentiment.checkpoint import load_checkpoint
 from sentiment.data import BUNDLED_SAMPLE, DataError, split_indices
-from sentiment.model import ConfigError, ModelConfig, SentimentNet
+from sentiment.config import ConfigError
+from sentiment.model import ModelConfig, SentimentNet
 from sentiment.scoring import evaluate, held_out
 from sentiment.trainer import Evaluated, Finished, Preparing, Step, TrainConfig, length_bucketed_batches, train
 

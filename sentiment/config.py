@@ -1,0 +1,84 @@
+"""Hyper-parameters declared once: each config field carries its label, hint, range or choices and the Train tab group
+it shows in, and the checks, the Train tab's inputs and the CLI's flags are all read from that declaration.
+
+    lr: float = setting(0.005, "learning rate", "the optimiser's step size (AdamW)", low=1e-7, high=10.0, group="basic")
+
+Adding a hyper-parameter is that one line: `check_settings` checks it, `grouped` lists it for the Train tab and
+`cli.add_dataclass_flags` makes it a flag with its hint as help.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+# The Train tab's groups, in the order it shows them: the basic row, then the rows under "Advanced".
+GROUPS = ("basic", "model", "switches", "optimiser", "data")
+
+
+class ConfigError(ValueError):
+    """A hyper-parameter out of range, with a message meant for the person who set it."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a config field declares about itself (its `metadata["setting"]`)."""
+
+    label: str
+    hint: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    group: str = ""  # one of GROUPS; "" keeps it out of the Train tab (set by the program, not a person)
+
+
+def setting(default: Any, label: str, hint: str, *, low: float | None = None, high: float | None = None,
+            choices: tuple[str, ...] = (), group: str = "") -> Any:
+    """A dataclass field that declares itself: its default, label, hint, range or choices, and Train tab group."""
+    if group and group not in GROUPS:
+        raise ValueError(f"group must be one of {GROUPS}; got {group!r}")
+    return field(default=default, metadata={"setting": Setting(label, hint, low, high, tuple(choices), group)})
+
+
+def declared(cls: type) -> list[tuple[str, Any, Setting]]:
+    """(name, default, setting) of every field of `cls` that declares itself, in the class's order."""
+    return [(f.name, f.default, f.metadata["setting"]) for f in fields(cls) if "setting" in f.metadata]
+
+
+def grouped(*classes: type) -> list[tuple[type, str, Setting]]:
+    """(class, name, setting) of the fields of `classes` that a person sets, group by group in GROUPS' order and,
+    within a group, class by class: the Train tab's inputs, in its order."""
+    return [(cls, name, spec) for group in GROUPS for cls in classes
+            for name, _, spec in declared(cls) if spec.group == group]
+
+
+def check_settings(config: Any) -> None:
+    """ConfigError unless every declared field of `config` holds a value of its kind within its range or choices."""
+    for name, default, spec in declared(type(config)):
+        value = getattr(config, name)
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name} must be true or false; got {_shown(value)}")
+        elif spec.choices:
+            check_choice(name, value, spec.choices)
+        elif spec.low is not None and not (default is None and value is None):
+            check_range(name, value, spec.low, spec.high, integer=isinstance(default, int))
+
+
+def check_range(name: str, value, low, high, integer: bool = True) -> None:
+    """Raise ConfigError unless low <= value <= high (and a whole number when `integer`)."""
+    kind = "a whole number" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+        raise ConfigError(f"{name} must be {kind} between {low} and {high}; got {_shown(value)}")
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}; got {value}")
+
+
+def check_choice(name: str, value, choices) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {_shown(value)}")
+
+
+def _shown(value) -> str:
+    """A value as an error message quotes it: never more than 40 characters of it."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"

@@ -1,0 +1,52 @@
+"""Each hyper-parameter is declared once, on its config field; the checks, the Train tab and the CLI read it there."""
+import argparse
+from dataclasses import dataclass
+
+import pytest
+
+from sentiment import cli
+from sentiment.config import GROUPS, ConfigError, check_settings, grouped, setting
+from sentiment.model import ModelConfig
+from sentiment.trainer import TrainConfig
+
+
+@dataclass
+class WithWarmup(TrainConfig):
+    warmup: int = setting(0, "warm-up steps", "steps of rising learning rate at the start", low=0, high=1000,
+                          group="optimiser")
+
+
+def test_a_hyper_parameter_added_in_one_line_is_checked_listed_for_the_train_tab_and_a_flag():
+    check_settings(WithWarmup(warmup=50))
+    with pytest.raises(ConfigError, match="warmup must be between 0 and 1000"):
+        WithWarmup(warmup=5000).validate()
+    with pytest.raises(ConfigError, match="warmup must be a whole number"):
+        WithWarmup(warmup=2.5).validate()
+    tab = [(cls, name, spec.group) for cls, name, spec in grouped(ModelConfig, WithWarmup)]
+    optimiser = [name for _, name, group in tab if group == "optimiser"]
+    assert optimiser[-1] == "warmup" and len(tab) == len(grouped(ModelConfig, TrainConfig)) + 1
+    parser = argparse.ArgumentParser()
+    cli.add_dataclass_flags(parser, WithWarmup)
+    assert parser.parse_args(["--warmup", "7"]).warmup == 7
+    assert "warm-up steps: steps of rising learning rate at the start; 0 to 1000" in " ".join(parser.format_help().split())
+
+
+def test_every_setting_a_person_sets_has_a_label_a_hint_and_a_known_group():
+    for cls, name, spec in grouped(ModelConfig, TrainConfig):
+        assert spec.label and spec.hint and spec.group in GROUPS, name
+    assert [name for _, name, _ in grouped(ModelConfig, TrainConfig)][:6] == [
+        "cell", "hidden_size", "num_layers", "epochs", "lr", "batch_size"]  # the Train tab's first row
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(titles="maybe"), "titles must be true or false"),
+    (dict(schedule="sometimes"), "schedule must be one of constant, cosine"),
+    (dict(epochs=float("nan")), "epochs must be a whole number"),
+    (dict(lr=float("nan")), "lr must be between"),
+    (dict(device="tpu"), "device must be one of auto, cpu, cuda"),
+])
+def test_values_of_the_wrong_kind_are_refused_by_the_declaration(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes).validate()
+    with pytest.raises(ConfigError, match="bidirectional must be true or false"):
+        ModelConfig(vocab_size=10, bidirectional="yes").validate()
