@@ -23,10 +23,9 @@ from pathlib import Path
 import gradio as gr
 
 from sentiment import plots
-from sentiment.checkpoint import (
-    CHECKPOINT_DIR, DEFAULT_CHECKPOINT, CheckpointError, Predictor, PredictorCache, list_checkpoints, resolve_checkpoint,
-)
+from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, list_checkpoints, resolve_checkpoint
 from sentiment.data import MORE_REVIEW_COUNT, DataError, check_review_file
+from sentiment.errors import USER_ERRORS
 from sentiment.explain import Explanation, default_layer, explain, layer_choices, reading, unit_step
 from sentiment.gates import ATTRIBUTION_METHODS
 from sentiment.memory import (
@@ -36,9 +35,10 @@ from sentiment.memory import (
 from sentiment.config import GROUPS, ConfigError, Setting, check_choice, check_range, grouped
 from sentiment.model import CELLS, ModelConfig, describe_device, pick_device
 from sentiment.playground import SIZES, describe_cell, unrolled_diagram
+from sentiment.predictor import Predictor, PredictorCache
 from sentiment.preprocessing import encode_review
 from sentiment.presets import PRESETS
-from sentiment.runner import RunInProgress, RunState, TrainingRunner
+from sentiment.runner import RunState, TrainingRunner
 from sentiment.scoring import SOURCE_COLUMNS, TestReport, source_rows
 from sentiment.settings import Settings
 from sentiment.trainer import TrainConfig
@@ -50,7 +50,6 @@ runner = TrainingRunner()
 predictors = PredictorCache()
 MAX_REVIEW_CHARS = 2_000_000
 UPLOAD_TYPES = [".txt", ".bz2", ".gz", ".csv", ".tsv"]
-REFUSALS = (ConfigError, DataError, CheckpointError, RunInProgress)
 EXAMPLES = [
     "Best purchase this year: The blender is quiet, powerful and easy to clean. I use it every morning and love it.",
     "Complete waste of money: It stopped working after two days and customer service never answered my emails.",
@@ -77,7 +76,7 @@ def endpoint(handler):
     and answered with a sentence too."""
 
     def refusal(error: Exception) -> gr.Error:
-        if isinstance(error, REFUSALS):
+        if isinstance(error, USER_ERRORS):
             message = str(error)
             log.info("refused %s: %s", handler.__name__, message)
         else:
@@ -127,7 +126,7 @@ def whole_number(value: object, name: str, low: int, high: int) -> int:
     return int(value)
 
 
-def load_predictor(checkpoint: object) -> Predictor:
+def cached_predictor(checkpoint: object) -> Predictor:
     return predictors.get(resolve_checkpoint(checkpoint))
 
 
@@ -204,7 +203,7 @@ def checkpoint_layers(checkpoint: str):
     Args:
         checkpoint: a checkpoint file name, e.g. "default.pt".
     """
-    predictor = load_predictor(checkpoint)
+    predictor = cached_predictor(checkpoint)
     return gr.Dropdown(choices=layer_choices(predictor), value=default_layer(predictor))
 
 
@@ -261,7 +260,7 @@ def read_review(review: str, checkpoint: str = "default.pt"):
         a Markdown summary: the cleaned text, the number of tokens, the vocabulary's size, the unknown words, the cut
         a table of the tokens the model reads: position from 0, token, vocabulary id (1 is _UNK, an unknown word)
     """
-    predictor = load_predictor(checkpoint)
+    predictor = cached_predictor(checkpoint)
     read = reading(predictor, review_text(review))
     cleaned = read.cleaned if len(read.cleaned) <= 600 else read.cleaned[:600] + " …"
     summary = (
@@ -281,7 +280,7 @@ def read_review(review: str, checkpoint: str = "default.pt"):
 def predict_tab() -> gr.Dropdown:
     """Lays out the Predict tab and wires its events; returns the checkpoint list the Train tab refreshes."""
     checkpoints = list_checkpoints()
-    first = load_predictor(checkpoints[0]) if checkpoints else None
+    first = cached_predictor(checkpoints[0]) if checkpoints else None
     with gr.Row():
         with gr.Column(scale=3):
             review = gr.Textbox(label="Review", lines=5, max_length=MAX_REVIEW_CHARS,
@@ -584,7 +583,7 @@ def train_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
 def memory_predictors(names: object) -> dict[str, Predictor]:
     if not isinstance(names, list) or not names:
         raise ConfigError("Choose at least one checkpoint to compare.")
-    return {str(name): load_predictor(name) for name in names[:6]}
+    return {str(name): cached_predictor(name) for name in names[:6]}
 
 
 @endpoint

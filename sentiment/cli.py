@@ -6,11 +6,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 
-from .checkpoint import CheckpointError
-from .data import DataError
-from .config import ConfigError
-
-USER_ERRORS = (DataError, ConfigError, CheckpointError, OSError)
+from .errors import USER_ERRORS
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .errors import UserError
+
 # The Train tab's groups, in the order it shows them: the basic row, then the rows under "Advanced".
 GROUPS = ("basic", "model", "switches", "optimiser", "data")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A hyper-parameter out of range, with a message meant for the person who set it."""
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
+
 ASSETS = Path(__file__).parent / "assets"
 BUNDLED_SAMPLE = ASSETS / "amazon_reviews_sample.ft.txt.bz2"
 # More real Amazon reviews, one file per collection (see assets/more/README.md), shipped beside the sample.
@@ -46,7 +48,7 @@ MAX_RATIO, RATIO_FROM_BYTES = 100, 64 * 2**20
 csv.field_size_limit(MAX_LINE_CHARS)
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A data file that cannot be used, with a message meant for the person who chose it."""
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import plots
-from .checkpoint import Predictor
+from .predictor import Predictor
 from .gates import DIRECTIONS, Inspection, LayerTrace, inspect_review, top_units, unknown_tokens
 from .config import ConfigError, check_range
 from .model import READOUTS

@@ -311,14 +311,14 @@ def top_units(trace: GateTrace, model: SentimentNet, layer: int, direction: str 
     t = trace.layer(layer, direction)
     count = max(1, min(count, t.hidden_state.shape[1]))
     if layer == model.config.num_layers - 1:
-        score = np.abs(unit_contributions(trace, model, direction))
+        score = np.abs(logit_shares(trace, model, direction))
     else:
         score = t.hidden_state.var(axis=0)
     return np.argsort(-score, kind="stable")[:count]
 
 
 @torch.inference_mode()
-def unit_contributions(trace: GateTrace, model: SentimentNet, direction: str = "forward") -> np.ndarray:
+def logit_shares(trace: GateTrace, model: SentimentNet, direction: str = "forward") -> np.ndarray:
     """(H,) each top-layer unit's share of the review's logit, for one direction."""
     top = [torch.from_numpy(trace.layer(model.config.num_layers - 1, d).hidden_state)
            for d in DIRECTIONS[: model.config.directions]]

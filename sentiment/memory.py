@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from . import cli
-from .checkpoint import Predictor, load_predictor, resolve_checkpoint
+from .checkpoint import resolve_checkpoint
+from .predictor import Predictor, load_predictor
 from .data import BUNDLED_SAMPLE
 from .config import ConfigError, check_range
 from .model import CELLS, ModelConfig, SentimentNet, evaluating

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 
 from .config import ConfigError, check_choice, check_range
 from .model import CELLS

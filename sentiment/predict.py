@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from . import cli
-from .checkpoint import DEFAULT_CHECKPOINT, load_predictor
+from .checkpoint import DEFAULT_CHECKPOINT
+from .predictor import load_predictor
 
 
 def main(argv: list[str] | None = None) -> int:

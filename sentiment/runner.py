@@ -16,11 +16,12 @@ from pathlib import Path
 from .checkpoint import CheckpointError
 from .data import DataError, data_files, data_name
 from .config import ConfigError
+from .errors import UserError
 from .model import ModelConfig
 from .trainer import Evaluated, Finished, Preparing, Step, TrainConfig, train
 
 
-class RunInProgress(RuntimeError):
+class RunInProgress(UserError, RuntimeError):
     """A training run is already going in this process."""
 
 

@@ -28,7 +28,7 @@ def trained(tmp_path_factory) -> tuple[Path, Finished, list]:
 
 @pytest.fixture(scope="session")
 def predictor(trained):
-    from sentiment.checkpoint import load_predictor
+    from sentiment.predictor import load_predictor
 
     return load_predictor(trained[0], device="cpu")
 

@@ -14,7 +14,8 @@ from gradio_client.exceptions import AppError
 
 import app
 from app_api import plot_traces, positive_probability, rows, train_args, typed_array, value
-from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, load_checkpoint, load_predictor, save_checkpoint
+from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
+from sentiment.predictor import load_predictor
 from sentiment.data import BUNDLED_SAMPLE, load_reviews
 from sentiment.explain import explain
 from sentiment.model import READOUTS

@@ -18,7 +18,8 @@ from gradio_client.exceptions import AppError, AuthenticationError
 from test_checkpoint import RunsCodeOnLoad
 
 import app
-from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, load_predictor
+from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
+from sentiment.predictor import load_predictor
 
 POSITIVE = app.EXAMPLES[0]
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from sentiment.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, load_predictor, save_checkpoint
+from sentiment.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
+
+from sentiment.predictor import load_predictor
 
 
 class RunsCodeOnLoad:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import sentiment.corpus as corpus_module
-from sentiment.checkpoint import load_checkpoint, load_predictor
+from sentiment.checkpoint import load_checkpoint
+from sentiment.predictor import load_predictor
 from sentiment.corpus import tokenize_corpus
 from sentiment.config import ConfigError
 from sentiment.model import ModelConfig

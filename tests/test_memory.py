@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from sentiment.checkpoint import load_checkpoint, load_predictor
+from sentiment.checkpoint import load_checkpoint
+
+from sentiment.predictor import load_predictor
 from sentiment.memory import (
     MARKERS, MemorySettings, MemoryTask, accuracy_by_length, gradient_norms, memory_experiment, train_memory_model,
 )

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import SMALL_MODEL, SMALL_TRAIN
-from sentiment.checkpoint import load_predictor
+from sentiment.predictor import load_predictor
 from sentiment.config import ConfigError
 from sentiment.model import ModelConfig, SentimentNet
 from sentiment.trainer import train

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import Predictor, load_predictor
+from ..predictor import Predictor, load_predictor
 from ..corpus import TokenizedCorpus, tokenize_files
 from ..data import split_by_source, typed_sentences
 from ..preprocessing import tokenize_review

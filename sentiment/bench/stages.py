@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_predictor
+from ..predictor import load_predictor
 from ..corpus import tokenize_corpus
 from ..data import load_reviews, split_indices
 from ..explain import explain
