@@ -390,35 +390,23 @@ def train(
     the last (averaged) weights.
     """
     config = (config or TrainConfig()).validate()
-    model_config = model_config or ModelConfig()
     stop = stop or threading.Event()
     # A gradient that vanishes over a long review reaches subnormal floats, which some x86 CPUs compute ~100 times
     # slower. Flushed to zero before this thread's first parallel work, its worker threads inherit the setting.
     torch.set_flush_denormal(True)
-    out = Path(out)
-    device = pick_device(config.device)
     started = time.perf_counter()
     rank, world = _distributed()
-    main = rank == 0
-    if world > 1 and config.batch_size < world:
-        raise ConfigError(f"batch_size ({config.batch_size}) is split between {world} ranks: make it at least {world}")
-    if world > 1 and config.pretrain_epochs:
-        raise ConfigError("pre-training runs in one process: train with --pretrain 0 under torchrun")
-    if world > 1 and config.sentences:
-        raise ConfigError("sentence examples are drawn in one process: train with --sentences 0 under torchrun")
+    _check_distributed(config, world)
 
     yield Preparing(f"Reading and tokenizing {data_name(data)} …")
-    if world > 1 and not main:
-        torch.distributed.barrier()  # rank 0 tokenizes and writes the cache first; the others then load it
     try:
-        prepared = prepare_data(data, config, stop)
+        prepared = _prepare_in_turn(data, config, stop, rank, world)
     except Stopped:
         yield Finished(None, None, True, "stopped while preparing the data: nothing was trained or saved", 0,
                        time.perf_counter() - started, world)
         return
-    if world > 1 and main:
-        torch.distributed.barrier()
-    model_config = replace(model_config, vocab_size=len(prepared.vocab)).validate()
+    model_config = replace(model_config or ModelConfig(), vocab_size=len(prepared.vocab)).validate()
+    device = pick_device(config.device)
     how = "loaded from cache" if prepared.corpus.from_cache else "tokenized"
     yield Preparing(
         f"{how}: {prepared.corpus.report.summary()}; split {prepared.origin['train']:,} / {len(prepared.val):,} / "
@@ -426,81 +414,131 @@ def train(
         f"vocabulary {len(prepared.vocab):,} tokens; training on {describe_device(device)}"
     )
 
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    train_reviews, batch_size = prepared.train, config.batch_size
-    if world > 1:  # equal shards, so every rank takes the same number of steps
-        per_rank = len(train_reviews) // world
-        shard = rng.permutation(len(train_reviews))[: per_rank * world].reshape(world, per_rank)[rank]
-        train_reviews, batch_size = train_reviews.subset(np.sort(shard)), config.batch_size // world
-        rng = np.random.default_rng([config.seed, rank])
-    model = SentimentNet(model_config).to(device)
+    run = _Run(config, model_config, prepared, Path(out), stop, rank, world, device)
     if config.pretrain_epochs:
-        yield from pretrain(model, train_reviews, config, rng, stop)
-    per_epoch = len(train_reviews) + (config.sentences * len(np.unique(prepared.sentence_owner)) if config.sentences else 0)
-    total_steps = math.ceil(per_epoch / batch_size) * config.epochs
-    if config.max_steps:
-        total_steps = min(total_steps, config.max_steps)
-    positives = int(prepared.train.labels.sum())  # of the whole training split, so that every rank weighs alike
-    positive_weight = (len(prepared.train) - positives) / max(1, positives) if config.balance else 1.0
-    fit = _Fit(model, config, total_steps, world, positive_weight)
+        yield from pretrain(run.model, run.reviews, config, run.rng, stop)
+    run.start_fit()
+    while run.reason == "finished" and run.step < run.total_steps and not stop.is_set():
+        yield from run.epoch()
+    yield from run.finish(started)
 
-    def save(metrics: dict) -> None:
-        save_checkpoint(out, Checkpoint(model_config, asdict(config), prepared.vocab, fit.best_state, metrics,
-                                        prepared.origin))
 
-    step, reviews_seen, train_seconds, reason = 0, 0, 0.0, "finished"
-    model.train()
-    epoch = 1
-    while reason == "finished" and step < total_steps and not stop.is_set():
-        epoch_reviews = train_reviews
+def _check_distributed(config: TrainConfig, world: int) -> None:
+    """ConfigError for the settings a run split between `world` processes cannot honour."""
+    if world > 1 and config.batch_size < world:
+        raise ConfigError(f"batch_size ({config.batch_size}) is split between {world} ranks: make it at least {world}")
+    if world > 1 and config.pretrain_epochs:
+        raise ConfigError("pre-training runs in one process: train with --pretrain 0 under torchrun")
+    if world > 1 and config.sentences:
+        raise ConfigError("sentence examples are drawn in one process: train with --sentences 0 under torchrun")
+
+
+def _prepare_in_turn(data: str | Path, config: TrainConfig, stop: threading.Event, rank: int, world: int
+                     ) -> PreparedData:
+    """`prepare_data`, rank 0 first: it tokenizes and writes the cache, which the other ranks then load."""
+    if world > 1 and rank != 0:
+        torch.distributed.barrier()
+    prepared = prepare_data(data, config, stop)
+    if world > 1 and rank == 0:
+        torch.distributed.barrier()
+    return prepared
+
+
+class _Run:
+    """One training run's model, data and progress: its epochs, then its test and checkpoint."""
+
+    def __init__(self, config: TrainConfig, model_config: ModelConfig, prepared: PreparedData, out: Path,
+                 stop: threading.Event, rank: int, world: int, device: torch.device) -> None:
+        self.config, self.model_config, self.prepared, self.out, self.stop = config, model_config, prepared, out, stop
+        self.rank, self.world, self.main = rank, world, rank == 0
+        torch.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.reviews, self.batch_size = prepared.train, config.batch_size
+        if world > 1:  # equal shards, so every rank takes the same number of steps
+            per_rank = len(self.reviews) // world
+            shard = self.rng.permutation(len(self.reviews))[: per_rank * world].reshape(world, per_rank)[rank]
+            self.reviews, self.batch_size = self.reviews.subset(np.sort(shard)), config.batch_size // world
+            self.rng = np.random.default_rng([config.seed, rank])
+        self.model = SentimentNet(model_config).to(device)
+        self.step, self.epochs_done, self.reviews_seen, self.train_seconds, self.reason = 0, 0, 0, 0.0, "finished"
+
+    def start_fit(self) -> None:
+        """The classifier's optimiser, schedule and kept weights, sized to the run's steps."""
+        config, prepared = self.config, self.prepared
+        sentences = config.sentences * len(np.unique(prepared.sentence_owner)) if config.sentences else 0
+        self.total_steps = math.ceil((len(self.reviews) + sentences) / self.batch_size) * config.epochs
+        if config.max_steps:
+            self.total_steps = min(self.total_steps, config.max_steps)
+        positives = int(prepared.train.labels.sum())  # of the whole training split, so that every rank weighs alike
+        weight = (len(prepared.train) - positives) / max(1, positives) if config.balance else 1.0
+        self.fit = _Fit(self.model, config, self.total_steps, self.world, weight)
+        self.model.train()
+
+    def save(self, metrics: dict) -> None:
+        save_checkpoint(self.out, Checkpoint(self.model_config, asdict(self.config), self.prepared.vocab,
+                                             self.fit.best_state, metrics, self.prepared.origin))
+
+    def epoch(self) -> Iterator[TrainEvent]:
+        """One pass over the training reviews and this epoch's sentences; validates where the config says."""
+        config, prepared, fit = self.config, self.prepared, self.fit
+        self.epochs_done += 1
+        reviews = self.reviews
         for _ in range(config.sentences):
-            epoch_reviews = epoch_reviews.extended(one_sentence_each(prepared.sentences, prepared.sentence_owner, rng))
-        batches = length_bucketed_batches(epoch_reviews.lengths, batch_size, rng)
+            reviews = reviews.extended(one_sentence_each(prepared.sentences, prepared.sentence_owner, self.rng))
+        batches = length_bucketed_batches(reviews.lengths, self.batch_size, self.rng)
         for i, rows in enumerate(batches):
-            if _shared_flag(stop.is_set(), world):
-                reason = "stopped"
-                break
+            if _shared_flag(self.stop.is_set(), self.world):
+                self.reason = "stopped"
+                return
             tick = time.perf_counter()
-            loss = fit.step(epoch_reviews.batch(rows))
-            step += 1
-            reviews_seen += len(rows) * world
-            train_seconds += time.perf_counter() - tick
-            if main:
-                yield Step("train", step, total_steps, epoch, loss, fit.scheduler.get_last_lr()[0],
-                           reviews_seen / train_seconds, train_seconds / step * (total_steps - step))
-            last_step = step >= total_steps
-            validate = last_step or i == len(batches) - 1 or (config.eval_every and step % config.eval_every == 0)
-            if validate and not config.refit:
-                if main:
-                    report, improved = fit.validate(prepared.val)
-                    if improved:
-                        save({"step": step, "val_loss": report.loss, "val_accuracy": report.accuracy})
-                    yield Evaluated(step, epoch, report.loss, report.accuracy, improved)
-                if _shared_flag(bool(config.patience) and fit.evals_without_gain >= config.patience, world):
-                    reason = "early stop"
-            if last_step or reason != "finished":
-                break
-        epoch += 1
-    if stop.is_set():
-        reason = "stopped"
+            loss = fit.step(reviews.batch(rows))
+            self.step += 1
+            self.reviews_seen += len(rows) * self.world
+            self.train_seconds += time.perf_counter() - tick
+            if self.main:
+                yield Step("train", self.step, self.total_steps, self.epochs_done, loss, fit.scheduler.get_last_lr()[0],
+                           self.reviews_seen / self.train_seconds,
+                           self.train_seconds / self.step * (self.total_steps - self.step))
+            last_step = self.step >= self.total_steps
+            if not config.refit and (last_step or i == len(batches) - 1
+                                     or (config.eval_every and self.step % config.eval_every == 0)):
+                yield from self.validate()
+            if last_step or self.reason != "finished":
+                return
 
-    if world > 1:
-        _check_replicas(model, world)
-    seconds = time.perf_counter() - started
-    if not main:
-        yield Finished(None, None, reason == "stopped", reason, step, seconds, world)
-        return
-    if step == 0:
-        yield Finished(None, None, True, "stopped before the first training step: nothing was trained or saved", 0,
-                       seconds, world)
-        return
-    if fit.best_state is None:  # a refit, or stopped before the first validation: keep the weights as they are
-        fit.keep()
-    model.load_state_dict(fit.best_state)
-    logits = score(model, prepared.test)
-    report = TestReport.of(logits, prepared.test.labels)
-    sources = by_source(prepared.corpus, prepared.test_rows, logits)
-    save({"best_val_loss": fit.best_loss if fit.best_loss < math.inf else None, "test": asdict(report), "steps": step,
-          **({"test_by_source": {name: asdict(r) for name, r in sources.items()}} if sources else {})})
-    yield Finished(out, report, reason == "stopped", reason, step, time.perf_counter() - started, world, sources)
+    def validate(self) -> Iterator[Evaluated]:
+        """Score the kept weights on the validation split (rank 0), save them when best, and stop early together."""
+        fit = self.fit
+        if self.main:
+            report, improved = fit.validate(self.prepared.val)
+            if improved:
+                self.save({"step": self.step, "val_loss": report.loss, "val_accuracy": report.accuracy})
+            yield Evaluated(self.step, self.epochs_done, report.loss, report.accuracy, improved)
+        if _shared_flag(bool(self.config.patience) and fit.evals_without_gain >= self.config.patience, self.world):
+            self.reason = "early stop"
+
+    def finish(self, started: float) -> Iterator[Finished]:
+        """Check the replicas agree, test the best weights (rank 0) and save them with the test report."""
+        reason = "stopped" if self.stop.is_set() else self.reason
+        if self.world > 1:
+            _check_replicas(self.model, self.world)
+        seconds = time.perf_counter() - started
+        if not self.main:
+            yield Finished(None, None, reason == "stopped", reason, self.step, seconds, self.world)
+            return
+        if self.step == 0:
+            yield Finished(None, None, True, "stopped before the first training step: nothing was trained or saved", 0,
+                           seconds, self.world)
+            return
+        fit, prepared = self.fit, self.prepared
+        if fit.best_state is None:  # a refit, or stopped before the first validation: keep the weights as they are
+            fit.keep()
+        self.model.load_state_dict(fit.best_state)
+        logits = score(self.model, prepared.test)
+        report = TestReport.of(logits, prepared.test.labels)
+        sources = by_source(prepared.corpus, prepared.test_rows, logits)
+        self.save({"best_val_loss": fit.best_loss if fit.best_loss < math.inf else None, "test": asdict(report),
+                   "steps": self.step,
+                   **({"test_by_source": {name: asdict(r) for name, r in sources.items()}} if sources else {})})
+        yield Finished(self.out, report, reason == "stopped", reason, self.step, time.perf_counter() - started,
+                       self.world, sources)

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-import app
+from sentiment.ui import train
 
 
 def value(update):
@@ -36,11 +36,11 @@ def positive_probability(label_update) -> float:
 
 def train_args(limit: int, epochs: int, source: str = "bundled", upload=None, name: str = "api-test") -> list:
     """The /train endpoint's inputs: the quick preset with `limit` reviews and `epochs` epochs."""
-    values = app.preset_values("quick")
+    values = train.preset_values("quick")
     values[hyper_parameter_index("epochs") - 5] = epochs
     return [source, upload, limit, name, "", *values]
 
 
 def hyper_parameter_index(name: str) -> int:
     """Position of a hyper-parameter among the /train inputs."""
-    return 5 + [field for _, field, *_ in app.HYPER_PARAMETERS].index(name)
+    return 5 + [field for _, field, *_ in train.HYPER_PARAMETERS].index(name)

@@ -53,6 +53,8 @@ def app_url():
     port = _free_port()
     demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
     yield f"http://127.0.0.1:{port}/"
-    app.runner.stop(app.runner.snapshot().owner)
-    app.runner.join(60)
+    from sentiment.ui import state
+
+    state.runner.stop(state.runner.snapshot().owner)
+    state.runner.join(60)
     demo.close()

@@ -9,10 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
+import gradio as gr
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
+from sentiment.memory import MEMORY_CHECKPOINTS, MEMORY_EXAMPLE
+from sentiment.ui import boundary, state
+from sentiment.ui.predict import EXAMPLES, predict_summary
 from app_api import plot_traces, positive_probability, rows, train_args, typed_array, value
 from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
 from sentiment.predictor import load_predictor
@@ -65,15 +69,15 @@ def test_playground_refuses_nonsense_sizes(client):
 
 
 def test_predict_with_the_default_checkpoint(client):
-    positive = client.predict(app.EXAMPLES[0], "default.pt", "0", 8, api_name="/predict")
-    negative = client.predict(app.EXAMPLES[1], "default.pt", "0", 8, api_name="/predict")
+    positive = client.predict(EXAMPLES[0], "default.pt", "0", 8, api_name="/predict")
+    negative = client.predict(EXAMPLES[1], "default.pt", "0", 8, api_name="/predict")
     assert value(positive[0])["label"] == "positive" and value(negative[0])["label"] == "negative"
     assert "when read" in value(positive[1]) and "moment of reading" in value(positive[1])
     assert READOUTS[load_checkpoint(DEFAULT_CHECKPOINT).model_config.readout] in value(positive[1])
     assert "preprocessing version" not in value(positive[1])  # no note for a checkpoint read as it was trained
     tokens = [item["token"] for item in value(positive[2])]
     assert tokens[:3] == ["best", "purchase", "this"]
-    final = client.predict(app.EXAMPLES[2], "default.pt", "0", 8, "on the final prediction", api_name="/predict")
+    final = client.predict(EXAMPLES[2], "default.pt", "0", 8, "on the final prediction", api_name="/predict")
     assert "re-scoring the review once per token" in value(final[1])
 
 
@@ -84,7 +88,7 @@ def test_a_checkpoint_trained_under_another_preprocessing_version_says_so(traine
     older = load_predictor(save_checkpoint(tmp_path / "older.pt", checkpoint), "cpu")
     note = older.checkpoint.preprocessing_note
     assert f"version {PREPROCESSING_VERSION - 1};" in note and f"version {PREPROCESSING_VERSION}," in note
-    assert note in app.predict_summary(older, explain(older, "Not bad at all."))
+    assert note in predict_summary(older, explain(older, "Not bad at all."))
 
 
 @pytest.mark.parametrize("review,message", [("", "empty"), ("   \n\t", "empty")])
@@ -144,8 +148,8 @@ def test_one_run_at_a_time_while_eight_users_predict(client, app_url):
     job = client.submit(*train_args(limit=4000, epochs=5), api_name="/train")
     deadline = time.time() + 60
     while time.time() < deadline:
-        state = app.runner.snapshot()
-        if state.active and state.step and state.step.step >= 2:
+        run = state.runner.snapshot()
+        if run.active and run.step and run.step.step >= 2:
             break
         time.sleep(0.2)
 
@@ -156,7 +160,7 @@ def test_one_run_at_a_time_while_eight_users_predict(client, app_url):
 
     with ThreadPoolExecutor(8) as pool:
         answers = [p for user_answers in pool.map(user, range(8)) for p in user_answers]
-    assert app.runner.snapshot().active, "the run should still be streaming while the users predict"
+    assert state.runner.snapshot().active, "the run should still be streaming while the users predict"
     assert answers == pytest.approx(expected, abs=1e-4)
 
     with pytest.raises(AppError, match="already in progress"):
@@ -180,8 +184,8 @@ def _figure_data(plot) -> list[dict]:
 
 
 def test_memory_tab_compares_the_shipped_cell_types(client):
-    assert all((CHECKPOINT_DIR / name).is_file() for name in app.MEMORY_CHECKPOINTS)
-    gradient, trajectories, kept, table = client.predict(app.MEMORY_EXAMPLE, app.MEMORY_CHECKPOINTS,
+    assert all((CHECKPOINT_DIR / name).is_file() for name in MEMORY_CHECKPOINTS)
+    gradient, trajectories, kept, table = client.predict(MEMORY_EXAMPLE, MEMORY_CHECKPOINTS,
                                                          api_name="/compare_memory")
     labels = ["rnn.pt (RNN)", "gru.pt (GRU)", "lstm.pt (LSTM)"]
     assert [trace["name"] for trace in _figure_data(gradient)] == labels
@@ -191,6 +195,14 @@ def test_memory_tab_compares_the_shipped_cell_types(client):
     # what the LSTM keeps: its forget gate and cell state
     assert [trace["type"] for trace in _figure_data(kept)] == ["heatmap", "heatmap"]
     assert "forget" in _figure_data(kept)[0]["hovertemplate"] and "cell_state" in _figure_data(kept)[1]["hovertemplate"]
+
+
+def test_the_memory_tab_opens_with_the_examples_comparison_drawn(client):
+    opened = {c["props"].get("label"): c["props"].get("value") for c in client.config["components"]
+              if c.get("type") == "plot"}
+    compared = client.predict(MEMORY_EXAMPLE, MEMORY_CHECKPOINTS, api_name="/compare_memory")
+    for label, answer in zip(["Gradient flow", "Prediction after each token", "Forget gate and cell state"], compared):
+        assert opened[label] is not None and _figure_data(opened[label]) == _figure_data(answer), label
 
 
 @pytest.mark.slow
@@ -209,7 +221,7 @@ def test_memory_experiment_streams_and_accuracy_by_length(client):
 @pytest.mark.parametrize("name,module,gates", [("gru.pt", "nn.GRU", ["reset gate r", "update gate z", "candidate n"]),
                                                ("rnn.pt", "nn.RNN", [])])
 def test_predict_tab_shows_gru_gates_and_rnn_states(client, name, module, gates):
-    label, summary, _, _, _, gate_plot, state_plot, _ = client.predict(app.EXAMPLES[1], name, "0", 6,
+    label, summary, _, _, _, gate_plot, state_plot, _ = client.predict(EXAMPLES[1], name, "0", 6,
                                                                        api_name="/predict")
     assert value(label)["label"] in ("positive", "negative") and f"reproduces `{module}`" in value(summary)
     titles = [a["text"] for a in json.loads(value(gate_plot)["plot"])["layout"]["annotations"]]
@@ -301,18 +313,18 @@ def test_mcp_serves_the_explaining_tools_with_a_description_of_every_input(free_
 def test_refusals_log_one_line_and_crashes_their_traceback(caplog):
     from sentiment.config import ConfigError
 
-    @app.endpoint
+    @boundary.endpoint
     def refuses(review):
         raise ConfigError(f"The review {review!r} is <b>odd</b>.")
 
-    @app.endpoint
+    @boundary.endpoint
     def crashes(review):
         return {}[review]
 
-    with caplog.at_level("INFO", logger=app.log.name):
-        with pytest.raises(app.gr.Error) as refused:
+    with caplog.at_level("INFO", logger=state.log.name):
+        with pytest.raises(gr.Error) as refused:
             refuses("x")
-        with pytest.raises(app.gr.Error) as crashed:
+        with pytest.raises(gr.Error) as crashed:
             crashes("x")
     refusal, crash = caplog.records
     assert refusal.getMessage() == "refused refuses: The review 'x' is <b>odd</b>." and refusal.exc_info is None

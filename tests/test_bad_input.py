@@ -18,10 +18,14 @@ from gradio_client.exceptions import AppError, AuthenticationError
 from test_checkpoint import RunsCodeOnLoad
 
 import app
+from sentiment.settings import Settings
+from sentiment.ui import state
+from sentiment.ui.boundary import MAX_REVIEW_CHARS
+from sentiment.ui.predict import EXAMPLES
 from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
 from sentiment.predictor import load_predictor
 
-POSITIVE = app.EXAMPLES[0]
+POSITIVE = EXAMPLES[0]
 
 
 REFUSED: list[str] = []  # every refusal's message, for the summary at the end
@@ -133,12 +137,12 @@ def test_unusable_uploads_are_refused_before_a_run_starts(client, default_predic
     path.write_bytes(content)
     with pytest.raises(AppError, match=message):
         client.predict(*train_args(100, 1, source="upload", upload=handle_file(str(path))), api_name="/train")
-    assert not app.runner.snapshot().active
+    assert not state.runner.snapshot().active
     assert_still_serving(client, default_predictor)
 
 
 def test_an_upload_over_the_size_limit(client, tmp_path, monkeypatch):
-    monkeypatch.setattr(app, "SETTINGS", replace(app.SETTINGS, max_upload_mb=1))
+    monkeypatch.setattr(state, "SETTINGS", replace(state.SETTINGS, max_upload_mb=1))
     path = tmp_path / "big.csv"
     path.write_bytes(b"text,label\n" + b"a fine kettle that works,1\n" * 50_000)  # 1.3 MB
     with pytest.raises(AppError, match="larger than the 1 MB upload limit"):
@@ -156,13 +160,13 @@ def test_a_single_class_upload_fails_the_run_with_a_reason(client, default_predi
 def test_public_demo_switches_refuse_uploads_and_training(client, tmp_path, monkeypatch):
     path = tmp_path / "reviews.csv"
     path.write_text("text,label\ngreat,1\nawful,0\nfine,1\n")
-    monkeypatch.setattr(app, "SETTINGS", app.Settings(public=True, allow_uploads=False))
+    monkeypatch.setattr(state, "SETTINGS", Settings(public=True, allow_uploads=False))
     with pytest.raises(AppError, match="Uploads are turned off"):
         client.predict(*train_args(100, 1, source="upload", upload=handle_file(str(path))), api_name="/train")
-    monkeypatch.setattr(app, "SETTINGS", app.Settings(public=True, allow_training=False))
+    monkeypatch.setattr(state, "SETTINGS", Settings(public=True, allow_training=False))
     with pytest.raises(AppError, match="Training is turned off"):
         client.predict(*train_args(100, 1), api_name="/train")
-    assert not app.runner.snapshot().active
+    assert not state.runner.snapshot().active
 
 
 # ---------------------------------------------------------------- hyper-parameters
@@ -186,7 +190,7 @@ def test_odd_hyper_parameters(client, name, bad, message):
     args[2 if name == "row limit" else hyper_parameter_index(name)] = bad
     with pytest.raises(AppError, match=message):
         client.predict(*args, api_name="/train")
-    assert not app.runner.snapshot().active
+    assert not state.runner.snapshot().active
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -280,7 +284,7 @@ LONE_SURROGATE_REVIEW = '"Gr\\ud800eat kettle, works well"'  # JSON text: a lone
 
 @pytest.mark.parametrize("args,match", [
     ((123, "default.pt", "0", 4, "when read"), "The review must be text; got int"),
-    (("x" * (app.MAX_REVIEW_CHARS + 1), "default.pt", "0", 4, "when read"), "the limit is"),
+    (("x" * (MAX_REVIEW_CHARS + 1), "default.pt", "0", 4, "when read"), "the limit is"),
     (("fine", "", "0", 4, "when read"), "is not a checkpoint name"),
     (("fine", None, "0", 4, "when read"), "is not a checkpoint name"),
     (("fine", 5, "0", 4, "when read"), "is not a checkpoint name"),
@@ -424,8 +428,8 @@ def test_the_app_survived_every_bad_input_within_its_memory(client, default_pred
 def test_a_public_demo_refuses_uploads_at_the_http_level_and_says_it_is_public(free_port, monkeypatch, tmp_path):
     import httpx
 
-    settings = app.Settings.from_env({"SPACE_ID": "someone/lstm-lab"})
-    monkeypatch.setattr(app, "SETTINGS", settings)
+    settings = Settings.from_env({"SPACE_ID": "someone/lstm-lab"})
+    monkeypatch.setattr(state, "SETTINGS", settings)
     demo = app.build_demo()
     demo.launch(prevent_thread_lock=True, server_port=free_port, quiet=True, max_file_size=app.upload_limit(settings))
     try:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import app
+from sentiment.presets import PRESETS
+from sentiment.ui import state
 from sentiment.checkpoint import CHECKPOINT_DIR
 
 pytestmark = pytest.mark.slow
@@ -161,7 +162,7 @@ def test_train_tab_puts_the_few_settings_first_and_the_rest_under_advanced(page)
 
 def test_every_preset_is_selectable_and_named(page):
     dropdown = page.get_by_label("Preset (every value stays editable)")
-    for name in app.PRESETS:
+    for name in PRESETS:
         dropdown.click()
         page.get_by_role("option", name=name, exact=True).click()
         page.wait_for_function("n => document.querySelector('#preset-note').innerText.startsWith(n + ':')", arg=name)
@@ -186,7 +187,7 @@ def test_train_tab_streams_curves_and_keeps_them_with_the_report(page):
     page.get_by_text("Test report").wait_for(timeout=120_000)
     assert "Stopped" in status.inner_text() and page.locator("#train-curves").is_visible()
     _shot(page, "train-report")
-    saved = app.runner.snapshot().finished.checkpoint
+    saved = state.runner.snapshot().finished.checkpoint
     assert saved.parent == CHECKPOINT_DIR and saved.exists()
     saved.unlink()
 

@@ -58,13 +58,13 @@ def test_gradio_is_imported_only_by_the_app_and_its_ui_layer():
 
 
 def test_every_refusal_is_one_kind_that_the_app_and_the_clis_both_catch():
-    import app
     from sentiment import cli
     from sentiment.checkpoint import CheckpointError
     from sentiment.config import ConfigError
     from sentiment.data import DataError
     from sentiment.errors import USER_ERRORS, UserError
     from sentiment.runner import RunInProgress
+    from sentiment.ui import boundary
 
     assert all(issubclass(kind, UserError) for kind in (ConfigError, DataError, CheckpointError, RunInProgress))
-    assert app.USER_ERRORS is cli.USER_ERRORS is USER_ERRORS and OSError in USER_ERRORS
+    assert boundary.USER_ERRORS is cli.USER_ERRORS is USER_ERRORS and OSError in USER_ERRORS

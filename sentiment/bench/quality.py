@@ -20,7 +20,7 @@ import numpy as np
 
 from ..predictor import Predictor, load_predictor
 from ..corpus import TokenizedCorpus, tokenize_files
-from ..data import split_by_source, typed_sentences
+from ..data import Splits, split_by_source, typed_sentences
 from ..preprocessing import tokenize_review
 from ..presets import PRESETS
 from ..scoring import score
@@ -108,37 +108,13 @@ def bench_quality(args: argparse.Namespace) -> list[Row]:
     words = {name: words_of(s.rows) if s.rows is not None else [" ".join(tokenize_review(t)) for t in s.texts]
              for name, s in sets.items()}
 
-    # The baseline's C is chosen on the validation split; with --refit it then trains on train + validation.
-    val_words, train_words = words_of(splits.val), words_of(splits.train)
-    candidates = [Baseline(train_words, corpus.labels[splits.train], C) for C in args.baseline_c]
-    accuracy = [(b.predicted_positive(val_words) == corpus.labels[splits.val]).mean() for b in candidates]
-    best = int(np.argmax(accuracy))
-    trained_on = np.concatenate([splits.train, splits.val]) if args.refit else splits.train
-    baseline = (Baseline(train_words + val_words, corpus.labels[trained_on], args.baseline_c[best]) if args.refit
-                else candidates[best])
+    baseline, C, trained_on = _chosen_baseline(corpus, splits, words_of, args)
     baseline_says = {name: baseline.predicted_positive(words[name]) for name in sets}
     baseline_right = {name: baseline_says[name] == s.labels for name, s in sets.items()}
-
     recipe = f"{args.preset}{', refit' if args.refit else ''}"
-    rows, seeds = [], []
-    with tempfile.TemporaryDirectory() as folder:
-        for seed in args.seeds:
-            config = replace(preset.train, seed=seed, device=args.device, refit=args.refit)
-            finished = list(train(config, preset.model, data, Path(folder) / f"seed{seed}.pt"))[-1]
-            predictor = load_predictor(finished.checkpoint, args.device)
-            says = {name: predicted_positive(predictor, corpus, s) for name, s in sets.items()}
-            seeds.append((predictor.checkpoint.metrics.get("best_val_loss"), seed, says, finished.checkpoint))
-            rows += [Row("quality", f"{recipe}, seed {seed}: test accuracy ({finished.report.n:,} reviews; trained on "
-                         f"{predictor.checkpoint.data['train']:,}; {finished.seconds:.0f} s)",
-                         finished.report.accuracy * 100, "%"),
-                     Row("quality", f"{recipe}, seed {seed}: {TYPED} ({len(sets[TYPED].labels)})",
-                         float((says[TYPED] == sets[TYPED].labels).mean() * 100), "%")]
-        _, kept_seed, kept, kept_path = min(seeds, key=lambda s: (math.inf if s[0] is None else s[0], s[1]))
-        if args.save_best:  # what `train --seeds` keeps: the run with the lowest validation loss
-            shutil.copyfile(kept_path, args.save_best.with_name(f".{args.save_best.name}.tmp"))
-            os.replace(args.save_best.with_name(f".{args.save_best.name}.tmp"), args.save_best)
+    rows, seeds = _train_seeds(args, data, corpus, sets, recipe)
     n = len(seeds)
-    baseline_name = f"TF-IDF + LR, C={args.baseline_c[best]:g}, trained on {len(trained_on):,}"
+    baseline_name = f"TF-IDF + LR, C={C:g}, trained on {len(trained_on):,}"
     test = [float((says[SAMPLE_TEST] == sets[SAMPLE_TEST].labels).mean() * 100) for _, _, says, _ in seeds]
     rows.append(Row("quality", f"{recipe}, spread of the {n} seeds' {SAMPLE_TEST} accuracy (max − min)",
                     float(np.ptp(test)), "points"))
@@ -153,6 +129,7 @@ def bench_quality(args: argparse.Namespace) -> list[Row]:
     rows.append(Row("quality", f"{recipe}, mean of {n} seeds, {SAMPLE_TEST}: predicted positive (truly: {truth:.1f}%; "
                     "TF-IDF + LR)", share, "%", float(baseline_says[SAMPLE_TEST].mean() * 100), "within 3 points",
                     abs(share - truth) <= 3.0))
+    _, kept_seed, kept, _ = min(seeds, key=_validation_loss)
     rows.append(_mcnemar_row(f"{recipe}, seed {kept_seed} (lowest validation loss)", kept[TYPED] == sets[TYPED].labels,
                              baseline_right[TYPED]))
     if args.checkpoint.is_file():
@@ -166,6 +143,52 @@ def bench_quality(args: argparse.Namespace) -> list[Row]:
 
 SAMPLE_TEST = "the sample's test split"
 TYPED = "typed sentences"
+
+
+def _chosen_baseline(corpus: TokenizedCorpus, splits: Splits, words_of: Callable[[np.ndarray], list[str]],
+                     args: argparse.Namespace) -> tuple[Baseline, float, np.ndarray]:
+    """The baseline with its C chosen on the validation split (with --refit then trained on train + validation),
+    its C, and the rows it trained on."""
+    val_words, train_words = words_of(splits.val), words_of(splits.train)
+    candidates = [Baseline(train_words, corpus.labels[splits.train], C) for C in args.baseline_c]
+    accuracy = [(b.predicted_positive(val_words) == corpus.labels[splits.val]).mean() for b in candidates]
+    best = int(np.argmax(accuracy))
+    if not args.refit:
+        return candidates[best], args.baseline_c[best], splits.train
+    trained_on = np.concatenate([splits.train, splits.val])
+    return Baseline(train_words + val_words, corpus.labels[trained_on], args.baseline_c[best]), args.baseline_c[best], \
+        trained_on
+
+
+def _validation_loss(seed: tuple) -> tuple[float, int]:
+    """How `train --seeds` ranks runs: the lowest validation loss (a refit has none), then the lowest seed."""
+    return (math.inf if seed[0] is None else seed[0], seed[1])
+
+
+def _train_seeds(args: argparse.Namespace, data: str | Path, corpus: TokenizedCorpus, sets: dict[str, EvalSet],
+                 recipe: str) -> tuple[list[Row], list[tuple]]:
+    """The recipe trained once per seed: its rows, and per seed (validation loss, seed, predictions per set,
+    checkpoint). With --save-best the seed `train --seeds` would keep is written there."""
+    preset, rows, seeds = PRESETS[args.preset], [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for seed in args.seeds:
+            config = replace(preset.train, seed=seed, device=args.device, refit=args.refit)
+            finished = list(train(config, preset.model, data, Path(folder) / f"seed{seed}.pt"))[-1]
+            print(f"  quality: seed {seed} trained in {finished.seconds:.0f} s", flush=True)
+            predictor = load_predictor(finished.checkpoint, args.device)
+            says = {name: predicted_positive(predictor, corpus, s) for name, s in sets.items()}
+            seeds.append((predictor.checkpoint.metrics.get("best_val_loss"), seed, says, finished.checkpoint))
+            rows += [Row("quality", f"{recipe}, seed {seed}: test accuracy ({finished.report.n:,} reviews; trained on "
+                         f"{predictor.checkpoint.data['train']:,}; {finished.seconds:.0f} s)",
+                         finished.report.accuracy * 100, "%"),
+                     Row("quality", f"{recipe}, seed {seed}: {TYPED} ({len(sets[TYPED].labels)})",
+                         float((says[TYPED] == sets[TYPED].labels).mean() * 100), "%")]
+        if args.save_best:
+            kept_path = min(seeds, key=_validation_loss)[3]
+            partial = args.save_best.with_name(f".{args.save_best.name}.tmp")
+            shutil.copyfile(kept_path, partial)
+            os.replace(partial, args.save_best)  # atomic: the old checkpoint or the new one, never half of one
+    return rows, seeds
 
 
 def _mcnemar_row(who: str, right: np.ndarray, baseline_right: np.ndarray) -> Row:

@@ -1,0 +1,150 @@
+"""The Memory tab: why gated cells remember, on one review, on a synthetic memory task and by review length."""
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from .. import plots
+from ..checkpoint import list_checkpoints
+from ..config import ConfigError, check_range
+from ..explain import explain
+from ..memory import (
+    MEMORY_CHECKPOINTS, MEMORY_EXAMPLE, MemorySettings, accuracy_by_length, gradient_drop, gradient_norms,
+    memory_experiment,
+)
+from ..model import CELLS
+from ..predictor import Predictor
+from ..preprocessing import encode_review
+from .boundary import MAX_REVIEW_CHARS, cached_predictor, endpoint, review_text, whole_number
+
+def memory_predictors(names: object) -> dict[str, Predictor]:
+    if not isinstance(names, list) or not names:
+        raise ConfigError("Choose at least one checkpoint to compare.")
+    return {str(name): cached_predictor(name) for name in names[:6]}
+
+
+@endpoint
+def compare_memory(review: str, names: list[str]):
+    """Gradient flow and the prediction after each token of one review for several checkpoints, and what the first
+    LSTM among them (else the first model) keeps from token to token.
+
+    Args:
+        review: a review; the Memory tab's example opens with its verdict, then a long neutral middle.
+        names: checkpoint file names, e.g. ["rnn.pt", "gru.pt", "lstm.pt"].
+    """
+    text, chosen = review_text(review), memory_predictors(names)
+    norms, trajectories, lines, first, far = {}, {}, [], None, 0
+    for name, predictor in chosen.items():
+        tokens, ids = encode_review(text, predictor.vocab, predictor.max_len)
+        if not ids:
+            raise ConfigError("Nothing to read in this review: it has no words.")
+        label = f"{name} ({predictor.model.config.cell.upper()})"
+        norms[label] = gradient_norms(predictor.model, ids)
+        explanation = explain(predictor, text)
+        trajectories[label] = explanation.inspection.trace.trajectory
+        if first is None or (predictor.model.config.cell == "lstm" and first[1].model.config.cell != "lstm"):
+            first = (explanation, predictor)  # what the first LSTM keeps, else the first model
+        far = min(50, len(ids) - 1)
+        lines.append(f"| {label} | {explanation.probability:.3f} | {norms[label][-1]:.2e} | "
+                     f"{norms[label][-1 - far]:.2e} | {gradient_drop(norms[label], far):,.0f}× |")
+    explanation, predictor = first
+    trace = explanation.inspection.trace
+    kept = plots.memory_heatmaps(explanation.layer, trace.tokens, explanation.units)
+    table = (f"| checkpoint | P(positive) | gradient at the last token | at {far} tokens from the end | falls by |\n"
+             "|---|---|---|---|---|\n" + "\n".join(lines))
+    return plots.gradient_flow_figure(norms), plots.trajectories_figure(trajectories, trace.tokens), kept, table
+
+
+@endpoint
+def run_memory_experiment(cells: list[str], distances: list, forget_bias: float, steps: float):
+    """Train small RNN, GRU and LSTM models on a synthetic memory task (not reviews) for each distance, streaming
+    accuracy against distance as each model finishes.
+
+    Args:
+        cells: cell types among "rnn", "gru", "lstm".
+        distances: steps between the marker to remember and the end, each 1 to 100.
+        forget_bias: the LSTM's forget-gate bias at the start, -10 to 10.
+        steps: most training steps per model, 1 to 5,000.
+    """
+    if not isinstance(cells, list) or not isinstance(distances, list):
+        raise ConfigError("Choose at least one cell type and one distance.")
+    for cell in cells:
+        if cell not in CELLS:
+            raise ConfigError(f"cell types must be among {', '.join(CELLS)}; got {str(cell)[:40]!r}")
+    distances = [whole_number(d, "distance", 1, 100) for d in distances]
+    check_range("forget-gate bias", forget_bias, -10.0, 10.0, integer=False)
+    settings = MemorySettings(forget_bias=float(forget_bias),
+                              steps=whole_number(steps, "most training steps per model", 1, 5000))
+    results, started, total = [], time.perf_counter(), len(cells) * len(distances)
+    for result in memory_experiment(list(dict.fromkeys(cells)), sorted(set(distances)), settings.validate()):
+        results.append(result)
+        rows = "\n".join(f"| {r.cell.upper()} | {r.distance} | {r.accuracy:.1%} | {r.steps:,} | {r.seconds:.1f} s |"
+                         for r in results)
+        yield (plots.memory_figure(results),
+               f"**{len(results)} of {total} models trained** ({time.perf_counter() - started:.0f} s)\n\n"
+               "| cell | distance | test accuracy | steps | time |\n|---|---|---|---|---|\n" + rows)
+
+
+@endpoint
+def compare_length_accuracy(names: list[str]):
+    """Test accuracy per review-length bucket for each chosen checkpoint, on its own held-out split.
+
+    Args:
+        names: checkpoint file names, e.g. ["default.pt"].
+    """
+    buckets = {f"{name} ({p.model.config.cell.upper()})": accuracy_by_length(p)
+               for name, p in memory_predictors(names).items()}
+    return plots.length_accuracy_figure(buckets)
+
+
+def create_tab() -> None:
+    """Lays out the Memory tab and wires its events."""
+    gr.Markdown(
+        "### Why LSTMs remember\nA plain RNN rewrites its whole hidden state at every token, so what it read long ago "
+        "fades: the gradient that would teach it to use an early word shrinks at every step back (it *vanishes*). An "
+        "LSTM's cell state is only scaled by its forget gate and added to; a GRU's update gate does the same for its "
+        "hidden state. Below, one review goes through an RNN, a GRU and the default LSTM, all trained on the bundled "
+        "reviews.")
+    checkpoints = list_checkpoints()
+    shipped = [c for c in MEMORY_CHECKPOINTS if c in checkpoints]
+    # The example's comparison, drawn once at start: the tab opens with its plots, and no visitor waits for them.
+    drawn = compare_memory(MEMORY_EXAMPLE, shipped) if shipped else (None, None, None, "")
+    with gr.Row():
+        review = gr.Textbox(MEMORY_EXAMPLE, label="Review (verdict first, then a long neutral middle)", lines=4,
+                            max_length=MAX_REVIEW_CHARS, scale=3)
+        with gr.Column(scale=2):
+            names = gr.Dropdown(checkpoints, value=shipped, multiselect=True, label="Checkpoints to compare",
+                                allow_custom_value=True)
+            compare = gr.Button("Compare", variant="primary")
+    gr.Markdown("**What to look for.** Left: on a log scale, how much the prediction depends on each token, against its "
+                "distance from the end; a curve that drops steeply is a vanishing gradient. Right: the prediction after "
+                "each token; a model that remembers keeps the opening verdict through the neutral middle.")
+    with gr.Row():
+        gradient = gr.Plot(drawn[0], label="Gradient flow")
+        trajectories = gr.Plot(drawn[1], label="Prediction after each token")
+    table = gr.Markdown(drawn[3])
+    gr.Markdown("**What the LSTM keeps** (the first LSTM chosen, its last layer): a forget gate near 1 holds the cell "
+                "state steady across the neutral middle. (With no LSTM chosen: a GRU's update gate and hidden state.)")
+    kept = gr.Plot(drawn[2], label="Forget gate and cell state")
+    gr.Markdown("### A memory task you can train in seconds\n**Synthetic data, not reviews.** Each sequence is random "
+                "noise tokens with one marker (A or B) *distance* steps before the end; the label is the marker, so only "
+                "memory can solve it (50% is chance). Try the LSTM's forget-gate bias at 1 and at 3.")
+    with gr.Row():
+        cells = gr.CheckboxGroup(list(CELLS), value=["rnn", "gru", "lstm"], label="Cell types")
+        distances = gr.CheckboxGroup([5, 10, 20, 50, 100], value=[5, 20, 50], label="Distances")
+        forget_bias = gr.Number(1.0, label="LSTM forget-gate bias at start")
+        steps = gr.Number(MemorySettings().steps, label="most training steps per model")
+    run = gr.Button("Run the memory experiment", variant="primary")
+    with gr.Row():
+        memory_plot, memory_table = gr.Plot(label="Accuracy against distance"), gr.Markdown()
+    gr.Markdown("### Where each model loses track on real reviews\nTest accuracy on each checkpoint's own held-out "
+                "reviews, grouped by review length.")
+    lengths = gr.Button("Accuracy by review length")
+    length_plot = gr.Plot(label="Accuracy by review length")
+
+    raw = dict(preprocess=False)
+    compare.click(compare_memory, [review, names], [gradient, trajectories, kept, table], api_name="compare_memory", **raw)
+    run.click(run_memory_experiment, [cells, distances, forget_bias, steps], [memory_plot, memory_table],
+              api_name="memory_experiment", concurrency_limit=1, api_visibility="undocumented", **raw)
+    lengths.click(compare_length_accuracy, names, length_plot, api_name="accuracy_by_length", concurrency_limit=1, **raw)

@@ -1,0 +1,62 @@
+"""The LSTM playground: a real `nn.LSTM` (`nn.GRU`, `nn.RNN`) of any sane size, every shape and weight."""
+from __future__ import annotations
+
+import gradio as gr
+
+from ..playground import SIZES, describe_cell, unrolled_diagram
+from .boundary import endpoint, whole_number
+
+@endpoint
+def playground(cell: str, input_size: float, hidden_size: float, num_layers: float, batch_size: float, seq_len: float,
+               batch_first: bool, bidirectional: bool):
+    """Build a real nn.LSTM (nn.GRU, nn.RNN) of the given sizes, run it once on zeros, and describe it.
+
+    Args:
+        cell: "lstm", "gru" or "rnn".
+        input_size: features per step, 1 to 4,096.
+        hidden_size: units per layer, 1 to 4,096.
+        num_layers: stacked layers, 1 to 8.
+        batch_size: sequences per batch, 1 to 1,024.
+        seq_len: steps per sequence, 1 to 2,000.
+        batch_first: whether tensors are (batch, seq, feature) rather than (seq, batch, feature).
+        bidirectional: whether each layer also reads right to left.
+
+    Returns:
+        the equivalent PyTorch code
+        a table of the shapes of the input, the start state, the output, h_n (and c_n), each with its meaning
+        the many-to-one and many-to-many slices, in Markdown
+        a table of each weight's shape and parameter count
+        the total number of parameters and what each weight stacks, in Markdown
+        an unrolled diagram, as a plotly figure
+    """
+    sizes = [whole_number(value, name, 1, SIZES[name]) for value, name in
+             zip((input_size, hidden_size, num_layers, batch_size, seq_len), SIZES)]
+    shapes = describe_cell(str(cell), *sizes, batch_first is True, bidirectional is True)
+    return (shapes.code, shapes.shapes, f"{shapes.many_to_one}\n\n{shapes.many_to_many}", shapes.parameters,
+            f"**{shapes.total_parameters:,} parameters.** {shapes.stacking}",
+            unrolled_diagram(str(cell), sizes[2], sizes[4], bidirectional is True))
+
+
+def create_tab(demo: gr.Blocks) -> None:
+    """Lays out the playground tab and wires its events."""
+    gr.Markdown("Pick a cell type and the sizes; the module is built and run for real, and every shape below is "
+                "what PyTorch returned.")
+    with gr.Row():
+        cell = gr.Radio([("LSTM", "lstm"), ("GRU", "gru"), ("RNN", "rnn")], value="lstm", label="cell type")
+        input_size, hidden_size = gr.Number(5, label="input size"), gr.Number(10, label="hidden size")
+        num_layers, batch_size = gr.Number(1, label="layers"), gr.Number(1, label="batch")
+        seq_len = gr.Number(3, label="sequence length")
+        batch_first, bidirectional = gr.Checkbox(True, label="batch_first"), gr.Checkbox(False, label="bidirectional")
+    show = gr.Button("Show shapes", variant="primary")
+    with gr.Row():
+        code, diagram = gr.Code(language="python", label="Equivalent PyTorch"), gr.Plot(label="Unrolled")
+    shapes = gr.Dataframe(headers=["tensor", "shape", "meaning"], label="Shapes", interactive=False, elem_id="shape-table")
+    slices = gr.Markdown()
+    parameters = gr.Dataframe(headers=["weight", "shape", "count"], label="Parameters", interactive=False)
+    total = gr.Markdown()
+
+    inputs = [cell, input_size, hidden_size, num_layers, batch_size, seq_len, batch_first, bidirectional]
+    outputs = [code, shapes, slices, parameters, total, diagram]
+    show.click(playground, inputs, outputs, api_name="playground", preprocess=False)
+    cell.change(playground, inputs, outputs, api_visibility="private", preprocess=False)
+    demo.load(playground, inputs, outputs, api_visibility="private", preprocess=False)

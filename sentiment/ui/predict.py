@@ -1,0 +1,251 @@
+"""The Predict tab: the verdict, what each token did, the gates of every step, one step of the cell, and what the
+model reads."""
+from __future__ import annotations
+
+import functools
+import html
+import math
+from pathlib import Path
+
+import gradio as gr
+
+from .. import plots
+from ..checkpoint import list_checkpoints, resolve_checkpoint
+from ..config import check_choice
+from ..explain import Explanation, default_layer, explain, layer_choices, reading, unit_step
+from ..gates import ATTRIBUTION_METHODS
+from ..predictor import Predictor
+from . import state
+from .boundary import MAX_REVIEW_CHARS, cached_predictor, endpoint, review_text, whole_number
+
+EXAMPLES = [
+    "Best purchase this year: The blender is quiet, powerful and easy to clean. I use it every morning and love it.",
+    "Complete waste of money: It stopped working after two days and customer service never answered my emails.",
+    "Not bad at all, and cheap, but it does the job.",
+    "Not good, not worth it: I was not impressed. The sound is not bad, but it is not what I expected and I would not "
+    "buy it again.",
+    "Long but fair: " + " ".join([
+        "I bought this coffee grinder after reading many reviews and comparing it with three other models.",
+        "The first week it worked fine, although the container is smaller than the pictures suggest.",
+        "In the second week the lid began to crack near the hinge and the motor started to smell when grinding for "
+        "more than a minute.",
+        "I contacted the seller, who offered a replacement, and the new one has the same weak lid.",
+        "The grind is uniform and the price is low, yet I cannot recommend a grinder that breaks so quickly.",
+        "Overall I am disappointed and I am returning it.",
+    ]),
+]
+
+
+def explained(checkpoint: object, review: object, layer: object = "", units: object = 12,
+              attribution: object = "when read") -> tuple[Predictor, Explanation]:
+    """The checkpoint and its explanation of the review. A prediction, its cell step and its reading ask for the same
+    one in a row: the last few are kept (keyed by the checkpoint file's state, so a retrained file is read again)."""
+    path = resolve_checkpoint(checkpoint)
+    text = review_text(review)
+    shown = whole_number(units, "units", 1, 64)
+    layer = str(layer) if layer not in (None, "") else None
+    check_choice("attribution", attribution, ATTRIBUTION_METHODS)
+    return _explained(str(path), path.stat().st_mtime_ns, text, layer, shown, attribution)
+
+
+@functools.lru_cache(maxsize=8)
+def _explained(path: str, _mtime_ns: int, text: str, layer: str | None, units: int, attribution: str):
+    predictor = state.predictors.get(Path(path))
+    return predictor, explain(predictor, text, layer, units, attribution)
+
+
+@endpoint
+def predict(review: str, checkpoint: str = "default.pt", layer: str = "", units: float = 12,
+            attribution: str = "when read"):
+    """Predict whether a customer review is positive or negative, and explain the prediction.
+
+    Args:
+        review: the review text; the model reads its first 200 tokens (words and punctuation).
+        checkpoint: a checkpoint file name, e.g. "default.pt" (available_checkpoints lists them).
+        layer: the recurrent layer to show, a checkpoint_layers value such as "0" (first layer); empty: the top one.
+        units: how many hidden units the gate and state plots show, 1 to 64, the most important first.
+        attribution: "when read" (the token's effect on the running verdict) or "on the final prediction".
+
+    Returns:
+        the probabilities of "positive" and "negative"
+        a Markdown summary: the verdict, the tokens read, the unknown words, how the model reads a review
+        each token with its effect on the logit scaled to -1..1 (above 0: it pushed towards positive)
+        five plotly figures: the prediction after each token, each token's effect, the gates, the cell and hidden states, the mean gates
+    """
+    predictor, explanation = explained(checkpoint, review, layer, units, attribution)
+    figures = explanation.figures()
+    p = explanation.probability
+    return ({"positive": p, "negative": 1 - p}, predict_summary(predictor, explanation),
+            plots.attribution_highlights(explanation.inspection.attributions), *figures.values())
+
+
+def predict_summary(predictor: Predictor, explanation: Explanation) -> str:
+    trace, attributions = explanation.inspection.trace, explanation.inspection.attributions
+    p, layer = trace.probability, explanation.layer
+    unknown = sorted(set(explanation.unknown))
+    top = layer.layer == predictor.model.config.num_layers - 1
+    note = predictor.checkpoint.preprocessing_note
+    return (
+        f"**{'Positive' if p >= 0.5 else 'Negative'}** with P(positive) = {p:.3f} · {len(trace.tokens)} tokens read"
+        + (f" (only the first {predictor.max_len})" if explanation.truncated else "")
+        + (f" · {len(explanation.unknown)} unknown to this model (read as _UNK): "
+           + ", ".join(f"`{plots.short_token(t)}`" for t in unknown[:12]) if unknown else "")
+        + f"\n\n**How it reads the review:** the head reads {explanation.readout}."
+        + f"\n\n**Token effects, {attributions.method}:** {attributions.description} (towards +1: pushed the review "
+        "positive; towards -1: negative)."
+        + f"\n\nThe gate trace reproduces `nn.{type(predictor.model.rnn).__name__}` to {trace.max_error:.1e}. "
+        f"Units shown: the {len(explanation.units)} "
+        + ("with the largest share of the final logit." if top else "whose hidden state varies most.")
+        + (f"\n\n**Note:** {note}" if note else "")
+    )
+
+
+@endpoint
+def checkpoint_layers(checkpoint: str):
+    """The layers (and directions) of a checkpoint's model, as (label, value) choices for predict's layer.
+
+    Args:
+        checkpoint: a checkpoint file name, e.g. "default.pt".
+    """
+    predictor = cached_predictor(checkpoint)
+    return gr.Dropdown(choices=layer_choices(predictor), value=default_layer(predictor))
+
+
+@endpoint
+def cell_step(review: str, checkpoint: str = "default.pt", layer: str = "", token: float = 0, unit: float = 0):
+    """One step of the recurrent cell with the trained model's own numbers.
+
+    Args:
+        review: the review text.
+        checkpoint: a checkpoint file name, e.g. "default.pt".
+        layer: a checkpoint_layers value ("0" is the first layer); empty means the top layer.
+        token: which token, counted from 0.
+        unit: which hidden unit, counted from 0.
+
+    Returns:
+        a JSON object: an LSTM's gates f, i, g, o, its c_prev, c (= f*c_prev + i*g), h_prev and h (= o*tanh(c)); a GRU's r, z, n, h_prev, h; an RNN's h_prev, h; the token; the whole layer's vectors at that token (layer_vectors)
+        the cell drawn with those values, as a plotly figure
+        the layer's gates at that token as bars, as a plotly figure
+    """
+    predictor, explanation = explained(checkpoint, review, layer)
+    trace = explanation.inspection.trace
+    step = unit_step(explanation.layer, trace.tokens, token, unit, predictor.model.config.cell)
+    return step.to_dict(), plots.cell_figure(step), plots.layer_gate_bars(step)
+
+
+@endpoint
+def cell_controls(review: str, checkpoint: str, layer: str, token: float):
+    """After a prediction: the token slider's range (the last token unless one is chosen), and the most important
+    unit of the layer shown."""
+    _, explanation = explained(checkpoint, review, layer)
+    last = len(explanation.inspection.trace.tokens) - 1
+    chosen = min(int(token), last) if isinstance(token, (int, float)) and math.isfinite(token) and token >= 0 else last
+    return (gr.Slider(minimum=0, maximum=max(last, 1), value=chosen, step=1, interactive=last > 0),
+            int(explanation.units[0]))
+
+
+def select_token(event: gr.SelectData) -> int:
+    return event.index if isinstance(event.index, int) else event.index[0]
+
+
+def shift_token(token: float, by: int) -> int:
+    return max(0, int(token) + by) if isinstance(token, (int, float)) and math.isfinite(token) else 0
+
+
+@endpoint
+def read_review(review: str, checkpoint: str = "default.pt"):
+    """What the model reads of a review: its path through preprocessing.
+
+    Args:
+        review: the review text.
+        checkpoint: a checkpoint file name, e.g. "default.pt" (its vocabulary and maximum length apply).
+
+    Returns:
+        a Markdown summary: the cleaned text, the number of tokens, the vocabulary's size, the unknown words, the cut
+        a table of the tokens the model reads: position from 0, token, vocabulary id (1 is _UNK, an unknown word)
+    """
+    predictor = cached_predictor(checkpoint)
+    read = reading(predictor, review_text(review))
+    cleaned = read.cleaned if len(read.cleaned) <= 600 else read.cleaned[:600] + " …"
+    summary = (
+        f"**1. Cleaned** (lower-case, digits → 0, ’ → ', `dont` → `don't`, web addresses → `<url>`): {html.escape(cleaned)}\n\n"
+        f"**2. Tokens** (NLTK's word rules): {len(read.tokens):,}{'+' if len(read.tokens) >= 1000 else ''}.\n\n"
+        f"**3. Ids** from a vocabulary of {read.vocabulary:,} tokens (0 is `_PAD`, 1 is `_UNK`): "
+        f"{len(read.unknown)} distinct unknown word(s) read as `_UNK`"
+        + (": " + ", ".join(f"`{plots.short_token(t)}`" for t in read.unknown[:12]) if read.unknown else "") + ".\n\n"
+        f"**4. The row the model sees:** the first {read.kept} of at most {predictor.max_len} tokens"
+        + (f" ({len(read.tokens) - read.kept:,}+ cut)" if len(read.tokens) > read.kept else "")
+        + "; in a batch, shorter reviews are padded on the right with `_PAD` (0), which the model never reads."
+    )
+    rows = [[t, plots.short_token(token), i] for t, (token, i) in enumerate(zip(read.tokens[: read.kept], read.ids))]
+    return summary, rows
+
+
+def _cell_step_panel() -> tuple:
+    """The cell step's controls and views: previous, token, next, unit, the cell, the layer's bars, the JSON."""
+    with gr.Accordion("Step inside the cell: one token, one unit, the real numbers", open=True, elem_id="cell-step"):
+        with gr.Row():
+            previous, token = gr.Button("◀ previous token", scale=0), gr.Slider(0, 1, value=0, step=1, label="Token (from 0)")
+            following, unit = gr.Button("next token ▶", scale=0), gr.Number(0, label="Unit (from 0)", scale=0)
+        with gr.Row():
+            cell_plot, bars = gr.Plot(label="The cell at this token", scale=3), gr.Plot(label="The whole layer", scale=2)
+        with gr.Accordion("The same values as JSON (the cell_step API)", open=False):
+            values = gr.JSON(label="cell_step")
+    return previous, token, following, unit, cell_plot, bars, values
+
+
+def create_tab() -> gr.Dropdown:
+    """Lays out the Predict tab and wires its events; returns the checkpoint list the Train tab refreshes."""
+    checkpoints = list_checkpoints()
+    first = cached_predictor(checkpoints[0]) if checkpoints else None
+    with gr.Row():
+        with gr.Column(scale=3):
+            review = gr.Textbox(label="Review", lines=5, max_length=MAX_REVIEW_CHARS,
+                                placeholder="Type or paste a customer review …")
+            examples = gr.Dataset(components=[review], samples=[[e] for e in EXAMPLES], type="values",
+                                  label="Examples: positive, negative, negation and contrast, long (click to predict)")
+        with gr.Column(scale=2):
+            # Custom values allowed: runs finished after this page loaded must be choosable too.
+            checkpoint = gr.Dropdown(checkpoints, value=checkpoints[0] if checkpoints else None, allow_custom_value=True,
+                                     label="Checkpoint (the shipped default first)")
+            layer = gr.Dropdown(layer_choices(first) if first else [], value=default_layer(first) if first else None,
+                                label="Layer to inspect")
+            units = gr.Slider(1, 64, value=12, step=1, label="Units to show")
+            attribution = gr.Radio(list(ATTRIBUTION_METHODS), value="when read", label="Token effect (occlusion with _UNK)",
+                                   info="when read: instant; on the final prediction: re-scores the review once per token")
+            predict_button = gr.Button("Predict and explain", variant="primary")
+    with gr.Row():
+        label = gr.Label(label="Sentiment", num_top_classes=2, scale=1)
+        summary = gr.Markdown(scale=3, elem_id="summary")
+    tokens = gr.HighlightedText(label="What each token did (click a token to step inside the cell with it)",
+                                combine_adjacent=False, show_legend=True, elem_id="token-effects")
+    with gr.Row():
+        trajectory, effects = gr.Plot(label="Prediction after each token"), gr.Plot(label="Token effects")
+    gates, states, mean_gates = gr.Plot(label="Gates"), gr.Plot(label="Cell and hidden state"), gr.Plot(label="Mean gates")
+    previous, token, following, unit, cell_plot, bars, values = _cell_step_panel()
+    with gr.Accordion("What the model reads: cleaned text → tokens → ids → the row", open=False, elem_id="reading"):
+        reading_summary = gr.Markdown()
+        reading_table = gr.Dataframe(headers=["position", "token", "id"], interactive=False, elem_id="reading-table")
+
+    inputs = [review, checkpoint, layer, units, attribution]
+    outputs = [label, summary, tokens, trajectory, effects, gates, states, mean_gates]
+    step_inputs, step_outputs = [review, checkpoint, layer, token, unit], [values, cell_plot, bars]
+    raw, private = dict(preprocess=False), dict(preprocess=False, api_visibility="private")
+    # The public events first: a later event of the same function would take its API name.
+    gr.on([token.release, unit.submit], cell_step, step_inputs, step_outputs, api_name="cell_step", **raw)
+    clicked = predict_button.click(predict, inputs, outputs, api_name="predict", **raw)
+    changed = gr.on([review.submit, attribution.change, layer.change, units.release], predict, inputs, outputs, **private)
+    chosen = examples.click(lambda sample: sample[0], examples, review, api_visibility="private").then(
+        predict, inputs, outputs, **private)
+    for event in (clicked, changed, chosen):
+        event.success(cell_controls, [review, checkpoint, layer, token], [token, unit], **private).success(
+            cell_step, step_inputs, step_outputs, **private)
+        event.success(read_review, [review, checkpoint], [reading_summary, reading_table],
+                      **(dict(api_name="read_review", **raw) if event is clicked else private))
+    checkpoint.change(checkpoint_layers, checkpoint, layer, api_name="checkpoint_layers", **raw)
+    tokens.select(select_token, None, token, api_visibility="private").then(cell_step, step_inputs, step_outputs,
+                                                                            **private)
+    for button, by in ((previous, -1), (following, 1)):
+        button.click(lambda t, by=by: shift_token(t, by), token, token, api_visibility="private").then(
+            cell_step, step_inputs, step_outputs, **private)
+    return checkpoint

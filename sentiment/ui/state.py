@@ -1,0 +1,17 @@
+"""What every tab shares, made once: the deployment settings, the device, the training runner and the loaded
+checkpoints. Tabs read them as `state.SETTINGS` and so on, at call time: `app.main` replaces SETTINGS with what the
+environment and the command line say before the page is built."""
+from __future__ import annotations
+
+import logging
+
+from ..model import describe_device, pick_device
+from ..predictor import PredictorCache
+from ..runner import TrainingRunner
+from ..settings import Settings
+
+log = logging.getLogger("lstm_sentiment_lab")
+SETTINGS = Settings()
+DEVICE = describe_device(pick_device("auto"))
+runner = TrainingRunner()
+predictors = PredictorCache()

@@ -1,0 +1,264 @@
+"""The Train tab: data, presets and hyper-parameters (each as its config field declares it), live curves, Stop, the
+test report and the checkpoint."""
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+
+import gradio as gr
+
+from .. import plots
+from ..checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, list_checkpoints
+from ..config import GROUPS, ConfigError, Setting, grouped
+from ..data import MORE_REVIEW_COUNT, DataError, check_review_file
+from ..model import ModelConfig
+from ..presets import PRESETS
+from ..runner import RunState
+from ..scoring import SOURCE_COLUMNS, TestReport, source_rows
+from ..trainer import TrainConfig
+from . import state
+from .boundary import endpoint, whole_number
+
+UPLOAD_TYPES = [".txt", ".bz2", ".gz", ".csv", ".tsv"]
+
+
+# The hyper-parameters the Train tab shows, as their config fields declare them (sentiment/config.py): (dataclass,
+# field, setting), group by group, each group's model settings first. This is also the order of the /train endpoint's
+# inputs after (source, upload, limit, name, owner).
+HYPER_PARAMETERS = grouped(ModelConfig, TrainConfig)
+
+
+# The basic row, then one row under "Advanced" for each other group.
+ROWS = tuple(sum(spec.group == group for *_, spec in HYPER_PARAMETERS) for group in GROUPS)
+
+
+def _default(cls, name: str):
+    return next(f for f in fields(cls) if f.name == name).default
+
+
+def preset_values(name: str) -> list:
+    preset = PRESETS[name]
+    return [getattr(preset.model if cls is ModelConfig else preset.train, field) for cls, field, *_ in HYPER_PARAMETERS]
+
+
+@endpoint
+def apply_preset(name: str):
+    """Every hyper-parameter of a preset, its row limit, and what the preset is.
+
+    Args:
+        name: a preset name: quick, lab, reference, gru or rnn.
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {str(name)[:40]!r}")
+    return [*preset_values(name), PRESETS[name].train.limit, f"**{name}**: {PRESETS[name].description}"]
+
+
+def configs(values: list, limit: object) -> tuple[TrainConfig, ModelConfig]:
+    """UI values → the two config dataclasses; anything missing or not a number is a ConfigError."""
+    chosen = {ModelConfig: {}, TrainConfig: {}}
+    for (cls, name, spec), value in zip(HYPER_PARAMETERS, values):
+        label, default = spec.label, _default(cls, name)
+        if default is None and value in (None, ""):  # an optional number left empty
+            chosen[cls][name] = None
+        elif isinstance(default, bool):
+            chosen[cls][name] = bool(value)
+        elif isinstance(default, str):
+            chosen[cls][name] = str(value)
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{label} must be a number; got {str(value)[:40]!r}") from None
+            if isinstance(default, int) and not number.is_integer():
+                raise ConfigError(f"{label} must be a whole number; got {str(value)[:40]!r}")
+            chosen[cls][name] = int(number) if isinstance(default, int) else number
+    chosen[TrainConfig]["limit"] = whole_number(limit or 0, "row limit", 0, 1_000_000_000)
+    return TrainConfig(**chosen[TrainConfig]), ModelConfig(**chosen[ModelConfig])
+
+
+def checkpoint_path(name: object) -> Path:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name or "").strip()).strip("-.")[:60] or "my-model"
+    path = CHECKPOINT_DIR / f"{stem}.pt"
+    if path.exists() or path.name == DEFAULT_CHECKPOINT.name:  # never overwrite a saved checkpoint
+        path = CHECKPOINT_DIR / f"{stem}-{datetime.now():%Y%m%d-%H%M%S}.pt"
+    return path
+
+
+# The Train tab's data choices beside an upload: the value a client sends → the bundled data set it names.
+BUNDLED_CHOICES = {"bundled": "sample", "bundled+more": "sample+more"}
+
+
+def data_path(source: object, upload: object) -> str | Path:
+    """What to train on: a bundled data set's name, or a file this app received through an upload (the event's raw
+    FileData). Any other path is refused: it would let a client train on files of the server."""
+    if source in BUNDLED_CHOICES:
+        return BUNDLED_CHOICES[source]
+    if source != "upload":
+        raise ConfigError(f"data must be one of {', '.join([*BUNDLED_CHOICES, 'upload'])}; got {str(source)[:40]!r}")
+    if not state.SETTINGS.allow_uploads:
+        raise DataError("Uploads are turned off on this public demo; train on the bundled sample.")
+    raw = upload.get("path") if isinstance(upload, dict) else upload
+    if not isinstance(raw, str) or not raw:
+        raise DataError("Choose a file to upload first (fastText .txt/.bz2/.gz, or CSV/TSV with a header).")
+    path = Path(raw).resolve()
+    if Path(gr.utils.get_upload_folder()).resolve() not in path.parents or not path.is_file():
+        raise DataError(f"{path.name}: not a file uploaded to this app; upload it with the Train tab's file box.")
+    if not any(path.name.lower().endswith(s) for s in UPLOAD_TYPES):
+        raise DataError(f"{path.name}: expected one of {', '.join(UPLOAD_TYPES)}")
+    if path.stat().st_size > state.SETTINGS.max_upload_mb * 1024 * 1024:
+        raise DataError(f"{path.name}: larger than the {state.SETTINGS.max_upload_mb} MB upload limit")
+    check_review_file(path)
+    return path
+
+
+def train_view(run: RunState) -> tuple:
+    """Status line, curves (or their placeholder), report, confusion matrix and checkpoint file for a run state."""
+    step = run.step
+    if run.active and step:
+        what = "Pre-training" if step.phase == "pretrain" else "Training"
+        status = (f"**{what}** on {run.data_name} · step {step.step:,}/{step.total_steps:,} · epoch {step.epoch} · "
+                  f"loss {step.train_loss:.3f} · {step.reviews_per_s:,.0f} reviews/s · ETA {step.eta_s:,.0f} s")
+    else:
+        status = f"**{run.status.capitalize()}** · {run.message}" if run.status != "idle" else run.message
+    finished, points = run.finished, bool(run.history["step"] or run.history["pretrain_step"])
+    report, confusion, checkpoint = "", None, None
+    if finished and finished.report:
+        r = finished.report
+        report = (f"### Test report ({r.n:,} held-out reviews)\n\n| accuracy | F1 | precision | recall | loss |\n"
+                  f"|---|---|---|---|---|\n| **{r.accuracy:.2%}** | {r.f1:.2%} | {r.precision:.2%} | {r.recall:.2%} | "
+                  f"{r.loss:.4f} |\n\n{source_markdown(finished.by_source)}Saved as `{finished.checkpoint.name}`: it is "
+                  "now in the Predict tab's list.")
+        confusion = plots.confusion_figure(r.confusion)
+        checkpoint = str(finished.checkpoint)
+    return (status, gr.Markdown(visible=not points), gr.Plot(plots.training_curves(run.history), visible=points),
+            report, gr.Plot(confusion, visible=confusion is not None), gr.File(checkpoint, visible=checkpoint is not None))
+
+
+def source_markdown(reports: dict[str, TestReport]) -> str:
+    """The per-source test reports as a Markdown table ("" for data of one source)."""
+    if not reports:
+        return ""
+    table = [SOURCE_COLUMNS, tuple("---" for _ in SOURCE_COLUMNS), *source_rows(reports)]
+    return "\n".join(f"| {' | '.join(cells)} |" for cells in table) + "\n\n"
+
+
+def watch_training():
+    """Stream the current (or last) run until it ends; a page refresh re-attaches here."""
+    run = state.runner.snapshot()
+    yield train_view(run)
+    while run.active:
+        newer = state.runner.wait_for_change(run.version, timeout=2.0)
+        if newer.version != run.version:
+            run = newer
+            yield train_view(run)
+            time.sleep(0.5)  # at most two updates a second: the chart stays smooth and the page light
+
+
+@endpoint
+def start_training(source: str, upload, limit: float, name: str, owner: str, *values):
+    """Start a training run with the chosen data and hyper-parameters, then stream its progress.
+
+    Args:
+        source: "bundled" (the bundled Amazon sample), "bundled+more" (the sample and the more reviews of
+            sentiment/assets/more/) or "upload".
+        upload: the uploaded file (as gradio_client's handle_file sends it), when source is "upload".
+        limit: reviews to read, from each file in proportion to its size; 0 = every review.
+        name: the checkpoint's file name (without .pt); an existing file is never overwritten.
+        owner: this browser's id (only the browser that started a run may stop it); may be empty.
+        values: the hyper-parameters, in the order of the Train tab.
+    """
+    if not state.SETTINGS.allow_training:
+        raise ConfigError("Training is turned off on this public demo. Try the Predict and Playground tabs.")
+    config, model_config = configs(list(values), limit)
+    notes = ""
+    if state.SETTINGS.run_limits:
+        config, model_config, notes = state.SETTINGS.run_limits.apply(config, model_config)
+    limits = state.SETTINGS.run_limits
+    state.runner.start(config, model_config, data_path(source, upload), checkpoint_path(name), owner=owner or None,
+                       max_seconds=limits.max_seconds if limits else None)
+    if notes:
+        gr.Info(notes)
+    yield from watch_training()
+
+
+@endpoint
+def stop_training(owner: str) -> str:
+    """Ask the running training run to stop after its current batch (only the browser that started it may)."""
+    return state.runner.stop(owner or None)
+
+
+def new_owner_token(token: str) -> str:
+    """A random id kept in this browser's storage: it lets the browser that started a run stop it."""
+    return token or secrets.token_hex(16)
+
+
+def available_checkpoints(current: str) -> gr.Dropdown:
+    """The checkpoint files the other tools accept, the shipped default first, then the newest.
+
+    Args:
+        current: the checkpoint chosen now; it stays chosen while it exists.
+    """
+    choices = list_checkpoints()
+    return gr.Dropdown(choices=choices, value=current if current in choices else (choices[0] if choices else None))
+
+
+def hyper_parameter_input(cls, name: str, spec: Setting, value):
+    if spec.choices:
+        return gr.Dropdown(list(spec.choices), value=value, label=spec.label, info=spec.hint)
+    if isinstance(value, bool):
+        return gr.Checkbox(value=value, label=spec.label, info=spec.hint)
+    # No bounds or rounding here: `configs` checks every value and says what is wrong with it.
+    return gr.Number(value=value, label=spec.label, info=spec.hint, min_width=160)
+
+
+def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
+    """Lays out the Train tab and wires its events."""
+    owner = gr.BrowserState("", storage_key="lstm-sentiment-lab-owner")
+    lab = PRESETS["lab"]
+    with gr.Row():
+        preset = gr.Dropdown(list(PRESETS), value="lab", label="Preset (every value stays editable)", scale=1)
+        preset_note = gr.Markdown(f"**lab**: {lab.description}", elem_id="preset-note")
+    with gr.Row():
+        source = gr.Radio([("Bundled Amazon sample (17,974 real reviews; quick)", "bundled"),
+                           (f"Sample + {MORE_REVIEW_COUNT:,} more real reviews (the default model's data)", "bundled+more"),
+                           ("Upload a file", "upload")], value="bundled", label="Data")
+        # No file_types: Gradio would refuse other files before `data_path` does, with a traceback in the log.
+        upload = gr.File(label=f"fastText .txt/.bz2/.gz or CSV/TSV with a header (≤ {state.SETTINGS.max_upload_mb} MB)",
+                         interactive=state.SETTINGS.allow_uploads, height=150, elem_id="upload")
+        limit = gr.Number(value=lab.train.limit, label="Row limit",
+                          info="reviews read (from each source in proportion to its size); 0 = every review")
+        name = gr.Textbox(value="my-model", label="Checkpoint name")
+    specs = [(*spec, value) for spec, value in zip(HYPER_PARAMETERS, preset_values("lab"))]
+    rows = [specs[sum(ROWS[:i]) : sum(ROWS[: i + 1])] for i in range(len(ROWS))]
+    with gr.Row(equal_height=True):
+        made = [hyper_parameter_input(*spec) for spec in rows[0]]
+    with gr.Accordion("Advanced: readout, pre-training, regularisation, schedule, vocabulary, device", open=False,
+                      elem_id="advanced"):
+        for row in rows[1:]:
+            with gr.Row(equal_height=True):
+                made += [hyper_parameter_input(*spec) for spec in row]
+    with gr.Row():
+        start = gr.Button("Start training", variant="primary", interactive=state.SETTINGS.allow_training)
+        stop = gr.Button("Stop", variant="stop")
+    status = gr.Markdown("No training run yet.", elem_id="train-status")
+    placeholder = gr.Markdown("*The loss and accuracy curves appear here with the first training step.*")
+    curves = gr.Plot(label="Loss and accuracy", visible=False, elem_id="train-curves")
+    with gr.Row():
+        report, confusion = gr.Markdown(), gr.Plot(label="Confusion matrix", visible=False)
+    download = gr.File(label="Checkpoint (download)", interactive=False, visible=False)
+
+    outputs = [status, placeholder, curves, report, confusion, download]
+    # Callable by scripts, left out of the API page and the MCP tools: an LLM client has no business starting runs.
+    script = dict(api_visibility="undocumented")
+    preset.change(apply_preset, preset, [*made, limit, preset_note], api_name="preset", preprocess=False, **script)
+    start.click(start_training, [source, upload, limit, name, owner, *made], outputs, api_name="train",
+                concurrency_limit=None, preprocess=False, **script).then(
+        available_checkpoints, checkpoint, checkpoint, api_visibility="private")
+    stop.click(stop_training, owner, status, api_name="stop_training", **script)
+    demo.load(new_owner_token, owner, owner, api_visibility="private")
+    demo.load(watch_training, None, outputs, api_name="watch_training", concurrency_limit=None, **script)
+    demo.load(available_checkpoints, checkpoint, checkpoint, api_name="list_checkpoints")
