@@ -34,7 +34,7 @@ import nltk
 import numpy as np
 import torch
 
-from .data import DataError, ReadReport, data_files, read_reviews, require_both_classes, source_name
+from .data import DataError, ReadReport, data_files, read_reviews, require_reviews, source_name
 from .preprocessing import PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab, tokenize_review
 
 _CHUNK = 2000
@@ -259,8 +259,8 @@ def tokenize_corpus(path: str | Path, limit: int | None = None, use_cache: bool 
     """Read and tokenize up to `limit` reviews of a file, or load the cached result of an earlier run.
 
     Large files are tokenized in worker processes (`workers`, default: one per core). A file with no usable
-    review or only one class is a DataError. With `use_cache=False` nothing is kept on disk. `stop` is asked
-    between chunks of reviews; when it answers True the work ends with `Stopped`.
+    review is a DataError (training asks for both classes itself). With `use_cache=False` nothing is kept on disk.
+    `stop` is asked between chunks of reviews; when it answers True the work ends with `Stopped`.
     """
     path = Path(path)
     if not path.is_file():
@@ -291,7 +291,7 @@ def tokenize_corpus(path: str | Path, limit: int | None = None, use_cache: bool 
                 label_parts.append(np.asarray(labels, dtype=np.int64))
         labels = np.concatenate(label_parts)
         report.kept, report.positives = len(labels), int(labels.sum())
-        require_both_classes(path, report)
+        require_reviews(path, report)
         offsets = np.zeros(len(labels) + 1, dtype=np.int64)
         np.cumsum(np.concatenate(length_parts), out=offsets[1:])
         np.save(building / "offsets.npy", offsets)

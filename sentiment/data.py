@@ -298,10 +298,16 @@ def load_reviews(path: str | Path, limit: int | None = None) -> tuple[list[str],
     return texts, np.asarray(labels, dtype=np.int64), report
 
 
-def require_both_classes(path: str | Path, report: ReadReport) -> None:
-    """DataError unless a finished read (`report.kept`, `report.positives` set) kept reviews of both classes."""
+def require_reviews(path: str | Path, report: ReadReport) -> None:
+    """DataError unless a finished read (`report.kept` set) kept a review."""
     if not report.kept:
         raise DataError(f"{Path(path).name}: no usable review in the file ({report.skipped:,} lines skipped)")
+
+
+def require_both_classes(path: str | Path, report: ReadReport) -> None:
+    """DataError unless a finished read (`report.kept`, `report.positives` set) kept reviews of both classes: training
+    needs both (evaluating one class is a fair question: its accuracy is that class's recall)."""
+    require_reviews(path, report)
     if report.positives in (0, report.kept):
         only = "positive" if report.positives else "negative"
         raise DataError(f"{Path(path).name}: every review is {only}; training needs both classes")

@@ -35,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     reviews = corpus.encode(predictor.vocab, rows, predictor.max_len)
     logits = score(predictor.model, reviews)
     print(f"checkpoint {args.checkpoint} on {data_name(args.data)} ({split} split): {corpus.report.summary()}")
-    print(TestReport.of(logits, reviews.labels).format())
+    report = TestReport.of(logits, reviews.labels)
+    print(report.format())
+    if report.positive in (0.0, 1.0):
+        print(f"every review here is {'positive' if report.positive else 'negative'}: the accuracy is the recall of "
+              "that class")
     if sources := by_source(corpus, rows, logits):
         print(source_table(sources))
     if predictor.checkpoint.preprocessing_note:

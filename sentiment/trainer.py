@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .checkpoint import CHECKPOINT_DIR, Checkpoint, save_checkpoint, stored
 from .corpus import EncodedReviews, Stopped, TokenizedCorpus, tokenize_files
-from .data import SPLIT_SEED, DataError, data_name, split_by_source
+from .data import SPLIT_SEED, DataError, data_name, require_both_classes, split_by_source
 from .config import ConfigError, check_settings, setting
 from .model import ModelConfig, SentimentNet, describe_device, pick_device
 from .preprocessing import PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab
@@ -218,6 +218,7 @@ def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | 
     """Read (or load from cache), split 80/10/10, build the vocabulary on the reviews trained on only (the training
     split, and with `refit` the validation split too). A set `stop` ends the reading with `Stopped`."""
     corpus = tokenize_files(data, limit=config.limit or None, stop=stop.is_set if stop else None)
+    require_both_classes(data_name(data), corpus.report)
     if len(corpus) < MIN_REVIEWS:
         raise DataError(f"{data_name(data)}: {len(corpus):,} usable reviews; training needs at least {MIN_REVIEWS} "
                         "(80% to train on, 10% each to validate and test)")

@@ -83,3 +83,11 @@ def test_train_cli_reports_a_bad_data_file_clearly(tmp_path):
     result = run("sentiment.train", "--data", str(bad), "--max-steps", "1", "--out", str(tmp_path / "x.pt"))
     assert result.returncode == 2 and "every review is positive" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_evaluating_reviews_of_one_class_reports_that_classes_recall(tmp_path):
+    only = tmp_path / "praise.txt"
+    only.write_text("__label__2 Works great, love it.\n__label__2 Best kettle I have owned.\n__label__2 Five stars.\n")
+    result = run("sentiment.evaluate", "--data", str(only))
+    assert result.returncode == 0, result.stderr
+    assert "reviews    3" in result.stdout and "every review here is positive: the accuracy is the recall" in result.stdout
