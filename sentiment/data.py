@@ -9,9 +9,9 @@ import bz2
 import csv
 import gzip
 import io
-from itertools import islice
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +26,10 @@ MORE_REVIEW_COUNT = 66_818  # in those files together, for the Train tab's label
 # The bundled data sets, by the name the CLI and the Train tab give them. The sample comes first, so that its rows,
 # and so its split, are the same in both.
 BUNDLED_DATA = {"sample": (BUNDLED_SAMPLE,), "sample+more": (BUNDLED_SAMPLE, *MORE_REVIEWS)}
-# Short sentences a person would type into the Predict box, written for this project (not taken from a data set):
-# negation, contrast, comparisons; half positive, half negative. Only measured on, never trained or tuned on.
-TYPED_SENTENCES = Path(__file__).parent / "assets" / "typed_sentences.tsv"
+# Short sentences a person would type into the Predict box, written for this project without looking at any model's
+# output (not taken from a data set), each with its kind: praise and complaints with a negation, contrasts,
+# comparisons, plain ones; about half positive. Only measured on, never trained or tuned on.
+TYPED_SENTENCES = ASSETS / "typed_sentences.tsv"
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 # One fixed split for every run, whatever its training seed, so that runs and baselines score the same test set.
 SPLIT_SEED = 0

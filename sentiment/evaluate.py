@@ -8,9 +8,9 @@ import numpy as np
 
 from . import cli
 from .checkpoint import DEFAULT_CHECKPOINT
-from .predictor import load_predictor
 from .corpus import tokenize_files
 from .data import BUNDLED_DATA, data_name
+from .predictor import load_predictor
 from .scoring import TestReport, by_source, held_out, score, source_table
 
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import plots
-from .predictor import Predictor
-from .gates import DIRECTIONS, Inspection, LayerTrace, inspect_review, top_units, unknown_tokens
 from .config import ConfigError, check_range
+from .gates import DIRECTIONS, Inspection, LayerTrace, inspect_review, top_units, unknown_tokens
 from .model import READOUTS
 from .plots import short_token
+from .predictor import Predictor
 from .preprocessing import UNK_ID, clean_text, tokenize_review
 
 

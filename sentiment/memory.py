@@ -24,10 +24,10 @@ import torch
 
 from . import cli
 from .checkpoint import resolve_checkpoint
-from .predictor import Predictor, load_predictor
-from .data import BUNDLED_SAMPLE
 from .config import ConfigError, check_range
+from .data import BUNDLED_SAMPLE
 from .model import CELLS, ModelConfig, SentimentNet, evaluating
+from .predictor import Predictor, load_predictor
 from .preprocessing import encode_review
 from .scoring import held_out, score
 from .trainer import train_step

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkpoint import CheckpointError
-from .data import DataError, data_files, data_name
 from .config import ConfigError
+from .data import DataError, data_files, data_name
 from .errors import UserError
 from .model import ModelConfig
 from .trainer import Evaluated, Finished, Preparing, Step, TrainConfig, train

@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from . import cli
 from .checkpoint import CHECKPOINT_DIR, load_checkpoint
-from .data import BUNDLED_DATA, data_name
 from .config import ConfigError
+from .data import BUNDLED_DATA, data_name
 from .model import ModelConfig
 from .presets import PRESETS
 from .scoring import source_table

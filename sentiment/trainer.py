@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import CHECKPOINT_DIR, Checkpoint, save_checkpoint, stored
+from .config import ConfigError, check_settings, setting
 from .corpus import EncodedReviews, Stopped, TokenizedCorpus, tokenize_files
 from .data import SPLIT_SEED, DataError, data_name, require_both_classes, split_by_source
-from .config import ConfigError, check_settings, setting
 from .model import ModelConfig, SentimentNet, describe_device, pick_device
 from .preprocessing import PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab
 from .scoring import TestReport, by_source, evaluate, score

@@ -7,23 +7,23 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import gradio as gr
 import pytest
 import torch
-import gradio as gr
+from app_api import plot_traces, positive_probability, rows, train_args, typed_array, value
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
-from sentiment.memory import MEMORY_CHECKPOINTS, MEMORY_EXAMPLE
-from sentiment.ui import boundary, state
-from sentiment.ui.predict import EXAMPLES, predict_summary
-from app_api import plot_traces, positive_probability, rows, train_args, typed_array, value
 from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
-from sentiment.predictor import load_predictor
 from sentiment.data import BUNDLED_SAMPLE, load_reviews
 from sentiment.explain import explain
+from sentiment.memory import MEMORY_CHECKPOINTS, MEMORY_EXAMPLE
 from sentiment.model import READOUTS
+from sentiment.predictor import load_predictor
 from sentiment.preprocessing import PREPROCESSING_VERSION, encode_review
+from sentiment.ui import boundary, state
+from sentiment.ui.predict import EXAMPLES, predict_summary
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,12 @@ from gradio_client.exceptions import AppError, AuthenticationError
 from test_checkpoint import RunsCodeOnLoad
 
 import app
+from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
+from sentiment.predictor import load_predictor
 from sentiment.settings import Settings
 from sentiment.ui import state
 from sentiment.ui.boundary import MAX_REVIEW_CHARS
 from sentiment.ui.predict import EXAMPLES
-from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
-from sentiment.predictor import load_predictor
 
 POSITIVE = EXAMPLES[0]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from sentiment.checkpoint import CHECKPOINT_DIR
 from sentiment.presets import PRESETS
 from sentiment.ui import state
-from sentiment.checkpoint import CHECKPOINT_DIR
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from sentiment.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
-
 from sentiment.predictor import load_predictor
 
 

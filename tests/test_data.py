@@ -5,9 +5,10 @@ import re
 import numpy as np
 import pytest
 
-from sentiment.data import (BUNDLED_DATA, BUNDLED_SAMPLE, MAX_LINE_CHARS, MORE_REVIEW_COUNT, MORE_REVIEWS,
-                            TYPED_SENTENCES, DataError, ReadReport, load_reviews, read_reviews, split_by_source,
-                            split_indices, typed_sentences)
+from sentiment.data import (
+    BUNDLED_DATA, BUNDLED_SAMPLE, MAX_LINE_CHARS, MORE_REVIEW_COUNT, MORE_REVIEWS, TYPED_SENTENCES, DataError,
+    ReadReport, load_reviews, read_reviews, split_by_source, split_indices, typed_sentences,
+)
 
 FASTTEXT_LINES = [
     b"__label__2 Great kettle: boils fast and looks nice.\n",

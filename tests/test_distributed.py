@@ -12,10 +12,10 @@ import pytest
 
 import sentiment.corpus as corpus_module
 from sentiment.checkpoint import load_checkpoint
-from sentiment.predictor import load_predictor
-from sentiment.corpus import tokenize_corpus
 from sentiment.config import ConfigError
+from sentiment.corpus import tokenize_corpus
 from sentiment.model import ModelConfig
+from sentiment.predictor import load_predictor
 from sentiment.scoring import evaluate, held_out
 from sentiment.trainer import Finished, TrainConfig, train
 

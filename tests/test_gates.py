@@ -5,10 +5,13 @@ import numpy as np
 import plotly.io as pio
 import pytest
 import torch
-
 from app_api import typed_array
+
 from sentiment import plots
-from sentiment.gates import CELL_GATES, GATES, gate_summaries, inspect_review, inspect_tokens, occlusion, reading_occlusion, top_units, trace_gates
+from sentiment.gates import (
+    CELL_GATES, GATES, gate_summaries, inspect_review, inspect_tokens, occlusion, reading_occlusion, top_units,
+    trace_gates,
+)
 from sentiment.model import CELLS, ModelConfig, SentimentNet
 from sentiment.preprocessing import UNK_ID, encode_review
 

@@ -9,13 +9,12 @@ import pytest
 import torch
 
 from sentiment.checkpoint import load_checkpoint
-
-from sentiment.predictor import load_predictor
+from sentiment.config import ConfigError
 from sentiment.memory import (
     MARKERS, MemorySettings, MemoryTask, accuracy_by_length, gradient_norms, memory_experiment, train_memory_model,
 )
-from sentiment.config import ConfigError
 from sentiment.model import ModelConfig, SentimentNet
+from sentiment.predictor import load_predictor
 from sentiment.trainer import Finished, TrainConfig, train
 
 

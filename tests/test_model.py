@@ -2,11 +2,11 @@ from dataclasses import replace
 
 import pytest
 import torch
-
 from conftest import SMALL_MODEL, SMALL_TRAIN
-from sentiment.predictor import load_predictor
+
 from sentiment.config import ConfigError
 from sentiment.model import ModelConfig, SentimentNet
+from sentiment.predictor import load_predictor
 from sentiment.trainer import train
 
 

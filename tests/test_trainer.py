@@ -4,11 +4,11 @@ from dataclasses import asdict, replace
 import numpy as np
 import pytest
 import torch
-
 from conftest import SMALL_MODEL, SMALL_TRAIN
+
 from sentiment.checkpoint import load_checkpoint
-from sentiment.data import BUNDLED_SAMPLE, DataError, split_indices
 from sentiment.config import ConfigError
+from sentiment.data import BUNDLED_SAMPLE, DataError, split_indices
 from sentiment.model import ModelConfig, SentimentNet
 from sentiment.scoring import evaluate, held_out
 from sentiment.trainer import Evaluated, Finished, Preparing, Step, TrainConfig, length_bucketed_batches, train

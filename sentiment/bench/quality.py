@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..predictor import Predictor, load_predictor
 from ..corpus import TokenizedCorpus, tokenize_files
 from ..data import Splits, split_by_source, typed_sentences
+from ..predictor import Predictor, load_predictor
 from ..preprocessing import tokenize_review
 from ..presets import PRESETS
 from ..scoring import score
@@ -116,7 +116,7 @@ def bench_quality(args: argparse.Namespace) -> list[Row]:
     n = len(seeds)
     baseline_name = f"TF-IDF + LR, C={C:g}, trained on {len(trained_on):,}"
     test = [float((says[SAMPLE_TEST] == sets[SAMPLE_TEST].labels).mean() * 100) for _, _, says, _ in seeds]
-    rows.append(Row("quality", f"{recipe}, spread of the {n} seeds' {SAMPLE_TEST} accuracy (max − min)",
+    rows.append(Row("quality", f"{recipe}, spread of the {n} seeds' accuracy on {SAMPLE_TEST} (max − min)",
                     float(np.ptp(test)), "points"))
     for name, item in sets.items():
         mean = float(np.mean([(says[name] == item.labels).mean() for _, _, says, _ in seeds]) * 100)

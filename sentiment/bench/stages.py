@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..predictor import load_predictor
 from ..corpus import tokenize_corpus
 from ..data import load_reviews, split_indices
 from ..explain import explain
 from ..model import ModelConfig, SentimentNet, pick_device
 from ..playground import describe_cell
+from ..predictor import load_predictor
 from ..preprocessing import tokenize_review
 from ..presets import PRESETS
 from ..trainer import length_bucketed_batches, train, train_step

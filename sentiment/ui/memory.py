@@ -18,6 +18,7 @@ from ..predictor import Predictor
 from ..preprocessing import encode_review
 from .boundary import MAX_REVIEW_CHARS, cached_predictor, endpoint, review_text, whole_number
 
+
 def memory_predictors(names: object) -> dict[str, Predictor]:
     if not isinstance(names, list) or not names:
         raise ConfigError("Choose at least one checkpoint to compare.")

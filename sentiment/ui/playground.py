@@ -6,6 +6,7 @@ import gradio as gr
 from ..playground import SIZES, describe_cell, unrolled_diagram
 from .boundary import endpoint, whole_number
 
+
 @endpoint
 def playground(cell: str, input_size: float, hidden_size: float, num_layers: float, batch_size: float, seq_len: float,
                batch_first: bool, bidirectional: bool):
