@@ -31,14 +31,29 @@ class Setting:
     high: float | None = None
     choices: tuple[str, ...] = ()
     group: str = ""  # one of GROUPS; "" keeps it out of the Train tab (set by the program, not a person)
+    # The most a public demo allows (a number, or False for a switch it keeps off); None: no cap. A public run on a
+    # free 2-vCPU Space stays small in memory and time.
+    public: Any = None
+    unlimited_at: Any = None  # the value that means "no limit" (0 rows = every row): over any cap
 
 
 def setting(default: Any, label: str, hint: str, *, low: float | None = None, high: float | None = None,
-            choices: tuple[str, ...] = (), group: str = "") -> Any:
-    """A dataclass field that declares itself: its default, label, hint, range or choices, and Train tab group."""
+            choices: tuple[str, ...] = (), group: str = "", public: Any = None, unlimited_at: Any = None) -> Any:
+    """A dataclass field that declares itself: its default, label, hint, range or choices, Train tab group and the
+    cap a public demo puts on it."""
     if group and group not in GROUPS:
         raise ValueError(f"group must be one of {GROUPS}; got {group!r}")
-    return field(default=default, metadata={"setting": Setting(label, hint, low, high, tuple(choices), group)})
+    spec = Setting(label, hint, low, high, tuple(choices), group, public, unlimited_at)
+    return field(default=default, metadata={"setting": spec})
+
+
+def over_public_cap(value: Any, spec: Setting) -> bool:
+    """Whether a public demo must lower `value` to `spec.public`."""
+    if spec.public is None:
+        return False
+    if isinstance(spec.public, bool):
+        return bool(value) and not spec.public
+    return value > spec.public or (spec.unlimited_at is not None and value == spec.unlimited_at)
 
 
 def declared(cls: type) -> list[tuple[str, Any, Setting]]:

@@ -41,11 +41,11 @@ class ModelConfig:
     cell: str = setting("lstm", "cell type", "LSTM (the tutorial's), GRU (3 gates) or a plain tanh RNN (no gates)",
                         choices=tuple(CELLS), group="basic")
     hidden_size: int = setting(512, "hidden size", "units in each recurrent layer: its memory's width", low=1,
-                               high=4096, group="basic")
+                               high=4096, group="basic", public=256)
     num_layers: int = setting(2, "layers", "recurrent layers stacked; each reads the one below", low=1, high=8,
-                              group="basic")
+                              group="basic", public=2)
     embedding_dim: int = setting(400, "embedding size", "the length of each token's vector", low=1, high=4096,
-                                 group="model")
+                                 group="model", public=256)
     readout: str = setting("last", "readout", "last: the state after the last token; pool: with the max and mean too",
                            choices=tuple(READOUTS), group="model")
     dropout: float = setting(0.5, "dropout", "share of values zeroed while training, between layers and before the head",
@@ -59,7 +59,7 @@ class ModelConfig:
                                         "LSTM only; 1 keeps memory from the start; empty: PyTorch's", low=-10.0,
                                         high=10.0, group="model")
     bidirectional: bool = setting(False, "bidirectional", "a second cell reads each review right to left",
-                                  group="switches")
+                                  group="switches", public=False)
     # The reference pipeline gets one without saying so: it left-pads with a learned padding embedding, read before
     # every short review. At its configuration that is worth 10 points of test accuracy after 72 steps
     # (`python -m sentiment.bench accuracy`).

@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from .config import ConfigError, check_range
+from .config import ConfigError, check_range, declared, over_public_cap
 from .model import ModelConfig
 from .trainer import TrainConfig
 
@@ -25,33 +25,19 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 @dataclass(frozen=True)
 class PublicLimits:
-    """Caps for a public demo: each keeps one run's memory and time small on a free 2-vCPU, 16 GB Space."""
+    """A public demo's run: every hyper-parameter over the cap its config field declares (`setting(public=...)`) is
+    lowered to it, and the run stops at a wall clock."""
 
-    max_reviews: int = 5000
-    max_epochs: int = 5
-    max_pretrain_epochs: int = 1
-    max_sentences: int = 2  # sentences drawn per review each epoch: each one adds a review's worth of examples
-    max_width: int = 256  # embedding and hidden size
-    max_layers: int = 2
-    max_batch_size: int = 256
-    max_tokens: int = 400  # tokens read per review
-    bidirectional: bool = False  # allowed or not
     max_seconds: float = 300.0  # wall clock of a whole run, data preparation included
 
     def apply(self, config: TrainConfig, model_config: ModelConfig) -> tuple[TrainConfig, ModelConfig, str]:
         """The configs with every value over a cap lowered to it, and a sentence saying what changed."""
-        train_caps = {"limit": self.max_reviews, "epochs": self.max_epochs, "batch_size": self.max_batch_size,
-                      "max_len": self.max_tokens, "pretrain_epochs": self.max_pretrain_epochs,
-                      "sentences": self.max_sentences}
-        model_caps = {"embedding_dim": self.max_width, "hidden_size": self.max_width, "num_layers": self.max_layers}
-        new_train = {k: v for k, v in train_caps.items() if getattr(config, k) > v or (k == "limit" and not config.limit)}
-        new_model = {k: v for k, v in model_caps.items() if getattr(model_config, k) > v}
-        if model_config.bidirectional and not self.bidirectional:
-            new_model["bidirectional"] = False
-        changes = [f"{k} {v:,}" if not isinstance(v, bool) else f"{k} off" for k, v in {**new_train, **new_model}.items()]
+        capped = [{name: spec.public for name, _, spec in declared(type(part))
+                   if over_public_cap(getattr(part, name), spec)} for part in (config, model_config)]
+        changes = [f"{k} off" if isinstance(v, bool) else f"{k} {v:,}" for part in capped for k, v in part.items()]
         note = (f"Public demo limits applied: {', '.join(changes)}. " if changes else "") + (
             f"A public run stops after {self.max_seconds:.0f} s.")
-        return replace(config, **new_train), replace(model_config, **new_model), note
+        return replace(config, **capped[0]), replace(model_config, **capped[1]), note
 
 
 @dataclass(frozen=True)

@@ -37,20 +37,21 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # au
 
 @dataclass
 class TrainConfig:
-    epochs: int = setting(2, "epochs", "passes over the training reviews", low=1, high=1000, group="basic")
+    epochs: int = setting(2, "epochs", "passes over the training reviews", low=1, high=1000, group="basic", public=5)
     lr: float = setting(0.005, "learning rate", "the optimiser's step size (AdamW)", low=1e-7, high=10.0, group="basic")
-    batch_size: int = setting(400, "batch size", "reviews per optimisation step", low=1, high=20_000, group="basic")
+    batch_size: int = setting(400, "batch size", "reviews per optimisation step", low=1, high=20_000, group="basic",
+                              public=256)
     # Language-model pre-training (predict the next token; ULMFiT, Howard & Ruder 2018) of the embedding and the
     # recurrent layers on the training reviews' text before the classifier trains.
     pretrain_epochs: int = setting(0, "pre-training epochs", "next-token language-model epochs before the classifier",
-                                   low=0, high=100, group="model")
+                                   low=0, high=100, group="model", public=1)
     # People type short sentences into the Predict box, and reviews alone teach little about them.
     titles: bool = setting(False, "train on titles too", "each review's title alone as an extra short example",
                            group="switches")
     # Drawn independently (a short review's one sentence may come twice) and anew every epoch, so no one sentence's
     # label noise is learned by heart.
     sentences: int = setting(0, "sentences per review", "extra short examples drawn anew each epoch; 0 = none",
-                             low=0, high=10, group="switches")
+                             low=0, high=10, group="switches", public=2)
     # The refit of a recipe whose length was chosen on validation; the test split stays out.
     refit: bool = setting(False, "refit on train + validation", "no validation: the chosen length on 90% of the data",
                           group="switches")
@@ -72,7 +73,7 @@ class TrainConfig:
                             low=0, high=10_000, group="optimiser")
     max_steps: int = setting(0, "max steps", "0 = no limit", low=0, high=100_000_000, group="optimiser")
     max_len: int = setting(200, "tokens per review", "a review's first N tokens are read", low=1, high=5000,
-                           group="data")
+                           group="data", public=400)
     min_freq: int = setting(2, "min token count", "rarer tokens become _UNK", low=1, high=1_000_000, group="data")
     max_vocab: int = setting(0, "max vocabulary", "0 = no limit", low=0, high=5_000_000, group="data")
     seed: int = setting(0, "seed", "the same seed gives the same run", low=0, high=2**31 - 1, group="data")
@@ -82,7 +83,7 @@ class TrainConfig:
                              choices=tuple(PRECISIONS), group="data")
     # The Train tab shows the row limit beside the data it limits, not among these groups.
     limit: int = setting(0, "row limit", "reviews read, from each file of a data set in proportion to its size; 0 = all",
-                         low=0, high=1_000_000_000)
+                         low=0, high=1_000_000_000, public=5000, unlimited_at=0)
 
     def validate(self) -> TrainConfig:
         check_settings(self)

@@ -1,9 +1,9 @@
 """Deployment settings: public mode from the environment or --share, the caps it applies, refusals of bad values."""
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pytest
 
-from sentiment.config import ConfigError
+from sentiment.config import ConfigError, setting
 from sentiment.model import ModelConfig
 from sentiment.settings import PublicLimits, Settings
 from sentiment.trainer import TrainConfig
@@ -15,14 +15,21 @@ def test_public_limits_cap_everything_that_drives_memory_or_time_and_say_so():
                                                    sentences=10),
                                        ModelConfig(hidden_size=4096, embedding_dim=4096, num_layers=8, bidirectional=True))
     assert (config.limit, config.epochs, config.batch_size, config.max_len, config.pretrain_epochs, config.sentences) == (
-        limits.max_reviews, limits.max_epochs, limits.max_batch_size, limits.max_tokens, limits.max_pretrain_epochs,
-        limits.max_sentences)
-    assert (model.hidden_size, model.embedding_dim, model.num_layers, model.bidirectional) == (
-        limits.max_width, limits.max_width, limits.max_layers, False)
+        5000, 5, 256, 400, 1, 2)
+    assert (model.hidden_size, model.embedding_dim, model.num_layers, model.bidirectional) == (256, 256, 2, False)
     for part in ("batch_size 256", "max_len 400", "sentences 2", "bidirectional off", "hidden_size 256", f"{limits.max_seconds:.0f} s"):
         assert part in note
     small = (replace(TrainConfig(), epochs=2, limit=1000, batch_size=64), ModelConfig(embedding_dim=64, hidden_size=64, num_layers=1))
     assert limits.apply(*small)[:2] == small and "Public demo limits applied" not in limits.apply(*small)[2]
+
+
+def test_a_public_cap_is_declared_on_its_field_and_applied_from_there():
+    @dataclass
+    class WithWarmup(TrainConfig):
+        warmup: int = setting(0, "warm-up steps", "steps of rising learning rate", low=0, high=1000, public=100)
+
+    config, _, note = PublicLimits().apply(WithWarmup(warmup=900), ModelConfig())
+    assert config.warmup == 100 and "warmup 100" in note
 
 
 @pytest.mark.parametrize("environ,share,public,uploads", [
