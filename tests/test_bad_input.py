@@ -322,6 +322,7 @@ def test_predict_refuses_every_odd_value_with_a_sentence(client, args, match):
     ("/playground", ("lstm", 4096, 4096, 8, 1, 3, True, True), "would need [\\d,]+ weights; the playground allows"),
     ("/playground", ("lstm", 4096, 4096, 8, 1, 3, True, False), "would need [\\d,]+ weights"),
     ("/playground", ("lstm", 512, 512, 2, 1024, 2000, True, False), "would need [\\d,]+ (multiply-adds|activations)"),
+    ("/playground", ("lstm", 5, 10, 1, 1, 3, "yes", False), "batch_first must be true or false; got 'yes'"),
     ("/compare_memory", ("fine", "default.pt"), "Choose at least one checkpoint"),
     ("/compare_memory", ("fine", ["../x"]), "not a checkpoint name"),
     ("/memory_experiment", (["transformer"], [5], 1.0, 10), "cell types must be among"),
@@ -348,6 +349,9 @@ def test_other_endpoints_refuse_odd_values_with_a_sentence(client, endpoint, arg
     ("sentences", 1.5, "sentences per review must be a whole number"),
     ("forget_bias", "x", "forget-gate bias at start must be a number"),
     ("max_len", 0, "max_len must be between"),
+    ("bidirectional", "maybe", "bidirectional must be true or false; got 'maybe'"),
+    ("titles", 1, "titles must be true or false"),
+    ("epochs", None, "epochs is empty: type a number"),
 ])
 def test_train_refuses_odd_settings_with_a_sentence(client, name, bad, match):
     args = train_args(400, 1)

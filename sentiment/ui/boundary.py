@@ -73,5 +73,12 @@ def whole_number(value: object, name: str, low: int, high: int) -> int:
     return int(value)
 
 
+def switch(value: object, name: str) -> bool:
+    """A switch's value from a checkbox or an API call: true or false, and nothing read by its truthiness."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false; got {str(value)[:40]!r}")
+    return value
+
+
 def cached_predictor(checkpoint: object) -> Predictor:
     return state.predictors.get(resolve_checkpoint(checkpoint))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..playground import SIZES, describe_cell, unrolled_diagram
-from .boundary import endpoint, whole_number
+from .boundary import endpoint, switch, whole_number
 
 
 @endpoint
@@ -32,10 +32,11 @@ def playground(cell: str, input_size: float, hidden_size: float, num_layers: flo
     """
     sizes = [whole_number(value, name, 1, SIZES[name]) for value, name in
              zip((input_size, hidden_size, num_layers, batch_size, seq_len), SIZES)]
-    shapes = describe_cell(str(cell), *sizes, batch_first is True, bidirectional is True)
+    batch_first, bidirectional = switch(batch_first, "batch_first"), switch(bidirectional, "bidirectional")
+    shapes = describe_cell(str(cell), *sizes, batch_first, bidirectional)
     return (shapes.code, shapes.shapes, f"{shapes.many_to_one}\n\n{shapes.many_to_many}", shapes.parameters,
             f"**{shapes.total_parameters:,} parameters.** {shapes.stacking}",
-            unrolled_diagram(str(cell), sizes[2], sizes[4], bidirectional is True))
+            unrolled_diagram(str(cell), sizes[2], sizes[4], bidirectional))
 
 
 def create_tab(demo: gr.Blocks) -> None:

@@ -64,10 +64,10 @@ def configs(values: list, limit: object) -> tuple[TrainConfig, ModelConfig]:
         label, default = spec.label, _default(cls, name)
         if default is None and value in (None, ""):  # an optional number left empty
             chosen[cls][name] = None
-        elif isinstance(default, bool):
-            chosen[cls][name] = bool(value)
-        elif isinstance(default, str):
-            chosen[cls][name] = str(value)
+        elif isinstance(default, (bool, str)):  # a switch or a choice: the config's own check says what is wrong
+            chosen[cls][name] = value
+        elif value in (None, ""):
+            raise ConfigError(f"{label} is empty: type a number")
         else:
             try:
                 number = float(value)
