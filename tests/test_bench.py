@@ -128,7 +128,7 @@ def test_quality_stage_trains_the_recipe_per_seed_beside_the_baseline(tmp_path):
     kept = int(re.search(r"seed (\d) \(lowest validation loss\)", next(n for n in rows if "lowest validation" in n))[1])
     assert load_checkpoint(best).train_config["seed"] == kept  # the seed `train --seeds 0 1` would keep
     seeds = [r for name, r in rows.items() if ", seed " in name and "test accuracy" in name]
-    typed = [r for name, r in rows.items() if ", seed " in name and "typed sentences" in name]
+    typed = [r for name, r in rows.items() if re.search(r", seed \d+: typed sentences \(", name)]
     assert len(seeds) == len(typed) == 2
     splits = split_indices(PRESETS["quick"].train.limit)
     assert {_trained_on(name) for name in rows if "trained on" in name} == {len(splits.train)}

@@ -130,8 +130,8 @@ def bench_quality(args: argparse.Namespace) -> list[Row]:
                     "TF-IDF + LR)", share, "%", float(baseline_says[SAMPLE_TEST].mean() * 100), "within 3 points",
                     abs(share - truth) <= 3.0))
     _, kept_seed, kept, _ = min(seeds, key=_validation_loss)
-    rows.append(_mcnemar_row(f"{recipe}, seed {kept_seed} (lowest validation loss)", kept[TYPED] == sets[TYPED].labels,
-                             baseline_right[TYPED]))
+    kept_name = f"{recipe}, seed {kept_seed}" + ("" if args.refit else " (lowest validation loss)")
+    rows.append(_mcnemar_row(kept_name, kept[TYPED] == sets[TYPED].labels, baseline_right[TYPED]))
     if args.checkpoint.is_file():
         shipped = load_predictor(args.checkpoint, args.device)
         right = {name: predicted_positive(shipped, corpus, s) == s.labels for name, s in sets.items()}
