@@ -79,6 +79,10 @@ def test_predict_with_the_default_checkpoint(client):
     assert tokens[:3] == ["best", "purchase", "this"]
     final = client.predict(EXAMPLES[2], "default.pt", "0", 8, "on the final prediction", api_name="/predict")
     assert "re-scoring the review once per token" in value(final[1])
+    # The examples' negated praise and negated complaint, read as a person reads them.
+    assert EXAMPLES[2].startswith("Not bad") and value(final[0])["label"] == "positive"
+    complaint = client.predict(EXAMPLES[3], "default.pt", "0", 8, api_name="/predict")
+    assert EXAMPLES[3].startswith("Not good") and value(complaint[0])["label"] == "negative"
 
 
 def test_a_checkpoint_trained_under_another_preprocessing_version_says_so(trained, tmp_path):
