@@ -81,6 +81,17 @@ def check_settings(config: Any) -> None:
             check_range(name, value, spec.low, spec.high, integer=isinstance(default, int))
 
 
+def whole_number(value: object, name: str, low: int, high: int) -> int:
+    """A whole number from a field, an API call or the environment (a numeric string too); anything else is refused."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    check_range(name, value, low, high)
+    return int(value)
+
+
 def check_range(name: str, value, low, high, integer: bool = True) -> None:
     """Raise ConfigError unless low <= value <= high (and a whole number when `integer`)."""
     kind = "a whole number" if integer else "a number"

@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from .config import ConfigError, check_range, declared, over_public_cap
+from .config import ConfigError, declared, over_public_cap, whole_number
 from .model import ModelConfig
 from .trainer import TrainConfig
 
@@ -56,21 +56,13 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] = os.environ, share: bool = False) -> Settings:
         """The settings the environment asks for; a value that is not one a ConfigError names."""
         public = _flag(environ, "SENTIMENT_PUBLIC", bool(environ.get("SPACE_ID")) or share)
-        max_seconds = _whole_number(environ, "SENTIMENT_MAX_RUN_SECONDS", int(PublicLimits.max_seconds), 10, 86_400)
+        max_seconds = whole_number(environ.get("SENTIMENT_MAX_RUN_SECONDS", str(int(PublicLimits.max_seconds))),
+                                   "SENTIMENT_MAX_RUN_SECONDS", 10, 86_400)
         return cls(public=public, allow_training=_flag(environ, "SENTIMENT_ALLOW_TRAINING", True),
                    allow_uploads=_flag(environ, "SENTIMENT_ALLOW_UPLOADS", not public),
-                   max_upload_mb=_whole_number(environ, "SENTIMENT_MAX_UPLOAD_MB", 100, 1, 2000),
+                   max_upload_mb=whole_number(environ.get("SENTIMENT_MAX_UPLOAD_MB", "100"), "SENTIMENT_MAX_UPLOAD_MB",
+                                              1, 2000),
                    limits=PublicLimits(max_seconds=float(max_seconds)))
-
-
-def _whole_number(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = environ.get(name, str(default)).strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        value = raw
-    check_range(name, value, low, high)
-    return int(value)
 
 
 def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:

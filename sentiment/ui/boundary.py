@@ -9,7 +9,7 @@ import inspect
 import gradio as gr
 
 from ..checkpoint import resolve_checkpoint
-from ..config import ConfigError, check_range
+from ..config import ConfigError
 from ..errors import USER_ERRORS
 from ..predictor import Predictor
 from . import state
@@ -60,17 +60,6 @@ def review_text(review: object) -> str:
         raise ConfigError(f"The review is {len(review):,} characters; the limit is {MAX_REVIEW_CHARS:,}.")
     # A lone surrogate (JSON allows one) cannot be encoded in any reply: it becomes U+FFFD.
     return review.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def whole_number(value: object, name: str, low: int, high: int) -> int:
-    """A whole number from a field or an API call (a numeric string too); anything else is refused."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    check_range(name, value, low, high)
-    return int(value)
 
 
 def switch(value: object, name: str) -> bool:

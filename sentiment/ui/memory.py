@@ -7,7 +7,7 @@ import gradio as gr
 
 from .. import plots
 from ..checkpoint import list_checkpoints
-from ..config import ConfigError, check_range
+from ..config import ConfigError, check_range, whole_number
 from ..explain import explain
 from ..memory import (
     MEMORY_CHECKPOINTS, MEMORY_EXAMPLE, MemorySettings, accuracy_by_length, gradient_drop, gradient_norms,
@@ -16,7 +16,7 @@ from ..memory import (
 from ..model import CELLS
 from ..predictor import Predictor
 from ..preprocessing import encode_review
-from .boundary import MAX_REVIEW_CHARS, cached_predictor, endpoint, review_text, whole_number
+from .boundary import MAX_REVIEW_CHARS, cached_predictor, endpoint, review_text
 
 
 def memory_predictors(names: object) -> dict[str, Predictor]:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..config import whole_number
 from ..playground import SIZES, describe_cell, unrolled_diagram
-from .boundary import endpoint, switch, whole_number
+from .boundary import endpoint, switch
 
 
 @endpoint

@@ -11,12 +11,12 @@ import gradio as gr
 
 from .. import plots
 from ..checkpoint import list_checkpoints, resolve_checkpoint
-from ..config import check_choice
+from ..config import check_choice, whole_number
 from ..explain import Explanation, default_layer, explain, layer_choices, reading, unit_step
 from ..gates import ATTRIBUTION_METHODS
 from ..predictor import Predictor
 from . import state
-from .boundary import MAX_REVIEW_CHARS, cached_predictor, endpoint, review_text, whole_number
+from .boundary import MAX_REVIEW_CHARS, cached_predictor, endpoint, review_text
 
 EXAMPLES = [
     "Best purchase this year: The blender is quiet, powerful and easy to clean. I use it every morning and love it.",

@@ -13,7 +13,7 @@ import gradio as gr
 
 from .. import plots
 from ..checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, list_checkpoints
-from ..config import GROUPS, ConfigError, Setting, grouped
+from ..config import GROUPS, ConfigError, Setting, grouped, whole_number
 from ..data import MORE_REVIEW_COUNT, DataError, check_review_file
 from ..model import ModelConfig
 from ..presets import PRESETS
@@ -21,7 +21,7 @@ from ..runner import RunState
 from ..scoring import SOURCE_COLUMNS, TestReport, source_rows
 from ..trainer import TrainConfig
 from . import state
-from .boundary import endpoint, whole_number
+from .boundary import endpoint
 
 UPLOAD_TYPES = [".txt", ".bz2", ".gz", ".csv", ".tsv"]
 
