@@ -24,14 +24,10 @@ from . import state
 from .boundary import endpoint
 
 UPLOAD_TYPES = [".txt", ".bz2", ".gz", ".csv", ".tsv"]
-
-
 # The hyper-parameters the Train tab shows, as their config fields declare them (sentiment/config.py): (dataclass,
 # field, setting), group by group, each group's model settings first. This is also the order of the /train endpoint's
 # inputs after (source, upload, limit, name, owner).
 HYPER_PARAMETERS = grouped(ModelConfig, TrainConfig)
-
-
 # The basic row, then one row under "Advanced" for each other group.
 ROWS = tuple(sum(spec.group == group for *_, spec in HYPER_PARAMETERS) for group in GROUPS)
 
