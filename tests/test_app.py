@@ -334,4 +334,5 @@ def test_refusals_log_one_line_and_crashes_their_traceback(caplog):
     assert refusal.getMessage() == "refused refuses: The review 'x' is <b>odd</b>." and refusal.exc_info is None
     assert refused.value.message == "The review 'x' is &lt;b&gt;odd&lt;/b&gt;."  # shown as text, not HTML
     assert crash.levelname == "ERROR" and crash.exc_info[0] is KeyError
-    assert "Something went wrong on the server while answering crashes (KeyError)" in crashed.value.message
+    assert crashed.value.message == ("Something went wrong on the server while answering crashes (KeyError); it is in "
+                                     "the server's log. Try another input.")

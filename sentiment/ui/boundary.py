@@ -29,7 +29,7 @@ def endpoint(handler):
         else:
             state.log.exception("%s failed", handler.__name__)
             message = (f"Something went wrong on the server while answering {handler.__name__} "
-                       f"({type(error).__name__}); it is in the server's state.log. Try another input.")
+                       f"({type(error).__name__}); it is in the server's log. Try another input.")
         return gr.Error(html.escape(message, quote=False), print_exception=False)  # the modal renders HTML
 
     if inspect.isgeneratorfunction(handler):
