@@ -8,6 +8,7 @@ Adding a hyper-parameter is that one line: `check_settings` checks it, `grouped`
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -81,15 +82,30 @@ def check_settings(config: Any) -> None:
             check_range(name, value, spec.low, spec.high, integer=isinstance(default, int))
 
 
-def whole_number(value: object, name: str, low: int, high: int) -> int:
-    """A whole number from a field, an API call or the environment (a numeric string too); anything else is refused."""
+def field_number(value: object, name: str, integer: bool = True, low: float | None = None,
+                 high: float | None = None) -> int | float:
+    """The number in a field, an API call or the environment (a numeric string too), as an int when `integer`, within
+    [low, high] when given. Empty, non-numeric, NaN, infinite and (for a whole number) fractional values are refused
+    with a sentence that names the field."""
+    kind = ("a whole number" if integer else "a number") + (f" between {low} and {high}" if low is not None else "")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ConfigError(f"{name} is empty: type {kind}")
     if isinstance(value, str):
         try:
             value = float(value)
         except ValueError:
             pass
-    check_range(name, value, low, high)
-    return int(value)
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or (integer and not float(value).is_integer())):
+        raise ConfigError(f"{name} must be {kind}; got {_shown(value)}")
+    if low is not None and not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}; got {value}")
+    return int(value) if integer else float(value)
+
+
+def whole_number(value: object, name: str, low: int, high: int) -> int:
+    """A whole number in [low, high] from a field, an API call or the environment; anything else is refused."""
+    return field_number(value, name, True, low, high)
 
 
 def check_range(name: str, value, low, high, integer: bool = True) -> None:

@@ -254,6 +254,38 @@ def _tokenized_chunks(chunks: Iterator[tuple[list[str], list[int]]], workers: in
             yield *future.result(), done_labels
 
 
+def _write_corpus(path: Path, limit: int | None, workers: int, stop: Callable[[], bool] | None, report: ReadReport,
+                  building: Path) -> None:
+    """Tokenize `path` into the cache files in `building`: token ids, offsets, labels, lexicon and manifest."""
+    lexicon: dict[str, int] = {}  # first appearance order, chunk after chunk: the same as a serial pass
+    length_parts, label_parts = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    with open(building / "token_ids.i32", "wb") as token_file:
+        for chunk_lexicon, ids, lengths, labels in _tokenized_chunks(_review_chunks(path, limit, report), workers):
+            if stop is not None and stop():
+                raise Stopped(f"{path.name}: stopped while tokenizing")
+            to_global = np.fromiter((lexicon.setdefault(t, len(lexicon)) for t in chunk_lexicon), dtype=np.int32,
+                                    count=len(chunk_lexicon))
+            token_file.write(to_global[ids].tobytes())
+            length_parts.append(lengths)
+            label_parts.append(np.asarray(labels, dtype=np.int64))
+    labels = np.concatenate(label_parts)
+    report.kept, report.positives = len(labels), int(labels.sum())
+    require_reviews(path, report)
+    offsets = np.zeros(len(labels) + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(length_parts), out=offsets[1:])
+    np.save(building / "offsets.npy", offsets)
+    np.save(building / "labels.npy", labels)
+    (building / "lexicon.txt").write_bytes("\n".join(lexicon).encode("utf-8", "surrogatepass"))
+    stat = path.stat()
+    manifest = {
+        "cache_format": _CACHE_FORMAT, "source": str(path.resolve()), "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns, "limit": limit, "preprocessing_version": PREPROCESSING_VERSION,
+        "nltk_version": nltk.__version__, "reviews": len(labels), "tokens": int(offsets[-1]),
+        "lexicon": len(lexicon), "report": asdict(report),
+    }
+    (building / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
 def tokenize_corpus(path: str | Path, limit: int | None = None, use_cache: bool = True,
                     workers: int | None = None, stop: Callable[[], bool] | None = None) -> TokenizedCorpus:
     """Read and tokenize up to `limit` reviews of a file, or load the cached result of an earlier run.
@@ -278,33 +310,7 @@ def tokenize_corpus(path: str | Path, limit: int | None = None, use_cache: bool 
     parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(dir=parent, prefix=".building-"))
     try:
-        lexicon: dict[str, int] = {}  # first appearance order, chunk after chunk: the same as a serial pass
-        length_parts, label_parts = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
-        with open(building / "token_ids.i32", "wb") as token_file:
-            for chunk_lexicon, ids, lengths, labels in _tokenized_chunks(_review_chunks(path, limit, report), workers):
-                if stop is not None and stop():
-                    raise Stopped(f"{path.name}: stopped while tokenizing")
-                to_global = np.fromiter((lexicon.setdefault(t, len(lexicon)) for t in chunk_lexicon), dtype=np.int32,
-                                        count=len(chunk_lexicon))
-                token_file.write(to_global[ids].tobytes())
-                length_parts.append(lengths)
-                label_parts.append(np.asarray(labels, dtype=np.int64))
-        labels = np.concatenate(label_parts)
-        report.kept, report.positives = len(labels), int(labels.sum())
-        require_reviews(path, report)
-        offsets = np.zeros(len(labels) + 1, dtype=np.int64)
-        np.cumsum(np.concatenate(length_parts), out=offsets[1:])
-        np.save(building / "offsets.npy", offsets)
-        np.save(building / "labels.npy", labels)
-        (building / "lexicon.txt").write_bytes("\n".join(lexicon).encode("utf-8", "surrogatepass"))
-        stat = path.stat()
-        manifest = {
-            "cache_format": _CACHE_FORMAT, "source": str(path.resolve()), "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns, "limit": limit, "preprocessing_version": PREPROCESSING_VERSION,
-            "nltk_version": nltk.__version__, "reviews": len(labels), "tokens": int(offsets[-1]),
-            "lexicon": len(lexicon), "report": asdict(report),
-        }
-        (building / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        _write_corpus(path, limit, workers, stop, report, building)
         if not use_cache:
             corpus = _load(building)
             token_ids = np.array(corpus.token_ids)  # into memory: the folder goes away

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import plots
-from .config import ConfigError, check_range
+from .config import ConfigError, check_range, whole_number
 from .gates import DIRECTIONS, Inspection, LayerTrace, inspect_review, top_units, unknown_tokens
 from .model import READOUTS
 from .plots import short_token
@@ -109,9 +109,8 @@ def unit_step(layer: LayerTrace, tokens: list[str], token: int, unit: int, cell:
     """The traced values of `unit` at token `token` (both from 0): every gate, the state before and after; the
     state before is the one the cell read the token with (the next token's, going backward)."""
     T, H = layer.hidden_state.shape
-    check_range(f"token index (from 0; this review has {T} tokens)", token, 0, T - 1)
-    check_range(f"unit index (from 0; this layer has {H} units)", unit, 0, H - 1)
-    token, unit = int(token), int(unit)
+    token = whole_number(token, f"token index (from 0; this review has {T} tokens)", 0, T - 1)
+    unit = whole_number(unit, f"unit index (from 0; this layer has {H} units)", 0, H - 1)
     values = {_SHORT[name]: float(gate[token, unit]) for name, gate in layer.gates.items()}
     values["h_prev"] = float(layer.before("hidden_state")[token, unit])
     values["h"] = float(layer.hidden_state[token, unit])

@@ -37,7 +37,6 @@ from .preprocessing import PAD_ID, UNK_ID, Vocab, encode_review
 
 # Each cell's gates in the order PyTorch stacks their weights: LSTM i, f, g, o; GRU r, z, n; RNN none.
 CELL_GATES = {"lstm": ("input", "forget", "cell", "output"), "gru": ("reset", "update", "new"), "rnn": ()}
-GATES = CELL_GATES["lstm"]
 TANH_GATES = ("cell", "new")  # the candidates, in -1..1; every other gate is a sigmoid in 0..1
 DIRECTIONS = ("forward", "backward")
 

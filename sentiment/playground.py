@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from .config import ConfigError, check_choice, check_range
 from .model import CELLS
@@ -41,6 +42,35 @@ def cost(cell: str, input_size: int, hidden_size: int, num_layers: int, batch_si
     return parameters, multiply_adds, activations
 
 
+def _check_cost(cell: str, input_size: int, hidden_size: int, num_layers: int, batch_size: int, seq_len: int,
+                bidirectional: bool) -> None:
+    parameters, multiply_adds, activations = cost(cell, input_size, hidden_size, num_layers, batch_size, seq_len,
+                                                  bidirectional)
+    for what, value, bound in (("weights", parameters, MAX_PARAMETERS), ("multiply-adds", multiply_adds,
+                               MAX_MULTIPLY_ADDS), ("activations", activations, MAX_ACTIVATIONS)):
+        if value > bound:
+            raise ConfigError(f"that {cell.upper()} would need {value:,} {what}; the playground allows {bound:,} per "
+                              "request: make the sizes, the layers, the batch or the sequence smaller")
+
+
+def _code(module: nn.Module, x_shape: tuple, state_shape: tuple, output_shape, h_n_shape) -> str:
+    """The few lines a reader can paste to get the same shapes."""
+    name = type(module).__name__
+    lstm = isinstance(module, nn.LSTM)
+    call = "output, (h_n, c_n) = rnn(x, (h0, c0))" if lstm else "output, h_n = rnn(x, h0)"
+    states = ("h0", "c0") if lstm else ("h0",)
+    return (
+        "import torch\nimport torch.nn as nn\n\n"
+        f"rnn = nn.{name}(input_size={module.input_size}, hidden_size={module.hidden_size}, "
+        f"num_layers={module.num_layers},\n"
+        f"{' ' * (len(name) + 10)}batch_first={module.batch_first}, bidirectional={module.bidirectional})\n"
+        f"x = torch.randn{x_shape}\n"
+        + "".join(f"{s} = torch.zeros{state_shape}\n" for s in states)
+        + f"{call}\nprint(output.shape)  # torch.Size({list(output_shape)})\n"
+        f"print(h_n.shape)  # torch.Size({list(h_n_shape)})\n"
+    )
+
+
 def describe_cell(cell: str, input_size: int, hidden_size: int, num_layers: int, batch_size: int, seq_len: int,
                   batch_first: bool = True, bidirectional: bool = False) -> CellShapes:
     """Run `nn.LSTM` (`nn.GRU`, `nn.RNN`) on zeros of the asked shape and describe what goes in and comes out."""
@@ -51,14 +81,7 @@ def describe_cell(cell: str, input_size: int, hidden_size: int, num_layers: int,
         check_range(name, value, 1, SIZES[name])
     input_size, hidden_size, num_layers, batch_size, seq_len = (int(v) for v in sizes.values())
     batch_first, bidirectional = bool(batch_first), bool(bidirectional)
-    parameters, multiply_adds, activations = cost(cell, input_size, hidden_size, num_layers, batch_size, seq_len,
-                                                  bidirectional)
-    for what, value, bound in (("weights", parameters, MAX_PARAMETERS), ("multiply-adds", multiply_adds,
-                               MAX_MULTIPLY_ADDS), ("activations", activations, MAX_ACTIVATIONS)):
-        if value > bound:
-            raise ConfigError(f"that {cell.upper()} would need {value:,} {what}; the playground allows {bound:,} per "
-                              "request: make the sizes, the layers, the batch or the sequence smaller")
-
+    _check_cost(cell, input_size, hidden_size, num_layers, batch_size, seq_len, bidirectional)
     D = 2 if bidirectional else 1
     module = CELLS[cell](input_size, hidden_size, num_layers, batch_first=batch_first, bidirectional=bidirectional)
     x_shape = (batch_size, seq_len, input_size) if batch_first else (seq_len, batch_size, input_size)
@@ -94,17 +117,7 @@ def describe_cell(cell: str, input_size: int, hidden_size: int, num_layers: int,
     stacking = (f"Each weight stacks the cell's {k} gates ({GATE_NAMES[cell]}): its first dimension is "
                 f"{k} × {hidden_size} = {k * hidden_size}." if k > 1 else
                 f"A plain RNN has no gates: one tanh, so each weight's first dimension is the hidden size, {hidden_size}.")
-    name = type(module).__name__
-    call = "output, (h_n, c_n) = rnn(x, (h0, c0))" if cell == "lstm" else "output, h_n = rnn(x, h0)"
-    code = (
-        "import torch\nimport torch.nn as nn\n\n"
-        f"rnn = nn.{name}(input_size={input_size}, hidden_size={hidden_size}, num_layers={num_layers},\n"
-        f"{' ' * (len(name) + 10)}batch_first={batch_first}, bidirectional={bidirectional})\n"
-        f"x = torch.randn{x_shape}\n"
-        + "".join(f"{s} = torch.zeros{state_shape}\n" for s in states.split(", "))
-        + f"{call}\nprint(output.shape)  # torch.Size({list(output.shape)})\n"
-        f"print(h_n.shape)  # torch.Size({list(h_n.shape)})\n"
-    )
+    code = _code(module, x_shape, state_shape, output.shape, h_n.shape)
     rows = [[n, shape(p.shape), p.numel()] for n, p in module.named_parameters()]
     return CellShapes(code, shapes, rows, sum(r[2] for r in rows), many_to_one, many_to_many, stacking)
 

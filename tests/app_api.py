@@ -14,6 +14,26 @@ def value(update):
     return update["value"] if isinstance(update, dict) and "value" in update else update
 
 
+def output_labels(client, api_name: str) -> list[str]:
+    """The labels of an endpoint's outputs, in order, as the app's config (which gradio_client reads) declares them."""
+    labels = {c["id"]: c["props"].get("label") for c in client.config["components"]}
+    wired = next(d for d in client.config["dependencies"] if d.get("api_name") == api_name.lstrip("/"))
+    return [labels[i] for i in wired["outputs"]]
+
+
+def named(client, api_name: str, result) -> dict:
+    """An endpoint's answer keyed by each output's label: tests select what they check by name, not by position."""
+    result = result if isinstance(result, (list, tuple)) else [result]
+    labels = output_labels(client, api_name)
+    assert None not in labels and len(set(labels)) == len(labels) == len(result), labels
+    return {label: value(answer) for label, answer in zip(labels, result)}
+
+
+def call(client, api_name: str, *args) -> dict:
+    """Call an endpoint and name its outputs."""
+    return named(client, api_name, client.predict(*args, api_name=api_name))
+
+
 def rows(dataframe) -> list[list]:
     return value(dataframe)["data"]
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import gradio as gr
 import pytest
 import torch
-from app_api import plot_traces, positive_probability, rows, train_args, typed_array, value
+from app_api import call, named, plot_traces, positive_probability, train_args, typed_array
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
@@ -33,31 +33,31 @@ def client(app_url):
 
 @pytest.mark.parametrize("seq_len,output", [(1, "(1, 1, 10)"), (3, "(1, 3, 10)")])
 def test_playground_reference_example(client, seq_len, output):
-    code, shapes, slices, parameters, total, diagram = client.predict("lstm", 5, 10, 1, 1, seq_len, True, False,
-                                                                      api_name="/playground")
-    table = {row[0]: row[1] for row in rows(shapes)}
+    shown = call(client, "/playground", "lstm", 5, 10, 1, 1, seq_len, True, False)
+    table = {row[0]: row[1] for row in shown["Shapes"]["data"]}
     assert table["input x"] == f"(1, {seq_len}, 5)"
     assert table["output"] == output
     assert table["h_n"] == table["c_n"] == table["h0, c0"] == "(1, 1, 10)"
-    assert "output[:, -1, :]" in value(slices) and "(1, 10)" in value(slices)
-    assert [row[2] for row in rows(parameters)] == [200, 400, 40, 40]
-    assert "4 gates (i, f, g, o)" in value(total) and "680 parameters" in value(total)
+    slices = shown["Many-to-one and many-to-many"]
+    assert "output[:, -1, :]" in slices and "(1, 10)" in slices
+    assert [row[2] for row in shown["Parameters"]["data"]] == [200, 400, 40, 40]
+    assert "4 gates (i, f, g, o)" in shown["Parameter total"] and "680 parameters" in shown["Parameter total"]
 
 
 @pytest.mark.parametrize("cell,gates,counts,states", [("gru", "3 gates (r, z, n)", [150, 300, 30, 30], ["h0"]),
                                                       ("rnn", "no gates", [50, 100, 10, 10], ["h0"])])
 def test_playground_gru_and_rnn_stack_three_gates_and_one(client, cell, gates, counts, states):
-    code, shapes, _, parameters, total, diagram = client.predict(cell, 5, 10, 1, 1, 3, True, False, api_name="/playground")
-    assert [row[2] for row in rows(parameters)] == counts and gates in value(total)
-    assert [row[0] for row in rows(shapes)] == ["input x", *states, "output", "h_n"]  # no cell state
-    assert f"nn.{cell.upper()}(" in value(code)
-    labels = [a["text"] for a in json.loads(value(diagram)["plot"])["layout"]["annotations"]]
+    shown = call(client, "/playground", cell, 5, 10, 1, 1, 3, True, False)
+    assert [row[2] for row in shown["Parameters"]["data"]] == counts and gates in shown["Parameter total"]
+    assert [row[0] for row in shown["Shapes"]["data"]] == ["input x", *states, "output", "h_n"]  # no cell state
+    assert f"nn.{cell.upper()}(" in shown["Equivalent PyTorch"]
+    labels = [a["text"] for a in json.loads(shown["Unrolled"]["plot"])["layout"]["annotations"]]
     assert "h" in labels and "h, c" not in labels
 
 
 def test_playground_diagram_labels_the_flows_between_steps_and_layers(client):
-    diagram = client.predict("lstm", 5, 10, 2, 1, 3, True, False, api_name="/playground")[5]
-    labels = [a["text"] for a in json.loads(value(diagram)["plot"])["layout"]["annotations"]]
+    diagram = call(client, "/playground", "lstm", 5, 10, 2, 1, 3, True, False)["Unrolled"]
+    labels = [a["text"] for a in json.loads(diagram["plot"])["layout"]["annotations"]]
     assert labels.count("h, c") == 2 * 2  # two layers, two steps after the first
     assert {"h1", "h2", "h3"} <= set(labels)  # the layer below's h at each step feeds the layer above
 
@@ -69,20 +69,21 @@ def test_playground_refuses_nonsense_sizes(client):
 
 
 def test_predict_with_the_default_checkpoint(client):
-    positive = client.predict(EXAMPLES[0], "default.pt", "0", 8, api_name="/predict")
-    negative = client.predict(EXAMPLES[1], "default.pt", "0", 8, api_name="/predict")
-    assert value(positive[0])["label"] == "positive" and value(negative[0])["label"] == "negative"
-    assert "when read" in value(positive[1]) and "moment of reading" in value(positive[1])
-    assert READOUTS[load_checkpoint(DEFAULT_CHECKPOINT).model_config.readout] in value(positive[1])
-    assert "preprocessing version" not in value(positive[1])  # no note for a checkpoint read as it was trained
-    tokens = [item["token"] for item in value(positive[2])]
+    positive = call(client, "/predict", EXAMPLES[0], "default.pt", "0", 8)
+    negative = call(client, "/predict", EXAMPLES[1], "default.pt", "0", 8)
+    assert positive["Sentiment"]["label"] == "positive" and negative["Sentiment"]["label"] == "negative"
+    summary = positive["Summary"]
+    assert "when read" in summary and "moment of reading" in summary
+    assert READOUTS[load_checkpoint(DEFAULT_CHECKPOINT).model_config.readout] in summary
+    assert "preprocessing version" not in summary  # no note for a checkpoint read as it was trained
+    tokens = [item["token"] for item in positive["What each token did (click a token to step inside the cell with it)"]]
     assert tokens[:3] == ["best", "purchase", "this"]
-    final = client.predict(EXAMPLES[2], "default.pt", "0", 8, "on the final prediction", api_name="/predict")
-    assert "re-scoring the review once per token" in value(final[1])
+    final = call(client, "/predict", EXAMPLES[2], "default.pt", "0", 8, "on the final prediction")
+    assert "re-scoring the review once per token" in final["Summary"]
     # The examples' negated praise and negated complaint, read as a person reads them.
-    assert EXAMPLES[2].startswith("Not bad") and value(final[0])["label"] == "positive"
-    complaint = client.predict(EXAMPLES[3], "default.pt", "0", 8, api_name="/predict")
-    assert EXAMPLES[3].startswith("Not good") and value(complaint[0])["label"] == "negative"
+    assert EXAMPLES[2].startswith("Not bad") and final["Sentiment"]["label"] == "positive"
+    complaint = call(client, "/predict", EXAMPLES[3], "default.pt", "0", 8)
+    assert EXAMPLES[3].startswith("Not good") and complaint["Sentiment"]["label"] == "negative"
 
 
 def test_a_checkpoint_trained_under_another_preprocessing_version_says_so(trained, tmp_path):
@@ -110,20 +111,21 @@ def test_predict_refuses_paths_as_checkpoint_names(client):
 def test_training_streams_progress_and_its_checkpoint_predicts(client):
     # 2,000 reviews for 3 epochs: long enough (~90 steps) that progress streams even when the corpus is cached.
     job = client.submit(*train_args(limit=2000, epochs=3), api_name="/train")
-    statuses = [value(update[0]) for update in job]
+    updates = [named(client, "/train", update) for update in job]
+    statuses = [update["Status"] for update in updates]
     assert statuses[0].startswith("**Preparing**") and statuses[-1].startswith("**Finished**")
     assert any("Training" in s and "reviews/s" in s for s in statuses)
-    steps = int(re.search(r"after ([\d,]+) steps", statuses[-1])[1].replace(",", ""))
-    loss_curve = plot_traces(job.outputs()[-1][2])[0]
-    assert typed_array(loss_curve["x"]).tolist() == list(range(1, steps + 1))  # every step is on the curve
-    final = job.outputs()[-1]
-    assert "Finished" in value(final[0]) and "Test report" in value(final[3])
-    saved = CHECKPOINT_DIR / value(final[3]).split("`")[1]
+    final = updates[-1]
+    saved = CHECKPOINT_DIR / Path(final["Checkpoint (download)"]).name
     try:
-        assert load_checkpoint(saved).data["reviews"] == 2000
-        result = client.predict("Works great, love it", saved.name, "0", 4, api_name="/predict")
+        checkpoint = load_checkpoint(saved)
+        assert checkpoint.data["reviews"] == 2000 and "Test report" in final["Test report"]
+        loss_curve = plot_traces(final["Loss and accuracy"])[0]
+        steps = checkpoint.metrics["steps"]  # every step is on the curve
+        assert steps > 50 and typed_array(loss_curve["x"]).tolist() == list(range(1, steps + 1))
+        result = call(client, "/predict", "Works great, love it", saved.name, "0", 4)
         expected = load_predictor(saved, device="cpu").predict("Works great, love it")[0]
-        assert positive_probability(result[0]) == pytest.approx(expected, abs=1e-5)  # the new checkpoint answers
+        assert positive_probability(result["Sentiment"]) == pytest.approx(expected, abs=1e-5)  # the new one answers
     finally:
         saved.unlink(missing_ok=True)
 
@@ -132,14 +134,14 @@ def test_training_streams_progress_and_its_checkpoint_predicts(client):
 def test_training_on_the_sample_with_more_reviews_reads_and_reports_every_source(client):
     from sentiment.data import BUNDLED_DATA, source_name
 
-    final = client.predict(*train_args(limit=700, epochs=1, source="bundled+more"), api_name="/train")
-    saved = CHECKPOINT_DIR / value(final[3]).split("`")[1]
+    final = call(client, "/train", *train_args(limit=700, epochs=1, source="bundled+more"))
+    saved = CHECKPOINT_DIR / Path(final["Checkpoint (download)"]).name
     try:
         checkpoint = load_checkpoint(saved)
         names = [source_name(path) for path in BUNDLED_DATA["sample+more"]]
         assert list(checkpoint.data["sources"]) == names and sum(checkpoint.data["sources"].values()) == 700
         assert list(checkpoint.metrics["test_by_source"]) == names  # every source has held-out reviews
-        assert all(f"| {name} |" in value(final[3]) for name in names)  # and a row in the Train tab's report
+        assert all(f"| {name} |" in final["Test report"] for name in names)  # and a row in the Train tab's report
     finally:
         saved.unlink(missing_ok=True)
 
@@ -159,7 +161,7 @@ def test_one_run_at_a_time_while_eight_users_predict(client, app_url):
 
     def user(k: int) -> list[float]:  # each user its own client, three real reviews each
         own = Client(app_url, verbose=False)
-        return [positive_probability(own.predict(reviews[i], "default.pt", "0", 4, api_name="/predict")[0])
+        return [positive_probability(call(own, "/predict", reviews[i], "default.pt", "0", 4)["Sentiment"])
                 for i in range(3 * k, 3 * k + 3)]
 
     with ThreadPoolExecutor(8) as pool:
@@ -169,11 +171,10 @@ def test_one_run_at_a_time_while_eight_users_predict(client, app_url):
 
     with pytest.raises(AppError, match="already in progress"):
         client.predict(*train_args(limit=400, epochs=1), api_name="/train")
-    stop = client.predict("", api_name="/stop_training")
-    assert "Stopping" in value(stop)
-    final = job.result()
-    assert "Stopped" in value(final[0])
-    saved = CHECKPOINT_DIR / value(final[3]).split("`")[1]
+    assert "Stopping" in call(client, "/stop_training", "")["Status"]
+    final = named(client, "/train", job.result())
+    assert "Stopped" in final["Status"]
+    saved = CHECKPOINT_DIR / Path(final["Checkpoint (download)"]).name
     try:
         checkpoint = load_checkpoint(saved)
         assert checkpoint.metrics["steps"] < 5 * 50 and "test" in checkpoint.metrics
@@ -184,18 +185,18 @@ def test_one_run_at_a_time_while_eight_users_predict(client, app_url):
 
 
 def _figure_data(plot) -> list[dict]:
-    return json.loads(value(plot)["plot"])["data"]
+    return json.loads(plot["plot"])["data"]
 
 
 def test_memory_tab_compares_the_shipped_cell_types(client):
     assert all((CHECKPOINT_DIR / name).is_file() for name in MEMORY_CHECKPOINTS)
-    gradient, trajectories, kept, table = client.predict(MEMORY_EXAMPLE, MEMORY_CHECKPOINTS,
-                                                         api_name="/compare_memory")
+    compared = call(client, "/compare_memory", MEMORY_EXAMPLE, MEMORY_CHECKPOINTS)
     labels = ["rnn.pt (RNN)", "gru.pt (GRU)", "lstm.pt (LSTM)"]
-    assert [trace["name"] for trace in _figure_data(gradient)] == labels
-    assert [trace["name"] for trace in _figure_data(trajectories)] == labels
-    rows = [line for line in value(table).splitlines() if line.startswith("| ") and "checkpoint" not in line]
+    assert [trace["name"] for trace in _figure_data(compared["Gradient flow"])] == labels
+    assert [trace["name"] for trace in _figure_data(compared["Prediction after each token"])] == labels
+    rows = [line for line in compared["Comparison"].splitlines() if line.startswith("| ") and "checkpoint" not in line]
     assert [row.split(" | ")[0][2:] for row in rows] == labels
+    kept = compared["Forget gate and cell state"]
     # what the LSTM keeps: its forget gate and cell state
     assert [trace["type"] for trace in _figure_data(kept)] == ["heatmap", "heatmap"]
     assert "forget" in _figure_data(kept)[0]["hovertemplate"] and "cell_state" in _figure_data(kept)[1]["hovertemplate"]
@@ -204,33 +205,32 @@ def test_memory_tab_compares_the_shipped_cell_types(client):
 def test_the_memory_tab_opens_with_the_examples_comparison_drawn(client):
     opened = {c["props"].get("label"): c["props"].get("value") for c in client.config["components"]
               if c.get("type") == "plot"}
-    compared = client.predict(MEMORY_EXAMPLE, MEMORY_CHECKPOINTS, api_name="/compare_memory")
-    for label, answer in zip(["Gradient flow", "Prediction after each token", "Forget gate and cell state"], compared):
-        assert opened[label] is not None and _figure_data(opened[label]) == _figure_data(answer), label
+    compared = call(client, "/compare_memory", MEMORY_EXAMPLE, MEMORY_CHECKPOINTS)
+    for label in ["Gradient flow", "Prediction after each token", "Forget gate and cell state"]:
+        assert opened[label] is not None and _figure_data(opened[label]) == _figure_data(compared[label]), label
 
 
 @pytest.mark.slow
 def test_memory_experiment_streams_and_accuracy_by_length(client):
     job = client.submit(["rnn", "lstm"], [5], 1.0, 300, api_name="/memory_experiment")
-    updates = [value(update[1]) for update in job]
+    updates = [named(client, "/memory_experiment", update)["Experiment"] for update in job]
     assert "1 of 2 models trained" in updates[0] and "2 of 2 models trained" in updates[-1]
     lstm_row = next(line for line in updates[-1].splitlines() if line.startswith("| LSTM | 5 |"))
     assert float(lstm_row.split(" | ")[2].rstrip("%")) >= 95
     with pytest.raises(AppError, match="at least one"):
         client.predict([], [5], 1.0, 300, api_name="/memory_experiment")
-    bars = _figure_data(client.predict(["default.pt"], api_name="/accuracy_by_length"))
+    bars = _figure_data(call(client, "/accuracy_by_length", ["default.pt"])["Accuracy by review length"])
     assert bars[0]["x"] == ["1–25", "26–50", "51–100", "101–150", "> 150"] and sum(bars[0]["customdata"]) == 1797
 
 
 @pytest.mark.parametrize("name,module,gates", [("gru.pt", "nn.GRU", ["reset gate r", "update gate z", "candidate n"]),
                                                ("rnn.pt", "nn.RNN", [])])
 def test_predict_tab_shows_gru_gates_and_rnn_states(client, name, module, gates):
-    label, summary, _, _, _, gate_plot, state_plot, _ = client.predict(EXAMPLES[1], name, "0", 6,
-                                                                       api_name="/predict")
-    assert value(label)["label"] in ("positive", "negative") and f"reproduces `{module}`" in value(summary)
-    titles = [a["text"] for a in json.loads(value(gate_plot)["plot"])["layout"]["annotations"]]
+    shown = call(client, "/predict", EXAMPLES[1], name, "0", 6)
+    assert shown["Sentiment"]["label"] in ("positive", "negative") and f"reproduces `{module}`" in shown["Summary"]
+    titles = [a["text"] for a in json.loads(shown["Gates"]["plot"])["layout"]["annotations"]]
     assert titles == gates if gates else "has no gates" in titles[0]
-    assert len(_figure_data(state_plot)) == 1  # hidden state only: neither has a separate cell state
+    assert len(_figure_data(shown["Cell and hidden state"])) == 1  # hidden state only: no separate cell state
 
 
 def _first_layer_module(path, cell: str) -> tuple[torch.nn.Module, torch.nn.Embedding]:
@@ -259,7 +259,7 @@ def test_cell_step_satisfies_the_lstm_equations_at_every_token_and_matches_nn_ls
         expected = module(embedding(torch.tensor([ids])))[0][0, :, : predictor.model.config.hidden_size]  # (T, H)
     unit, previous = 7, None
     for t in range(len(ids)):
-        step = client.predict(review, "default.pt", _layer_zero(DEFAULT_CHECKPOINT), t, unit, api_name="/cell_step")[0]
+        step = call(client, "/cell_step", review, "default.pt", _layer_zero(DEFAULT_CHECKPOINT), t, unit)["Cell values"]
         assert step["token"] == tokens[t] and step["token_index"] == t and step["unit"] == unit
         assert step["c"] == pytest.approx(step["f"] * step["c_prev"] + step["i"] * step["g"], abs=1e-4)
         assert step["h"] == pytest.approx(step["o"] * math.tanh(step["c"]), abs=1e-4)
@@ -275,7 +275,7 @@ def test_cell_step_satisfies_the_lstm_equations_at_every_token_and_matches_nn_ls
 
 def test_cell_step_of_a_gru_and_out_of_range_requests(client):
     review = "Broke after a week, do not buy."
-    step = client.predict(review, "gru.pt", _layer_zero(CHECKPOINT_DIR / "gru.pt"), 2, 5, api_name="/cell_step")[0]
+    step = call(client, "/cell_step", review, "gru.pt", _layer_zero(CHECKPOINT_DIR / "gru.pt"), 2, 5)["Cell values"]
     assert step["h"] == pytest.approx((1 - step["z"]) * step["n"] + step["z"] * step["h_prev"], abs=1e-4)
     assert "c" not in step and step["cell"] == "gru"
     length = len(encode_review(review, load_predictor(DEFAULT_CHECKPOINT, "cpu").vocab, 200)[0])
@@ -288,11 +288,11 @@ def test_cell_step_of_a_gru_and_out_of_range_requests(client):
 
 
 def test_read_shows_the_reviews_path_through_preprocessing(client):
-    summary, table = client.predict("Zorblax works GREAT 100%!", "default.pt", api_name="/read_review")
-    rows = value(table)["data"]
+    read = call(client, "/read_review", "Zorblax works GREAT 100%!", "default.pt")
+    rows, summary = read["The row the model sees"]["data"], read["Reading steps"]
     assert [row[1] for row in rows] == ["zorblax", "works", "great", "000", "%", "!"]
     assert rows[0][2] == 1 and all(row[2] > 1 for row in rows[1:3])  # an unknown word is _UNK (1)
-    assert "`zorblax`" in value(summary) and f"vocabulary of {len(load_predictor(DEFAULT_CHECKPOINT, 'cpu').vocab):,}" in value(summary)
+    assert "`zorblax`" in summary and f"vocabulary of {len(load_predictor(DEFAULT_CHECKPOINT, 'cpu').vocab):,}" in summary
 
 
 def test_mcp_serves_the_explaining_tools_with_a_description_of_every_input(free_port):

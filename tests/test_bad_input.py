@@ -1,6 +1,6 @@
 """Bad input through the running app's API: each case gets a clear message, never a traceback, and the app keeps
-serving afterwards. A watchdog samples the app's resident memory for the whole module; the last test checks that it
-stayed under 4 GB and that a normal prediction still comes back. The same checks in the package are in test_data.py
+serving afterwards. A watchdog samples the app's resident memory while the module runs; when the module ends (in
+whatever order its tests ran) it checks that memory stayed under 4 GB and that a normal prediction still comes back. The same checks in the package are in test_data.py
 and test_checkpoint.py."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from app_api import hyper_parameter_index, positive_probability, train_args, value
+from app_api import call, hyper_parameter_index, positive_probability, train_args
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, AuthenticationError
 from test_checkpoint import RunsCodeOnLoad
@@ -26,6 +26,7 @@ from sentiment.ui.boundary import MAX_REVIEW_CHARS
 from sentiment.ui.predict import EXAMPLES
 
 POSITIVE = EXAMPLES[0]
+TOKENS = "What each token did (click a token to step inside the cell with it)"  # the Predict tab's token view, by its label
 
 
 REFUSED: list[str] = []  # every refusal's message, for the summary at the end
@@ -52,13 +53,25 @@ class Watchdog:
 
 
 @pytest.fixture(scope="module")
-def watchdog():
-    return Watchdog()
+def default_predictor():
+    return load_predictor(DEFAULT_CHECKPOINT, device="cpu")
+
+
+def assert_still_serving(client, default_predictor):
+    label = call(client, "/predict", POSITIVE, "default.pt", "0", 4)["Sentiment"]
+    assert positive_probability(label) == pytest.approx(default_predictor.predict(POSITIVE)[0], abs=1e-4)
 
 
 @pytest.fixture(scope="module")
-def client(app_url, watchdog):
-    return Client(app_url, verbose=False)
+def client(app_url, default_predictor):
+    """A client of the app; after the module's last test, the app must still answer within its memory."""
+    watchdog = Watchdog()
+    client = Client(app_url, verbose=False)
+    yield client
+    assert_still_serving(client, default_predictor)
+    peak = watchdog.stop()
+    print(f"\n{len(REFUSED)} bad inputs refused with a sentence; peak resident memory {peak:,.0f} MB")
+    assert 0 < peak < 4096
 
 
 def refused(call, match: str) -> str:
@@ -71,24 +84,14 @@ def refused(call, match: str) -> str:
     return message
 
 
-@pytest.fixture(scope="module")
-def default_predictor():
-    return load_predictor(DEFAULT_CHECKPOINT, device="cpu")
-
-
-def assert_still_serving(client, default_predictor):
-    label = client.predict(POSITIVE, "default.pt", "0", 4, api_name="/predict")[0]
-    assert positive_probability(label) == pytest.approx(default_predictor.predict(POSITIVE)[0], abs=1e-4)
-
-
 # ---------------------------------------------------------------- reviews
 
 def test_a_one_megabyte_review_reads_its_first_tokens(client, default_predictor):
     review = ("The kettle boils fast and I love it. " * 30_000)[:1_000_000]
-    label, summary, highlights, *_ = client.predict(review, "default.pt", "0", 4, api_name="/predict")
-    assert "only the first 200" in value(summary)
-    assert len(value(highlights)) == 200
-    assert positive_probability(label) == pytest.approx(default_predictor.predict(review)[0], abs=1e-4)
+    shown = call(client, "/predict", review, "default.pt", "0", 4)
+    assert "only the first 200" in shown["Summary"]
+    assert len(shown[TOKENS]) == 200
+    assert positive_probability(shown["Sentiment"]) == pytest.approx(default_predictor.predict(review)[0], abs=1e-4)
 
 
 @pytest.mark.parametrize("review", [
@@ -98,16 +101,15 @@ def test_a_one_megabyte_review_reads_its_first_tokens(client, default_predictor)
     "Broke\x00 after\x07 a\x1b[31m week\u202e, awful",
 ])
 def test_emoji_other_scripts_and_control_characters(client, default_predictor, review):
-    label, _, highlights, *_ = client.predict(review, "default.pt", "0", 4, api_name="/predict")
-    tokens = [item["token"] for item in value(highlights)]
+    shown = call(client, "/predict", review, "default.pt", "0", 4)
+    tokens = [item["token"] for item in shown[TOKENS]]
     assert tokens and not any(ch in token for token in tokens for ch in "\x00\x07\x1b")
-    assert positive_probability(label) == pytest.approx(default_predictor.predict(review)[0], abs=1e-4)
+    assert positive_probability(shown["Sentiment"]) == pytest.approx(default_predictor.predict(review)[0], abs=1e-4)
 
 
 def test_html_is_read_as_text(client):
-    _, _, highlights, *_ = client.predict("<script>alert('x')</script> <b>Great</b> value", "default.pt", "0", 4,
-                                          api_name="/predict")
-    tokens = [item["token"] for item in value(highlights)]
+    shown = call(client, "/predict", "<script>alert('x')</script> <b>Great</b> value", "default.pt", "0", 4)
+    tokens = [item["token"] for item in shown[TOKENS]]
     assert "script" in tokens and "<" in tokens and "great" in tokens
 
 
@@ -152,8 +154,8 @@ def test_an_upload_over_the_size_limit(client, tmp_path, monkeypatch):
 def test_a_single_class_upload_fails_the_run_with_a_reason(client, default_predictor, tmp_path):
     path = tmp_path / "only_praise.csv"
     path.write_text("text,label\n" + "".join(f"great kettle number {i},1\n" for i in range(50)))
-    final = client.predict(*train_args(100, 1, source="upload", upload=handle_file(str(path))), api_name="/train")
-    assert "Failed" in value(final[0]) and "every review is positive; training needs both classes" in value(final[0])
+    status = call(client, "/train", *train_args(100, 1, source="upload", upload=handle_file(str(path))))["Status"]
+    assert "Failed" in status and "every review is positive; training needs both classes" in status
     assert_still_serving(client, default_predictor)
 
 
@@ -172,7 +174,7 @@ def test_public_demo_switches_refuse_uploads_and_training(client, tmp_path, monk
 # ---------------------------------------------------------------- hyper-parameters
 
 @pytest.mark.parametrize("name,bad,message", [
-    ("hidden_size", "many", "must be a number"),
+    ("hidden_size", "many", "hidden size must be a whole number; got 'many'"),
     ("hidden_size", 0, "hidden_size must be between"),
     ("hidden_size", -3, "hidden_size must be between"),
     ("hidden_size", 10**7, "hidden_size must be between"),
@@ -250,14 +252,15 @@ def test_basic_auth_keeps_out_a_client_without_the_password(free_port):
         url = f"http://127.0.0.1:{free_port}/"
         with pytest.raises(AuthenticationError, match="credentials were not provided"):
             Client(url, verbose=False)
-        shapes = Client(url, auth=auth, verbose=False).predict("lstm", 5, 10, 1, 1, 3, True, False, api_name="/playground")[1]
-        assert value(shapes)["data"][0][1] == "(1, 3, 5)"
+        shown = call(Client(url, auth=auth, verbose=False), "/playground", "lstm", 5, 10, 1, 1, 3, True, False)
+        assert shown["Shapes"]["data"][0][1] == "(1, 3, 5)"
     finally:
         demo.close()
 
 
 @pytest.mark.parametrize("cells,distances,bias,steps,message", [
-    (["lstm"], [5], None, 100, "forget-gate bias must be a number between"),
+    (["lstm"], [5], None, 100, "forget-gate bias is empty: type a number between -10.0 and 10.0"),
+    (["lstm"], [5], "x", 100, "forget-gate bias must be a number between"),
     (["lstm"], [5], 1.0, 0, "steps per model must be between 1 and 5000"),
     (["lstm"], [5], 1.0, 2.5, "whole number"),
     (["lstm"], [5], 99.0, 100, "forget-gate bias must be between"),
@@ -293,7 +296,7 @@ LONE_SURROGATE_REVIEW = '"Gr\\ud800eat kettle, works well"'  # JSON text: a lone
     (("fine", "default.pt", "7", 4, "when read"), "layer must be one of"),
     (("fine", "default.pt", ["0"], 4, "when read"), "layer must be one of"),
     (("fine", "default.pt", "0", "abc", "when read"), "units must be a whole number between 1 and 64; got 'abc'"),
-    (("fine", "default.pt", "0", None, "when read"), "units must be a whole number"),
+    (("fine", "default.pt", "0", None, "when read"), "units is empty: type a whole number between 1 and 64"),
     (("fine", "default.pt", "0", 0, "when read"), "units must be between 1 and 64"),
     (("fine", "default.pt", "0", 1e300, "when read"), "units must be between 1 and 64"),
     (("fine", "default.pt", "0", 2.5, "when read"), "units must be a whole number"),
@@ -309,7 +312,7 @@ def test_predict_refuses_every_odd_value_with_a_sentence(client, args, match):
 @pytest.mark.parametrize("endpoint,args,match", [
     ("/cell_step", ("fine", "default.pt", "0", -1, 0), "token index \\(from 0; this review has 1 tokens\\) must be between"),
     ("/cell_step", ("fine", "default.pt", "0", "x", 0), "token index .* must be a whole number"),
-    ("/cell_step", ("fine", "default.pt", "0", 0, None), "unit index .* must be a whole number"),
+    ("/cell_step", ("fine", "default.pt", "0", 0, None), "unit index .* is empty: type a whole number"),
     ("/cell_step", ("fine", "default.pt", "9", 0, 0), "layer must be one of"),
     ("/read_review", ("", "default.pt"), "The review is empty"),
     ("/read_review", ("fine", "../app.py"), "not a checkpoint name"),
@@ -318,7 +321,7 @@ def test_predict_refuses_every_odd_value_with_a_sentence(client, args, match):
     ("/playground", ("transformer", 5, 10, 1, 1, 3, True, False), "cell must be one of lstm, gru, rnn"),
     ("/playground", (None, 5, 10, 1, 1, 3, True, False), "cell must be one of"),
     ("/playground", ("lstm", "abc", 10, 1, 1, 3, True, False), "input_size must be a whole number"),
-    ("/playground", ("lstm", None, 10, 1, 1, 3, True, False), "input_size must be a whole number"),
+    ("/playground", ("lstm", None, 10, 1, 1, 3, True, False), "input_size is empty"),
     ("/playground", ("lstm", 4096, 4096, 8, 1, 3, True, True), "would need [\\d,]+ weights; the playground allows"),
     ("/playground", ("lstm", 4096, 4096, 8, 1, 3, True, False), "would need [\\d,]+ weights"),
     ("/playground", ("lstm", 512, 512, 2, 1024, 2000, True, False), "would need [\\d,]+ (multiply-adds|activations)"),
@@ -351,7 +354,7 @@ def test_other_endpoints_refuse_odd_values_with_a_sentence(client, endpoint, arg
     ("max_len", 0, "max_len must be between"),
     ("bidirectional", "maybe", "bidirectional must be true or false; got 'maybe'"),
     ("titles", 1, "titles must be true or false"),
-    ("epochs", None, "epochs is empty: type a number"),
+    ("epochs", None, "epochs is empty: type a whole number"),
 ])
 def test_train_refuses_odd_settings_with_a_sentence(client, name, bad, match):
     args = train_args(400, 1)
@@ -375,7 +378,6 @@ def _raw_call(app_url: str, endpoint: str, data_json: str) -> str:
 def test_what_only_a_raw_client_can_send_nan_and_a_lone_surrogate(app_url, client):
     answer = _raw_call(app_url, "/predict", '["Fine kettle", "default.pt", "0", NaN, "when read"]')
     assert "event: error" in answer and "units must be a whole number between 1 and 64; got nan" in answer
-    REFUSED.append("units NaN")
     answer = _raw_call(app_url, "/predict", f'[{LONE_SURROGATE_REVIEW}, "default.pt", "0", 4, "when read"]')
     assert "event: complete" in answer  # read with U+FFFD in its place, figures and all
     assert "\\ufffd" in answer or "\ufffd" in answer
@@ -383,11 +385,10 @@ def test_what_only_a_raw_client_can_send_nan_and_a_lone_surrogate(app_url, clien
 
 def test_a_megabyte_token_comes_back_shortened(client):
     word = "a" * 1_000_000
-    label, summary, highlights, *plots = client.predict(f"Great kettle {word} works", "default.pt", "0", 4,
-                                                        api_name="/predict")
-    tokens = [item["token"] for item in value(highlights)]
+    shown = call(client, "/predict", f"Great kettle {word} works", "default.pt", "0", 4)
+    tokens = [item["token"] for item in shown[TOKENS]]
     assert max(len(t) for t in tokens) <= 24 and any(t.endswith("…") for t in tokens)
-    assert len(value(summary)) < 5000 and all(len(json.dumps(value(p))) < 200_000 for p in plots)
+    assert len(shown["Summary"]) < 5000 and all(len(json.dumps(answer)) < 200_000 for answer in shown.values())
 
 
 def _gzip(path, lines) -> None:
@@ -406,9 +407,8 @@ def test_compression_bombs_are_refused_while_reading_in_bounded_pieces(client, t
     # at 100 times the file's size, in bounded memory, and the run fails saying why.
     many_lines = tmp_path / "many_lines.txt.gz"
     _gzip(many_lines, [b"__label__1 the same short review again\n" * 50_000 for _ in range(100)])
-    final = client.predict(*train_args(0, 1, source="upload", upload=handle_file(str(many_lines))), api_name="/train")
-    assert "Failed" in value(final[0]) and "unpacks to more than 100 times its size" in value(final[0])
-    REFUSED.append(value(final[0]))
+    status = call(client, "/train", *train_args(0, 1, source="upload", upload=handle_file(str(many_lines))))["Status"]
+    assert "Failed" in status and "unpacks to more than 100 times its size" in status
 
 
 @pytest.mark.parametrize("content,match", [
@@ -417,16 +417,8 @@ def test_compression_bombs_are_refused_while_reading_in_bounded_pieces(client, t
 def test_too_few_reviews_to_split_are_refused(client, tmp_path, content, match):
     path = tmp_path / "three.txt"
     path.write_bytes(content)
-    final = client.predict(*train_args(0, 1, source="upload", upload=handle_file(str(path))), api_name="/train")
-    assert "Failed" in value(final[0]) and match.split(";")[1].strip() in value(final[0])
-    REFUSED.append(value(final[0]))
-
-
-def test_the_app_survived_every_bad_input_within_its_memory(client, default_predictor, watchdog):
-    assert_still_serving(client, default_predictor)
-    peak = watchdog.stop()
-    print(f"\n{len(REFUSED)} bad inputs refused with a sentence; peak resident memory {peak:,.0f} MB")
-    assert 0 < peak < 4096 and len(REFUSED) >= 60
+    status = call(client, "/train", *train_args(0, 1, source="upload", upload=handle_file(str(path))))["Status"]
+    assert "Failed" in status and match.split(";")[1].strip() in status
 
 
 def test_a_public_demo_refuses_uploads_at_the_http_level_and_says_it_is_public(free_port, monkeypatch, tmp_path):

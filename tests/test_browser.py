@@ -33,7 +33,7 @@ def _missing() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def browser():
     reason = _missing()
     if reason:
         if os.environ.get("CI"):
@@ -44,12 +44,19 @@ def page(app_url):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(60_000)
-        page.goto(app_url)
-        page.get_by_role("heading", name="LSTM Sentiment Lab").wait_for()
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    """A fresh page of the app for each test: no test depends on what another one clicked."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(60_000)
+    page.goto(app_url)
+    page.get_by_role("heading", name="LSTM Sentiment Lab").wait_for()
+    yield page
+    page.close()
 
 
 def _shot(page, name: str, element=None) -> None:
@@ -72,11 +79,20 @@ def test_header_says_which_device_runs_the_model(page):
     assert "Running on" in header and ("CPU" in header or "CUDA" in header)
 
 
-def test_predict_tab_shows_label_tokens_and_plots(page):
+COMPLAINT = "Not what I hoped: the handle broke after a week and it leaks. Waste of money."
+
+
+def _predict(page, review: str = COMPLAINT, word: str = "leaks") -> None:
+    """Type a review in the Predict tab and wait until the page shows its tokens (`word` is one of them)."""
     page.get_by_role("tab", name="Predict").click()
-    page.get_by_label("Review").fill("Not what I hoped: the handle broke after a week and it leaks. Waste of money.")
+    page.get_by_label("Review").fill(review)
     page.get_by_role("button", name="Predict and explain").click()
+    page.wait_for_function("w => document.querySelector('#token-effects').innerText.includes(w)", arg=word)
     page.get_by_text("P(positive) =").wait_for()
+
+
+def test_predict_tab_shows_label_tokens_and_plots(page):
+    _predict(page)
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 7")
     sizes = _plot_sizes(page)
     assert len(sizes) >= 7 and all(w > 100 and h > 100 for w, h in sizes)
@@ -100,6 +116,7 @@ def test_predict_tab_shows_label_tokens_and_plots(page):
 
 
 def test_clicking_a_token_steps_inside_the_cell(page):
+    _predict(page)
     cell = page.locator("#cell-step")
     cell.scroll_into_view_if_needed()
     page.locator("#token-effects").get_by_text("broke", exact=True).click()
@@ -115,6 +132,7 @@ def test_clicking_a_token_steps_inside_the_cell(page):
 
 
 def test_what_the_model_reads(page):
+    _predict(page)
     reading = page.locator("#reading")
     reading.get_by_text("What the model reads").click()
     page.wait_for_function("document.querySelector('#reading').innerText.includes('The row the model sees')")
@@ -139,8 +157,6 @@ def test_bad_input_shows_a_message_not_a_traceback(page, tmp_path):
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("it looks binary (NUL bytes)").first.wait_for()
     assert "Traceback" not in page.content()
-    page.reload()  # the tests after this one, and their screenshots, start from a clean page
-    page.get_by_role("heading", name="LSTM Sentiment Lab").wait_for()
 
 
 def test_train_tab_puts_the_few_settings_first_and_the_rest_under_advanced(page):
@@ -157,10 +173,10 @@ def test_train_tab_puts_the_few_settings_first_and_the_rest_under_advanced(page)
     label = page.locator("label").filter(has=checkbox).first
     assert label.bounding_box()["width"] > 120 and "bidirectional" in label.inner_text()  # readable, not squeezed
     _shot(page, "train-advanced")
-    page.locator("#advanced").get_by_text("Advanced").click()
 
 
 def test_every_preset_is_selectable_and_named(page):
+    page.get_by_role("tab", name="Train").click()
     dropdown = page.get_by_label("Preset (every value stays editable)")
     for name in PRESETS:
         dropdown.click()
@@ -169,6 +185,7 @@ def test_every_preset_is_selectable_and_named(page):
 
 
 def test_train_tab_streams_curves_and_keeps_them_with_the_report(page):
+    page.get_by_role("tab", name="Train").click()
     dropdown = page.get_by_label("Preset (every value stays editable)")
     dropdown.click()
     page.get_by_role("option", name="quick", exact=True).click()

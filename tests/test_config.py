@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import pytest
 
 from sentiment import cli
-from sentiment.config import GROUPS, ConfigError, check_settings, grouped, setting
+from sentiment.config import GROUPS, ConfigError, check_settings, field_number, grouped, setting
 from sentiment.model import ModelConfig
 from sentiment.trainer import TrainConfig
 
@@ -50,3 +50,23 @@ def test_values_of_the_wrong_kind_are_refused_by_the_declaration(changes, messag
         TrainConfig(**changes).validate()
     with pytest.raises(ConfigError, match="bidirectional must be true or false"):
         ModelConfig(vocab_size=10, bidirectional="yes").validate()
+
+
+@pytest.mark.parametrize("value,integer,message", [
+    (None, True, "units is empty: type a whole number between 1 and 64"),
+    ("  ", False, "units is empty: type a number between 1 and 64"),
+    ("many", True, "units must be a whole number between 1 and 64; got 'many'"),
+    (2.5, True, "units must be a whole number between 1 and 64; got 2.5"),
+    (True, True, "units must be a whole number between 1 and 64; got True"),
+    (float("nan"), False, "units must be a number between 1 and 64; got nan"),
+    ("inf", False, "units must be a number between 1 and 64; got inf"),
+    (65, True, "units must be between 1 and 64; got 65"),
+])
+def test_a_fields_number_is_refused_with_a_sentence_naming_the_field(value, integer, message):
+    with pytest.raises(ConfigError, match=f"^{message}$"):
+        field_number(value, "units", integer, 1, 64)
+
+
+def test_a_fields_number_reads_numeric_text_as_the_fields_kind():
+    assert field_number("12", "units", True, 1, 64) == 12 and isinstance(field_number(12.0, "units"), int)
+    assert field_number(" 0.5 ", "dropout", False) == 0.5 and field_number(3, "bias", False, -10, 10) == 3.0

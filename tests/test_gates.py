@@ -9,7 +9,7 @@ from app_api import typed_array
 
 from sentiment import plots
 from sentiment.gates import (
-    CELL_GATES, GATES, gate_summaries, inspect_review, inspect_tokens, occlusion, reading_occlusion, top_units,
+    CELL_GATES, gate_summaries, inspect_review, inspect_tokens, occlusion, reading_occlusion, top_units,
     trace_gates,
 )
 from sentiment.model import CELLS, ModelConfig, SentimentNet
@@ -248,7 +248,7 @@ def test_gate_summaries_measure_saturation():
     model = _model(1, False)
     layer = trace_gates(model, torch.randint(2, 60, (30,))).layer(0)
     summaries = {s.gate: s for s in gate_summaries(layer)}
-    assert set(summaries) == set(GATES)
+    assert set(summaries) == set(CELL_GATES["lstm"])
     forget = layer.gates["forget"]
     assert summaries["forget"].low_saturated == pytest.approx((forget < 0.1).mean())
     assert summaries["forget"].high_saturated == pytest.approx((forget > 0.9).mean())

@@ -68,3 +68,20 @@ def test_every_refusal_is_one_kind_that_the_app_and_the_clis_both_catch():
 
     assert all(issubclass(kind, UserError) for kind in (ConfigError, DataError, CheckpointError, RunInProgress))
     assert boundary.USER_ERRORS is cli.USER_ERRORS is USER_ERRORS and OSError in USER_ERRORS
+
+
+def _long_functions(source: str, limit: int = 60) -> list[str]:
+    """Functions over `limit` lines with no `# long:` comment on their `def` line saying why."""
+    lines = source.splitlines()
+    return [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(ast.parse(source))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > limit and "# long:" not in lines[node.lineno - 1]]
+
+
+def test_every_function_reads_at_once():
+    long_one = "def f():\n" + "    x = 1\n" * 60
+    assert _long_functions(long_one) == ["f (61 lines)"]
+    assert _long_functions(long_one.replace("def f():", "def f():  # long: one table")) == []
+    found = {str(p.relative_to(ROOT)): _long_functions(p.read_text())
+             for p in [*PACKAGE.rglob("*.py"), ROOT / "app.py", *(ROOT / "tests").glob("*.py")]}
+    assert not {path: names for path, names in found.items() if names}

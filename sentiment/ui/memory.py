@@ -7,7 +7,7 @@ import gradio as gr
 
 from .. import plots
 from ..checkpoint import list_checkpoints
-from ..config import ConfigError, check_range, whole_number
+from ..config import ConfigError, field_number, whole_number
 from ..explain import explain
 from ..memory import (
     MEMORY_CHECKPOINTS, MEMORY_EXAMPLE, MemorySettings, accuracy_by_length, gradient_drop, gradient_norms,
@@ -74,8 +74,7 @@ def run_memory_experiment(cells: list[str], distances: list, forget_bias: float,
         if cell not in CELLS:
             raise ConfigError(f"cell types must be among {', '.join(CELLS)}; got {str(cell)[:40]!r}")
     distances = [whole_number(d, "distance", 1, 100) for d in distances]
-    check_range("forget-gate bias", forget_bias, -10.0, 10.0, integer=False)
-    settings = MemorySettings(forget_bias=float(forget_bias),
+    settings = MemorySettings(forget_bias=field_number(forget_bias, "forget-gate bias", False, -10.0, 10.0),
                               steps=whole_number(steps, "most training steps per model", 1, 5000))
     results, started, total = [], time.perf_counter(), len(cells) * len(distances)
     for result in memory_experiment(list(dict.fromkeys(cells)), sorted(set(distances)), settings.validate()):
@@ -124,7 +123,7 @@ def create_tab() -> None:
     with gr.Row():
         gradient = gr.Plot(drawn[0], label="Gradient flow")
         trajectories = gr.Plot(drawn[1], label="Prediction after each token")
-    table = gr.Markdown(drawn[3])
+    table = gr.Markdown(drawn[3], label="Comparison")
     gr.Markdown("**What the LSTM keeps** (the first LSTM chosen, its last layer): a forget gate near 1 holds the cell "
                 "state steady across the neutral middle. (With no LSTM chosen: a GRU's update gate and hidden state.)")
     kept = gr.Plot(drawn[2], label="Forget gate and cell state")
@@ -138,7 +137,7 @@ def create_tab() -> None:
         steps = gr.Number(MemorySettings().steps, label="most training steps per model")
     run = gr.Button("Run the memory experiment", variant="primary")
     with gr.Row():
-        memory_plot, memory_table = gr.Plot(label="Accuracy against distance"), gr.Markdown()
+        memory_plot, memory_table = gr.Plot(label="Accuracy against distance"), gr.Markdown(label="Experiment")
     gr.Markdown("### Where each model loses track on real reviews\nTest accuracy on each checkpoint's own held-out "
                 "reviews, grouped by review length.")
     lengths = gr.Button("Accuracy by review length")

@@ -54,9 +54,9 @@ def create_tab(demo: gr.Blocks) -> None:
     with gr.Row():
         code, diagram = gr.Code(language="python", label="Equivalent PyTorch"), gr.Plot(label="Unrolled")
     shapes = gr.Dataframe(headers=["tensor", "shape", "meaning"], label="Shapes", interactive=False, elem_id="shape-table")
-    slices = gr.Markdown()
+    slices = gr.Markdown(label="Many-to-one and many-to-many")
     parameters = gr.Dataframe(headers=["weight", "shape", "count"], label="Parameters", interactive=False)
-    total = gr.Markdown()
+    total = gr.Markdown(label="Parameter total")
 
     inputs = [cell, input_size, hidden_size, num_layers, batch_size, seq_len, batch_first, bidirectional]
     outputs = [code, shapes, slices, parameters, total, diagram]

@@ -190,7 +190,7 @@ def _cell_step_panel() -> tuple:
         with gr.Row():
             cell_plot, bars = gr.Plot(label="The cell at this token", scale=3), gr.Plot(label="The whole layer", scale=2)
         with gr.Accordion("The same values as JSON (the cell_step API)", open=False):
-            values = gr.JSON(label="cell_step")
+            values = gr.JSON(label="Cell values")
     return previous, token, following, unit, cell_plot, bars, values
 
 
@@ -216,7 +216,7 @@ def create_tab() -> gr.Dropdown:
             predict_button = gr.Button("Predict and explain", variant="primary")
     with gr.Row():
         label = gr.Label(label="Sentiment", num_top_classes=2, scale=1)
-        summary = gr.Markdown(scale=3, elem_id="summary")
+        summary = gr.Markdown(label="Summary", scale=3, elem_id="summary")
     tokens = gr.HighlightedText(label="What each token did (click a token to step inside the cell with it)",
                                 combine_adjacent=False, show_legend=True, elem_id="token-effects")
     with gr.Row():
@@ -224,8 +224,9 @@ def create_tab() -> gr.Dropdown:
     gates, states, mean_gates = gr.Plot(label="Gates"), gr.Plot(label="Cell and hidden state"), gr.Plot(label="Mean gates")
     previous, token, following, unit, cell_plot, bars, values = _cell_step_panel()
     with gr.Accordion("What the model reads: cleaned text → tokens → ids → the row", open=False, elem_id="reading"):
-        reading_summary = gr.Markdown()
-        reading_table = gr.Dataframe(headers=["position", "token", "id"], interactive=False, elem_id="reading-table")
+        reading_summary = gr.Markdown(label="Reading steps")
+        reading_table = gr.Dataframe(headers=["position", "token", "id"], label="The row the model sees",
+                                     show_label=False, interactive=False, elem_id="reading-table")
 
     inputs = [review, checkpoint, layer, units, attribution]
     outputs = [label, summary, tokens, trajectory, effects, gates, states, mean_gates]

@@ -13,7 +13,7 @@ import gradio as gr
 
 from .. import plots
 from ..checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, list_checkpoints
-from ..config import GROUPS, ConfigError, Setting, grouped, whole_number
+from ..config import GROUPS, ConfigError, Setting, field_number, grouped, whole_number
 from ..data import MORE_REVIEW_COUNT, DataError, check_review_file
 from ..model import ModelConfig
 from ..presets import PRESETS
@@ -57,21 +57,13 @@ def configs(values: list, limit: object) -> tuple[TrainConfig, ModelConfig]:
     """UI values → the two config dataclasses; anything missing or not a number is a ConfigError."""
     chosen = {ModelConfig: {}, TrainConfig: {}}
     for (cls, name, spec), value in zip(HYPER_PARAMETERS, values):
-        label, default = spec.label, _default(cls, name)
+        default = _default(cls, name)
         if default is None and value in (None, ""):  # an optional number left empty
             chosen[cls][name] = None
         elif isinstance(default, (bool, str)):  # a switch or a choice: the config's own check says what is wrong
             chosen[cls][name] = value
-        elif value in (None, ""):
-            raise ConfigError(f"{label} is empty: type a number")
-        else:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{label} must be a number; got {str(value)[:40]!r}") from None
-            if isinstance(default, int) and not number.is_integer():
-                raise ConfigError(f"{label} must be a whole number; got {str(value)[:40]!r}")
-            chosen[cls][name] = int(number) if isinstance(default, int) else number
+        else:  # the range is the config's own check too
+            chosen[cls][name] = field_number(value, spec.label, integer=isinstance(default, int))
     chosen[TrainConfig]["limit"] = whole_number(limit or 0, "row limit", 0, 1_000_000_000)
     return TrainConfig(**chosen[TrainConfig]), ModelConfig(**chosen[ModelConfig])
 
@@ -217,7 +209,7 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     lab = PRESETS["lab"]
     with gr.Row():
         preset = gr.Dropdown(list(PRESETS), value="lab", label="Preset (every value stays editable)", scale=1)
-        preset_note = gr.Markdown(f"**lab**: {lab.description}", elem_id="preset-note")
+        preset_note = gr.Markdown(f"**lab**: {lab.description}", label="Preset description", elem_id="preset-note")
     with gr.Row():
         source = gr.Radio([("Bundled Amazon sample (17,974 real reviews; quick)", "bundled"),
                            (f"Sample + {MORE_REVIEW_COUNT:,} more real reviews (the default model's data)", "bundled+more"),
@@ -240,11 +232,12 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     with gr.Row():
         start = gr.Button("Start training", variant="primary", interactive=state.SETTINGS.allow_training)
         stop = gr.Button("Stop", variant="stop")
-    status = gr.Markdown("No training run yet.", elem_id="train-status")
-    placeholder = gr.Markdown("*The loss and accuracy curves appear here with the first training step.*")
+    status = gr.Markdown("No training run yet.", label="Status", elem_id="train-status")
+    placeholder = gr.Markdown("*The loss and accuracy curves appear here with the first training step.*",
+                              label="Curves placeholder")
     curves = gr.Plot(label="Loss and accuracy", visible=False, elem_id="train-curves")
     with gr.Row():
-        report, confusion = gr.Markdown(), gr.Plot(label="Confusion matrix", visible=False)
+        report, confusion = gr.Markdown(label="Test report"), gr.Plot(label="Confusion matrix", visible=False)
     download = gr.File(label="Checkpoint (download)", interactive=False, visible=False)
 
     outputs = [status, placeholder, curves, report, confusion, download]
