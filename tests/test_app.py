@@ -141,7 +141,7 @@ def test_training_on_the_sample_with_more_reviews_reads_and_reports_every_source
         names = [source_name(path) for path in BUNDLED_DATA["sample+more"]]
         assert list(checkpoint.data["sources"]) == names and sum(checkpoint.data["sources"].values()) == 700
         assert list(checkpoint.metrics["test_by_source"]) == names  # every source has held-out reviews
-        assert all(f"| {name} |" in final["Test report"] for name in names)  # and a row in the Train tab's report
+        assert [row[0] for row in final["Test report by source"]["data"]] == names  # a row each in the Train tab
     finally:
         saved.unlink(missing_ok=True)
 
@@ -194,8 +194,9 @@ def test_memory_tab_compares_the_shipped_cell_types(client):
     labels = ["rnn.pt (RNN)", "gru.pt (GRU)", "lstm.pt (LSTM)"]
     assert [trace["name"] for trace in _figure_data(compared["Gradient flow"])] == labels
     assert [trace["name"] for trace in _figure_data(compared["Prediction after each token"])] == labels
-    rows = [line for line in compared["Comparison"].splitlines() if line.startswith("| ") and "checkpoint" not in line]
-    assert [row.split(" | ")[0][2:] for row in rows] == labels
+    table = compared["Comparison"]
+    assert [row[0] for row in table["data"]] == labels and table["headers"][0] == "checkpoint"
+    assert all(0 <= row[1] <= 1 for row in table["data"])  # P(positive)
     kept = compared["Forget gate and cell state"]
     # what the LSTM keeps: its forget gate and cell state
     assert [trace["type"] for trace in _figure_data(kept)] == ["heatmap", "heatmap"]
@@ -213,10 +214,11 @@ def test_the_memory_tab_opens_with_the_examples_comparison_drawn(client):
 @pytest.mark.slow
 def test_memory_experiment_streams_and_accuracy_by_length(client):
     job = client.submit(["rnn", "lstm"], [5], 1.0, 300, api_name="/memory_experiment")
-    updates = [named(client, "/memory_experiment", update)["Experiment"] for update in job]
-    assert "1 of 2 models trained" in updates[0] and "2 of 2 models trained" in updates[-1]
-    lstm_row = next(line for line in updates[-1].splitlines() if line.startswith("| LSTM | 5 |"))
-    assert float(lstm_row.split(" | ")[2].rstrip("%")) >= 95
+    updates = [named(client, "/memory_experiment", update) for update in job]
+    assert "1 of 2 models trained" in updates[0]["Experiment progress"]
+    assert "2 of 2 models trained" in updates[-1]["Experiment progress"]
+    results = {(row[0], row[1]): row[2] for row in updates[-1]["Experiment results"]["data"]}
+    assert set(results) == {("RNN", 5), ("LSTM", 5)} and results["LSTM", 5] >= 0.95
     with pytest.raises(AppError, match="at least one"):
         client.predict([], [5], 1.0, 300, api_name="/memory_experiment")
     bars = _figure_data(call(client, "/accuracy_by_length", ["default.pt"])["Accuracy by review length"])

@@ -47,13 +47,13 @@ def compare_memory(review: str, names: list[str]):
         if first is None or (predictor.model.config.cell == "lstm" and first[1].model.config.cell != "lstm"):
             first = (explanation, predictor)  # what the first LSTM keeps, else the first model
         far = min(50, len(ids) - 1)
-        lines.append(f"| {label} | {explanation.probability:.3f} | {norms[label][-1]:.2e} | "
-                     f"{norms[label][-1 - far]:.2e} | {gradient_drop(norms[label], far):,.0f}× |")
+        lines.append([label, round(explanation.probability, 3), f"{norms[label][-1]:.2e}",
+                      f"{norms[label][-1 - far]:.2e}", f"{gradient_drop(norms[label], far):,.0f}×"])
     explanation, predictor = first
     trace = explanation.inspection.trace
     kept = plots.memory_heatmaps(explanation.layer, trace.tokens, explanation.units)
-    table = (f"| checkpoint | P(positive) | gradient at the last token | at {far} tokens from the end | falls by |\n"
-             "|---|---|---|---|---|\n" + "\n".join(lines))
+    table = {"headers": ["checkpoint", "P(positive)", "gradient at the last token", f"at {far} tokens from the end",
+                         "falls by"], "data": lines}
     return plots.gradient_flow_figure(norms), plots.trajectories_figure(trajectories, trace.tokens), kept, table
 
 
@@ -79,11 +79,9 @@ def run_memory_experiment(cells: list[str], distances: list, forget_bias: float,
     results, started, total = [], time.perf_counter(), len(cells) * len(distances)
     for result in memory_experiment(list(dict.fromkeys(cells)), sorted(set(distances)), settings.validate()):
         results.append(result)
-        rows = "\n".join(f"| {r.cell.upper()} | {r.distance} | {r.accuracy:.1%} | {r.steps:,} | {r.seconds:.1f} s |"
-                         for r in results)
         yield (plots.memory_figure(results),
-               f"**{len(results)} of {total} models trained** ({time.perf_counter() - started:.0f} s)\n\n"
-               "| cell | distance | test accuracy | steps | time |\n|---|---|---|---|---|\n" + rows)
+               f"**{len(results)} of {total} models trained** ({time.perf_counter() - started:.0f} s)",
+               [[r.cell.upper(), r.distance, round(r.accuracy, 4), r.steps, round(r.seconds, 1)] for r in results])
 
 
 @endpoint
@@ -109,7 +107,7 @@ def create_tab() -> None:
     checkpoints = list_checkpoints()
     shipped = [c for c in MEMORY_CHECKPOINTS if c in checkpoints]
     # The example's comparison, drawn once at start: the tab opens with its plots, and no visitor waits for them.
-    drawn = compare_memory(MEMORY_EXAMPLE, shipped) if shipped else (None, None, None, "")
+    drawn = compare_memory(MEMORY_EXAMPLE, shipped) if shipped else (None, None, None, None)
     with gr.Row():
         review = gr.Textbox(MEMORY_EXAMPLE, label="Review (verdict first, then a long neutral middle)", lines=4,
                             max_length=MAX_REVIEW_CHARS, scale=3)
@@ -123,7 +121,7 @@ def create_tab() -> None:
     with gr.Row():
         gradient = gr.Plot(drawn[0], label="Gradient flow")
         trajectories = gr.Plot(drawn[1], label="Prediction after each token")
-    table = gr.Markdown(drawn[3], label="Comparison")
+    table = gr.Dataframe(drawn[3], label="Comparison", show_label=False, interactive=False, elem_id="memory-table")
     gr.Markdown("**What the LSTM keeps** (the first LSTM chosen, its last layer): a forget gate near 1 holds the cell "
                 "state steady across the neutral middle. (With no LSTM chosen: a GRU's update gate and hidden state.)")
     kept = gr.Plot(drawn[2], label="Forget gate and cell state")
@@ -137,7 +135,11 @@ def create_tab() -> None:
         steps = gr.Number(MemorySettings().steps, label="most training steps per model")
     run = gr.Button("Run the memory experiment", variant="primary")
     with gr.Row():
-        memory_plot, memory_table = gr.Plot(label="Accuracy against distance"), gr.Markdown(label="Experiment")
+        memory_plot = gr.Plot(label="Accuracy against distance")
+        with gr.Column():
+            progress = gr.Markdown(label="Experiment progress")
+            memory_table = gr.Dataframe(headers=["cell", "distance", "test accuracy", "steps", "seconds"],
+                                        label="Experiment results", interactive=False)
     gr.Markdown("### Where each model loses track on real reviews\nTest accuracy on each checkpoint's own held-out "
                 "reviews, grouped by review length.")
     lengths = gr.Button("Accuracy by review length")
@@ -145,6 +147,6 @@ def create_tab() -> None:
 
     raw = dict(preprocess=False)
     compare.click(compare_memory, [review, names], [gradient, trajectories, kept, table], api_name="compare_memory", **raw)
-    run.click(run_memory_experiment, [cells, distances, forget_bias, steps], [memory_plot, memory_table],
+    run.click(run_memory_experiment, [cells, distances, forget_bias, steps], [memory_plot, progress, memory_table],
               api_name="memory_experiment", concurrency_limit=1, api_visibility="undocumented", **raw)
     lengths.click(compare_length_accuracy, names, length_plot, api_name="accuracy_by_length", concurrency_limit=1, **raw)

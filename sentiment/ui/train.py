@@ -18,7 +18,7 @@ from ..data import MORE_REVIEW_COUNT, DataError, check_review_file
 from ..model import ModelConfig
 from ..presets import PRESETS
 from ..runner import RunState
-from ..scoring import SOURCE_COLUMNS, TestReport, source_rows
+from ..scoring import SOURCE_COLUMNS, source_rows
 from ..trainer import TrainConfig
 from . import state
 from .boundary import endpoint
@@ -104,7 +104,8 @@ def data_path(source: object, upload: object) -> str | Path:
 
 
 def train_view(run: RunState) -> tuple:
-    """Status line, curves (or their placeholder), report, confusion matrix and checkpoint file for a run state."""
+    """Status line, curves (or their placeholder), report, per-source table, confusion matrix and checkpoint file for
+    a run state."""
     step = run.step
     if run.active and step:
         what = "Pre-training" if step.phase == "pretrain" else "Training"
@@ -113,25 +114,18 @@ def train_view(run: RunState) -> tuple:
     else:
         status = f"**{run.status.capitalize()}** · {run.message}" if run.status != "idle" else run.message
     finished, points = run.finished, bool(run.history["step"] or run.history["pretrain_step"])
-    report, confusion, checkpoint = "", None, None
+    report, confusion, checkpoint, sources = "", None, None, []
     if finished and finished.report:
         r = finished.report
         report = (f"### Test report ({r.n:,} held-out reviews)\n\n| accuracy | F1 | precision | recall | loss |\n"
                   f"|---|---|---|---|---|\n| **{r.accuracy:.2%}** | {r.f1:.2%} | {r.precision:.2%} | {r.recall:.2%} | "
-                  f"{r.loss:.4f} |\n\n{source_markdown(finished.by_source)}Saved as `{finished.checkpoint.name}`: it is "
-                  "now in the Predict tab's list.")
+                  f"{r.loss:.4f} |\n\nSaved as `{finished.checkpoint.name}`: it is now in the Predict tab's list.")
         confusion = plots.confusion_figure(r.confusion)
         checkpoint = str(finished.checkpoint)
+        sources = [list(row) for row in source_rows(finished.by_source)]
     return (status, gr.Markdown(visible=not points), gr.Plot(plots.training_curves(run.history), visible=points),
-            report, gr.Plot(confusion, visible=confusion is not None), gr.File(checkpoint, visible=checkpoint is not None))
-
-
-def source_markdown(reports: dict[str, TestReport]) -> str:
-    """The per-source test reports as a Markdown table ("" for data of one source)."""
-    if not reports:
-        return ""
-    table = [SOURCE_COLUMNS, tuple("---" for _ in SOURCE_COLUMNS), *source_rows(reports)]
-    return "\n".join(f"| {' | '.join(cells)} |" for cells in table) + "\n\n"
+            report, gr.Dataframe(sources, visible=bool(sources)), gr.Plot(confusion, visible=confusion is not None),
+            gr.File(checkpoint, visible=checkpoint is not None))
 
 
 def watch_training():
@@ -237,10 +231,14 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
                               label="Curves placeholder")
     curves = gr.Plot(label="Loss and accuracy", visible=False, elem_id="train-curves")
     with gr.Row():
-        report, confusion = gr.Markdown(label="Test report"), gr.Plot(label="Confusion matrix", visible=False)
+        with gr.Column():
+            report = gr.Markdown(label="Test report")
+            by_source = gr.Dataframe(headers=list(SOURCE_COLUMNS), label="Test report by source", interactive=False,
+                                     visible=False)
+        confusion = gr.Plot(label="Confusion matrix", visible=False)
     download = gr.File(label="Checkpoint (download)", interactive=False, visible=False)
 
-    outputs = [status, placeholder, curves, report, confusion, download]
+    outputs = [status, placeholder, curves, report, by_source, confusion, download]
     # Callable by scripts, left out of the API page and the MCP tools: an LLM client has no business starting runs.
     script = dict(api_visibility="undocumented")
     preset.change(apply_preset, preset, [*made, limit, preset_note], api_name="preset", preprocess=False, **script)
