@@ -160,10 +160,31 @@ def list_checkpoints(directory: Path = CHECKPOINT_DIR) -> list[str]:
     return [p.name for p in files]
 
 
+def _name_problem(name: object) -> str:
+    """What breaks the checkpoint-name rule (a file of this folder: a letter or digit, then up to 100 letters, digits,
+    '_', '.' or '-', then .pt; no '..'), or "" for a good name."""
+    if not isinstance(name, str):
+        return f"a checkpoint name is text, like model.pt; got {type(name).__name__}"
+    if not name:
+        return "choose a checkpoint file, like model.pt"
+    if "/" in name or "\\" in name or ".." in name:
+        return "a checkpoint is a file of the checkpoints folder, named without folders or '..'"
+    if not name.endswith(".pt"):
+        return "a checkpoint's file name ends in .pt"
+    if not name[0].isascii() or not name[0].isalnum():
+        return "a checkpoint's file name starts with a letter or a digit (a-z, A-Z, 0-9)"
+    if len(name) > 104:
+        return f"a checkpoint's file name has at most 104 characters; this one has {len(name):,}"
+    if not _NAME.fullmatch(name):
+        return "a checkpoint's file name holds only letters and digits (a-z, A-Z, 0-9), '_', '.' and '-'"
+    return ""
+
+
 def resolve_checkpoint(name: str, directory: Path = CHECKPOINT_DIR) -> Path:
     """The path of checkpoint `name` inside `directory`; anything that is not a plain .pt name is refused."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
-        raise CheckpointError(f"{str(name)[:80]!r} is not a checkpoint name (expected a file name like model.pt, no folders)")
+    problem = _name_problem(name)
+    if problem:
+        raise CheckpointError(f"{str(name)[:80]!r} is not a checkpoint name: {problem}")
     path = directory / name
     if not path.is_file():
         raise CheckpointError(f"{name}: no such checkpoint in {directory.name}/")

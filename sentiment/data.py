@@ -53,6 +53,9 @@ class DataError(UserError, ValueError):
     """A data file that cannot be used, with a message meant for the person who chose it."""
 
 
+_FORMAT_NAMES = {"fasttext": "fastText lines", "csv": "CSV", "tsv": "TSV"}
+
+
 @dataclass
 class ReadReport:
     """What reading a file found: how many reviews were kept and which lines were skipped."""
@@ -74,8 +77,8 @@ class ReadReport:
 
     def summary(self) -> str:
         text = f"{self.kept:,} reviews ({self.positives:,} positive, {self.kept - self.positives:,} negative)"
-        if self.encoding != "utf-8":
-            text += f", read as {self.encoding} text"
+        if self.format:
+            text += f", read as {_FORMAT_NAMES.get(self.format, self.format)} in {self.encoding} text"
         if self.skipped:
             lines = ", ".join(map(str, self.first_bad_lines))
             text += f"; skipped {self.skipped:,} unreadable lines (first: line {lines})"
@@ -108,13 +111,52 @@ class _Bounded(io.RawIOBase):
         super().close()
 
 
+# A file is judged by its first bytes, not its name: (test, format). bzip2's "BZh" is followed by a block size digit
+# and the block magic, so that a text file starting "BZh" is not taken for one.
+_MAGIC = (
+    (lambda b: b.startswith(b"\x1f\x8b"), "gzip"),
+    (lambda b: b[:3] == b"BZh" and b[3:4].isdigit() and b[4:10] == b"1AY&SY", "bzip2"),
+    (lambda b: b.startswith(b"PK\x03\x04"), "zip"),
+    (lambda b: b.startswith(b"\xfd7zXZ\x00"), "xz"),
+    (lambda b: b.startswith(b"\x28\xb5\x2f\xfd"), "zstandard"),
+    (lambda b: b.startswith(b"7z\xbc\xaf\x27\x1c"), "7-zip"),
+)
+_READ_COMPRESSED = {"gzip": gzip.open, "bzip2": bz2.open}
+_SUFFIXES = {".gz": "gzip", ".bz2": "bzip2"}
+
+
+def compression(path: Path) -> str | None:
+    """The compression the file's bytes show ("gzip", "bzip2"), None for a plain file; a name that promises another
+    compression than the bytes hold, or an archive format we do not read, is a DataError that says so."""
+    with open(path, "rb") as f:
+        start = f.read(16)
+    found = next((kind for test, kind in _MAGIC if test(start)), None)
+    suffix = next((suffix for suffix in _SUFFIXES if path.name.lower().endswith(suffix)), None)
+    if suffix and found != _SUFFIXES[suffix]:
+        fix = (f"its bytes are {found}: rename it to match" if found else
+               f"its bytes are not compressed at all: rename it without {suffix}, or compress it with {_SUFFIXES[suffix]}")
+        raise DataError(f"{path.name}: this {suffix} file is not {_SUFFIXES[suffix]}-compressed; {fix}")
+    if found and found not in _READ_COMPRESSED:
+        raise DataError(f"{path.name}: a {found} file, which is not read here: unpack it, or compress the reviews "
+                        "with gzip (.gz) or bzip2 (.bz2)")
+    return found
+
+
 def _open_binary(path: Path) -> io.BufferedIOBase:
-    name = path.name.lower()
-    if name.endswith(".bz2"):
-        return io.BufferedReader(_Bounded(bz2.open(path, "rb"), path))
-    if name.endswith(".gz"):
-        return io.BufferedReader(_Bounded(gzip.open(path, "rb"), path))
+    kind = compression(path)
+    if kind:
+        return io.BufferedReader(_Bounded(_READ_COMPRESSED[kind](path, "rb"), path))
     return open(path, "rb")
+
+
+def _unreadable(path: Path, error: Exception) -> DataError:
+    """A read that failed, as the person should hear it: our own refusal as it is, a damaged archive as such."""
+    if isinstance(error, DataError):
+        return error
+    kind = compression(path)
+    if kind:
+        return DataError(f"{path.name}: the {kind} data is damaged or cut short ({error})")
+    return DataError(f"{path.name}: cannot read the file ({error})")
 
 
 def _head(path: Path) -> bytes:
@@ -122,9 +164,7 @@ def _head(path: Path) -> bytes:
         with _open_binary(path) as f:
             return f.read(_HEAD_BYTES)
     except (OSError, EOFError, ValueError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"{path.name}: cannot read the file ({e})") from None
+        raise _unreadable(path, e) from None
 
 
 def detect_encoding(head: bytes) -> str:
@@ -164,8 +204,25 @@ def _is_clean(text: str) -> bool:
     return "\x00" not in text
 
 
+def _control_share(head: bytes) -> float:
+    """The share of bytes that no text file holds (control characters other than tab, line ends and form feeds)."""
+    return sum(head.count(bytes([c])) for c in _CONTROL_BYTES) / max(1, len(head))
+
+
+_CONTROL_BYTES = [c for c in range(32) if chr(c) not in "\t\n\r\x0b\x0c\x1b"]
+
+
 def detect_format(path: Path) -> str:
-    """'fasttext', 'csv' or 'tsv', from the file name and, failing that, its first line."""
+    """'fasttext', 'csv' or 'tsv', from the file name and, failing that, its first line; a file whose first bytes are
+    not text is refused whatever its name."""
+    head = _head(path)
+    if not head.strip():
+        raise DataError(f"{path.name}: the file is empty")
+    if b"\x00" in head:
+        raise DataError(f"{path.name}: not a review file: it looks binary (NUL bytes), not text")
+    if _control_share(head) > 0.01:
+        raise DataError(f"{path.name}: not a review file: it looks binary ({_control_share(head):.0%} of its first "
+                        "bytes are control characters), not text")
     name = path.name.lower()
     for suffix in (".bz2", ".gz"):
         name = name.removesuffix(suffix)
@@ -173,11 +230,6 @@ def detect_format(path: Path) -> str:
         return "csv"
     if name.endswith(".tsv"):
         return "tsv"
-    head = _head(path)
-    if not head.strip():
-        raise DataError(f"{path.name}: the file is empty")
-    if b"\x00" in head:
-        raise DataError(f"{path.name}: not a review file: it looks binary (NUL bytes), not text")
     first = head.split(b"\n", 1)[0].removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
     if first.startswith("__label__"):
         return "fasttext"
@@ -220,13 +272,37 @@ def _label_scheme(values: set[str]) -> dict[str, int]:
     raise DataError(f"labels must be 0/1, 1/2, neg/pos or negative/positive; found {shown}")
 
 
+def _opens_a_quote_that_never_closes(lines: list[str], delimiter: str) -> bool:
+    """Whether these raw lines of one record end inside a quoted field: the lenient reader takes such a record as one
+    field running to the end of the file; the strict one says so."""
+    try:
+        list(csv.reader(lines, delimiter=delimiter, strict=True))
+    except csv.Error as e:
+        return "unexpected end of data" in str(e)
+    return False
+
+
 def _read_table(path: Path, delimiter: str, report: ReadReport) -> Iterator[tuple[str, int]]:
     def rows() -> Iterator[tuple[int, list[str]]]:
-        reader = csv.reader(_open_text(path, report), delimiter=delimiter)
+        record: list[str] = []  # the raw lines of the record being read
+
+        def lines() -> Iterator[str]:
+            for line in _open_text(path, report):
+                record.append(line)
+                yield line
+
+        reader, start = csv.reader(lines(), delimiter=delimiter), 1
         try:
             for row in reader:
+                if reader.line_num > start and _opens_a_quote_that_never_closes(record, delimiter):
+                    raise DataError(f"{path.name}: line {start:,} opens a quote that never closes")
+                record.clear()
                 yield reader.line_num, row
+                start = reader.line_num + 1
         except csv.Error as e:
+            if "field larger than field limit" in str(e):
+                raise DataError(f"{path.name}: line {start:,} opens a quote that never closes (the field after it runs "
+                                f"past {csv.field_size_limit():,} characters)") from None
             raise DataError(f"{path.name}: malformed {report.format.upper()} near line {reader.line_num} ({e})") from None
 
     records = rows()
@@ -270,9 +346,7 @@ def read_reviews(path: str | Path, report: ReadReport | None = None) -> Iterator
         else:
             yield from _read_table(path, "," if report.format == "csv" else "\t", report)
     except (OSError, EOFError, ValueError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"{path.name}: cannot read the file ({e})") from None
+        raise _unreadable(path, e) from None
 
 
 def check_review_file(path: str | Path) -> str:

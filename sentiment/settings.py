@@ -52,6 +52,23 @@ class Settings:
     def run_limits(self) -> PublicLimits | None:
         return self.limits if self.public else None
 
+    def restrictions(self) -> list[str]:
+        """What this server turns off or caps, each a sentence that says why; empty when nothing is."""
+        said = []
+        if not self.allow_training:
+            said.append("Training is off on this server: its owner turned it off (SENTIMENT_ALLOW_TRAINING=0).")
+        if not self.allow_uploads:
+            said.append("Uploads are off: " + ("a public demo takes no files from strangers, so training reads the "
+                        "bundled reviews only" if self.public else "this server's owner turned them off "
+                        "(SENTIMENT_ALLOW_UPLOADS=0)") + ". The server refuses any upload before reading it.")
+        if self.public and self.allow_training:
+            caps = [f"{spec.label} {'off' if spec.public is False else f'at most {spec.public:,}'}"
+                    for part in (TrainConfig, ModelConfig) for _, _, spec in declared(part)
+                    if spec.public is not None]
+            said.append(f"Training runs are capped, so that one visitor's run leaves the shared machine usable: "
+                        f"{', '.join(caps)}, and {self.limits.max_seconds:.0f} s of wall clock.")
+        return said
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, share: bool = False) -> Settings:
         """The settings the environment asks for; a value that is not one a ConfigError names."""

@@ -129,6 +129,10 @@ UPLOADS = {
     "no_label.csv": (b"review,stars_given\nGreat kettle,5\nAwful,1\n", "no label column"),
     "bad_labels.txt": (b"__label__3 fine\n__label__9 bad\n", "no usable review"),
     "photo.png": (b"\x89PNG\r\n\x1a\n" + bytes(100), "photo.png: expected one of .txt, .bz2, .gz, .csv, .tsv"),
+    "noise.txt": (bytes((i * 37 + 11) % 255 + 1 for i in range(4000)), "looks binary .* control characters"),
+    "plain.txt.gz": (b"__label__2 great\n__label__1 awful\n", "this .gz file is not gzip-compressed"),
+    "gzip.bz2": (gzip.compress(b"__label__2 great\n"), "this .bz2 file is not bzip2-compressed; its bytes are gzip"),
+    "quote.csv": (b"label,text\n1,fine\n0,\"bad\n1,good\n", "line 3 opens a quote that never closes"),
 }
 
 
@@ -435,9 +439,13 @@ def test_a_public_demo_refuses_uploads_at_the_http_level_and_says_it_is_public(f
         assert "Public demo" in json.dumps(httpx.get(url + "config").json())  # the page says so
         upload = tmp_path / "reviews.txt"
         upload.write_text("__label__2 great\n")
-        # gradio_client reads the limit from the app and refuses before sending; a raw POST got the 413 above.
+        # gradio_client reads the limit from the app and refuses before sending, in its own words (a raw POST got
+        # the 413 above); what the server turns off, and why, an API client reads from /restrictions.
+        client = Client(url, verbose=False)
         with pytest.raises(ValueError, match="exceeds the maximum file size of 0 bytes"):
-            Client(url, verbose=False).predict(*train_args(100, 1, source="upload", upload=handle_file(str(upload))),
-                                               api_name="/train")
+            client.predict(*train_args(100, 1, source="upload", upload=handle_file(str(upload))), api_name="/train")
+        said = call(client, "/restrictions")["Restrictions"]
+        assert "Uploads are off: a public demo takes no files from strangers" in said
+        assert "row limit at most 5,000" in said and "300 s of wall clock" in said
     finally:
         demo.close()

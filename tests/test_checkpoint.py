@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sentiment.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
+from sentiment.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, resolve_checkpoint, save_checkpoint
 from sentiment.predictor import load_predictor
 
 
@@ -157,3 +157,19 @@ def test_weights_are_stored_in_half_precision_and_computed_in_float32(trained, t
     torch.save(payload, tmp_path / "v2.pt")
     texts = ["Works perfectly, I love it.", "Broke after two days."]
     assert load_predictor(tmp_path / "v2.pt", "cpu").predict(texts) == predictor.predict(texts)
+
+
+@pytest.mark.parametrize("name,rule", [
+    (5, "a checkpoint name is text, like model.pt; got int"),
+    ("", "choose a checkpoint file, like model.pt"),
+    ("../app.py", "named without folders or '..'"),
+    ("sub/model.pt", "named without folders or '..'"),
+    ("model.ckpt", "a checkpoint's file name ends in .pt"),
+    ("_model.pt", "starts with a letter or a digit"),
+    ("m" * 120 + ".pt", "at most 104 characters; this one has 123"),
+    ("my model.pt", "holds only letters and digits"),
+])
+def test_a_refused_checkpoint_name_says_which_rule_it_breaks(name, rule):
+    with pytest.raises(CheckpointError, match="is not a checkpoint name: .*" + rule.replace(".", r"\.")):
+        resolve_checkpoint(name)
+    assert resolve_checkpoint(DEFAULT_CHECKPOINT.name) == DEFAULT_CHECKPOINT

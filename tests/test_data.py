@@ -82,7 +82,12 @@ def test_unknown_numeric_labels_are_a_clear_error(tmp_path):
         ("image.png", b"\x89PNG\r\n\x1a\n" + bytes(range(1, 256)) * 8, "not a review file"),
         ("onlypos.txt", b"__label__2 good\n__label__2 great\n", "every review is positive"),
         ("garbage.txt", b"hello world\nsecond line\n", "not a review file"),
-        ("broken.txt.gz", b"not really gzip", "cannot read"),
+        ("broken.txt.gz", b"not really gzip", "this .gz file is not gzip-compressed; its bytes are not compressed"),
+        ("bzip2.gz", bz2.compress(b"__label__2 good\n"), "this .gz file is not gzip-compressed; its bytes are bzip2"),
+        ("cut.txt.gz", gzip.compress(b"__label__2 good\n" * 100)[:40], "the gzip data is damaged or cut short"),
+        ("reviews.zip", b"PK\x03\x04" + bytes(60), "a zip file, which is not read here"),
+        ("noise.csv", bytes((i * 37 + 11) % 255 + 1 for i in range(4000)), "looks binary .* control characters"),
+        ("quote.csv", b"label,text\n1,fine\n0,bad\n0,\"never closed\n1,good\n0,worse\n", "line 4 opens a quote that never closes"),
     ],
     ids=lambda value: value if isinstance(value, str) and "." in value else "",
 )
@@ -129,7 +134,7 @@ def test_a_windows_1252_file_is_read_as_such_and_a_stray_bad_line_is_named(tmp_p
     path.write_bytes('text,label\nCafé très bon,1\n"Nul, à éviter",0\nSehr schön,1\n'.encode("cp1252"))
     texts, labels, report = load_reviews(path)
     assert texts == ["Café très bon", "Nul, à éviter", "Sehr schön"] and labels.tolist() == [1, 0, 1]
-    assert report.encoding == "cp1252" and "read as cp1252 text" in report.summary()
+    assert report.encoding == "cp1252" and "read as CSV in cp1252 text" in report.summary()
     # A UTF-8 file with one broken line keeps UTF-8, skips the line and says what it is.
     mixed = tmp_path / "mixed.txt"
     mixed.write_bytes(b"__label__2 Tr\xc3\xa8s bien\n__label__1 bad \xff bytes\n__label__1 Nul\n")

@@ -86,3 +86,13 @@ def test_the_public_time_limit_stops_a_run_still_preparing_its_data(tmp_path, mo
     state = runner.snapshot()
     assert state.status == "stopped" and "stopped while preparing the data" in state.message, state.message
     assert state.step is None and not (tmp_path / "never.pt").exists()
+
+
+def test_a_server_says_what_it_turns_off_and_why():
+    assert Settings.from_env({}).restrictions() == []
+    public = Settings.from_env({"SPACE_ID": "someone/lab"}).restrictions()
+    assert len(public) == 2 and public[0].startswith("Uploads are off: a public demo takes no files")
+    assert "hidden size at most 256" in public[1] and "bidirectional off" in public[1]
+    private = Settings.from_env({"SENTIMENT_ALLOW_TRAINING": "0", "SENTIMENT_ALLOW_UPLOADS": "0"}).restrictions()
+    assert [sentence.split(":")[0] for sentence in private] == ["Training is off on this server", "Uploads are off"]
+    assert "SENTIMENT_ALLOW_UPLOADS=0" in private[1]

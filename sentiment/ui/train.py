@@ -188,6 +188,13 @@ def available_checkpoints(current: str) -> gr.Dropdown:
     return gr.Dropdown(choices=choices, value=current if current in choices else (choices[0] if choices else None))
 
 
+@endpoint
+def server_restrictions() -> str:
+    """What this server turns off or caps (training, uploads, the size and time of a run), and why; empty when
+    nothing is."""
+    return "\n\n".join(f"⚠ {sentence}" for sentence in state.SETTINGS.restrictions())
+
+
 def hyper_parameter_input(cls, name: str, spec: Setting, value):
     if spec.choices:
         return gr.Dropdown(list(spec.choices), value=value, label=spec.label, info=spec.hint)
@@ -201,6 +208,7 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     """Lays out the Train tab and wires its events."""
     owner = gr.BrowserState("", storage_key="lstm-sentiment-lab-owner")
     lab = PRESETS["lab"]
+    restrictions = gr.Markdown(server_restrictions(), label="Restrictions", elem_id="train-restrictions")
     with gr.Row():
         preset = gr.Dropdown(list(PRESETS), value="lab", label="Preset (every value stays editable)", scale=1)
         preset_note = gr.Markdown(f"**lab**: {lab.description}", label="Preset description", elem_id="preset-note")
@@ -209,7 +217,8 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
                            (f"Sample + {MORE_REVIEW_COUNT:,} more real reviews (the default model's data)", "bundled+more"),
                            ("Upload a file", "upload")], value="bundled", label="Data")
         # No file_types: Gradio would refuse other files before `data_path` does, with a traceback in the log.
-        upload = gr.File(label=f"fastText .txt/.bz2/.gz or CSV/TSV with a header (≤ {state.SETTINGS.max_upload_mb} MB)",
+        upload = gr.File(label=(f"fastText .txt/.bz2/.gz or CSV/TSV with a header (≤ {state.SETTINGS.max_upload_mb} MB)"
+                                if state.SETTINGS.allow_uploads else "Uploads are off on this server (see above)"),
                          interactive=state.SETTINGS.allow_uploads, height=150, elem_id="upload")
         limit = gr.Number(value=lab.train.limit, label="Row limit",
                           info="reviews read (from each source in proportion to its size); 0 = every review")
@@ -249,3 +258,4 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     demo.load(new_owner_token, owner, owner, api_visibility="private")
     demo.load(watch_training, None, outputs, api_name="watch_training", concurrency_limit=None, **script)
     demo.load(available_checkpoints, checkpoint, checkpoint, api_name="list_checkpoints")
+    demo.load(server_restrictions, None, restrictions, api_name="restrictions")
