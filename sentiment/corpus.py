@@ -68,12 +68,13 @@ class EncodedReviews:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def _ids(self, positions: np.ndarray) -> np.ndarray:
+    def ids_at(self, positions: np.ndarray) -> np.ndarray:
+        """The vocabulary ids at these positions of the flat token ids."""
         ids = self.token_ids[positions]
         return (self.lookup[ids] if self.lookup is not None else ids).astype(np.int64, copy=False)
 
     def review(self, i: int) -> np.ndarray:
-        return self._ids(np.arange(self.starts[i], self.starts[i] + self.lengths[i]))
+        return self.ids_at(np.arange(self.starts[i], self.starts[i] + self.lengths[i]))
 
     def subset(self, rows: np.ndarray) -> EncodedReviews:
         """A view of some of these reviews (a distributed rank's shard), still without copying ids."""
@@ -94,7 +95,7 @@ class EncodedReviews:
         within = np.arange(T)  # (T,)
         real = within[None, :] < lengths[:, None]  # (B, T)
         ids = np.full((len(rows), T), PAD_ID, dtype=np.int64)
-        ids[real] = self._ids((self.starts[rows][:, None] + within[None, :])[real])
+        ids[real] = self.ids_at((self.starts[rows][:, None] + within[None, :])[real])
         # A review with no tokens is scored as a single _PAD step rather than as nothing at all.
         lengths = np.maximum(lengths, 1)
         return torch.from_numpy(ids), torch.from_numpy(lengths), torch.from_numpy(self.labels[rows])

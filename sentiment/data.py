@@ -9,6 +9,7 @@ import bz2
 import csv
 import gzip
 import io
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -103,7 +104,7 @@ class _Bounded(io.RawIOBase):
         self._read += n
         if self._read > max(RATIO_FROM_BYTES, self._limit):
             raise DataError(f"{self._path.name}: unpacks to more than {MAX_RATIO} times its size: refused as a "
-                            "compression bomb, not a review file")
+                            "compression bomb, not a data file")
         return n
 
     def close(self) -> None:
@@ -121,13 +122,12 @@ _MAGIC = (
     (lambda b: b.startswith(b"\x28\xb5\x2f\xfd"), "zstandard"),
     (lambda b: b.startswith(b"7z\xbc\xaf\x27\x1c"), "7-zip"),
 )
-_READ_COMPRESSED = {"gzip": gzip.open, "bzip2": bz2.open}
-_SUFFIXES = {".gz": "gzip", ".bz2": "bzip2"}
+_SUFFIXES = {".gz": "gzip", ".bz2": "bzip2", ".zip": "zip"}
 
 
-def compression(path: Path) -> str | None:
-    """The compression the file's bytes show ("gzip", "bzip2"), None for a plain file; a name that promises another
-    compression than the bytes hold, or an archive format we do not read, is a DataError that says so."""
+def compression(path: Path, readable: tuple[str, ...] = ("gzip", "bzip2")) -> str | None:
+    """The compression the file's bytes show ("gzip", "bzip2", "zip"), None for a plain file; a name that promises
+    another compression than the bytes hold, or a format outside `readable`, is a DataError that says so."""
     with open(path, "rb") as f:
         start = f.read(16)
     found = next((kind for test, kind in _MAGIC if test(start)), None)
@@ -136,16 +136,28 @@ def compression(path: Path) -> str | None:
         fix = (f"its bytes are {found}: rename it to match" if found else
                f"its bytes are not compressed at all: rename it without {suffix}, or compress it with {_SUFFIXES[suffix]}")
         raise DataError(f"{path.name}: this {suffix} file is not {_SUFFIXES[suffix]}-compressed; {fix}")
-    if found and found not in _READ_COMPRESSED:
-        raise DataError(f"{path.name}: a {found} file, which is not read here: unpack it, or compress the reviews "
-                        "with gzip (.gz) or bzip2 (.bz2)")
+    if found and found not in readable:
+        names = {"gzip": "gzip (.gz)", "bzip2": "bzip2 (.bz2)", "zip": "zip (.zip)"}
+        raise DataError(f"{path.name}: a {found} file, which is not read here: unpack it, or compress it with "
+                        f"{' or '.join(names[kind] for kind in readable)}")
     return found
 
 
-def _open_binary(path: Path) -> io.BufferedIOBase:
-    kind = compression(path)
+def open_compressed(path: Path, readable: tuple[str, ...] = ("gzip", "bzip2")) -> io.BufferedIOBase:
+    """The file's bytes, unpacked as its first bytes say (never beyond MAX_RATIO times its size); a zip must hold
+    exactly one file."""
+    kind = compression(path, readable)
+    if kind == "zip":
+        try:
+            archive = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as e:
+            raise DataError(f"{path.name}: the zip data is damaged or cut short ({e})") from None
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) != 1:
+            raise DataError(f"{path.name}: the zip holds {len(members)} files; it should hold exactly one")
+        return io.BufferedReader(_Bounded(archive.open(members[0]), path))
     if kind:
-        return io.BufferedReader(_Bounded(_READ_COMPRESSED[kind](path, "rb"), path))
+        return io.BufferedReader(_Bounded({"gzip": gzip.open, "bzip2": bz2.open}[kind](path, "rb"), path))
     return open(path, "rb")
 
 
@@ -153,7 +165,7 @@ def _unreadable(path: Path, error: Exception) -> DataError:
     """A read that failed, as the person should hear it: our own refusal as it is, a damaged archive as such."""
     if isinstance(error, DataError):
         return error
-    kind = compression(path)
+    kind = compression(path, ("gzip", "bzip2", "zip"))
     if kind:
         return DataError(f"{path.name}: the {kind} data is damaged or cut short ({error})")
     return DataError(f"{path.name}: cannot read the file ({error})")
@@ -161,7 +173,7 @@ def _unreadable(path: Path, error: Exception) -> DataError:
 
 def _head(path: Path) -> bytes:
     try:
-        with _open_binary(path) as f:
+        with open_compressed(path) as f:
             return f.read(_HEAD_BYTES)
     except (OSError, EOFError, ValueError) as e:
         raise _unreadable(path, e) from None
@@ -186,7 +198,7 @@ def _open_text(path: Path, report: ReadReport) -> Iterator[str]:
     """The file's lines, decoded in `report.encoding`, each at most MAX_LINE_CHARS long (a longer one ends the read
     with a DataError). Undecodable bytes become lone surrogates, so one bad line is skipped, not the whole file."""
     encoding = "utf-8-sig" if report.encoding == "utf-8" else report.encoding
-    with io.TextIOWrapper(_open_binary(path), encoding=encoding, errors="surrogateescape", newline="") as f:
+    with io.TextIOWrapper(open_compressed(path), encoding=encoding, errors="surrogateescape", newline="") as f:
         number = 0
         while line := f.readline(MAX_LINE_CHARS + 1):
             number += 1

@@ -40,6 +40,7 @@ class RunState:
         "pretrain_step": [], "pretrain_loss": [], "step": [], "train_loss": [], "val_step": [], "val_loss": [],
         "val_accuracy": []})
     finished: Finished | None = None
+    prepared: str = ""  # what the run read (reviews, classes, format and encoding, split, vocabulary, vectors)
 
     @property
     def active(self) -> bool:
@@ -120,7 +121,7 @@ class TrainingRunner:
         try:
             for event in train(config, model_config, data, out, stop):
                 if isinstance(event, Preparing):
-                    self._update(message=event.message)
+                    self._update(message=event.message, prepared=event.message)
                 elif isinstance(event, Step):
                     prefix = "pretrain_" if event.phase == "pretrain" else ""
                     with self._changed:

@@ -30,6 +30,7 @@ from .data import SPLIT_SEED, DataError, data_name, require_both_classes, split_
 from .model import ModelConfig, SentimentNet, describe_device, pick_device
 from .preprocessing import PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab
 from .scoring import TestReport, by_source, evaluate, score
+from .vectors import WordVectors, read_vectors
 
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtypes
@@ -52,6 +53,11 @@ class TrainConfig:
     # label noise is learned by heart.
     sentences: int = setting(0, "sentences per review", "extra short examples drawn anew each epoch; 0 = none",
                              low=0, high=10, group="switches", public=2)
+    # The tutorial's next step: an embedding that starts from word vectors trained elsewhere (sentiment/vectors.py).
+    vectors: str = setting("", "word vectors", "a GloVe .txt, fastText .vec or word2vec text file (plain, .gz, .bz2 or "
+                           ".zip) to start the embedding from; its vectors' size sets the embedding size")
+    freeze_embedding: bool = setting(False, "freeze the embedding", "token vectors stay as they start (from the word "
+                                     "vectors, or drawn at random)", group="switches")
     # The refit of a recipe whose length was chosen on validation; the test split stays out.
     refit: bool = setting(False, "refit on train + validation", "no validation: the chosen length on 90% of the data",
                           group="switches")
@@ -87,6 +93,8 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         check_settings(self)
+        if not isinstance(self.vectors, str) or (self.vectors and not Path(self.vectors).is_file()):
+            raise ConfigError(f"word vectors: {str(self.vectors)[:80]!r} is not a file")
         if self.precision == "fp16" and pick_device(self.device).type != "cuda":
             raise ConfigError("precision fp16 needs a CUDA GPU; on a CPU use fp32 or bf16")
         pick_device(self.device)
@@ -403,26 +411,43 @@ def train(
     yield Preparing(f"Reading and tokenizing {data_name(data)} …")
     try:
         prepared = _prepare_in_turn(data, config, stop, rank, world)
+        model_config = replace(model_config or ModelConfig(), vocab_size=len(prepared.vocab)).validate()
+        vectors, model_config, said = _word_vectors(config, prepared, model_config, stop)
     except Stopped:
         yield Finished(None, None, True, "stopped while preparing the data: nothing was trained or saved", 0,
                        time.perf_counter() - started, world)
         return
-    model_config = replace(model_config or ModelConfig(), vocab_size=len(prepared.vocab)).validate()
     device = pick_device(config.device)
     how = "loaded from cache" if prepared.corpus.from_cache else "tokenized"
     yield Preparing(
         f"{how}: {prepared.corpus.report.summary()}; split {prepared.origin['train']:,} / {len(prepared.val):,} / "
         f"{len(prepared.test):,}{' (training on train + validation)' if config.refit else ''}; "
-        f"vocabulary {len(prepared.vocab):,} tokens; training on {describe_device(device)}"
+        f"vocabulary {len(prepared.vocab):,} tokens{said}; training on {describe_device(device)}"
     )
 
-    run = _Run(config, model_config, prepared, Path(out), stop, rank, world, device)
+    run = _Run(config, model_config, prepared, Path(out), stop, rank, world, device, vectors)
     if config.pretrain_epochs:
         yield from pretrain(run.model, run.reviews, config, run.rng, stop)
     run.start_fit()
     while run.reason == "finished" and run.step < run.total_steps and not stop.is_set():
         yield from run.epoch()
     yield from run.finish(started)
+
+
+def _word_vectors(config: TrainConfig, prepared: PreparedData, model_config: ModelConfig, stop: threading.Event
+                  ) -> tuple[WordVectors | None, ModelConfig, str]:
+    """The word vectors the run starts from (None without `config.vectors`), the model config with the embedding
+    size they set, and a sentence on what was found; recorded in the checkpoint's data too."""
+    if not config.vectors:
+        return None, model_config, ""
+    vectors = read_vectors(config.vectors, prepared.vocab, stop.is_set)
+    said = "; " + vectors.coverage(prepared.vocab, prepared.train)
+    if vectors.dim != model_config.embedding_dim:
+        said += f"; embedding size {vectors.dim}, the vectors' (not {model_config.embedding_dim})"
+        model_config = replace(model_config, embedding_dim=vectors.dim).validate()
+    prepared.origin["vectors"] = {"file": Path(config.vectors).name, "dim": vectors.dim, "read": vectors.read,
+                                  "found": len(vectors.ids), "matched": vectors.matched}
+    return vectors, model_config, said
 
 
 def _check_distributed(config: TrainConfig, world: int) -> None:
@@ -450,7 +475,8 @@ class _Run:
     """One training run's model, data and progress: its epochs, then its test and checkpoint."""
 
     def __init__(self, config: TrainConfig, model_config: ModelConfig, prepared: PreparedData, out: Path,
-                 stop: threading.Event, rank: int, world: int, device: torch.device) -> None:
+                 stop: threading.Event, rank: int, world: int, device: torch.device,
+                 vectors: WordVectors | None = None) -> None:
         self.config, self.model_config, self.prepared, self.out, self.stop = config, model_config, prepared, out, stop
         self.rank, self.world, self.main = rank, world, rank == 0
         torch.manual_seed(config.seed)
@@ -462,6 +488,10 @@ class _Run:
             self.reviews, self.batch_size = self.reviews.subset(np.sort(shard)), config.batch_size // world
             self.rng = np.random.default_rng([config.seed, rank])
         self.model = SentimentNet(model_config).to(device)
+        if vectors is not None:
+            vectors.copy_into(self.model.embedding)
+        if config.freeze_embedding:
+            self.model.embedding.weight.requires_grad_(False)
         self.step, self.epochs_done, self.reviews_seen, self.train_seconds, self.reason = 0, 0, 0, 0.0, "finished"
 
     def start_fit(self) -> None:

@@ -54,13 +54,17 @@ def positive_probability(label_update) -> float:
     return confidences["positive"]
 
 
-def train_args(limit: int, epochs: int, source: str = "bundled", upload=None, name: str = "api-test") -> list:
+TRAIN_INPUTS = ("source", "upload", "vectors", "limit", "name", "owner")  # then the hyper-parameters, in order
+
+
+def train_input_index(name: str) -> int:
+    """Position of an input of /train: one of TRAIN_INPUTS or a hyper-parameter's field name."""
+    return [*TRAIN_INPUTS, *(field for _, field, *_ in train.HYPER_PARAMETERS)].index(name)
+
+
+def train_args(limit: int, epochs: int, source: str = "bundled", upload=None, name: str = "api-test",
+               vectors=None) -> list:
     """The /train endpoint's inputs: the quick preset with `limit` reviews and `epochs` epochs."""
-    values = train.preset_values("quick")
-    values[hyper_parameter_index("epochs") - 5] = epochs
-    return [source, upload, limit, name, "", *values]
-
-
-def hyper_parameter_index(name: str) -> int:
-    """Position of a hyper-parameter among the /train inputs."""
-    return 5 + [field for _, field, *_ in train.HYPER_PARAMETERS].index(name)
+    args = [source, upload, vectors, limit, name, "", *train.preset_values("quick")]
+    args[train_input_index("epochs")] = epochs
+    return args

@@ -10,8 +10,8 @@ from pathlib import Path
 import gradio as gr
 import pytest
 import torch
-from app_api import call, named, plot_traces, positive_probability, train_args, typed_array
-from gradio_client import Client
+from app_api import call, train_input_index, named, plot_traces, positive_probability, train_args, typed_array
+from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 import app
@@ -24,6 +24,7 @@ from sentiment.predictor import load_predictor
 from sentiment.preprocessing import PREPROCESSING_VERSION, encode_review
 from sentiment.ui import boundary, state
 from sentiment.ui.predict import EXAMPLES, predict_summary
+from sentiment.vectors import export
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +143,23 @@ def test_training_on_the_sample_with_more_reviews_reads_and_reports_every_source
         assert list(checkpoint.data["sources"]) == names and sum(checkpoint.data["sources"].values()) == 700
         assert list(checkpoint.metrics["test_by_source"]) == names  # every source has held-out reviews
         assert [row[0] for row in final["Test report by source"]["data"]] == names  # a row each in the Train tab
+    finally:
+        saved.unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+def test_training_from_uploaded_word_vectors_says_what_it_read_and_keeps_them_frozen(client, trained, tmp_path):
+    exported = tmp_path / "small.vec"
+    export(trained[0], exported)
+    args = train_args(limit=600, epochs=1, vectors=handle_file(str(exported)), name="vectors-test")
+    args[train_input_index("freeze_embedding")] = True
+    final = call(client, "/train", *args)
+    saved = CHECKPOINT_DIR / Path(final["Checkpoint (download)"]).name
+    try:
+        checkpoint = load_checkpoint(saved)
+        assert checkpoint.model_config.embedding_dim == 48 and checkpoint.data["vectors"]["file"] == "small.vec"
+        assert "**Read:** " in final["Test report"] and "word vectors small.vec" in final["Test report"]
+        assert checkpoint.train_config["freeze_embedding"] is True
     finally:
         saved.unlink(missing_ok=True)
 
@@ -338,3 +356,15 @@ def test_refusals_log_one_line_and_crashes_their_traceback(caplog):
     assert crash.levelname == "ERROR" and crash.exc_info[0] is KeyError
     assert crashed.value.message == ("Something went wrong on the server while answering crashes (KeyError); it is in "
                                      "the server's log. Try another input.")
+
+
+def test_the_last_refusal_of_each_session_is_kept_counted_and_bounded():
+    kept = boundary.Refusals(sessions=2)
+    kept.remember("a", "first")
+    kept.remember("a", "second")
+    assert kept.last("a") == ("second", 2)
+    kept.remember("b", "other")
+    kept.remember("c", "newest")  # three sessions: the oldest, "a", is forgotten
+    assert kept.last("a") == ("", 0) and kept.last("c") == ("newest", 1)
+    kept.forget("c")
+    assert kept.last("c") == ("", 0)

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from app_api import call, hyper_parameter_index, positive_probability, train_args
+from app_api import call, train_input_index, positive_probability, train_args
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, AuthenticationError
 from test_checkpoint import RunsCodeOnLoad
@@ -136,6 +136,22 @@ UPLOADS = {
 }
 
 
+@pytest.mark.parametrize("name,content,message", [
+    ("ragged.vec", b"2 3\ngreat 1 2 3\nkettle 1 2\n", "line 3 has 2 numbers after its word; its header says 3"),
+    ("binary.txt", b"2 3\ngreat \x00\x00\x80?\x00\x00\x00@\n", "a binary file; word vectors are read from text"),
+    ("vectors.png", b"\x89PNG\r\n", "expected one of .txt, .vec, .gz, .bz2, .zip"),
+])
+def test_unusable_word_vectors_fail_the_run_with_a_sentence(client, tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    try:
+        status = call(client, "/train", *train_args(200, 1, vectors=handle_file(str(path))))["Status"]
+    except AppError as refusal:  # refused before the run starts
+        status = str(refusal)
+    assert message in status and "Traceback" not in status
+    REFUSED.append(status)
+
+
 @pytest.mark.parametrize("name", UPLOADS)
 def test_unusable_uploads_are_refused_before_a_run_starts(client, default_predictor, tmp_path, name):
     content, message = UPLOADS[name]
@@ -167,8 +183,12 @@ def test_public_demo_switches_refuse_uploads_and_training(client, tmp_path, monk
     path = tmp_path / "reviews.csv"
     path.write_text("text,label\ngreat,1\nawful,0\nfine,1\n")
     monkeypatch.setattr(state, "SETTINGS", Settings(public=True, allow_uploads=False))
-    with pytest.raises(AppError, match="Uploads are turned off"):
+    with pytest.raises(AppError, match="Uploads are off on this server"):
         client.predict(*train_args(100, 1, source="upload", upload=handle_file(str(path))), api_name="/train")
+    vectors = tmp_path / "glove.txt"
+    vectors.write_text("great 1 2 3\n")
+    with pytest.raises(AppError, match="Uploads are off on this server .* so no word vectors file can be used"):
+        client.predict(*train_args(100, 1, vectors=handle_file(str(vectors))), api_name="/train")
     monkeypatch.setattr(state, "SETTINGS", Settings(public=True, allow_training=False))
     with pytest.raises(AppError, match="Training is turned off"):
         client.predict(*train_args(100, 1), api_name="/train")
@@ -188,12 +208,12 @@ def test_public_demo_switches_refuse_uploads_and_training(client, tmp_path, monk
     ("epochs", 1e300, "epochs must be between"),
     ("dropout", 1.5, "dropout must be between"),
     ("num_layers", 2.5, "whole number"),
-    ("row limit", 2.5, "row limit must be a whole number"),
-    ("row limit", "lots", "row limit must be a whole number"),
+    ("limit", 2.5, "row limit must be a whole number"),
+    ("limit", "lots", "row limit must be a whole number"),
 ])
 def test_odd_hyper_parameters(client, name, bad, message):
     args = train_args(400, 1)
-    args[2 if name == "row limit" else hyper_parameter_index(name)] = bad
+    args[train_input_index(name)] = bad
     with pytest.raises(AppError, match=message):
         client.predict(*args, api_name="/train")
     assert not state.runner.snapshot().active
@@ -362,10 +382,10 @@ def test_other_endpoints_refuse_odd_values_with_a_sentence(client, endpoint, arg
 ])
 def test_train_refuses_odd_settings_with_a_sentence(client, name, bad, match):
     args = train_args(400, 1)
-    args[hyper_parameter_index(name)] = bad
+    args[train_input_index(name)] = bad
     refused(lambda: client.predict(*args, api_name="/train"), match)
     args = train_args(400, 1)
-    args[0] = "ftp"
+    args[train_input_index("source")] = "ftp"
     refused(lambda: client.predict(*args, api_name="/train"), r"data must be one of bundled, bundled\+more, upload")
 
 

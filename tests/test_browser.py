@@ -115,6 +115,18 @@ def test_predict_tab_shows_label_tokens_and_plots(page):
     assert re.search(r"\S \(\d+\) · unit \d+", hover.text_content()) and "input = " in hover.text_content()
 
 
+def test_refusals_stay_visible_in_a_status_line_however_many_come_in_a_row(page):
+    page.get_by_role("tab", name="Predict").click()
+    for attempt in range(1, 6):
+        page.get_by_label("Review").fill(" " * attempt)
+        page.get_by_role("button", name="Predict and explain").click()
+        count = f"({attempt} refusals in a row)" if attempt > 1 else "The review is empty"
+        page.wait_for_function("c => { const t = document.querySelector('#predict-status').innerText;"
+                               " return t.includes('The review is empty') && t.includes(c); }", arg=count)
+    _predict(page)  # a prediction that succeeds empties the line
+    page.wait_for_function("document.querySelector('#predict-status').innerText.trim() === ''")
+
+
 def test_clicking_a_token_steps_inside_the_cell(page):
     _predict(page)
     cell = page.locator("#cell-step")
@@ -204,6 +216,29 @@ def test_train_tab_streams_curves_and_keeps_them_with_the_report(page):
     page.get_by_text("Test report").wait_for(timeout=120_000)
     assert "Stopped" in status.inner_text() and page.locator("#train-curves").is_visible()
     _shot(page, "train-report")
+    saved = state.runner.snapshot().finished.checkpoint
+    assert saved.parent == CHECKPOINT_DIR and saved.exists()
+    saved.unlink()
+
+
+def test_train_tab_starts_the_embedding_from_uploaded_word_vectors(page, trained, tmp_path):
+    from sentiment.vectors import export
+
+    exported = tmp_path / "small.vec"
+    export(trained[0], exported)
+    page.get_by_role("tab", name="Train").click()
+    dropdown = page.get_by_label("Preset (every value stays editable)")
+    dropdown.click()
+    page.get_by_role("option", name="quick", exact=True).click()
+    page.wait_for_function("document.querySelector('#preset-note').innerText.startsWith('quick')")
+    page.locator("#vectors input[type=file]").set_input_files(str(exported))
+    page.locator("#vectors").get_by_text("small.vec").first.wait_for()
+    page.get_by_label("Row limit").fill("600")
+    page.get_by_label("Checkpoint name").fill("browser-vectors")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Test report").wait_for(timeout=120_000)
+    report = page.locator("#train-report").inner_text()
+    assert "word vectors small.vec" in report and "of the training text's tokens" in report
     saved = state.runner.snapshot().finished.checkpoint
     assert saved.parent == CHECKPOINT_DIR and saved.exists()
     saved.unlink()

@@ -1,4 +1,4 @@
-"""python -m sentiment.bench [prep|train|inspect|serve|quality|scale|accuracy|all] [--json FILE]
+"""python -m sentiment.bench [prep|train|inspect|serve|quality|scale|accuracy|vectors|all] [--json FILE]
 
 Each stage prints its rows: our figure, the reference pipeline's where there is one (re-implemented as the tutorial
 wrote it, `reference.py`, and run in this same process on the same reviews), the ratio, the target and whether it is
@@ -22,7 +22,7 @@ from ..presets import PRESETS
 from .measure import PeakMemory, Row, format_table, write_json
 from .stages import STAGES
 
-SLOW = ("quality", "accuracy")  # they train models for minutes: not part of 'all'
+SLOW = ("quality", "accuracy", "vectors")  # they train models for minutes: not part of 'all'
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", default=None,
                         help="quality: a bundled data set (sample, sample+more) or a review file (default: the preset's); "
                              "the other stages: a fastText file (default: the bundled sample)")
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model for inspect and quality")
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model for inspect and quality; vectors: whose embedding to start from")
     parser.add_argument("--reviews", type=int, default=0, help="prep: reviews to read (0 = all)")
     parser.add_argument("--scale-reviews", type=int, default=1_000_000,
                         help="scale: reviews in the repeated-sample file (the full data set has 3.6M)")
@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--baseline-c", type=float, nargs="+", default=[1.0, 4.0, 16.0],
                         help="quality: logistic-regression C values tried on the validation split")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="lab", help="quality: the recipe to train")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="quality: one training run per seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="quality and vectors: one training run per seed (each side)")
     parser.add_argument("--save-best", type=Path, default=None,
                         help="quality: also write the seed with the lowest validation loss here (the checkpoint "
                              "`train --seeds` would keep from the same seeds)")

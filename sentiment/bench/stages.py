@@ -26,7 +26,8 @@ from ..playground import describe_cell
 from ..predictor import load_predictor
 from ..preprocessing import tokenize_review
 from ..presets import PRESETS
-from ..trainer import length_bucketed_batches, train, train_step
+from ..trainer import Evaluated, length_bucketed_batches, train, train_step
+from ..vectors import export
 from .measure import ChildrenPeak, PeakMemory, Row, alternating_times, times
 from .quality import bench_quality
 from .reference import ReferenceNet, ReferenceTrainer, reference_fit, reference_preprocess
@@ -322,5 +323,33 @@ def bench_accuracy(args: argparse.Namespace) -> list[Row]:
                 finished.report.accuracy >= reference)]
 
 
+def bench_vectors(args: argparse.Namespace) -> list[Row]:
+    """The lab model without its language-model pre-training, one epoch on the bundled sample, its embedding started
+    from `--checkpoint`'s (pre-trained, exported as a fastText .vec file) against a random start: validation accuracy
+    after the epoch, for each seed. `--checkpoint` has seen the sample's training split, never its validation split."""
+    preset = PRESETS["lab"]
+    config = replace(preset.train, epochs=1, pretrain_epochs=0, titles=False, sentences=0, device=args.device)
+    accuracies: dict[str, list[float]] = {"random": [], "vectors": []}
+    with tempfile.TemporaryDirectory() as folder:
+        exported = Path(folder) / f"{args.checkpoint.stem}.vec"
+        export(args.checkpoint, exported)
+        for seed in args.seeds:
+            for start, vectors in (("random", ""), ("vectors", str(exported))):
+                events = list(train(replace(config, seed=seed, vectors=vectors), preset.model, "sample",
+                                    Path(folder) / f"{start}-{seed}.pt"))
+                accuracies[start].append(max(e.val_accuracy for e in events if isinstance(e, Evaluated)) * 100)
+                print(f"vectors: seed {seed}, {start} start: {accuracies[start][-1]:.2f}%", flush=True)
+    gain = np.mean(accuracies["vectors"]) - np.mean(accuracies["random"])
+    seeds = ", ".join(map(str, args.seeds))
+    return [
+        Row("vectors", f"validation accuracy after one epoch from a random embedding (seeds {seeds})",
+            float(np.mean(accuracies["random"])), "%"),
+        Row("vectors", f"the same, the embedding started from {args.checkpoint.name}'s vectors (seeds {seeds})",
+            float(np.mean(accuracies["vectors"])), "%", float(np.mean(accuracies["random"])), "> random start",
+            bool(gain > 0)),
+    ]
+
+
 STAGES = {"prep": bench_prep, "train": bench_train, "inspect": bench_inspect, "serve": bench_serve,
-          "quality": bench_quality, "scale": bench_scale, "accuracy": bench_accuracy}
+          "quality": bench_quality, "scale": bench_scale, "accuracy": bench_accuracy,
+          "vectors": bench_vectors}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import html
 import inspect
+import threading
+from collections import OrderedDict
 
 import gradio as gr
 
@@ -17,12 +19,42 @@ from . import state
 MAX_REVIEW_CHARS = 2_000_000
 
 
+class Refusals:
+    """The last refusal each browser session got, and how many came in a row, so that the page can show them in a
+    status line beside the action (a toast alone is easy to miss, and Gradio stops showing them after a few in a
+    row). Bounded: the oldest sessions are forgotten first."""
+
+    def __init__(self, sessions: int = 1000) -> None:
+        self._last: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._sessions, self._lock = sessions, threading.Lock()
+
+    def remember(self, session: str, message: str) -> None:
+        with self._lock:
+            self._last[session] = (message, self._last.get(session, ("", 0))[1] + 1)
+            self._last.move_to_end(session)
+            while len(self._last) > self._sessions:
+                self._last.popitem(last=False)
+
+    def forget(self, session: str) -> None:
+        with self._lock:
+            self._last.pop(session, None)
+
+    def last(self, session: str) -> tuple[str, int]:
+        """(the last refusal's sentence, refusals in a row since the last success)."""
+        with self._lock:
+            return self._last.get(session, ("", 0))
+
+
+refusals = Refusals()
+
+
 def endpoint(handler):
     """Every event handler goes through here. A refusal (a bad value, a file or checkpoint we cannot use) reaches the
     person or API client as its sentence and the log as one line; anything unexpected is logged with its traceback
-    and answered with a sentence too."""
+    and answered with a sentence too. Gradio hands the wrapper the request first (its signature asks for one), so
+    that the page can show the session's last refusal in a status line (`show_refusal`); a direct call passes none."""
 
-    def refusal(error: Exception) -> gr.Error:
+    def refusal(error: Exception, request: gr.Request | None) -> gr.Error:
         if isinstance(error, USER_ERRORS):
             message = str(error)
             state.log.info("refused %s: %s", handler.__name__, message)
@@ -30,24 +62,48 @@ def endpoint(handler):
             state.log.exception("%s failed", handler.__name__)
             message = (f"Something went wrong on the server while answering {handler.__name__} "
                        f"({type(error).__name__}); it is in the server's log. Try another input.")
+        if request is not None and request.session_hash:
+            refusals.remember(request.session_hash, message)
         return gr.Error(html.escape(message, quote=False), print_exception=False)  # the modal renders HTML
+
+    def split(args: tuple) -> tuple[gr.Request | None, tuple]:
+        return (args[0], args[1:]) if args and isinstance(args[0], gr.Request) else (None, args)
 
     if inspect.isgeneratorfunction(handler):
         @functools.wraps(handler)
-        def streaming(*args, **kwargs):
+        def wrapped(*args, **kwargs):
+            request, args = split(args)
             try:
                 yield from handler(*args, **kwargs)
             except Exception as error:
-                raise refusal(error) from None
-        return streaming
+                raise refusal(error, request) from None
+    else:
+        @functools.wraps(handler)
+        def wrapped(*args, **kwargs):
+            request, args = split(args)
+            try:
+                return handler(*args, **kwargs)
+            except Exception as error:
+                raise refusal(error, request) from None
 
-    @functools.wraps(handler)
-    def answering(*args, **kwargs):
-        try:
-            return handler(*args, **kwargs)
-        except Exception as error:
-            raise refusal(error) from None
-    return answering
+    signature = inspect.signature(handler)
+    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)
+    wrapped.__signature__ = signature.replace(parameters=[request, *signature.parameters.values()])
+    wrapped.__annotations__ = {**handler.__annotations__, "request": gr.Request}
+    return wrapped
+
+
+def show_refusal(request: gr.Request) -> str:
+    """The status line after a refused event: the sentence this session was last refused with."""
+    message, count = refusals.last(request.session_hash) if request else ("", 0)
+    return f"⚠ {message}" + (f" *({count} refusals in a row)*" if count > 1 else "") if message else ""
+
+
+def clear_refusals(request: gr.Request) -> str:
+    """The status line after an event that succeeded: empty, and the count of refusals in a row starts again."""
+    if request and request.session_hash:
+        refusals.forget(request.session_hash)
+    return ""
 
 
 def review_text(review: object) -> str:
@@ -71,3 +127,11 @@ def switch(value: object, name: str) -> bool:
 
 def cached_predictor(checkpoint: object) -> Predictor:
     return state.predictors.get(resolve_checkpoint(checkpoint))
+
+
+def status_line(*events, status: gr.Markdown, clear: bool = True) -> None:
+    """Show each event's refusal in `status` (and, with `clear`, empty it when the event succeeds)."""
+    for event in events:
+        event.failure(show_refusal, None, status, api_visibility="private")
+        if clear:
+            event.success(clear_refusals, None, status, api_visibility="private")

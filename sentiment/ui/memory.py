@@ -16,7 +16,7 @@ from ..memory import (
 from ..model import CELLS
 from ..predictor import Predictor
 from ..preprocessing import encode_review
-from .boundary import MAX_REVIEW_CHARS, cached_predictor, endpoint, review_text
+from .boundary import MAX_REVIEW_CHARS, cached_predictor, endpoint, review_text, status_line
 
 
 def memory_predictors(names: object) -> dict[str, Predictor]:
@@ -96,14 +96,21 @@ def compare_length_accuracy(names: list[str]):
     return plots.length_accuracy_figure(buckets)
 
 
+INTRO = (
+    "### Why LSTMs remember\nA plain RNN rewrites its whole hidden state at every token, so what it read long ago "
+    "fades: the gradient that would teach it to use an early word shrinks at every step back (it *vanishes*). An "
+    "LSTM's cell state is only scaled by its forget gate and added to; a GRU's update gate does the same for its "
+    "hidden state. Below, one review goes through an RNN, a GRU and the default LSTM, all trained on the bundled "
+    "reviews.")
+WHAT_TO_LOOK_FOR = (
+    "**What to look for.** Left: on a log scale, how much the prediction depends on each token, against its distance "
+    "from the end; a curve that drops steeply is a vanishing gradient. Right: the prediction after each token; a "
+    "model that remembers keeps the opening verdict through the neutral middle.")
+
+
 def create_tab() -> None:
     """Lays out the Memory tab and wires its events."""
-    gr.Markdown(
-        "### Why LSTMs remember\nA plain RNN rewrites its whole hidden state at every token, so what it read long ago "
-        "fades: the gradient that would teach it to use an early word shrinks at every step back (it *vanishes*). An "
-        "LSTM's cell state is only scaled by its forget gate and added to; a GRU's update gate does the same for its "
-        "hidden state. Below, one review goes through an RNN, a GRU and the default LSTM, all trained on the bundled "
-        "reviews.")
+    gr.Markdown(INTRO)
     checkpoints = list_checkpoints()
     shipped = [c for c in MEMORY_CHECKPOINTS if c in checkpoints]
     # The example's comparison, drawn once at start: the tab opens with its plots, and no visitor waits for them.
@@ -115,9 +122,8 @@ def create_tab() -> None:
             names = gr.Dropdown(checkpoints, value=shipped, multiselect=True, label="Checkpoints to compare",
                                 allow_custom_value=True)
             compare = gr.Button("Compare", variant="primary")
-    gr.Markdown("**What to look for.** Left: on a log scale, how much the prediction depends on each token, against its "
-                "distance from the end; a curve that drops steeply is a vanishing gradient. Right: the prediction after "
-                "each token; a model that remembers keeps the opening verdict through the neutral middle.")
+            compare_status = gr.Markdown(label="Compare status", elem_id="compare-status")
+    gr.Markdown(WHAT_TO_LOOK_FOR)
     with gr.Row():
         gradient = gr.Plot(drawn[0], label="Gradient flow")
         trajectories = gr.Plot(drawn[1], label="Prediction after each token")
@@ -143,10 +149,17 @@ def create_tab() -> None:
     gr.Markdown("### Where each model loses track on real reviews\nTest accuracy on each checkpoint's own held-out "
                 "reviews, grouped by review length.")
     lengths = gr.Button("Accuracy by review length")
+    lengths_status = gr.Markdown(label="Accuracy by length status", elem_id="lengths-status")
     length_plot = gr.Plot(label="Accuracy by review length")
 
     raw = dict(preprocess=False)
-    compare.click(compare_memory, [review, names], [gradient, trajectories, kept, table], api_name="compare_memory", **raw)
-    run.click(run_memory_experiment, [cells, distances, forget_bias, steps], [memory_plot, progress, memory_table],
-              api_name="memory_experiment", concurrency_limit=1, api_visibility="undocumented", **raw)
-    lengths.click(compare_length_accuracy, names, length_plot, api_name="accuracy_by_length", concurrency_limit=1, **raw)
+    compared = compare.click(compare_memory, [review, names], [gradient, trajectories, kept, table],
+                             api_name="compare_memory", **raw)
+    experiment = run.click(run_memory_experiment, [cells, distances, forget_bias, steps],
+                           [memory_plot, progress, memory_table], api_name="memory_experiment", concurrency_limit=1,
+                           api_visibility="undocumented", **raw)
+    measured = lengths.click(compare_length_accuracy, names, length_plot, api_name="accuracy_by_length",
+                             concurrency_limit=1, **raw)
+    status_line(compared, status=compare_status)
+    status_line(measured, status=lengths_status)
+    status_line(experiment, status=progress, clear=False)  # the progress line keeps the experiment's last count

@@ -5,7 +5,7 @@ import gradio as gr
 
 from ..config import whole_number
 from ..playground import SIZES, describe_cell, unrolled_diagram
-from .boundary import endpoint, switch
+from .boundary import endpoint, status_line, switch
 
 
 @endpoint
@@ -51,6 +51,7 @@ def create_tab(demo: gr.Blocks) -> None:
         seq_len = gr.Number(3, label="sequence length")
         batch_first, bidirectional = gr.Checkbox(True, label="batch_first"), gr.Checkbox(False, label="bidirectional")
     show = gr.Button("Show shapes", variant="primary")
+    shown_status = gr.Markdown(label="Playground status", elem_id="playground-status")
     with gr.Row():
         code, diagram = gr.Code(language="python", label="Equivalent PyTorch"), gr.Plot(label="Unrolled")
     shapes = gr.Dataframe(headers=["tensor", "shape", "meaning"], label="Shapes", interactive=False, elem_id="shape-table")
@@ -60,6 +61,7 @@ def create_tab(demo: gr.Blocks) -> None:
 
     inputs = [cell, input_size, hidden_size, num_layers, batch_size, seq_len, batch_first, bidirectional]
     outputs = [code, shapes, slices, parameters, total, diagram]
-    show.click(playground, inputs, outputs, api_name="playground", preprocess=False)
-    cell.change(playground, inputs, outputs, api_visibility="private", preprocess=False)
+    shown = show.click(playground, inputs, outputs, api_name="playground", preprocess=False)
+    changed = cell.change(playground, inputs, outputs, api_visibility="private", preprocess=False)
+    status_line(shown, changed, status=shown_status)
     demo.load(playground, inputs, outputs, api_visibility="private", preprocess=False)

@@ -16,7 +16,7 @@ from ..explain import Explanation, default_layer, explain, layer_choices, readin
 from ..gates import ATTRIBUTION_METHODS
 from ..predictor import Predictor
 from . import state
-from .boundary import MAX_REVIEW_CHARS, cached_predictor, endpoint, review_text
+from .boundary import MAX_REVIEW_CHARS, cached_predictor, endpoint, review_text, status_line
 
 EXAMPLES = [
     "Best purchase this year: The blender is quiet, powerful and easy to clean. I use it every morning and love it.",
@@ -214,6 +214,7 @@ def create_tab() -> gr.Dropdown:
             attribution = gr.Radio(list(ATTRIBUTION_METHODS), value="when read", label="Token effect (occlusion with _UNK)",
                                    info="when read: instant; on the final prediction: re-scores the review once per token")
             predict_button = gr.Button("Predict and explain", variant="primary")
+            predict_status = gr.Markdown(label="Predict status", elem_id="predict-status")
     with gr.Row():
         label = gr.Label(label="Sentiment", num_top_classes=2, scale=1)
         summary = gr.Markdown(label="Summary", scale=3, elem_id="summary")
@@ -233,7 +234,7 @@ def create_tab() -> gr.Dropdown:
     step_inputs, step_outputs = [review, checkpoint, layer, token, unit], [values, cell_plot, bars]
     raw, private = dict(preprocess=False), dict(preprocess=False, api_visibility="private")
     # The public events first: a later event of the same function would take its API name.
-    gr.on([token.release, unit.submit], cell_step, step_inputs, step_outputs, api_name="cell_step", **raw)
+    stepped = gr.on([token.release, unit.submit], cell_step, step_inputs, step_outputs, api_name="cell_step", **raw)
     clicked = predict_button.click(predict, inputs, outputs, api_name="predict", **raw)
     changed = gr.on([review.submit, attribution.change, layer.change, units.release], predict, inputs, outputs, **private)
     chosen = examples.click(lambda sample: sample[0], examples, review, api_visibility="private").then(
@@ -243,10 +244,10 @@ def create_tab() -> gr.Dropdown:
             cell_step, step_inputs, step_outputs, **private)
         event.success(read_review, [review, checkpoint], [reading_summary, reading_table],
                       **(dict(api_name="read_review", **raw) if event is clicked else private))
-    checkpoint.change(checkpoint_layers, checkpoint, layer, api_name="checkpoint_layers", **raw)
-    tokens.select(select_token, None, token, api_visibility="private").then(cell_step, step_inputs, step_outputs,
-                                                                            **private)
-    for button, by in ((previous, -1), (following, 1)):
-        button.click(lambda t, by=by: shift_token(t, by), token, token, api_visibility="private").then(
-            cell_step, step_inputs, step_outputs, **private)
+    layers_listed = checkpoint.change(checkpoint_layers, checkpoint, layer, api_name="checkpoint_layers", **raw)
+    selected = tokens.select(select_token, None, token, api_visibility="private").then(
+        cell_step, step_inputs, step_outputs, **private)
+    shifted = [button.click(lambda t, by=by: shift_token(t, by), token, token, api_visibility="private").then(
+        cell_step, step_inputs, step_outputs, **private) for button, by in ((previous, -1), (following, 1))]
+    status_line(clicked, changed, chosen, stepped, layers_listed, selected, *shifted, status=predict_status)
     return checkpoint

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import gradio as gr
 
 from .. import plots
 from ..checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, list_checkpoints
-from ..config import GROUPS, ConfigError, Setting, field_number, grouped, whole_number
+from ..config import GROUPS, ConfigError, Setting, check_choice, field_number, grouped, whole_number
 from ..data import MORE_REVIEW_COUNT, DataError, check_review_file
 from ..model import ModelConfig
 from ..presets import PRESETS
@@ -21,12 +21,15 @@ from ..runner import RunState
 from ..scoring import SOURCE_COLUMNS, source_rows
 from ..trainer import TrainConfig
 from . import state
-from .boundary import endpoint
+from .boundary import endpoint, status_line
 
 UPLOAD_TYPES = [".txt", ".bz2", ".gz", ".csv", ".tsv"]
+VECTOR_TYPES = [".txt", ".vec", ".gz", ".bz2", ".zip"]
+VECTORS_LABEL = ("Word vectors to start the embedding from (optional): GloVe .txt, fastText .vec or word2vec text; "
+                 "plain, .gz, .bz2 or .zip")
 # The hyper-parameters the Train tab shows, as their config fields declare them (sentiment/config.py): (dataclass,
 # field, setting), group by group, each group's model settings first. This is also the order of the /train endpoint's
-# inputs after (source, upload, limit, name, owner).
+# inputs after (source, upload, vectors, limit, name, owner).
 HYPER_PARAMETERS = grouped(ModelConfig, TrainConfig)
 # The basic row, then one row under "Advanced" for each other group.
 ROWS = tuple(sum(spec.group == group for *_, spec in HYPER_PARAMETERS) for group in GROUPS)
@@ -48,8 +51,7 @@ def apply_preset(name: str):
     Args:
         name: a preset name: quick, lab, reference, gru or rnn.
     """
-    if name not in PRESETS:
-        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {str(name)[:40]!r}")
+    check_choice("preset", name, PRESETS)
     return [*preset_values(name), PRESETS[name].train.limit, f"**{name}**: {PRESETS[name].description}"]
 
 
@@ -82,24 +84,40 @@ BUNDLED_CHOICES = {"bundled": "sample", "bundled+more": "sample+more"}
 
 def data_path(source: object, upload: object) -> str | Path:
     """What to train on: a bundled data set's name, or a file this app received through an upload (the event's raw
-    FileData). Any other path is refused: it would let a client train on files of the server."""
+    FileData)."""
     if source in BUNDLED_CHOICES:
         return BUNDLED_CHOICES[source]
     if source != "upload":
         raise ConfigError(f"data must be one of {', '.join([*BUNDLED_CHOICES, 'upload'])}; got {str(source)[:40]!r}")
+    path = uploaded_file(upload, "training data", UPLOAD_TYPES,
+                         "Choose a file to upload first (fastText .txt/.bz2/.gz, or CSV/TSV with a header).")
+    check_review_file(path)
+    return path
+
+
+def vectors_path(upload: object) -> str:
+    """The word-vectors file uploaded for this run, or "" for none."""
+    if upload in (None, "", {}):
+        return ""
+    return str(uploaded_file(upload, "word vectors", VECTOR_TYPES, ""))
+
+
+def uploaded_file(upload: object, what: str, types: list[str], missing: str) -> Path:
+    """A file this app received through an upload (the event's raw FileData). Any other path is refused: it would let
+    a client read files of the server."""
     if not state.SETTINGS.allow_uploads:
-        raise DataError("Uploads are turned off on this public demo; train on the bundled sample.")
+        raise DataError(f"Uploads are off on this server (the notice at the top of the Train tab says why), so no "
+                        f"{what} file can be used; train on the bundled reviews.")
     raw = upload.get("path") if isinstance(upload, dict) else upload
     if not isinstance(raw, str) or not raw:
-        raise DataError("Choose a file to upload first (fastText .txt/.bz2/.gz, or CSV/TSV with a header).")
+        raise DataError(missing)
     path = Path(raw).resolve()
     if Path(gr.utils.get_upload_folder()).resolve() not in path.parents or not path.is_file():
         raise DataError(f"{path.name}: not a file uploaded to this app; upload it with the Train tab's file box.")
-    if not any(path.name.lower().endswith(s) for s in UPLOAD_TYPES):
-        raise DataError(f"{path.name}: expected one of {', '.join(UPLOAD_TYPES)}")
+    if not any(path.name.lower().endswith(s) for s in types):
+        raise DataError(f"{path.name}: expected one of {', '.join(types)}")
     if path.stat().st_size > state.SETTINGS.max_upload_mb * 1024 * 1024:
         raise DataError(f"{path.name}: larger than the {state.SETTINGS.max_upload_mb} MB upload limit")
-    check_review_file(path)
     return path
 
 
@@ -115,9 +133,11 @@ def train_view(run: RunState) -> tuple:
         status = f"**{run.status.capitalize()}** · {run.message}" if run.status != "idle" else run.message
     finished, points = run.finished, bool(run.history["step"] or run.history["pretrain_step"])
     report, confusion, checkpoint, sources = "", None, None, []
+    if run.prepared and run.status != "preparing":
+        report = f"**Read:** {run.prepared}\n\n"
     if finished and finished.report:
         r = finished.report
-        report = (f"### Test report ({r.n:,} held-out reviews)\n\n| accuracy | F1 | precision | recall | loss |\n"
+        report += (f"### Test report ({r.n:,} held-out reviews)\n\n| accuracy | F1 | precision | recall | loss |\n"
                   f"|---|---|---|---|---|\n| **{r.accuracy:.2%}** | {r.f1:.2%} | {r.precision:.2%} | {r.recall:.2%} | "
                   f"{r.loss:.4f} |\n\nSaved as `{finished.checkpoint.name}`: it is now in the Predict tab's list.")
         confusion = plots.confusion_figure(r.confusion)
@@ -141,13 +161,15 @@ def watch_training():
 
 
 @endpoint
-def start_training(source: str, upload, limit: float, name: str, owner: str, *values):
+def start_training(source: str, upload, vectors, limit: float, name: str, owner: str, *values):
     """Start a training run with the chosen data and hyper-parameters, then stream its progress.
 
     Args:
         source: "bundled" (the bundled Amazon sample), "bundled+more" (the sample and the more reviews of
             sentiment/assets/more/) or "upload".
         upload: the uploaded file (as gradio_client's handle_file sends it), when source is "upload".
+        vectors: an uploaded word-vectors file to start the embedding from (GloVe .txt, fastText .vec, word2vec
+            text; plain, .gz, .bz2 or .zip), or null for none; its vectors' size sets the embedding size.
         limit: reviews to read, from each file in proportion to its size; 0 = every review.
         name: the checkpoint's file name (without .pt); an existing file is never overwritten.
         owner: this browser's id (only the browser that started a run may stop it); may be empty.
@@ -156,6 +178,7 @@ def start_training(source: str, upload, limit: float, name: str, owner: str, *va
     if not state.SETTINGS.allow_training:
         raise ConfigError("Training is turned off on this public demo. Try the Predict and Playground tabs.")
     config, model_config = configs(list(values), limit)
+    config = replace(config, vectors=vectors_path(vectors))
     notes = ""
     if state.SETTINGS.run_limits:
         config, model_config, notes = state.SETTINGS.run_limits.apply(config, model_config)
@@ -223,6 +246,8 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
         limit = gr.Number(value=lab.train.limit, label="Row limit",
                           info="reviews read (from each source in proportion to its size); 0 = every review")
         name = gr.Textbox(value="my-model", label="Checkpoint name")
+    vectors = gr.File(label=VECTORS_LABEL if state.SETTINGS.allow_uploads else "Word vectors: uploads are off here",
+                      interactive=state.SETTINGS.allow_uploads, height=120, elem_id="vectors")
     specs = [(*spec, value) for spec, value in zip(HYPER_PARAMETERS, preset_values("lab"))]
     rows = [specs[sum(ROWS[:i]) : sum(ROWS[: i + 1])] for i in range(len(ROWS))]
     with gr.Row(equal_height=True):
@@ -241,7 +266,7 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     curves = gr.Plot(label="Loss and accuracy", visible=False, elem_id="train-curves")
     with gr.Row():
         with gr.Column():
-            report = gr.Markdown(label="Test report")
+            report = gr.Markdown(label="Test report", elem_id="train-report")
             by_source = gr.Dataframe(headers=list(SOURCE_COLUMNS), label="Test report by source", interactive=False,
                                      visible=False)
         confusion = gr.Plot(label="Confusion matrix", visible=False)
@@ -250,11 +275,13 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     outputs = [status, placeholder, curves, report, by_source, confusion, download]
     # Callable by scripts, left out of the API page and the MCP tools: an LLM client has no business starting runs.
     script = dict(api_visibility="undocumented")
-    preset.change(apply_preset, preset, [*made, limit, preset_note], api_name="preset", preprocess=False, **script)
-    start.click(start_training, [source, upload, limit, name, owner, *made], outputs, api_name="train",
-                concurrency_limit=None, preprocess=False, **script).then(
-        available_checkpoints, checkpoint, checkpoint, api_visibility="private")
-    stop.click(stop_training, owner, status, api_name="stop_training", **script)
+    chosen = preset.change(apply_preset, preset, [*made, limit, preset_note], api_name="preset", preprocess=False,
+                           **script)
+    started = start.click(start_training, [source, upload, vectors, limit, name, owner, *made], outputs,
+                          api_name="train", concurrency_limit=None, preprocess=False, **script)
+    started.then(available_checkpoints, checkpoint, checkpoint, api_visibility="private")
+    stopped = stop.click(stop_training, owner, status, api_name="stop_training", **script)
+    status_line(chosen, started, stopped, status=status, clear=False)  # the run's own line says the rest
     demo.load(new_owner_token, owner, owner, api_visibility="private")
     demo.load(watch_training, None, outputs, api_name="watch_training", concurrency_limit=None, **script)
     demo.load(available_checkpoints, checkpoint, checkpoint, api_name="list_checkpoints")
