@@ -212,6 +212,9 @@ CLI = {
     "sentiment.memory": [(["--cells"], CHOICES), (["--distances", "--steps"], UNPARSED)],
     "sentiment.vectors": [(["export"], PATHS)],
     "sentiment.bench": [(["--seeds", "--repeats", "--train-steps"], UNPARSED)],
+    "sentiment.search": [(["--trials", "--timeout", "--limit", "--max-epochs"], NUMBERS), (["--pruner"], CHOICES),
+                         (["--storage"], ["ftp://x", "journal:", "journal:/no/such/dir/s", "redis://x", "nan",
+                                          "sqlite:////no/such/dir/s.db", "\x7f"]), (["--study"], ["", "x" * 101])],
 }
 
 

@@ -1,0 +1,270 @@
+"""Hyper-parameter search with Optuna, the tutorial's next step: each trial is a normal training run of a preset with
+sampled settings, reporting its validation loss after every epoch so that a pruner stops a bad trial early; the best
+trial's checkpoint is kept like any other.
+
+    python -m sentiment.search --trials 20 --timeout 3600 --storage journal:search.journal --study lab
+
+The study lives in Optuna's storage, so any number of workers join it with the same --storage and --study: a journal
+file on one machine (workers in parallel on its cores), PostgreSQL or MySQL across machines
+(`--storage postgresql://user:password@host/db`, with its driver installed). Without --storage the study lives in
+this process only.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import optuna
+
+from . import cli
+from .checkpoint import CHECKPOINT_DIR
+from .config import ConfigError, check_choice, whole_number
+from .presets import PRESETS
+from .trainer import Evaluated, Finished, train
+
+PRUNERS = ("median", "halving")
+# The settings that matter, and where the search looks for them.
+SPACE = {
+    "lr": ("log-uniform", 1e-4, 1e-2),
+    "hidden_size": ("choice", (64, 128, 192, 256)),
+    "num_layers": ("integer", 1, 2),
+    "dropout": ("uniform", 0.0, 0.6),
+    "batch_size": ("choice", (32, 64, 128)),
+    "cell": ("choice", ("lstm", "gru")),
+}
+_RDB_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+", "mysql://", "mysql+")
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search says what each trial did itself
+
+
+@dataclass
+class SearchSettings:
+    trials: int = 10  # trials this worker runs (the study may hold more, from other workers); 0 = only report
+    timeout: float = 0  # seconds after which this worker starts no new trial; 0 = none
+    study: str = "lstm-lab"
+    storage: str = ""  # "" (this process), journal:FILE, sqlite:///FILE, postgresql://..., mysql://...
+    preset: str = "quick"
+    data: str = ""  # the preset's data unless given
+    limit: int = 0  # reviews each trial reads; 0 = the preset's
+    max_epochs: int = 3  # each trial trains 1 to max_epochs epochs
+    pruner: str = "median"
+    seed: int = 0
+
+    def validate(self) -> SearchSettings:
+        whole_number(self.trials, "trials", 0, 10_000)
+        if not isinstance(self.timeout, (int, float)) or not 0 <= self.timeout <= 30 * 86_400:
+            raise ConfigError(f"timeout must be between 0 and {30 * 86_400:,} seconds; got {self.timeout!r}")
+        if not isinstance(self.study, str) or not self.study.strip() or len(self.study) > 100:
+            raise ConfigError("study must be a name of 1 to 100 characters")
+        check_choice("preset", self.preset, PRESETS)
+        check_choice("pruner", self.pruner, PRUNERS)
+        whole_number(self.limit, "limit", 0, 1_000_000_000)
+        whole_number(self.max_epochs, "max epochs", 1, 100)
+        storage(self.storage)  # refused here, before any training, when it is not one
+        return self
+
+
+def storage(url: str) -> optuna.storages.BaseStorage | None:
+    """The Optuna storage a --storage value names; None keeps the study in this process."""
+    if not isinstance(url, str):
+        raise ConfigError(f"storage must be text; got {type(url).__name__}")
+    if not url:
+        return None
+    if url.startswith("journal:"):
+        path = Path(url.removeprefix("journal:"))
+        if not path.name or path.is_dir():
+            raise ConfigError(f"storage {url!r}: journal: needs a file name, like journal:search.journal")
+        if not path.parent.is_dir():
+            raise ConfigError(f"storage {url!r}: the folder {path.parent} does not exist")
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    if url.startswith(_RDB_SCHEMES):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (ImportError, ModuleNotFoundError) as e:
+            raise ConfigError(f"storage {_without_password(url)}: its database driver is not installed ({e.name})") from None
+        except Exception as e:  # a database that cannot be reached, or a URL it cannot read
+            raise ConfigError(f"storage {_without_password(url)}: cannot open it ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:160]})") from None
+    raise ConfigError(f"storage must be journal:FILE, sqlite:///FILE, postgresql://… or mysql://…; got "
+                      f"{_without_password(url)[:60]!r}")
+
+
+def _without_password(url: str) -> str:
+    """A database URL as it may be shown: user:password@ becomes user:***@."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest and ":" in rest.split("@", 1)[0]:
+        user = rest.split("@", 1)[0].split(":", 1)[0]
+        return f"{scheme}://{user}:***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def sample(trial: optuna.Trial, max_epochs: int) -> dict:
+    """One trial's settings from SPACE, and its number of epochs."""
+    chosen = {}
+    for name, (kind, *bounds) in SPACE.items():
+        if kind == "log-uniform":
+            chosen[name] = trial.suggest_float(name, *bounds, log=True)
+        elif kind == "uniform":
+            chosen[name] = trial.suggest_float(name, *bounds)
+        elif kind == "integer":
+            chosen[name] = trial.suggest_int(name, *bounds)
+        else:
+            chosen[name] = trial.suggest_categorical(name, bounds[0])
+    chosen["epochs"] = trial.suggest_int("epochs", 1, max_epochs)
+    return chosen
+
+
+@dataclass(frozen=True)
+class TrialDone:
+    """What a finished (or pruned) trial reports to whoever runs the search."""
+
+    number: int
+    params: dict
+    state: str  # "complete", "pruned" or "failed"
+    val_loss: float | None
+    val_accuracy: float | None
+    epochs: int
+    seconds: float
+    best_number: int | None
+    best_loss: float | None
+
+
+class Search:
+    """A study and how to run trials in it; `run` yields a TrialDone per trial, and never prints."""
+
+    def __init__(self, settings: SearchSettings, workdir: Path = CHECKPOINT_DIR / "search") -> None:
+        self.settings = settings.validate()
+        pruner = (optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0) if settings.pruner == "median"
+                  else optuna.pruners.SuccessiveHalvingPruner())
+        try:
+            self.study = optuna.create_study(study_name=settings.study, storage=storage(settings.storage),
+                                             direction="minimize", pruner=pruner, load_if_exists=True)
+        except ValueError as e:  # a study of this name that minimises something else
+            raise ConfigError(f"study {settings.study!r} cannot be joined: {e}") from None
+        # Seeded, so that one worker's search repeats; a worker that joins later draws from another seed.
+        self.study.sampler = optuna.samplers.TPESampler(seed=settings.seed + len(self.study.trials))
+        self.workdir = workdir / settings.study
+        self.workdir.mkdir(parents=True, exist_ok=True)
+
+    def run(self, stop: threading.Event | None = None) -> Iterator[TrialDone]:
+        """Run this worker's trials (until `trials`, `timeout` or `stop`), one TrialDone after each."""
+        stop = stop or threading.Event()
+        started = time.monotonic()
+        for _ in range(self.settings.trials):
+            if stop.is_set() or (self.settings.timeout and time.monotonic() - started > self.settings.timeout):
+                return
+            trial = self.study.ask()
+            yield self._run_trial(trial, stop)
+
+    def _run_trial(self, trial: optuna.Trial, stop: threading.Event) -> TrialDone:
+        preset, tick = PRESETS[self.settings.preset], time.monotonic()
+        params = sample(trial, self.settings.max_epochs)
+        model_params = {k: params[k] for k in ("hidden_size", "num_layers", "dropout", "cell")}
+        config = replace(preset.train, lr=params["lr"], batch_size=params["batch_size"], epochs=params["epochs"],
+                         eval_every=0, patience=0, refit=False, seed=self.settings.seed,
+                         limit=self.settings.limit or preset.train.limit)
+        out = self.workdir / f"trial-{trial.number}.pt"
+        losses, accuracies, state = [], [], optuna.trial.TrialState.COMPLETE
+        try:
+            for event in train(config, replace(preset.model, **model_params), self.settings.data or preset.data, out,
+                               stop):
+                if isinstance(event, Evaluated):
+                    losses.append(event.val_loss)
+                    accuracies.append(event.val_accuracy)
+                    trial.report(event.val_loss, event.epoch)
+                    if trial.should_prune():
+                        state = optuna.trial.TrialState.PRUNED
+                        break
+                elif isinstance(event, Finished) and event.stopped and not losses:
+                    state = optuna.trial.TrialState.FAIL
+        except Exception:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        if state == optuna.trial.TrialState.COMPLETE and not losses:
+            state = optuna.trial.TrialState.FAIL
+        best = min(losses) if losses else None
+        if state == optuna.trial.TrialState.COMPLETE:
+            trial.set_user_attr("checkpoint", str(out.resolve()))
+            trial.set_user_attr("val_accuracy", accuracies[losses.index(best)])
+            self.study.tell(trial, best)
+        else:
+            self.study.tell(trial, state=state)
+            out.unlink(missing_ok=True)
+        best_trial = self.best_trial()
+        return TrialDone(trial.number, params, state.name.lower(), best, accuracies[losses.index(best)] if losses else None,
+                         len(losses), time.monotonic() - tick, best_trial.number if best_trial else None,
+                         best_trial.value if best_trial else None)
+
+    def best_trial(self) -> optuna.trial.FrozenTrial | None:
+        try:
+            return self.study.best_trial
+        except ValueError:  # no trial has completed yet
+            return None
+
+    def keep_best(self, out: Path) -> Path | None:
+        """Copy the best trial's checkpoint to `out` (when this machine has it); the path, or None."""
+        best = self.best_trial()
+        source = Path(best.user_attrs.get("checkpoint", "")) if best else None
+        if not source or not source.is_file():
+            return None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(f".{out.name}.partial")
+        shutil.copyfile(source, partial)
+        partial.replace(out)  # atomic: a reader sees the old checkpoint or the new one
+        return out
+
+
+def describe(done: TrialDone) -> str:
+    shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in done.params.items())
+    result = (f"validation loss {done.val_loss:.4f}, accuracy {done.val_accuracy:.2%}" if done.val_loss is not None
+              else "no validation")
+    best = f"; best so far: trial {done.best_number} ({done.best_loss:.4f})" if done.best_number is not None else ""
+    return f"trial {done.number} {done.state} after {done.epochs} epoch(s), {done.seconds:.0f} s: {result} [{shown}]{best}"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m sentiment.search", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=10, help="trials this worker runs (default 10; 0: only say "
+                        "how the study stands)")
+    parser.add_argument("--timeout", type=float, default=0, help="seconds after which no new trial starts; 0 = none")
+    parser.add_argument("--study", default="lstm-lab", help="the study's name: workers with the same one share it")
+    parser.add_argument("--storage", default="", help="journal:FILE, sqlite:///FILE, postgresql://… or mysql://… "
+                        "(default: this process only)")
+    parser.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="what each trial starts from")
+    parser.add_argument("--data", default="", help="a bundled data set or a review file (default: the preset's)")
+    parser.add_argument("--limit", type=int, default=0, help="reviews each trial reads (default: the preset's)")
+    parser.add_argument("--max-epochs", type=int, default=3, help="each trial trains 1 to this many epochs")
+    parser.add_argument("--pruner", default="median", choices=PRUNERS, help="median, or successive halving")
+    parser.add_argument("--seed", type=int, default=0, help="the sampler's and each trial's seed")
+    parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR / "search-best.pt",
+                        help="where the best trial's checkpoint is kept (default checkpoints/search-best.pt)")
+    parser.add_argument("--workdir", type=Path, default=CHECKPOINT_DIR / "search",
+                        help="where each trial's checkpoint is written (default checkpoints/search/STUDY/)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None, show: Callable[[str], None] = print) -> int:
+    args = parse_args(argv)
+    settings = SearchSettings(args.trials, args.timeout, args.study, args.storage, args.preset, args.data, args.limit,
+                              args.max_epochs, args.pruner, args.seed)
+    search = Search(settings, args.workdir)
+    show(f"study {settings.study!r}: {len(search.study.trials)} trial(s) so far; running {settings.trials} more")
+    for done in search.run():
+        show(describe(done))
+    kept = search.keep_best(args.out)
+    best = search.best_trial()
+    if best is None:
+        show("no trial has completed yet")
+        return 0
+    show(f"best: trial {best.number}, validation loss {best.value:.4f} ({best.params})"
+         + (f"; its checkpoint is {kept}" if kept else "; its checkpoint is on the worker that ran it"))
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
