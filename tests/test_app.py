@@ -368,3 +368,23 @@ def test_the_last_refusal_of_each_session_is_kept_counted_and_bounded():
     assert kept.last("a") == ("", 0) and kept.last("c") == ("newest", 1)
     kept.forget("c")
     assert kept.last("c") == ("", 0)
+
+
+@pytest.mark.slow
+def test_a_search_streams_its_trials_and_plots_and_keeps_the_best_checkpoint(client):
+    before = set(CHECKPOINT_DIR.glob("*.pt"))
+    job = client.submit(2, 300, 1, 300, "median", api_name="/search")
+    updates = [named(client, "/search", update) for update in job]
+    final = updates[-1]
+    kept = set(CHECKPOINT_DIR.glob("*.pt")) - before
+    try:
+        assert updates[0]["Search status"].startswith("**Searching**") and final["Search status"].startswith("**Finished**")
+        rows = final["Trials"]["data"]
+        assert [row[0] for row in rows] == [0, 1] and {row[1] for row in rows} <= {"complete", "pruned"}
+        assert len(kept) == 1 and next(iter(kept)).name in final["Search status"]
+        history = json.loads(final["Optimization history"]["plot"])
+        assert "Optimization History" in json.dumps(history["layout"]["title"])
+        assert final["Parallel coordinates"] is not None
+    finally:
+        for path in kept:
+            path.unlink()

@@ -244,6 +244,29 @@ def test_train_tab_starts_the_embedding_from_uploaded_word_vectors(page, trained
     saved.unlink()
 
 
+def test_a_search_draws_optunas_plots_and_fills_its_trials_table(page):
+    before = set(CHECKPOINT_DIR.glob("*.pt"))
+    page.get_by_role("tab", name="Train").click()
+    section = page.locator("#search")
+    section.get_by_text("Search: let Optuna choose").click()
+    section.get_by_label("trials", exact=True).fill("3")
+    section.get_by_label("max epochs", exact=True).fill("1")
+    section.get_by_label("reviews per trial", exact=True).fill("300")
+    page.get_by_role("button", name="Start search").click()
+    page.wait_for_function("document.querySelector('#search-status').innerText.startsWith('Finished')",
+                           timeout=180_000)
+    assert "best: trial" in page.locator("#search-status").inner_text()
+    cells = [c.strip() for c in page.locator("#search-trials span.text").all_inner_texts()]
+    assert {"0", "1", "2"} <= set(cells)
+    page.wait_for_function("[...document.querySelectorAll('#search .js-plotly-plot')].length >= 3")
+    titles = page.evaluate("[...document.querySelectorAll('#search .gtitle')].map(t => t.textContent)")
+    assert any("Optimization History" in t for t in titles) and any("Importance" in t for t in titles)
+    page.locator("#search-trials").scroll_into_view_if_needed()
+    _shot(page, "search", section)
+    for path in set(CHECKPOINT_DIR.glob("*.pt")) - before:
+        path.unlink()
+
+
 def test_memory_tab_compares_rnn_gru_and_lstm(page):
     page.get_by_role("tab", name="Memory").click()
     page.get_by_role("button", name="Compare").click()

@@ -235,7 +235,7 @@ def _public_load(url: str, text: str, users: int = 8) -> int:
 
     client = _client(url)
     values = client.predict("reference", api_name="/preset")[:-2]  # every hyper-parameter; then the limit and a note
-    job = client.submit("bundled", None, 0, "bench-public", "", *values, api_name="/train")
+    job = client.submit("bundled", None, None, 0, "bench-public", "", *values, api_name="/train")  # no upload, no vectors
     answered = []
 
     def user() -> None:

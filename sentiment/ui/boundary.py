@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 import gradio as gr
 
-from ..checkpoint import resolve_checkpoint
+from ..checkpoint import list_checkpoints, resolve_checkpoint
 from ..config import ConfigError
 from ..errors import USER_ERRORS
 from ..predictor import Predictor
@@ -123,6 +123,16 @@ def switch(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{name} must be true or false; got {str(value)[:40]!r}")
     return value
+
+
+def available_checkpoints(current: str) -> gr.Dropdown:
+    """The checkpoint files the other tools accept, the shipped default first, then the newest.
+
+    Args:
+        current: the checkpoint chosen now; it stays chosen while it exists.
+    """
+    choices = list_checkpoints()
+    return gr.Dropdown(choices=choices, value=current if current in choices else (choices[0] if choices else None))
 
 
 def cached_predictor(checkpoint: object) -> Predictor:

@@ -12,16 +12,16 @@ from pathlib import Path
 import gradio as gr
 
 from .. import plots
-from ..checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, list_checkpoints
+from ..checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
 from ..config import GROUPS, ConfigError, Setting, check_choice, field_number, grouped, whole_number
 from ..data import MORE_REVIEW_COUNT, DataError, check_review_file
 from ..model import ModelConfig
 from ..presets import PRESETS
-from ..runner import RunState
+from ..runner import RunInProgress, RunState
 from ..scoring import SOURCE_COLUMNS, source_rows
 from ..trainer import TrainConfig
-from . import state
-from .boundary import endpoint, status_line
+from . import search, state
+from .boundary import available_checkpoints, endpoint, status_line
 
 UPLOAD_TYPES = [".txt", ".bz2", ".gz", ".csv", ".tsv"]
 VECTOR_TYPES = [".txt", ".vec", ".gz", ".bz2", ".zip"]
@@ -177,6 +177,8 @@ def start_training(source: str, upload, vectors, limit: float, name: str, owner:
     """
     if not state.SETTINGS.allow_training:
         raise ConfigError("Training is turned off on this public demo. Try the Predict and Playground tabs.")
+    if search.searching():
+        raise RunInProgress("A search is running on this app; start the run when it ends (or stop it).")
     config, model_config = configs(list(values), limit)
     config = replace(config, vectors=vectors_path(vectors))
     notes = ""
@@ -199,16 +201,6 @@ def stop_training(owner: str) -> str:
 def new_owner_token(token: str) -> str:
     """A random id kept in this browser's storage: it lets the browser that started a run stop it."""
     return token or secrets.token_hex(16)
-
-
-def available_checkpoints(current: str) -> gr.Dropdown:
-    """The checkpoint files the other tools accept, the shipped default first, then the newest.
-
-    Args:
-        current: the checkpoint chosen now; it stays chosen while it exists.
-    """
-    choices = list_checkpoints()
-    return gr.Dropdown(choices=choices, value=current if current in choices else (choices[0] if choices else None))
 
 
 @endpoint
@@ -282,6 +274,7 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     started.then(available_checkpoints, checkpoint, checkpoint, api_visibility="private")
     stopped = stop.click(stop_training, owner, status, api_name="stop_training", **script)
     status_line(chosen, started, stopped, status=status, clear=False)  # the run's own line says the rest
+    search.create_section(checkpoint)
     demo.load(new_owner_token, owner, owner, api_visibility="private")
     demo.load(watch_training, None, outputs, api_name="watch_training", concurrency_limit=None, **script)
     demo.load(available_checkpoints, checkpoint, checkpoint, api_name="list_checkpoints")
