@@ -7,8 +7,9 @@ Batches group reviews of similar length and are right-padded only to the batch's
 reads each review's output at its own last token, so padding costs little and never changes a prediction.
 
 Started in a process group (`torchrun --nproc_per_node=N -m sentiment.train ...`), the same loop trains with
-DistributedDataParallel: each rank reads its own shard of the training split and `batch_size` is split between
-the ranks; only rank 0 validates, tests and writes checkpoints, and its stop decisions are shared with the others.
+DistributedDataParallel: each rank reads its own shard of the training split (and of its sentences), `batch_size` is
+split between the ranks, and language-model pre-training averages the ranks' gradients at every step; only rank 0
+validates, tests and writes checkpoints, and its stop decisions are shared with the others.
 """
 from __future__ import annotations
 
@@ -198,13 +199,33 @@ def _shared_flag(flag: bool, world: int) -> bool:
     return bool(tensor.item())
 
 
-def _check_replicas(model: torch.nn.Module, world: int) -> None:
-    """Raise unless every rank holds exactly the same weights (DDP keeps them so; this proves it did)."""
+def _shared_min(n: int, world: int) -> int:
+    """The smallest `n` of all ranks (on every rank)."""
+    if world == 1:
+        return n
+    tensor = torch.tensor([n])
+    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MIN)
+    return int(tensor.item())
+
+
+def _average_gradients(parameters: list[torch.nn.Parameter], world: int) -> None:
+    """Every rank's gradients replaced by their mean over the ranks (what DDP does for the classifier)."""
+    for p in parameters:
+        if p.requires_grad:
+            if p.grad is None:  # every rank must take part in every reduction
+                p.grad = torch.zeros_like(p)
+            torch.distributed.all_reduce(p.grad)
+            p.grad /= world
+
+
+def _check_replicas(model: torch.nn.Module, world: int, after: str = "training") -> None:
+    """Raise unless every rank holds exactly the same weights (DDP, and pre-training's averaged gradients, keep them
+    so; this proves it did)."""
     digest = torch.stack([p.detach().double().sum() for p in model.parameters()]).cpu()  # (P,)
     gathered = [torch.empty_like(digest) for _ in range(world)]
     torch.distributed.all_gather(gathered, digest)
     if any(not torch.equal(gathered[0], other) for other in gathered[1:]):
-        raise RuntimeError("distributed ranks ended with different weights")
+        raise RuntimeError(f"distributed ranks ended {after} with different weights")
 
 
 @dataclass
@@ -291,11 +312,12 @@ def _scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int
 
 
 def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, rng: np.random.Generator,
-             stop: threading.Event) -> Iterator[Step]:
+             stop: threading.Event, batch_size: int | None = None, world: int = 1) -> Iterator[Step]:
     """Language-model pre-training of the embedding and the recurrent layers on the reviews' text: each forward state
     predicts the next token and, in a bidirectional layer, each backward state the one before. A projection to the
     embedding size and the embedding itself make the output layer (tied weights, Press & Wolf 2017); it is dropped
-    afterwards, and the classifier's head is not touched."""
+    afterwards, and the classifier's head is not touched. Under `world` > 1 processes each reads its own shard in
+    batches of `batch_size` and their gradients are averaged at every step, so the replicas stay identical."""
     c = model.config
     if c.bidirectional and c.num_layers > 1:
         raise ConfigError("pre-training a bidirectional model needs num_layers 1: a second layer's forward direction "
@@ -304,10 +326,12 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
     # A one-token text (a title such as "Awesome") has no next token to predict: a batch of them alone would average
     # a loss over nothing.
     reviews = reviews.subset(np.flatnonzero(reviews.lengths > 1))
+    reviews = reviews.subset(np.arange(_shared_min(len(reviews), world)))  # every rank takes as many steps
+    batch_size = batch_size or config.batch_size
     projection = torch.nn.Linear(H, c.embedding_dim).to(model.device)
     parameters = [p for name, p in model.named_parameters() if not name.startswith("head.")]
     optimizer = torch.optim.AdamW([*parameters, *projection.parameters()], lr=config.lr, weight_decay=config.weight_decay)
-    total_steps = math.ceil(len(reviews) / config.batch_size) * config.pretrain_epochs
+    total_steps = math.ceil(len(reviews) / batch_size) * config.pretrain_epochs
     scheduler = _scheduler(optimizer, config.schedule, total_steps)
 
     def next_token_loss(states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -317,8 +341,8 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
     step, read, seconds = 0, 0, 0.0
     model.train()
     for epoch in range(1, config.pretrain_epochs + 1):
-        for rows in length_bucketed_batches(reviews.lengths, config.batch_size, rng):
-            if stop.is_set():
+        for rows in length_bucketed_batches(reviews.lengths, batch_size, rng):
+            if _shared_flag(stop.is_set(), world):
                 return
             tick = time.perf_counter()
             ids, lengths, _ = reviews.batch(rows)
@@ -332,6 +356,8 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
             loss = sum(next_token_loss(h, y) for h, y in pairs) / len(pairs)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if world > 1:
+                _average_gradients([*parameters, *projection.parameters()], world)
             if config.clip:
                 torch.nn.utils.clip_grad_norm_(parameters, config.clip)
             optimizer.step()
@@ -427,7 +453,9 @@ def train(
 
     run = _Run(config, model_config, prepared, Path(out), stop, rank, world, device, vectors)
     if config.pretrain_epochs:
-        yield from pretrain(run.model, run.reviews, config, run.rng, stop)
+        yield from pretrain(run.model, run.reviews, config, run.rng, stop, run.batch_size, world)
+        if world > 1:  # before DDP would copy rank 0's weights over any difference
+            _check_replicas(run.model, world, "pre-training")
     run.start_fit()
     while run.reason == "finished" and run.step < run.total_steps and not stop.is_set():
         yield from run.epoch()
@@ -454,10 +482,6 @@ def _check_distributed(config: TrainConfig, world: int) -> None:
     """ConfigError for the settings a run split between `world` processes cannot honour."""
     if world > 1 and config.batch_size < world:
         raise ConfigError(f"batch_size ({config.batch_size}) is split between {world} ranks: make it at least {world}")
-    if world > 1 and config.pretrain_epochs:
-        raise ConfigError("pre-training runs in one process: train with --pretrain 0 under torchrun")
-    if world > 1 and config.sentences:
-        raise ConfigError("sentence examples are drawn in one process: train with --sentences 0 under torchrun")
 
 
 def _prepare_in_turn(data: str | Path, config: TrainConfig, stop: threading.Event, rank: int, world: int
@@ -482,11 +506,18 @@ class _Run:
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.reviews, self.batch_size = prepared.train, config.batch_size
+        self.sentences, self.sentence_owner = prepared.sentences, prepared.sentence_owner
         if world > 1:  # equal shards, so every rank takes the same number of steps
             per_rank = len(self.reviews) // world
-            shard = self.rng.permutation(len(self.reviews))[: per_rank * world].reshape(world, per_rank)[rank]
-            self.reviews, self.batch_size = self.reviews.subset(np.sort(shard)), config.batch_size // world
+            shard = np.sort(self.rng.permutation(len(self.reviews))[: per_rank * world].reshape(world, per_rank)[rank])
+            self.reviews, self.batch_size = self.reviews.subset(shard), config.batch_size // world
             self.rng = np.random.default_rng([config.seed, rank])
+            if self.sentences is not None:  # the sentences of this rank's reviews only
+                mine = np.flatnonzero(np.isin(self.sentence_owner, shard))
+                self.sentences, self.sentence_owner = self.sentences.subset(mine), self.sentence_owner[mine]
+        # Sentence examples drawn each epoch, one a review that has any: as many on every rank.
+        owners = len(np.unique(self.sentence_owner)) if self.sentence_owner is not None else 0
+        self.sentence_draws = _shared_min(owners, world)
         self.model = SentimentNet(model_config).to(device)
         if vectors is not None:
             vectors.copy_into(self.model.embedding)
@@ -497,7 +528,7 @@ class _Run:
     def start_fit(self) -> None:
         """The classifier's optimiser, schedule and kept weights, sized to the run's steps."""
         config, prepared = self.config, self.prepared
-        sentences = config.sentences * len(np.unique(prepared.sentence_owner)) if config.sentences else 0
+        sentences = config.sentences * self.sentence_draws if config.sentences else 0
         self.total_steps = math.ceil((len(self.reviews) + sentences) / self.batch_size) * config.epochs
         if config.max_steps:
             self.total_steps = min(self.total_steps, config.max_steps)
@@ -512,11 +543,14 @@ class _Run:
 
     def epoch(self) -> Iterator[TrainEvent]:
         """One pass over the training reviews and this epoch's sentences; validates where the config says."""
-        config, prepared, fit = self.config, self.prepared, self.fit
+        config, fit = self.config, self.fit
         self.epochs_done += 1
         reviews = self.reviews
         for _ in range(config.sentences):
-            reviews = reviews.extended(one_sentence_each(prepared.sentences, prepared.sentence_owner, self.rng))
+            drawn = one_sentence_each(self.sentences, self.sentence_owner, self.rng)
+            if len(drawn) > self.sentence_draws:
+                drawn = drawn.subset(np.sort(self.rng.choice(len(drawn), self.sentence_draws, replace=False)))
+            reviews = reviews.extended(drawn)
         batches = length_bucketed_batches(reviews.lengths, self.batch_size, self.rng)
         for i, rows in enumerate(batches):
             if _shared_flag(self.stop.is_set(), self.world):

@@ -41,6 +41,22 @@ def test_two_gloo_ranks_train_in_step_and_rank_0_writes_a_checkpoint(tmp_path):
     assert report.accuracy == checkpoint.metrics["test"]["accuracy"] and report.n == 60
 
 
+@pytest.mark.slow
+def test_the_lab_recipe_pre_training_and_sentences_included_runs_on_two_gloo_ranks(tmp_path):
+    out = tmp_path / "lab.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SENTIMENT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "sentiment.train",
+               "--preset", "lab", "--data", "sample+more", "--limit", "1200", "--pretrain-epochs", "1", "--epochs", "1",
+               "--hidden-size", "32", "--embedding-dim", "32", "--max-vocab", "3000", "--out", str(out), "--quiet"]
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "rank 0 of 2 (Gloo)" in run.stdout and "weights identical on all 2 ranks (checked)" in run.stdout
+    checkpoint = load_checkpoint(out)
+    assert checkpoint.train_config["pretrain_epochs"] == 1 and checkpoint.train_config["sentences"] == 2
+    assert checkpoint.train_config["titles"] and list(checkpoint.data["sources"])[0] == "sample"
+    assert np.isfinite(checkpoint.metrics["best_val_loss"]) and checkpoint.metrics["test"]["n"] > 0
+
+
 def test_bf16_autocast_trains_on_cpu_and_fp16_asks_for_cuda(tmp_path):
     config = TrainConfig(batch_size=32, epochs=1, max_steps=4, eval_every=2, limit=400, precision="bf16", device="cpu")
     events = list(train(config, ModelConfig(embedding_dim=16, hidden_size=16, num_layers=1), out=tmp_path / "bf16.pt"))
