@@ -143,8 +143,11 @@ class Search:
         try:
             self.study = optuna.create_study(study_name=settings.study, storage=storage(settings.storage),
                                              direction="minimize", pruner=pruner, load_if_exists=True)
-        except ValueError as e:  # a study of this name that minimises something else
+        except ValueError as e:
             raise ConfigError(f"study {settings.study!r} cannot be joined: {e}") from None
+        if self.study.directions != [optuna.study.StudyDirection.MINIMIZE]:
+            raise ConfigError(f"study {settings.study!r} in this storage maximises its objective (or has several); a "
+                              "search minimises the validation loss: choose another --study")
         # Seeded, so that one worker's search repeats; a worker that joins later draws from another seed.
         self.study.sampler = optuna.samplers.TPESampler(seed=settings.seed + len(self.study.trials))
         self.workdir = workdir / settings.study
@@ -162,7 +165,12 @@ class Search:
 
     def _run_trial(self, trial: optuna.Trial, stop: threading.Event) -> TrialDone:
         preset, tick = PRESETS[self.settings.preset], time.monotonic()
-        params = sample(trial, self.settings.max_epochs)
+        try:
+            params = sample(trial, self.settings.max_epochs)
+        except ValueError:  # the study's earlier trials drew these names from other ranges or kinds
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise ConfigError(f"study {self.settings.study!r} holds trials of another search (its parameters are "
+                              "drawn otherwise): choose another --study") from None
         model_params = {k: params[k] for k in ("hidden_size", "num_layers", "dropout", "cell")}
         config = replace(preset.train, lr=params["lr"], batch_size=params["batch_size"], epochs=params["epochs"],
                          eval_every=0, patience=0, refit=False, seed=self.settings.seed,

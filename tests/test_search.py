@@ -77,3 +77,18 @@ def test_the_search_command_refuses_a_bad_storage_with_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "sentiment.search", "--storage", "redis://x", "--trials", "1"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and done.stderr.strip().startswith("error: storage must be") and "Traceback" not in done.stderr
+
+
+def test_a_study_that_another_kind_of_run_holds_is_refused_with_a_sentence(tmp_path):
+    url = f"journal:{tmp_path / 'held.journal'}"
+    optuna.create_study(study_name="maximised", storage=storage(url), direction="maximize")
+    with pytest.raises(ConfigError, match="study 'maximised' in this storage maximises its objective"):
+        Search(SearchSettings(study="maximised", storage=url), workdir=tmp_path)
+    other = optuna.create_study(study_name="other-space", storage=storage(url))
+    other.enqueue_trial({"lr": "fast"})
+    trial = other.ask()
+    trial.suggest_categorical("lr", ["fast", "slow"])
+    other.tell(trial, 1.0)
+    search = Search(SearchSettings(study="other-space", storage=url, limit=200, max_epochs=1), workdir=tmp_path)
+    with pytest.raises(ConfigError, match="holds trials of another search"):
+        list(search.run())
