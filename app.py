@@ -16,7 +16,10 @@ from sentiment.settings import Settings
 from sentiment.ui import memory, playground, predict, state, train
 
 
-def build_demo() -> gr.Blocks:
+def build_demo(mcp: bool = False) -> gr.Blocks:
+    """The page. With `mcp` the endpoints that start work stay off the API page, so that MCP clients are not offered
+    them as tools."""
+    state.LIST_RUNS = not mcp
     public = (" **Public demo:** training runs are capped in size and time"
               + ("" if state.SETTINGS.allow_uploads else ", uploads are off") + "." if state.SETTINGS.public else "")
     with gr.Blocks(title="LSTM Sentiment Lab") as demo:
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         print("--share serves this app at a public gradio.live address that anyone with the link can open for a week "
               "(predict, train within the public limits, the playground). Add --auth USER:PASSWORD to ask for a "
               "password.")
-    build_demo().queue(default_concurrency_limit=4).launch(
+    build_demo(mcp=args.mcp).queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, share=args.share, auth=auth, mcp_server=args.mcp,
         max_file_size=upload_limit(state.SETTINGS), theme=gr.themes.Soft())
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 import torch
-from app_api import call, train_input_index, named, plot_traces, positive_probability, train_args, typed_array
+from app_api import TRAIN_INPUTS, call, train_input_index, named, plot_traces, positive_probability, train_args, typed_array
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -22,7 +22,7 @@ from sentiment.memory import MEMORY_CHECKPOINTS, MEMORY_EXAMPLE
 from sentiment.model import READOUTS
 from sentiment.predictor import load_predictor
 from sentiment.preprocessing import PREPROCESSING_VERSION, encode_review
-from sentiment.ui import boundary, state
+from sentiment.ui import boundary, state, train
 from sentiment.ui.predict import EXAMPLES, predict_summary
 from sentiment.vectors import export
 
@@ -318,7 +318,7 @@ def test_read_shows_the_reviews_path_through_preprocessing(client):
 def test_mcp_serves_the_explaining_tools_with_a_description_of_every_input(free_port):
     import httpx
 
-    demo = app.build_demo()
+    demo = app.build_demo(mcp=True)
     demo.launch(prevent_thread_lock=True, server_port=free_port, quiet=True, mcp_server=True)
     try:
         tools = {tool["name"]: tool for tool in httpx.get(f"http://127.0.0.1:{free_port}/gradio_api/mcp/schema",
@@ -326,7 +326,8 @@ def test_mcp_serves_the_explaining_tools_with_a_description_of_every_input(free_
     finally:
         demo.close()
     assert {"predict", "cell_step", "read_review", "checkpoint_layers", "available_checkpoints", "playground"} <= set(tools)
-    assert not {"start_training", "stop_training", "watch_training", "run_memory_experiment"} & set(tools)
+    assert not {"start_training", "stop_training", "watch_training", "run_memory_experiment", "run_search",
+                "stop_search", "apply_preset"} & set(tools)
     for name, tool in tools.items():
         assert len(tool["description"]) > 40, name
         for parameter, spec in tool["inputSchema"]["properties"].items():
@@ -388,3 +389,12 @@ def test_a_search_streams_its_trials_and_plots_and_keeps_the_best_checkpoint(cli
     finally:
         for path in kept:
             path.unlink()
+
+
+def test_the_api_page_lists_training_with_each_setting_by_name(client):
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {"/train", "/search", "/memory_experiment", "/preset"} <= set(endpoints)
+    names = [p["parameter_name"] for p in endpoints["/train"]["parameters"]]
+    assert names == [*TRAIN_INPUTS, *(field for _, field, _ in train.HYPER_PARAMETERS)]
+    labels = {p["parameter_name"]: p["label"] for p in endpoints["/train"]["parameters"]}
+    assert labels["lr"] == "learning rate" and labels["freeze_embedding"] == "freeze the embedding"

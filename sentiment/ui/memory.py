@@ -16,6 +16,7 @@ from ..memory import (
 from ..model import CELLS
 from ..predictor import Predictor
 from ..preprocessing import encode_review
+from . import state
 from .boundary import MAX_REVIEW_CHARS, cached_predictor, endpoint, review_text, status_line
 
 
@@ -157,7 +158,7 @@ def create_tab() -> None:
                              api_name="compare_memory", **raw)
     experiment = run.click(run_memory_experiment, [cells, distances, forget_bias, steps],
                            [memory_plot, progress, memory_table], api_name="memory_experiment", concurrency_limit=1,
-                           api_visibility="undocumented", **raw)
+                           api_visibility=state.run_visibility(), **raw)
     measured = lengths.click(compare_length_accuracy, names, length_plot, api_name="accuracy_by_length",
                              concurrency_limit=1, **raw)
     status_line(compared, status=compare_status)

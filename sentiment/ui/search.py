@@ -141,7 +141,7 @@ def create_section(checkpoint: gr.Dropdown) -> None:
         parallel = gr.Plot(label="Parallel coordinates")
 
     outputs = [status, table, history, importances, parallel]
-    script = dict(api_visibility="undocumented", preprocess=False)
+    script = dict(api_visibility=state.run_visibility(), preprocess=False)
     searched = start.click(run_search, [trials, timeout, max_epochs, limit, pruner], outputs, api_name="search",
                            concurrency_limit=None, **script)
     searched.then(available_checkpoints, checkpoint, checkpoint, api_visibility="private")

@@ -15,3 +15,11 @@ SETTINGS = Settings()
 DEVICE = describe_device(pick_device("auto"))
 runner = TrainingRunner()
 predictors = PredictorCache()
+# Whether the endpoints that start work (training, searches, the memory experiment) are listed on the API page. They
+# answer scripts either way; when the app also serves MCP they stay unlisted, so that no LLM client is offered them.
+LIST_RUNS = True
+
+
+def run_visibility() -> str:
+    """The api_visibility of an endpoint that starts work."""
+    return "public" if LIST_RUNS else "undocumented"

@@ -2,6 +2,7 @@
 test report and the checkpoint."""
 from __future__ import annotations
 
+import inspect
 import re
 import secrets
 import time
@@ -160,8 +161,7 @@ def watch_training():
             time.sleep(0.5)  # at most two updates a second: the chart stays smooth and the page light
 
 
-@endpoint
-def start_training(source: str, upload, vectors, limit: float, name: str, owner: str, *values):
+def _start_training(source: str, upload, vectors, limit: float, name: str, owner: str, *values):
     """Start a training run with the chosen data and hyper-parameters, then stream its progress.
 
     Args:
@@ -173,7 +173,7 @@ def start_training(source: str, upload, vectors, limit: float, name: str, owner:
         limit: reviews to read, from each file in proportion to its size; 0 = every review.
         name: the checkpoint's file name (without .pt); an existing file is never overwritten.
         owner: this browser's id (only the browser that started a run may stop it); may be empty.
-        values: the hyper-parameters, in the order of the Train tab.
+        values: the hyper-parameters, each by its config field's name, in the order of the Train tab.
     """
     if not state.SETTINGS.allow_training:
         raise ConfigError("Training is turned off on this public demo. Try the Predict and Playground tabs.")
@@ -190,6 +190,13 @@ def start_training(source: str, upload, vectors, limit: float, name: str, owner:
     if notes:
         gr.Info(notes)
     yield from watch_training()
+
+
+# An API client sees each hyper-parameter by its field's name (epochs, lr, …), not as param_6 … param_37.
+_fixed = list(inspect.signature(_start_training).parameters.values())[:-1]
+_start_training.__signature__ = inspect.Signature(
+    [*_fixed, *(inspect.Parameter(field, inspect.Parameter.POSITIONAL_OR_KEYWORD) for _, field, _ in HYPER_PARAMETERS)])
+start_training = endpoint(_start_training)
 
 
 @endpoint
@@ -265,8 +272,7 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     download = gr.File(label="Checkpoint (download)", interactive=False, visible=False)
 
     outputs = [status, placeholder, curves, report, by_source, confusion, download]
-    # Callable by scripts, left out of the API page and the MCP tools: an LLM client has no business starting runs.
-    script = dict(api_visibility="undocumented")
+    script = dict(api_visibility=state.run_visibility())
     chosen = preset.change(apply_preset, preset, [*made, limit, preset_note], api_name="preset", preprocess=False,
                            **script)
     started = start.click(start_training, [source, upload, vectors, limit, name, owner, *made], outputs,
