@@ -70,16 +70,17 @@ def grouped(*classes: type) -> list[tuple[type, str, Setting]]:
 
 
 def check_settings(config: Any) -> None:
-    """ConfigError unless every declared field of `config` holds a value of its kind within its range or choices."""
+    """ConfigError unless every declared field of `config` holds a value of its kind within its range or choices; the
+    refusal names the field by its label, as the Train tab shows it."""
     for name, default, spec in declared(type(config)):
-        value = getattr(config, name)
+        value, label = getattr(config, name), spec.label
         if isinstance(default, bool):
             if not isinstance(value, bool):
-                raise ConfigError(f"{name} must be true or false; got {_shown(value)}")
+                raise ConfigError(f"{label} must be true or false; got {_shown(value)}")
         elif spec.choices:
-            check_choice(name, value, spec.choices)
+            check_choice(label, value, spec.choices)
         elif spec.low is not None and not (default is None and value is None):
-            check_range(name, value, spec.low, spec.high, integer=isinstance(default, int))
+            check_range(label, value, spec.low, spec.high, integer=isinstance(default, int))
 
 
 def field_number(value: object, name: str, integer: bool = True, low: float | None = None,

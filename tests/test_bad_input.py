@@ -199,12 +199,12 @@ def test_public_demo_switches_refuse_uploads_and_training(client, tmp_path, monk
 
 @pytest.mark.parametrize("name,bad,message", [
     ("hidden_size", "many", "hidden size must be a whole number; got 'many'"),
-    ("hidden_size", 0, "hidden_size must be between"),
-    ("hidden_size", -3, "hidden_size must be between"),
-    ("hidden_size", 10**7, "hidden_size must be between"),
-    ("lr", 0, "lr must be between"),
-    ("lr", -0.1, "lr must be between"),
-    ("batch_size", 10**9, "batch_size must be between"),
+    ("hidden_size", 0, "hidden size must be between"),
+    ("hidden_size", -3, "hidden size must be between"),
+    ("hidden_size", 10**7, "hidden size must be between"),
+    ("lr", 0, "learning rate must be between"),
+    ("lr", -0.1, "learning rate must be between"),
+    ("batch_size", 10**9, "batch size must be between"),
     ("epochs", 1e300, "epochs must be between"),
     ("dropout", 1.5, "dropout must be between"),
     ("num_layers", 2.5, "whole number"),
@@ -366,18 +366,18 @@ def test_other_endpoints_refuse_odd_values_with_a_sentence(client, endpoint, arg
 
 
 @pytest.mark.parametrize("name,bad,match", [
-    ("cell", "transformer", "cell must be one of"),
+    ("cell", "transformer", "cell type must be one of"),
     ("readout", "max", "readout must be one of last, pool"),
     ("schedule", "zigzag", "schedule must be one of"),
     ("device", "tpu", "device must be"),
     ("precision", "int8", "precision must be one of"),
-    ("pretrain_epochs", 1000, "pretrain_epochs must be between"),
-    ("sentences", 11, "sentences must be between 0 and 10"),
+    ("pretrain_epochs", 1000, "pre-training epochs must be between"),
+    ("sentences", 11, "sentences per review must be between 0 and 10"),
     ("sentences", 1.5, "sentences per review must be a whole number"),
     ("forget_bias", "x", "forget-gate bias at start must be a number"),
-    ("max_len", 0, "max_len must be between"),
+    ("max_len", 0, "tokens per review must be between"),
     ("bidirectional", "maybe", "bidirectional must be true or false; got 'maybe'"),
-    ("titles", 1, "titles must be true or false"),
+    ("titles", 1, "train on titles too must be true or false"),
     ("epochs", None, "epochs is empty: type a whole number"),
 ])
 def test_train_refuses_odd_settings_with_a_sentence(client, name, bad, match):

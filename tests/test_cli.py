@@ -63,8 +63,8 @@ def test_train_cli_keeps_the_seed_with_the_lowest_validation_loss(tmp_path):
     "args,message",
     [
         (("sentiment.train", "--data", "/nonexistent/reviews.txt", "--max-steps", "1"), "no such file"),
-        (("sentiment.train", "--hidden-size", "0"), "hidden_size must be between"),
-        (("sentiment.train", "--lr", "-1"), "lr must be between"),
+        (("sentiment.train", "--hidden-size", "0"), "hidden size must be between"),
+        (("sentiment.train", "--lr", "-1"), "learning rate must be between"),
         (("sentiment.train", "--epochs", "lots"), "invalid int value"),
         (("sentiment.evaluate", "--checkpoint", "/nonexistent.pt"), "no such checkpoint"),
         (("sentiment.predict", "--checkpoint", "sentiment/__init__.py", "fine"), "not a readable checkpoint"),

@@ -18,9 +18,9 @@ class WithWarmup(TrainConfig):
 
 def test_a_hyper_parameter_added_in_one_line_is_checked_listed_for_the_train_tab_and_a_flag():
     check_settings(WithWarmup(warmup=50))
-    with pytest.raises(ConfigError, match="warmup must be between 0 and 1000"):
+    with pytest.raises(ConfigError, match="warm-up steps must be between 0 and 1000"):
         WithWarmup(warmup=5000).validate()
-    with pytest.raises(ConfigError, match="warmup must be a whole number"):
+    with pytest.raises(ConfigError, match="warm-up steps must be a whole number"):
         WithWarmup(warmup=2.5).validate()
     tab = [(cls, name, spec.group) for cls, name, spec in grouped(ModelConfig, WithWarmup)]
     optimiser = [name for _, name, group in tab if group == "optimiser"]
@@ -39,10 +39,10 @@ def test_every_setting_a_person_sets_has_a_label_a_hint_and_a_known_group():
 
 
 @pytest.mark.parametrize("changes,message", [
-    (dict(titles="maybe"), "titles must be true or false"),
-    (dict(schedule="sometimes"), "schedule must be one of constant, cosine"),
+    (dict(titles="maybe"), "train on titles too must be true or false"),
+    (dict(schedule="sometimes"), "learning-rate schedule must be one of constant, cosine"),
     (dict(epochs=float("nan")), "epochs must be a whole number"),
-    (dict(lr=float("nan")), "lr must be between"),
+    (dict(lr=float("nan")), "learning rate must be between"),
     (dict(device="tpu"), "device must be one of auto, cpu, cuda"),
 ])
 def test_values_of_the_wrong_kind_are_refused_by_the_declaration(changes, message):

@@ -39,7 +39,7 @@ def test_each_cell_type_trains_and_round_trips_through_a_checkpoint(cell, tmp_pa
 
 
 def test_unknown_cell_type_is_a_clear_error():
-    with pytest.raises(ConfigError, match="cell must be one of lstm, gru, rnn"):
+    with pytest.raises(ConfigError, match="cell type must be one of lstm, gru, rnn"):
         ModelConfig(vocab_size=10, cell="transformer").validate()
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import SMALL_MODEL, SMALL_TRAIN
 
-from sentiment.config import ConfigError
+from sentiment.config import ConfigError, declared
 from sentiment.model import ModelConfig, SentimentNet
 from sentiment.predictor import load_predictor
 from sentiment.trainer import train
@@ -32,10 +32,14 @@ def test_padding_never_changes_a_prediction(bidirectional, layers, learned_state
     assert beside_longer.shape == (3,)
 
 
+def declared_label(field: str) -> str:
+    return next(spec.label for name, _, spec in declared(ModelConfig) if name == field)
+
+
 @pytest.mark.parametrize("field,value", [("hidden_size", 0), ("num_layers", -1), ("dropout", 1.5), ("embedding_dim", 10**9), ("hidden_size", 2.5)])
 def test_odd_model_settings_are_refused_with_a_message(field, value):
     config = ModelConfig(vocab_size=10, **{field: value})
-    with pytest.raises(ConfigError, match=field):
+    with pytest.raises(ConfigError, match=declared_label(field)):
         config.validate()
 
 

@@ -155,7 +155,7 @@ def test_sentence_examples_are_whole_sentences_of_their_reviews_drawn_anew_each_
     finished = list(train(config, SMALL_MODEL, out=tmp_path / "s.pt"))[-1]
     examples = len(small.train) + 2 * len(np.unique(small.sentence_owner))  # each review, then two of its sentences
     assert finished.steps == -(-examples // config.batch_size)
-    with pytest.raises(ConfigError, match="sentences must be a whole number"):
+    with pytest.raises(ConfigError, match="sentences per review must be a whole number"):
         replace(config, sentences=True).validate()
 
 
