@@ -12,6 +12,7 @@ this process only.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import threading
 import time
@@ -249,8 +250,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-epochs", type=int, default=3, help="each trial trains 1 to this many epochs")
     parser.add_argument("--pruner", default="median", choices=PRUNERS, help="median, or successive halving")
     parser.add_argument("--seed", type=int, default=0, help="the sampler's and each trial's seed")
-    parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR / "search-best.pt",
-                        help="where the best trial's checkpoint is kept (default checkpoints/search-best.pt)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where the study's best trial's checkpoint is kept (default checkpoints/search-STUDY.pt)")
     parser.add_argument("--workdir", type=Path, default=CHECKPOINT_DIR / "search",
                         help="where each trial's checkpoint is written (default checkpoints/search/STUDY/)")
     return parser.parse_args(argv)
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None, show: Callable[[str], None] = print) -> 
     show(f"study {settings.study!r}: {len(search.study.trials)} trial(s) so far; running {settings.trials} more")
     for done in search.run():
         show(describe(done))
-    kept = search.keep_best(args.out)
+    kept = search.keep_best(args.out or CHECKPOINT_DIR / f"search-{re.sub(r'[^A-Za-z0-9_.-]+', '-', settings.study)}.pt")
     best = search.best_trial()
     if best is None:
         show("no trial has completed yet")
