@@ -96,11 +96,11 @@ def field_number(value: object, name: str, integer: bool = True, low: float | No
             value = float(value)
         except ValueError:
             pass
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            or (integer and not float(value).is_integer())):
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or (isinstance(value, float) and (not math.isfinite(value) or (integer and not value.is_integer())))):
         raise ConfigError(f"{name} must be {kind}; got {_shown(value)}")
     if low is not None and not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}; got {value}")
+        raise ConfigError(f"{name} must be between {low} and {high}; got {_shown(value)}")
     return int(value) if integer else float(value)
 
 
@@ -112,10 +112,11 @@ def whole_number(value: object, name: str, low: int, high: int) -> int:
 def check_range(name: str, value, low, high, integer: bool = True) -> None:
     """Raise ConfigError unless low <= value <= high (and a whole number when `integer`)."""
     kind = "a whole number" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or (integer and isinstance(value, float) and not value.is_integer())):
         raise ConfigError(f"{name} must be {kind} between {low} and {high}; got {_shown(value)}")
     if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}; got {value}")
+        raise ConfigError(f"{name} must be between {low} and {high}; got {_shown(value)}")
 
 
 def check_choice(name: str, value, choices) -> None:

@@ -10,6 +10,7 @@ import csv
 import gzip
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -123,6 +124,8 @@ _MAGIC = (
     (lambda b: b.startswith(b"7z\xbc\xaf\x27\x1c"), "7-zip"),
 )
 _SUFFIXES = {".gz": "gzip", ".bz2": "bzip2", ".zip": "zip"}
+# What reading a damaged or cut-short file raises, beside our own DataError: the decompressors' own errors.
+READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile)
 
 
 def compression(path: Path, readable: tuple[str, ...] = ("gzip", "bzip2")) -> str | None:
@@ -161,7 +164,7 @@ def open_compressed(path: Path, readable: tuple[str, ...] = ("gzip", "bzip2")) -
     return open(path, "rb")
 
 
-def _unreadable(path: Path, error: Exception) -> DataError:
+def unreadable(path: Path, error: Exception) -> DataError:
     """A read that failed, as the person should hear it: our own refusal as it is, a damaged archive as such."""
     if isinstance(error, DataError):
         return error
@@ -175,8 +178,8 @@ def _head(path: Path) -> bytes:
     try:
         with open_compressed(path) as f:
             return f.read(_HEAD_BYTES)
-    except (OSError, EOFError, ValueError) as e:
-        raise _unreadable(path, e) from None
+    except READ_ERRORS as e:
+        raise unreadable(path, e) from None
 
 
 def detect_encoding(head: bytes) -> str:
@@ -357,8 +360,8 @@ def read_reviews(path: str | Path, report: ReadReport | None = None) -> Iterator
             yield from _read_fasttext(path, report)
         else:
             yield from _read_table(path, "," if report.format == "csv" else "\t", report)
-    except (OSError, EOFError, ValueError) as e:
-        raise _unreadable(path, e) from None
+    except READ_ERRORS as e:
+        raise unreadable(path, e) from None
 
 
 def check_review_file(path: str | Path) -> str:

@@ -12,8 +12,10 @@ this process only.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,7 +55,8 @@ class SearchSettings:
     limit: int = 0  # reviews each trial reads; 0 = the preset's
     max_epochs: int = 3  # each trial trains 1 to max_epochs epochs
     pruner: str = "median"
-    seed: int = 0
+    seed: int = 0  # each trial's training seed
+    sampler_seed: int | None = None  # None: each worker draws its own, so that workers started together differ
 
     def validate(self) -> SearchSettings:
         whole_number(self.trials, "trials", 0, 10_000)
@@ -85,8 +88,9 @@ def storage(url: str) -> optuna.storages.BaseStorage | None:
     if url.startswith(_RDB_SCHEMES):
         try:
             return optuna.storages.RDBStorage(url)
-        except (ImportError, ModuleNotFoundError) as e:
-            raise ConfigError(f"storage {_without_password(url)}: its database driver is not installed ({e.name})") from None
+        except ImportError as e:
+            raise ConfigError(f"storage {_without_password(url)}: its database driver is not installed "
+                              f"({e.name or e})") from None
         except Exception as e:  # a database that cannot be reached, or a URL it cannot read
             raise ConfigError(f"storage {_without_password(url)}: cannot open it ({type(e).__name__}: "
                               f"{str(e).splitlines()[0][:160]})") from None
@@ -97,9 +101,10 @@ def storage(url: str) -> optuna.storages.BaseStorage | None:
 def _without_password(url: str) -> str:
     """A database URL as it may be shown: user:password@ becomes user:***@."""
     scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest and ":" in rest.split("@", 1)[0]:
-        user = rest.split("@", 1)[0].split(":", 1)[0]
-        return f"{scheme}://{user}:***@{rest.split('@', 1)[1]}"
+    address, slash, path = rest.partition("/")
+    credentials, at, host = address.rpartition("@")  # the last @ ends them: a password may hold one
+    if sep and at and ":" in credentials:
+        return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}{slash}{path}"
     return url
 
 
@@ -149,8 +154,7 @@ class Search:
         if self.study.directions != [optuna.study.StudyDirection.MINIMIZE]:
             raise ConfigError(f"study {settings.study!r} in this storage maximises its objective (or has several); a "
                               "search minimises the validation loss: choose another --study")
-        # Seeded, so that one worker's search repeats; a worker that joins later draws from another seed.
-        self.study.sampler = optuna.samplers.TPESampler(seed=settings.seed + len(self.study.trials))
+        self.study.sampler = optuna.samplers.TPESampler(seed=settings.sampler_seed)
         self.workdir = workdir / settings.study
         self.workdir.mkdir(parents=True, exist_ok=True)
 
@@ -195,6 +199,8 @@ class Search:
             raise
         if state == optuna.trial.TrialState.COMPLETE and not losses:
             state = optuna.trial.TrialState.FAIL
+        elif state == optuna.trial.TrialState.COMPLETE and stop.is_set():  # cut short: not the epochs it drew
+            state = optuna.trial.TrialState.PRUNED
         best = min(losses) if losses else None
         if state == optuna.trial.TrialState.COMPLETE:
             trial.set_user_attr("checkpoint", str(out.resolve()))
@@ -221,9 +227,14 @@ class Search:
         if not source or not source.is_file():
             return None
         out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(f".{out.name}.partial")
-        shutil.copyfile(source, partial)
-        partial.replace(out)  # atomic: a reader sees the old checkpoint or the new one
+        fd, partial = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")  # one per worker
+        os.close(fd)
+        try:
+            shutil.copyfile(source, partial)
+            os.replace(partial, out)  # atomic: a reader sees the old checkpoint or the new one
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
         return out
 
 
@@ -249,7 +260,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=0, help="reviews each trial reads (default: the preset's)")
     parser.add_argument("--max-epochs", type=int, default=3, help="each trial trains 1 to this many epochs")
     parser.add_argument("--pruner", default="median", choices=PRUNERS, help="median, or successive halving")
-    parser.add_argument("--seed", type=int, default=0, help="the sampler's and each trial's seed")
+    parser.add_argument("--seed", type=int, default=0, help="each trial's training seed")
+    parser.add_argument("--sampler-seed", type=int, default=None,
+                        help="the sampler's seed, to repeat a one-worker search (default: each worker its own)")
     parser.add_argument("--out", type=Path, default=None,
                         help="where the study's best trial's checkpoint is kept (default checkpoints/search-STUDY.pt)")
     parser.add_argument("--workdir", type=Path, default=CHECKPOINT_DIR / "search",
@@ -260,7 +273,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None, show: Callable[[str], None] = print) -> int:
     args = parse_args(argv)
     settings = SearchSettings(args.trials, args.timeout, args.study, args.storage, args.preset, args.data, args.limit,
-                              args.max_epochs, args.pruner, args.seed)
+                              args.max_epochs, args.pruner, args.seed, args.sampler_seed)
     search = Search(settings, args.workdir)
     show(f"study {settings.study!r}: {len(search.study.trials)} trial(s) so far; running {settings.trials} more")
     for done in search.run():

@@ -438,7 +438,7 @@ def train(
     try:
         prepared = _prepare_in_turn(data, config, stop, rank, world)
         model_config = replace(model_config or ModelConfig(), vocab_size=len(prepared.vocab)).validate()
-        vectors, model_config, said = _word_vectors(config, prepared, model_config, stop)
+        vectors, model_config, said = _word_vectors(config, prepared, model_config, stop if world == 1 else None)
     except Stopped:
         yield Finished(None, None, True, "stopped while preparing the data: nothing was trained or saved", 0,
                        time.perf_counter() - started, world)
@@ -457,18 +457,19 @@ def train(
         if world > 1:  # before DDP would copy rank 0's weights over any difference
             _check_replicas(run.model, world, "pre-training")
     run.start_fit()
-    while run.reason == "finished" and run.step < run.total_steps and not stop.is_set():
+    while run.reason == "finished" and run.step < run.total_steps and not _shared_flag(stop.is_set(), world):
         yield from run.epoch()
     yield from run.finish(started)
 
 
-def _word_vectors(config: TrainConfig, prepared: PreparedData, model_config: ModelConfig, stop: threading.Event
-                  ) -> tuple[WordVectors | None, ModelConfig, str]:
+def _word_vectors(config: TrainConfig, prepared: PreparedData, model_config: ModelConfig,
+                  stop: threading.Event | None) -> tuple[WordVectors | None, ModelConfig, str]:
     """The word vectors the run starts from (None without `config.vectors`), the model config with the embedding
-    size they set, and a sentence on what was found; recorded in the checkpoint's data too."""
+    size they set, and a sentence on what was found; recorded in the checkpoint's data too. Without `stop` the file is
+    read to its end (ranks of a distributed run must not stop at different lines)."""
     if not config.vectors:
         return None, model_config, ""
-    vectors = read_vectors(config.vectors, prepared.vocab, stop.is_set)
+    vectors = read_vectors(config.vectors, prepared.vocab, stop.is_set if stop else None)
     said = "; " + vectors.coverage(prepared.vocab, prepared.train)
     if vectors.dim != model_config.embedding_dim:
         said += f"; embedding size {vectors.dim}, the vectors' (not {model_config.embedding_dim})"
@@ -538,7 +539,8 @@ class _Run:
         self.model.train()
 
     def save(self, metrics: dict) -> None:
-        save_checkpoint(self.out, Checkpoint(self.model_config, asdict(self.config), self.prepared.vocab,
+        config = {**asdict(self.config), "vectors": Path(self.config.vectors).name}  # not a path of this machine
+        save_checkpoint(self.out, Checkpoint(self.model_config, config, self.prepared.vocab,
                                              self.fit.best_state, metrics, self.prepared.origin))
 
     def epoch(self) -> Iterator[TrainEvent]:

@@ -29,7 +29,7 @@ import torch
 from .checkpoint import load_checkpoint
 from .cli import run
 from .corpus import EncodedReviews, Stopped
-from .data import DataError, open_compressed
+from .data import READ_ERRORS, DataError, open_compressed, unreadable
 from .preprocessing import PAD, PAD_ID, Vocab
 
 READABLE = ("gzip", "bzip2", "zip")
@@ -120,10 +120,28 @@ def _lookups(vocab: Vocab) -> tuple[dict[str, int], dict[str, list[int]]]:
 
 def read_vectors(path: str | Path, vocab: Vocab, stop: Callable[[], bool] | None = None) -> WordVectors:
     """The vectors of `vocab`'s tokens in the file at `path`, matched as the module says. A file that is not one
-    (binary, ragged, NaN, a header that lies, no token of ours) is a DataError naming the line."""
+    (binary, ragged, NaN, a header that lies, no token of ours, a damaged archive) is a DataError that says so."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    try:
+        return _read_vectors(path, vocab, stop)
+    except (*READ_ERRORS, RuntimeError) as e:  # RuntimeError: an encrypted zip
+        raise unreadable(path, e) from None
+
+
+def vector_size(path: str | Path) -> int:
+    """The number of values per word in a vectors file, from its header or first line."""
+    path = Path(path)
+    try:
+        first = next(_lines(path), (0, ""))[1]
+    except (*READ_ERRORS, RuntimeError) as e:
+        raise unreadable(path, e) from None
+    header = _header(first)
+    return header[1] if header else len(first.split(" ")) - 1
+
+
+def _read_vectors(path: Path, vocab: Vocab, stop: Callable[[], bool] | None) -> WordVectors:
     exact_ids, standing_in = _lookups(vocab)
     found: dict[str, dict[int, np.ndarray]] = {"exact": {}, "lower-cased": {}, "by contraction": {}}
     lines = _lines(path)

@@ -373,8 +373,8 @@ def test_the_last_refusal_of_each_session_is_kept_counted_and_bounded():
 
 @pytest.mark.slow
 def test_a_search_streams_its_trials_and_plots_and_keeps_the_best_checkpoint(client):
-    before = set(CHECKPOINT_DIR.glob("*.pt"))
-    job = client.submit(2, 300, 1, 300, "median", api_name="/search")
+    before, folders = set(CHECKPOINT_DIR.glob("*.pt")), set(CHECKPOINT_DIR.glob("search/app-*"))
+    job = client.submit(2, 300, 1, 300, "median", "", api_name="/search")
     updates = [named(client, "/search", update) for update in job]
     final = updates[-1]
     kept = set(CHECKPOINT_DIR.glob("*.pt")) - before
@@ -386,8 +386,27 @@ def test_a_search_streams_its_trials_and_plots_and_keeps_the_best_checkpoint(cli
         history = json.loads(final["Optimization history"]["plot"])
         assert "Optimization History" in json.dumps(history["layout"]["title"])
         assert final["Parallel coordinates"] is not None
+        assert set(CHECKPOINT_DIR.glob("search/app-*")) == folders  # each trial's own checkpoint is gone
     finally:
         for path in kept:
+            path.unlink()
+
+
+@pytest.mark.slow
+def test_only_the_browser_that_started_a_search_stops_it(client):
+    before = set(CHECKPOINT_DIR.glob("*.pt"))
+    job = client.submit(3, 300, 2, 4000, "median", "browser-a", api_name="/search")
+    deadline = time.time() + 60
+    while "running" not in str(job.outputs()[-1:]) and time.time() < deadline:
+        time.sleep(0.2)
+    with pytest.raises(AppError, match="started in another browser; only that one can stop it"):
+        client.predict("browser-b", api_name="/stop_search")
+    assert "Stopping" in call(client, "/stop_search", "browser-a")["Search status"]
+    final = named(client, "/search", job.result())
+    try:
+        assert final["Search status"].startswith("**Stopped**") and len(final["Trials"]["data"]) < 3
+    finally:
+        for path in set(CHECKPOINT_DIR.glob("*.pt")) - before:
             path.unlink()
 
 

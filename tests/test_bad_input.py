@@ -189,6 +189,11 @@ def test_public_demo_switches_refuse_uploads_and_training(client, tmp_path, monk
     vectors.write_text("great 1 2 3\n")
     with pytest.raises(AppError, match="Uploads are off on this server .* so no word vectors file can be used"):
         client.predict(*train_args(100, 1, vectors=handle_file(str(vectors))), api_name="/train")
+    wide = tmp_path / "wide.vec"
+    wide.write_text("1 300\ngreat " + " ".join(["0.5"] * 300) + "\n")
+    monkeypatch.setattr(state, "SETTINGS", Settings(public=True, allow_uploads=True))
+    with pytest.raises(AppError, match="wide.vec: vectors of 300 numbers; a public demo's embedding has at most 256"):
+        client.predict(*train_args(100, 1, vectors=handle_file(str(wide))), api_name="/train")
     monkeypatch.setattr(state, "SETTINGS", Settings(public=True, allow_training=False))
     with pytest.raises(AppError, match="Training is turned off"):
         client.predict(*train_args(100, 1), api_name="/train")

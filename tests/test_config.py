@@ -61,6 +61,7 @@ def test_values_of_the_wrong_kind_are_refused_by_the_declaration(changes, messag
     (float("nan"), False, "units must be a number between 1 and 64; got nan"),
     ("inf", False, "units must be a number between 1 and 64; got inf"),
     (65, True, "units must be between 1 and 64; got 65"),
+    (10**400, True, "units must be between 1 and 64; got 1000000000.*"),  # too big for a float, still a sentence
 ])
 def test_a_fields_number_is_refused_with_a_sentence_naming_the_field(value, integer, message):
     with pytest.raises(ConfigError, match=f"^{message}$"):

@@ -47,8 +47,8 @@ VALID = {
     "preset": ["quick"],
     "train": train_args(limit=150, epochs=1, name="fuzz"),
     "stop_training": [""],
-    "search": [1, 60, 1, 150, "median"],
-    "stop_search": [],
+    "search": [1, 60, 1, 150, "median", ""],
+    "stop_search": [""],
     "watch_training": [],
     "restrictions": [],
 }

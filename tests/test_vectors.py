@@ -78,6 +78,7 @@ def test_a_cased_file_and_a_missing_contraction_half_are_matched_and_counted(tmp
     ("binary.bin", b"3 2\ngreat \x00\x00\x80?\x00\x00\x00@\n", "a binary file; word vectors are read from text"),
     ("latin.txt", "caf\xe9 1 2 3\n".encode("latin-1"), "line 1 is not UTF-8 text"),
     ("plain.txt.gz", None, "this .gz file is not gzip-compressed"),
+    ("cut.vec.gz", gzip.compress(b"2 3\ngreat 1 2 3\nkettle 1 2 3\n" * 50)[:40], "the gzip data is damaged or cut short"),
     ("other.txt", "tea 1 2 3\ncoffee 1 2 3\n", "none of the vocabulary's 6 tokens is in the file"),
 ])
 def test_a_file_that_is_not_word_vectors_is_refused_naming_the_line(tmp_path, name, content, message):

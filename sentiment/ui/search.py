@@ -2,6 +2,7 @@
 Stop, and the best trial's checkpoint kept beside the others."""
 from __future__ import annotations
 
+import shutil
 import threading
 import warnings
 from datetime import datetime
@@ -22,6 +23,7 @@ COLUMNS = ["trial", "state", "validation loss", "validation accuracy", "epochs",
            "num_layers", "dropout", "batch_size", "cell"]
 _running = threading.Lock()  # one search at a time in this app
 _stop = threading.Event()
+_owner = [""]  # the browser that started the running search: only it may stop it
 
 
 def _row(done: TrialDone) -> list:
@@ -65,7 +67,7 @@ def search_settings(trials: object, timeout: object, max_epochs: object, limit: 
 
 
 @endpoint
-def run_search(trials: float, timeout: float, max_epochs: float, limit: float, pruner: str):
+def run_search(trials: float, timeout: float, max_epochs: float, limit: float, pruner: str, owner: str = ""):
     """Search the quick preset's settings with Optuna, streaming each trial's result and the study's plots.
 
     Args:
@@ -74,14 +76,19 @@ def run_search(trials: float, timeout: float, max_epochs: float, limit: float, p
         max_epochs: each trial trains 1 to this many epochs.
         limit: reviews of the bundled sample each trial reads, at least 100.
         pruner: "median" or "halving" (successive halving): what stops a bad trial after an epoch.
+        owner: this browser's id (only the browser that started a search may stop it); may be empty.
     """
     if not state.SETTINGS.allow_training:
         raise ConfigError("Training is off on this server, and a search is training: see the notice above.")
     settings, notes = search_settings(trials, timeout, max_epochs, limit, pruner)
-    if state.runner.snapshot().active or not _running.acquire(blocking=False):
-        raise RunInProgress("A training run or a search is already in progress on this app; try again when it ends.")
+    with state.starting:
+        if state.runner.snapshot().active or not _running.acquire(blocking=False):
+            raise RunInProgress("A training run or a search is already in progress on this app; try again when it "
+                                "ends.")
+    search = None
     try:
         _stop.clear()
+        _owner[0] = owner if isinstance(owner, str) else ""
         search, rows = Search(settings, CHECKPOINT_DIR / "search"), []
         said = f"{notes}. " if notes else ""
         yield f"**Searching** · {said}trial 1 of {settings.trials} running …", rows, None, None, None
@@ -99,6 +106,8 @@ def run_search(trials: float, timeout: float, max_epochs: float, limit: float, p
                f"kept as `{kept.name}`, now in the Predict tab's list." if best and kept else "no trial completed."),
                rows, *figures(search.study))
     finally:
+        if search is not None:  # every trial's own checkpoint: the best one was copied out
+            shutil.rmtree(search.workdir, ignore_errors=True)
         _running.release()
 
 
@@ -108,15 +117,21 @@ def searching() -> bool:
 
 
 @endpoint
-def stop_search() -> str:
-    """Ask the running search to stop: the trial under way stops after its current batch, and no other starts."""
+def stop_search(owner: str = "") -> str:
+    """Ask the running search to stop: the trial under way stops after its current batch, and no other starts.
+
+    Args:
+        owner: this browser's id; only the browser that started the search may stop it.
+    """
     if not _running.locked():
         return "No search is running."
+    if _owner[0] and owner != _owner[0]:
+        raise RunInProgress("This search was started in another browser; only that one can stop it.")
     _stop.set()
     return "**Stopping** the search after the current batch …"
 
 
-def create_section(checkpoint: gr.Dropdown) -> None:
+def create_section(checkpoint: gr.Dropdown, owner: gr.BrowserState) -> None:
     """Lays out the Search section (inside the Train tab) and wires its events."""
     public = (" A public demo caps a search at " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in PUBLIC_CAPS.items())
               + "." if state.SETTINGS.public else "")
@@ -142,8 +157,8 @@ def create_section(checkpoint: gr.Dropdown) -> None:
 
     outputs = [status, table, history, importances, parallel]
     script = dict(api_visibility=state.run_visibility(), preprocess=False)
-    searched = start.click(run_search, [trials, timeout, max_epochs, limit, pruner], outputs, api_name="search",
+    searched = start.click(run_search, [trials, timeout, max_epochs, limit, pruner, owner], outputs, api_name="search",
                            concurrency_limit=None, **script)
     searched.then(available_checkpoints, checkpoint, checkpoint, api_visibility="private")
-    stopped = stop.click(stop_search, None, status, api_name="stop_search", **script)
+    stopped = stop.click(stop_search, owner, status, api_name="stop_search", **script)
     status_line(searched, stopped, status=status, clear=False)

@@ -4,6 +4,7 @@ environment and the command line say before the page is built."""
 from __future__ import annotations
 
 import logging
+import threading
 
 from ..model import describe_device, pick_device
 from ..predictor import PredictorCache
@@ -15,6 +16,7 @@ SETTINGS = Settings()
 DEVICE = describe_device(pick_device("auto"))
 runner = TrainingRunner()
 predictors = PredictorCache()
+starting = threading.Lock()  # held while a training run or a search checks that none is going and starts
 # Whether the endpoints that start work (training, searches, the memory experiment) are listed on the API page. They
 # answer scripts either way; when the app also serves MCP they stay unlisted, so that no LLM client is offered them.
 LIST_RUNS = True

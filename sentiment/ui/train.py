@@ -14,13 +14,14 @@ import gradio as gr
 
 from .. import plots
 from ..checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
-from ..config import GROUPS, ConfigError, Setting, check_choice, field_number, grouped, whole_number
+from ..config import GROUPS, ConfigError, Setting, check_choice, declared, field_number, grouped, whole_number
 from ..data import MORE_REVIEW_COUNT, DataError, check_review_file
 from ..model import ModelConfig
 from ..presets import PRESETS
 from ..runner import RunInProgress, RunState
 from ..scoring import SOURCE_COLUMNS, source_rows
 from ..trainer import TrainConfig
+from ..vectors import vector_size
 from . import search, state
 from .boundary import available_checkpoints, endpoint, status_line
 
@@ -100,7 +101,16 @@ def vectors_path(upload: object) -> str:
     """The word-vectors file uploaded for this run, or "" for none."""
     if upload in (None, "", {}):
         return ""
-    return str(uploaded_file(upload, "word vectors", VECTOR_TYPES, ""))
+    return str(uploaded_file(upload, "word vectors", VECTOR_TYPES, "word vectors: send a file uploaded to this app "
+                             "(gradio_client's handle_file), or null for none"))
+
+
+def check_public_vectors(vectors: str, model_config: ModelConfig) -> None:
+    """On a public demo the vectors' size, which sets the embedding size, stays within the embedding's cap."""
+    cap = next(spec.public for name, _, spec in declared(ModelConfig) if name == "embedding_dim")
+    if vectors and vector_size(vectors) > cap:
+        raise DataError(f"{Path(vectors).name}: vectors of {vector_size(vectors)} numbers; a public demo's embedding "
+                        f"has at most {cap}")
 
 
 def uploaded_file(upload: object, what: str, types: list[str], missing: str) -> Path:
@@ -177,16 +187,18 @@ def _start_training(source: str, upload, vectors, limit: float, name: str, owner
     """
     if not state.SETTINGS.allow_training:
         raise ConfigError("Training is turned off on this public demo. Try the Predict and Playground tabs.")
-    if search.searching():
-        raise RunInProgress("A search is running on this app; start the run when it ends (or stop it).")
     config, model_config = configs(list(values), limit)
     config = replace(config, vectors=vectors_path(vectors))
-    notes = ""
-    if state.SETTINGS.run_limits:
-        config, model_config, notes = state.SETTINGS.run_limits.apply(config, model_config)
-    limits = state.SETTINGS.run_limits
-    state.runner.start(config, model_config, data_path(source, upload), checkpoint_path(name), owner=owner or None,
-                       max_seconds=limits.max_seconds if limits else None)
+    notes, limits = "", state.SETTINGS.run_limits
+    if limits:
+        config, model_config, notes = limits.apply(config, model_config)
+        check_public_vectors(config.vectors, model_config)
+    path = data_path(source, upload)
+    with state.starting:
+        if search.searching():
+            raise RunInProgress("A search is running on this app; start the run when it ends (or stop it).")
+        state.runner.start(config, model_config, path, checkpoint_path(name), owner=owner or None,
+                           max_seconds=limits.max_seconds if limits else None)
     if notes:
         gr.Info(notes)
     yield from watch_training()
@@ -280,7 +292,7 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     started.then(available_checkpoints, checkpoint, checkpoint, api_visibility="private")
     stopped = stop.click(stop_training, owner, status, api_name="stop_training", **script)
     status_line(chosen, started, stopped, status=status, clear=False)  # the run's own line says the rest
-    search.create_section(checkpoint)
+    search.create_section(checkpoint, owner)
     demo.load(new_owner_token, owner, owner, api_visibility="private")
     demo.load(watch_training, None, outputs, api_name="watch_training", concurrency_limit=None, **script)
     demo.load(available_checkpoints, checkpoint, checkpoint, api_name="list_checkpoints")
