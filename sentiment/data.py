@@ -219,7 +219,7 @@ def _is_clean(text: str) -> bool:
     return "\x00" not in text
 
 
-def _control_share(head: bytes) -> float:
+def control_share(head: bytes) -> float:
     """The share of bytes that no text file holds (control characters other than tab, line ends and form feeds)."""
     return sum(head.count(bytes([c])) for c in _CONTROL_BYTES) / max(1, len(head))
 
@@ -235,8 +235,9 @@ def detect_format(path: Path) -> str:
         raise DataError(f"{path.name}: the file is empty")
     if b"\x00" in head:
         raise DataError(f"{path.name}: not a review file: it looks binary (NUL bytes), not text")
-    if _control_share(head) > 0.01:
-        raise DataError(f"{path.name}: not a review file: it looks binary ({_control_share(head):.0%} of its first "
+    control = control_share(head)
+    if control > 0.01:
+        raise DataError(f"{path.name}: not a review file: it looks binary ({control:.0%} of its first "
                         "bytes are control characters), not text")
     name = path.name.lower()
     for suffix in (".bz2", ".gz"):

@@ -29,7 +29,7 @@ import torch
 from .checkpoint import load_checkpoint
 from .cli import run
 from .corpus import EncodedReviews, Stopped
-from .data import READ_ERRORS, DataError, open_compressed, unreadable
+from .data import READ_ERRORS, DataError, control_share, open_compressed, unreadable
 from .preprocessing import PAD, PAD_ID, Vocab
 
 READABLE = ("gzip", "bzip2", "zip")
@@ -85,7 +85,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, text) of each line, each decoded as UTF-8 on its own so that a bad byte is named by its line."""
     with open_compressed(path, READABLE) as stream:
         head = stream.peek(4096)[:4096]
-        if b"\x00" in head or sum(b < 9 for b in head) > 0.01 * len(head):
+        if b"\x00" in head or control_share(head) > 0.01:  # the review files' rule
             raise DataError(f"{path.name}: a binary file; word vectors are read from text (a word2vec .bin: save it "
                             "with binary=False)")
         number = 0

@@ -108,9 +108,9 @@ def vectors_path(upload: object) -> str:
 def check_public_vectors(vectors: str, model_config: ModelConfig) -> None:
     """On a public demo the vectors' size, which sets the embedding size, stays within the embedding's cap."""
     cap = next(spec.public for name, _, spec in declared(ModelConfig) if name == "embedding_dim")
-    if vectors and vector_size(vectors) > cap:
-        raise DataError(f"{Path(vectors).name}: vectors of {vector_size(vectors)} numbers; a public demo's embedding "
-                        f"has at most {cap}")
+    size = vector_size(vectors) if vectors else 0
+    if size > cap:
+        raise DataError(f"{Path(vectors).name}: vectors of {size} numbers; a public demo's embedding has at most {cap}")
 
 
 def uploaded_file(upload: object, what: str, types: list[str], missing: str) -> Path:
