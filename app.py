@@ -13,7 +13,7 @@ import gradio as gr
 
 from sentiment.config import ConfigError
 from sentiment.settings import Settings
-from sentiment.ui import memory, playground, predict, state, train
+from sentiment.ui import memory, playground, predict, state, train, units
 
 
 def build_demo(mcp: bool = False) -> gr.Blocks:
@@ -30,6 +30,8 @@ def build_demo(mcp: bool = False) -> gr.Blocks:
                 checkpoint = predict.create_tab()
             with gr.Tab("Train", id="train", elem_id="train-tab"):
                 train.create_tab(demo, checkpoint)
+            with gr.Tab("Units", id="units", elem_id="units-tab"):
+                units.create_tab()
             with gr.Tab("Memory", id="memory", elem_id="memory-tab"):
                 memory.create_tab()
             with gr.Tab("LSTM playground", id="playground", elem_id="playground-tab"):

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .config import ConfigError, check_choice
-from .model import SentimentNet, evaluating
+from .model import Clamp, SentimentNet, evaluating
 from .preprocessing import PAD_ID, UNK_ID, Vocab, encode_review
 
 # Each cell's gates in the order PyTorch stacks their weights: LSTM i, f, g, o; GRU r, z, n; RNN none.
@@ -148,7 +148,7 @@ def cell_update(cell: str, gates: dict[str, torch.Tensor], x_part: torch.Tensor,
     return torch.tanh(x_part + h_part), None
 
 
-def _halves(model: SentimentNet, layer: int, reverse: bool, x: torch.Tensor, h_prev: torch.Tensor
+def step_halves(model: SentimentNet, layer: int, reverse: bool, x: torch.Tensor, h_prev: torch.Tensor
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """x W_ih + b_ih and h_prev W_hh + b_hh of one layer and direction, (N, kH) each, for inputs x (N, in) and the
     states before them h_prev (N, H)."""
@@ -157,7 +157,7 @@ def _halves(model: SentimentNet, layer: int, reverse: bool, x: torch.Tensor, h_p
             torch.addmm(w["bias_hh_l0"], h_prev, w["weight_hh_l0"].T))
 
 
-def _start(model: SentimentNet, layer: int, reverse: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+def start_values(model: SentimentNet, layer: int, reverse: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """h and (LSTM) c before the first token a layer and direction reads, (H,) each."""
     start = model.start_state(layer, reverse, 1)
     if start is None:
@@ -174,10 +174,10 @@ def _trace_direction(model: SentimentNet, layer: int, reverse: bool, x: torch.Te
     """Gates and states of one layer and direction from its inputs x (T, in) and the model's hidden states h
     (T, H), both in token order; and the largest difference between h and h recomputed from the gates."""
     cell = model.config.cell
-    h_start, c_start = _start(model, layer, reverse)
+    h_start, c_start = start_values(model, layer, reverse)
     # The state before token t is that after token t-1 going forward, after token t+1 going backward.
     h_prev = torch.cat([h[1:], h_start[None]]) if reverse else torch.cat([h_start[None], h[:-1]])  # (T, H)
-    x_part, h_part = _halves(model, layer, reverse, x, h_prev)
+    x_part, h_part = step_halves(model, layer, reverse, x, h_prev)
     gates = cell_gates(cell, x_part, h_part)
     cell_state = None
     if cell == "lstm":
@@ -202,13 +202,13 @@ def _trace_direction(model: SentimentNet, layer: int, reverse: bool, x: torch.Te
 
 
 @torch.inference_mode()
-def prefix_probabilities(model: SentimentNet, ids: torch.Tensor) -> np.ndarray:
+def prefix_probabilities(model: SentimentNet, ids: torch.Tensor, clamp: Clamp | None = None) -> np.ndarray:
     """P(positive) for every prefix of one review, scored as a batch (exact for any model, O(T²) work)."""
     T = len(ids)
     batch = ids.expand(T, T).clone()  # (T, T): row t keeps tokens 0..t
     lengths = torch.arange(1, T + 1, device=ids.device)
     batch[torch.arange(T, device=ids.device)[None, :] >= lengths[:, None]] = PAD_ID
-    return torch.sigmoid(model(batch, lengths)).float().cpu().numpy()
+    return torch.sigmoid(model(batch, lengths, clamp)).float().cpu().numpy()
 
 
 @torch.inference_mode()
@@ -291,7 +291,7 @@ def reading_occlusion(model: SentimentNet, trace: GateTrace) -> Attributions:
             traced = trace.layer(k)
             h_prev = tensor(traced.before("hidden_state"))
             c_prev = tensor(traced.before("cell_state")) if cell == "lstm" else None
-            x_part, h_part = _halves(model, k, False, x, h_prev)
+            x_part, h_part = step_halves(model, k, False, x, h_prev)
             x = cell_update(cell, cell_gates(cell, x_part, h_part), x_part, h_part, h_prev, c_prev)[0]  # (T, H)
         states = tensor(trace.layer(model.config.num_layers - 1).hidden_state)  # (T, H) the traced top layer
         logits = model.classify(model.prefix_readout(states)).float().cpu().numpy()  # the running verdict

@@ -6,6 +6,7 @@ Memory tab call them one by one, so nothing rebuilds the forward pass elsewhere:
 
     x = model.embed(ids)                              # (B, T, E)     ids right-padded with _PAD
     outputs = model.run_layers(x, lengths)            # [(B, T, D*H)] every layer's hidden states, bottom first
+                                                      #               (with a Clamp: some units held fixed)
     features = model.readout(outputs[-1], lengths)   # (B, F)        the review as one vector
     logits = model.classify(features)                 # (B,)
 
@@ -85,6 +86,22 @@ class ModelConfig:
         return self.hidden_size * self.directions * (3 if self.readout == "pool" else 1)
 
 
+@dataclass(frozen=True)
+class Clamp:
+    """Hold some units of one layer and direction at fixed values at every step: the next step reads the held value
+    as its own past, and the layers above and the head read it too (the cell state c runs on). Ablation holds a unit
+    at its mean over a corpus; steering holds it where a person chooses."""
+
+    layer: int
+    reverse: bool
+    values: torch.Tensor  # (H,) or (B, H): the value each unit is held at; NaN where a unit runs free
+
+    def apply(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, H) states → the same with the held units replaced."""
+        values = self.values.to(h.device, h.dtype).expand_as(h)
+        return torch.where(torch.isnan(values), h, values)
+
+
 def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """(B, T, ...) → each row's first `lengths[b]` steps in reverse order, the padding after them left in place.
     Its own inverse: the backward direction reads a reversed review forwards, then its outputs are put back."""
@@ -133,16 +150,21 @@ class SentimentNet(nn.Module):
         """(B, T) token ids → (B, T, E) token vectors (embedding dropout while training)."""
         return self.embedding_dropout(self.embedding(ids))
 
-    def run_layers(self, x: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+    def run_layers(self, x: torch.Tensor, lengths: torch.Tensor, clamp: Clamp | None = None) -> list[torch.Tensor]:
         """(B, T, E) right-padded inputs → every layer's hidden states, bottom layer first, (B, T, D*H) each: for a
         bidirectional model the forward direction's H units, then the backward direction's."""
         outputs = []
         for k in range(self.config.num_layers):
             if k:
                 x = self.layer_dropout(x)
-            directions = [self.run_direction(k, False, x)]
+
+            def held(reverse: bool) -> Clamp | None:
+                return clamp if clamp is not None and (clamp.layer, clamp.reverse) == (k, reverse) else None
+
+            directions = [self.run_direction(k, False, x, held(False))]
             if self.config.bidirectional:
-                directions.append(reverse_within(self.run_direction(k, True, reverse_within(x, lengths)), lengths))
+                backward = self.run_direction(k, True, reverse_within(x, lengths), held(True))
+                directions.append(reverse_within(backward, lengths))
             x = torch.cat(directions, dim=-1)  # (B, T, D*H)
             outputs.append(x)
         return outputs
@@ -166,9 +188,9 @@ class SentimentNet(nn.Module):
         """(B, F) → (B,) logits: P(positive) = sigmoid(logit)."""
         return self.head(self.dropout(features)).squeeze(-1)
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, clamp: Clamp | None = None) -> torch.Tensor:
         """ids (B, T) right-padded with _PAD, lengths (B,) → logits (B,); the linear layer runs once a review."""
-        return self.classify(self.readout(self.run_layers(self.embed(ids), lengths)[-1], lengths))
+        return self.classify(self.readout(self.run_layers(self.embed(ids), lengths, clamp)[-1], lengths))
 
     # ------------------------------------------------------------ what the inspection reads
 
@@ -187,10 +209,20 @@ class SentimentNet(nn.Module):
         h = self.initial_h[row : row + 1].expand(-1, batch, -1).contiguous()
         return (h, self.initial_c[row : row + 1].expand(-1, batch, -1).contiguous()) if self.initial_c is not None else h
 
-    def run_direction(self, layer: int, reverse: bool, x: torch.Tensor) -> torch.Tensor:
-        """One layer and direction over inputs already in its reading order: (B, T, in) → (B, T, H)."""
+    def run_direction(self, layer: int, reverse: bool, x: torch.Tensor, clamp: Clamp | None = None) -> torch.Tensor:
+        """One layer and direction over inputs already in its reading order: (B, T, in) → (B, T, H). With a clamp,
+        the same module reads one step at a time and the held units are set after each step."""
         module = self.layer_modules[layer][int(reverse)]
-        return module(x, self.start_state(layer, reverse, x.size(0)))[0]
+        state = self.start_state(layer, reverse, x.size(0))
+        if clamp is None:
+            return module(x, state)[0]
+        steps = []
+        for t in range(x.size(1)):
+            _, state = module(x[:, t : t + 1], state)  # state (1, B, H), or (h, c) for an LSTM
+            h = clamp.apply((state[0] if isinstance(state, tuple) else state)[0])  # (B, H)
+            state = (h[None], state[1]) if isinstance(state, tuple) else h[None]
+            steps.append(h)
+        return torch.stack(steps, dim=1)  # (B, T, H)
 
     def _one_layer(self, layer: int, reverse: bool) -> nn.RNNBase:
         inputs = self.config.embedding_dim if layer == 0 else self.config.hidden_size * self.config.directions

@@ -12,22 +12,24 @@ import torch.nn.functional as F
 
 from .corpus import EncodedReviews, TokenizedCorpus, tokenize_files
 from .data import BUNDLED_DATA, SPLIT_SEED, split_by_source
-from .model import SentimentNet, evaluating
+from .model import Clamp, SentimentNet, evaluating
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint
 
 
 @torch.inference_mode()
-def score(model: SentimentNet, reviews: EncodedReviews, batch_size: int = 256) -> torch.Tensor:
-    """The model's logit for every review, (N,) on the CPU, dropout off; batches group reviews of similar length."""
+def score(model: SentimentNet, reviews: EncodedReviews, batch_size: int = 256, clamp: Clamp | None = None
+          ) -> torch.Tensor:
+    """The model's logit for every review, (N,) on the CPU, dropout off; batches group reviews of similar length.
+    With a clamp, some units are held fixed while it reads (see `Clamp`)."""
     logits = torch.empty(len(reviews))
     order = np.argsort(reviews.lengths, kind="stable")
     with evaluating(model):
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             ids, lengths, _ = reviews.batch(rows)
-            logits[torch.from_numpy(rows)] = model(ids.to(model.device), lengths.to(model.device)).float().cpu()
+            logits[torch.from_numpy(rows)] = model(ids.to(model.device), lengths.to(model.device), clamp).float().cpu()
     return logits
 
 

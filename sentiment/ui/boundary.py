@@ -7,16 +7,19 @@ import html
 import inspect
 import threading
 from collections import OrderedDict
+from pathlib import Path
 
 import gradio as gr
 
 from ..checkpoint import list_checkpoints, resolve_checkpoint
 from ..config import ConfigError
+from ..data import DataError, check_review_file
 from ..errors import USER_ERRORS
 from ..predictor import Predictor
 from . import state
 
 MAX_REVIEW_CHARS = 2_000_000
+UPLOAD_TYPES = [".txt", ".bz2", ".gz", ".csv", ".tsv"]  # review files
 
 
 class Refusals:
@@ -133,6 +136,33 @@ def available_checkpoints(current: str) -> gr.Dropdown:
     """
     choices = list_checkpoints()
     return gr.Dropdown(choices=choices, value=current if current in choices else (choices[0] if choices else None))
+
+
+def uploaded_file(upload: object, what: str, types: list[str], missing: str) -> Path:
+    """A file this app received through an upload (the event's raw FileData). Any other path is refused: it would let
+    a client read files of the server."""
+    if not state.SETTINGS.allow_uploads:
+        raise DataError(f"Uploads are off on this server (the Train tab's notice says why), so no "
+                        f"{what} file can be used; the bundled reviews can.")
+    raw = upload.get("path") if isinstance(upload, dict) else upload
+    if not isinstance(raw, str) or not raw:
+        raise DataError(missing)
+    path = Path(raw).resolve()
+    if Path(gr.utils.get_upload_folder()).resolve() not in path.parents or not path.is_file():
+        raise DataError(f"{path.name}: not a file uploaded to this app; upload it with the Train tab's file box.")
+    if not any(path.name.lower().endswith(s) for s in types):
+        raise DataError(f"{path.name}: expected one of {', '.join(types)}")
+    if path.stat().st_size > state.SETTINGS.max_upload_mb * 1024 * 1024:
+        raise DataError(f"{path.name}: larger than the {state.SETTINGS.max_upload_mb} MB upload limit")
+    return path
+
+
+def review_file(upload: object, what: str) -> Path:
+    """An uploaded review file, its format checked from its bytes before any work starts."""
+    path = uploaded_file(upload, what, UPLOAD_TYPES,
+                         "Choose a file to upload first (fastText .txt/.bz2/.gz, or CSV/TSV with a header).")
+    check_review_file(path)
+    return path
 
 
 def cached_predictor(checkpoint: object) -> Predictor:

@@ -15,7 +15,7 @@ import gradio as gr
 from .. import plots
 from ..checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
 from ..config import GROUPS, ConfigError, Setting, check_choice, declared, field_number, grouped, whole_number
-from ..data import MORE_REVIEW_COUNT, DataError, check_review_file
+from ..data import MORE_REVIEW_COUNT, DataError
 from ..model import ModelConfig
 from ..presets import PRESETS
 from ..runner import RunInProgress, RunState
@@ -23,9 +23,8 @@ from ..scoring import SOURCE_COLUMNS, source_rows
 from ..trainer import TrainConfig
 from ..vectors import vector_size
 from . import search, state
-from .boundary import available_checkpoints, endpoint, status_line
+from .boundary import available_checkpoints, endpoint, review_file, status_line, uploaded_file
 
-UPLOAD_TYPES = [".txt", ".bz2", ".gz", ".csv", ".tsv"]
 VECTOR_TYPES = [".txt", ".vec", ".gz", ".bz2", ".zip"]
 VECTORS_LABEL = ("Word vectors to start the embedding from (optional): GloVe .txt, fastText .vec or word2vec text; "
                  "plain, .gz, .bz2 or .zip")
@@ -91,10 +90,7 @@ def data_path(source: object, upload: object) -> str | Path:
         return BUNDLED_CHOICES[source]
     if source != "upload":
         raise ConfigError(f"data must be one of {', '.join([*BUNDLED_CHOICES, 'upload'])}; got {str(source)[:40]!r}")
-    path = uploaded_file(upload, "training data", UPLOAD_TYPES,
-                         "Choose a file to upload first (fastText .txt/.bz2/.gz, or CSV/TSV with a header).")
-    check_review_file(path)
-    return path
+    return review_file(upload, "training data")
 
 
 def vectors_path(upload: object) -> str:
@@ -111,25 +107,6 @@ def check_public_vectors(vectors: str, model_config: ModelConfig) -> None:
     size = vector_size(vectors) if vectors else 0
     if size > cap:
         raise DataError(f"{Path(vectors).name}: vectors of {size} numbers; a public demo's embedding has at most {cap}")
-
-
-def uploaded_file(upload: object, what: str, types: list[str], missing: str) -> Path:
-    """A file this app received through an upload (the event's raw FileData). Any other path is refused: it would let
-    a client read files of the server."""
-    if not state.SETTINGS.allow_uploads:
-        raise DataError(f"Uploads are off on this server (the notice at the top of the Train tab says why), so no "
-                        f"{what} file can be used; train on the bundled reviews.")
-    raw = upload.get("path") if isinstance(upload, dict) else upload
-    if not isinstance(raw, str) or not raw:
-        raise DataError(missing)
-    path = Path(raw).resolve()
-    if Path(gr.utils.get_upload_folder()).resolve() not in path.parents or not path.is_file():
-        raise DataError(f"{path.name}: not a file uploaded to this app; upload it with the Train tab's file box.")
-    if not any(path.name.lower().endswith(s) for s in types):
-        raise DataError(f"{path.name}: expected one of {', '.join(types)}")
-    if path.stat().st_size > state.SETTINGS.max_upload_mb * 1024 * 1024:
-        raise DataError(f"{path.name}: larger than the {state.SETTINGS.max_upload_mb} MB upload limit")
-    return path
 
 
 def train_view(run: RunState) -> tuple:

@@ -1,0 +1,330 @@
+"""The Units tab: what single units of a layer learned across a corpus, checked by ablation, read token by token,
+matched by a selected phrase, and steered."""
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+
+from .. import plots
+from ..checkpoint import list_checkpoints, resolve_checkpoint
+from ..config import ConfigError, field_number
+from ..explain import default_layer, layer_choices, parse_layer
+from ..predictor import Predictor
+from ..units import SATURATION, UnitAtlas, UnitReview, ablate, atlases, match_units, steer, unit_page
+from . import state
+from .boundary import MAX_REVIEW_CHARS, available_checkpoints, cached_predictor, endpoint, review_file, review_text, status_line
+
+INTRO = (
+    "Which unit tracks sentiment, what makes a unit fire, and what happens if you turn it? The **atlas** reads a "
+    "corpus once (the checkpoint's own test split, or a review file you upload) and describes every unit of a layer: "
+    "the gap between the classes' mean final h and mean largest h, its accuracy **alone** (one threshold on its final "
+    "h, chosen on half of the reviews and scored on the other half), the order in which it enters an L1-penalised "
+    "logistic regression as the penalty loosens (Radford et al. 2017), and how often its gates are shut "
+    f"(< {SATURATION[0]}) or open (> {SATURATION[1]}) (Karpathy, Johnson & Fei-Fei 2015). Click a row to open the unit.")
+STATES = [("hidden state h", "hidden_state"), ("cell state c (LSTM)", "cell_state")]
+MAX_PHRASE_CHARS = 1000
+STEER_RANGE = 10.0  # h lies in [-1, 1]; steering may push past it, as Radford et al. did
+
+
+def atlas_for(checkpoint: object, layer: object, corpus: object, progress: gr.Progress | None = None
+              ) -> tuple[Predictor, UnitAtlas]:
+    """The checkpoint and its atlas of the layer over the corpus (computed once, with progress, then cached)."""
+    path = resolve_checkpoint(checkpoint)
+    predictor = state.predictors.get(path)
+    layer, direction = parse_layer(predictor, default_layer(predictor) if layer in (None, "") else layer)
+    data = None if corpus in (None, "", {}) else review_file(corpus, "corpus")
+    shown = (lambda share, what: progress(share, desc=what)) if progress is not None else (lambda share, what: None)
+    return predictor, atlases.get(predictor, path, layer, direction, data, shown)
+
+
+def atlas_summary(atlas: UnitAtlas) -> str:
+    best = int(atlas.best(1)[0])
+    gap = float(atlas.gap(atlas.read.final)[best])
+    cut = f" (the first ones: {atlas.cut:,} more left out to bound memory)" if atlas.cut else ""
+    rank = int(atlas.l1_rank[best])
+    return (f"**{atlas.checkpoint}, layer {atlas.layer + 1} {atlas.direction}**, {atlas.units} units, over "
+            f"{atlas.corpus_name}: {len(atlas.rows):,} reviews{cut}.\n\n"
+            f"**The sentiment unit: {best}.** Alone it reaches **{atlas.accuracy[best]:.1%}** on the held-out half "
+            f"(the whole model: {atlas.model_accuracy:.1%}); its final h is {'higher' if gap > 0 else 'lower'} on "
+            f"positive reviews (gap {gap:+.2f})"
+            + (f"; it entered the L1 sweep {rank}{'st' if rank == 1 else 'th'}." if rank else ".")
+            + " Whether the model *needs* it is another question: check it by ablation below.")
+
+
+@endpoint
+def unit_atlas(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None,
+               progress: gr.Progress = gr.Progress()):
+    """Every unit of a layer over a corpus: class gaps, accuracy alone, L1 rank and gate saturation.
+
+    Args:
+        checkpoint: a checkpoint file name, e.g. "default.pt".
+        layer: a checkpoint_layers value such as "0"; empty: the top layer.
+        corpus: an uploaded review file (at most 20,000 reviews), or null for the checkpoint's own test split.
+
+    Returns:
+        a Markdown summary naming the unit that predicts best alone
+        a plotly figure: every unit's class gap against its accuracy alone
+        a table of every unit, the best alone first
+    """
+    _, atlas = atlas_for(checkpoint, layer, corpus, progress)
+    rows = atlas.rows_of_units()
+    table = [[round(v, 4) if isinstance(v, float) else v for v in row.values()] for row in rows]
+    figure = plots.unit_atlas_figure(atlas.gap(atlas.read.final), atlas.accuracy, atlas.l1_rank)
+    return atlas_summary(atlas), figure, gr.Dataframe(table, headers=list(rows[0]))
+
+
+@endpoint
+def unit_ablation(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None,
+                  progress: gr.Progress = gr.Progress()):
+    """Check the best single units by ablation: accuracy with the best k units (k = 1, 5, 20) held at their corpus mean
+    at every step, against k random units (three draws).
+
+    Args:
+        checkpoint: a checkpoint file name, e.g. "default.pt".
+        layer: a checkpoint_layers value such as "0"; empty: the top layer.
+        corpus: an uploaded review file, or null for the checkpoint's own test split.
+
+    Returns:
+        the verdict in Markdown: whether the model depends on the unit that predicts best
+        a plotly figure of the accuracies
+        a table: units held, k, accuracy, its range over the draws, the units
+    """
+    predictor, atlas = atlas_for(checkpoint, layer, corpus, progress)
+    result = ablate(predictor, atlas, progress=lambda share, what: progress(share, desc=what))
+    rows = [["none (the whole model)", 0, round(result.whole, 4), round(result.whole, 4), round(result.whole, 4), ""]]
+    rows += [[f"the {r.ablated} {r.k}", r.k, round(r.accuracy, 4), round(r.lowest, 4), round(r.highest, 4),
+              ", ".join(map(str, r.units[:20]))] for r in result.rows]
+    return result.verdict(), plots.ablation_figure(result.whole, result.rows), rows
+
+
+def highlighted(reviews: list[UnitReview], scale: float) -> list[tuple[str, float | None]]:
+    """Reviews as (token, value / scale) pairs for one highlighted text, each opened by its label and prediction."""
+    shown: list[tuple[str, float | None]] = []
+    for review in reviews:
+        verdict = f"[{'positive' if review.label else 'negative'} review, P(positive) {review.probability:.2f}]"
+        shown.append((("\n\n" if shown else "") + verdict, None))
+        shown += [(plots.short_token(t), float(v) / scale) for t, v in zip(review.tokens, review.values)]
+    return shown
+
+
+@endpoint
+def show_unit(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None, unit: float = 0,
+              state_name: str = "hidden_state", progress: gr.Progress = gr.Progress()):
+    """One unit's page: its final h by class, and the reviews that drive it highest and lowest, token by token.
+
+    Args:
+        checkpoint: a checkpoint file name, e.g. "default.pt".
+        layer: a checkpoint_layers value such as "0"; empty: the top layer.
+        corpus: an uploaded review file, or null for the checkpoint's own test split.
+        unit: the unit, from 0.
+        state_name: "hidden_state" (h) or "cell_state" (c, an LSTM's).
+
+    Returns:
+        a Markdown summary of the unit
+        a plotly figure: its final h, one histogram per class
+        the five reviews where it reaches its highest values, each token with its value (h as is; c divided by the largest |c| shown)
+        the five where it reaches its lowest
+    """
+    predictor, atlas = atlas_for(checkpoint, layer, corpus, progress)
+    page = unit_page(predictor, atlas, field_number(unit, "unit", True, 0, atlas.units - 1), str(state_name))
+    scale = 1.0
+    if page.state == "cell_state":
+        scale = max(float(np.abs(r.values).max()) for r in page.up + page.down) or 1.0
+    u, rank = page.unit, int(atlas.l1_rank[page.unit])
+    shares = ", ".join(f"{gate} shut {shut[u]:.0%} / open {opened[u]:.0%}"
+                       for gate, (shut, opened) in atlas.read.saturation.items())
+    summary = (f"**Unit {u}** alone: {atlas.accuracy[u]:.1%} (positive when its final h is "
+               f"{'above' if atlas.signs[u] > 0 else 'below'} {atlas.thresholds[u]:+.3f}); class gap "
+               f"{atlas.gap(atlas.read.final)[u]:+.3f}; L1 rank {rank or 'none (never entered)'}."
+               + (f" Gates: {shares}." if shares else "")
+               + f"\n\nTokens are coloured by the unit's {'h' if scale == 1.0 else f'c divided by {scale:.2f}'} after "
+               "reading each one: the values of the Predict tab's gate trace for the same review and token.")
+    figure = plots.unit_histogram_figure(page.final, page.labels, u, float(atlas.thresholds[u]))
+    return summary, figure, highlighted(page.up, scale), highlighted(page.down, scale)
+
+
+def select_unit(event: gr.SelectData) -> int:
+    """The unit of the atlas row clicked (the table may be sorted: the row's own unit column says which)."""
+    return int(event.row_value[0])
+
+
+@endpoint
+def find_matches(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None, review: str = "",
+                 phrase: str = "", threshold: float = 0.3, progress: gr.Progress = gr.Progress()):
+    """Select to match (LSTMVis): the units on over a phrase and off just before it, then the corpus passages where
+    the most of them do the same.
+
+    Args:
+        checkpoint: a checkpoint file name, e.g. "default.pt".
+        layer: a checkpoint_layers value such as "0"; empty: the top layer.
+        corpus: an uploaded review file, or null for the checkpoint's own test split.
+        review: the review the phrase is in; empty: the phrase is read alone.
+        phrase: the words to match, e.g. "not good".
+        threshold: a unit is on above it, -1 to 1.
+
+    Returns:
+        a Markdown summary: the units found
+        a table of the best passages: units on, the review's label, the model's P(positive), the passage with the match in «»
+    """
+    threshold = field_number(threshold, "threshold", False, -1.0, 1.0)
+    if not isinstance(phrase, str) or not phrase.strip():
+        raise ConfigError("The phrase is empty: type or select the words to match, e.g. 'not good'.")
+    if len(phrase) > MAX_PHRASE_CHARS:
+        raise ConfigError(f"The phrase is {len(phrase):,} characters; a phrase to match is at most {MAX_PHRASE_CHARS}.")
+    text = "" if review is None or (isinstance(review, str) and not review.strip()) else review_text(review)
+    predictor, atlas = atlas_for(checkpoint, layer, corpus, progress)
+    match = match_units(predictor, atlas, text, phrase, threshold)
+    selected = " ".join(match.tokens[match.span[0] : match.span[1]])
+    if not match.units:
+        return (f"No unit of layer {atlas.layer + 1} is above {threshold:g} on every token of «{selected}» and not "
+                "above it just before: try a lower threshold."), []
+    rows = [[p.units_on, "positive" if p.label else "negative", round(p.probability, 3),
+             f"{' '.join(p.before)} «{' '.join(p.tokens)}» {' '.join(p.after)}".strip()] for p in match.passages]
+    return (f"**{len(match.units)} units** are above {threshold:g} on every token of «{selected}» and not above it "
+            f"just before: {', '.join(map(str, match.units[:40]))}{' …' if len(match.units) > 40 else ''}. The "
+            f"{len(rows)} passages of {atlas.corpus_name} where most of them do the same:"), rows
+
+
+def select_phrase(event: gr.SelectData) -> str:
+    """The text selected in the review box."""
+    return str(event.value)
+
+
+@endpoint
+def clamp_predict(review: str, checkpoint: str = "default.pt", layer: str = "", unit: float = 0,
+                  value: float | None = 1.0):
+    """Read a review with one unit's h held at a value at every step, beside the free reading.
+
+    Args:
+        review: the review text.
+        checkpoint: a checkpoint file name, e.g. "default.pt".
+        layer: a checkpoint_layers value such as "0"; empty: the top layer.
+        unit: the unit to hold, from 0.
+        value: the value to hold its h at, -10 to 10 (h itself lies in -1..1); null: no clamp.
+
+    Returns:
+        the probabilities of "positive" and "negative" with the unit held
+        a Markdown summary: the prediction free and held
+        a plotly figure: P(positive) after each token, free and held
+    """
+    predictor = cached_predictor(checkpoint)
+    text = review_text(review)
+    layer, direction = parse_layer(predictor, default_layer(predictor) if layer in (None, "") else layer)
+    unit = field_number(unit, "unit", True, 0, predictor.model.config.hidden_size - 1)
+    value = None if value is None else field_number(value, "value", False, -STEER_RANGE, STEER_RANGE)
+    result = steer(predictor, layer, direction, text, unit, value)
+    held = "free" if value is None else f"unit {unit} held at {value:g}"
+    summary = (f"Free: P(positive) = **{result.probability:.3f}**"
+               + ("." if value is None else f"; with unit {unit} of layer {layer + 1} held at {value:g} at every step: "
+                  f"**{result.clamped_probability:.3f}** ({result.clamped_probability - result.probability:+.3f}).")
+               + f" Unit {unit}'s own h over this review, free: {float(result.unit_values.min()):+.2f} to "
+               f"{float(result.unit_values.max()):+.2f}.")
+    lines = {"free": result.trajectory} if value is None else {"free": result.trajectory, held: result.clamped_trajectory}
+    p = result.clamped_probability
+    return {"positive": p, "negative": 1 - p}, summary, plots.trajectories_figure(lines, result.tokens)
+
+
+@endpoint
+def best_unit(checkpoint: str, layer: str, corpus: dict | None) -> tuple[int, int]:
+    """The unit that predicts best alone in a built atlas, for the unit page and the steering."""
+    best = int(atlas_for(checkpoint, layer, corpus)[1].best(1)[0])
+    return best, best
+
+
+@endpoint
+def refresh_layers(checkpoint: str) -> gr.Dropdown:
+    predictor = cached_predictor(checkpoint)
+    return gr.Dropdown(choices=layer_choices(predictor), value=default_layer(predictor))
+
+
+def create_tab() -> None:
+    """Lays out the Units tab and wires its events."""
+    gr.Markdown(INTRO)
+    checkpoints = list_checkpoints()
+    first = cached_predictor(checkpoints[0]) if checkpoints else None
+    with gr.Row():
+        checkpoint = gr.Dropdown(checkpoints, value=checkpoints[0] if checkpoints else None, allow_custom_value=True,
+                                 label="Checkpoint", scale=2)
+        layer = gr.Dropdown(layer_choices(first) if first else [], value=default_layer(first) if first else None,
+                            label="Layer", scale=1)
+        corpus = gr.File(label="Corpus (optional): a review file; empty: the checkpoint's own test split",
+                         file_types=[".txt", ".bz2", ".gz", ".csv", ".tsv"], scale=2, elem_id="units-corpus")
+    build = gr.Button("Build the atlas", variant="primary")
+    atlas_status = gr.Markdown(label="Atlas status", elem_id="atlas-status")
+    summary = gr.Markdown(label="Atlas summary", elem_id="atlas-summary")
+    with gr.Row():
+        scatter = gr.Plot(label="Every unit", scale=2)
+        table = gr.Dataframe(label="Unit atlas (click a row to open the unit)", interactive=False, scale=3,
+                             max_height=420, elem_id="atlas-table")
+    with gr.Accordion("The sentiment unit, checked by ablation", open=True, elem_id="ablation"):
+        gr.Markdown("Hold the best k units (by accuracy alone) at their mean over the corpus at every step, and compare "
+                    "with k random units held the same way (three draws). Reads the corpus once per row below.")
+        check = gr.Button("Check by ablation")
+        ablation_status = gr.Markdown(label="Ablation status", elem_id="ablation-status")
+        verdict = gr.Markdown(label="Ablation verdict", elem_id="ablation-verdict")
+        with gr.Row():
+            ablation_plot = gr.Plot(label="Accuracy with units held")
+            ablation_table = gr.Dataframe(headers=["units held", "k", "accuracy", "lowest", "highest", "units"],
+                                          label="Ablation", interactive=False)
+    with gr.Accordion("Unit page", open=True, elem_id="unit-page"):
+        with gr.Row():
+            unit = gr.Number(0, label="Unit (from 0)", precision=0)
+            state_name = gr.Radio(STATES, value="hidden_state", label="Colour tokens by")
+            show = gr.Button("Show the unit")
+        page_status = gr.Markdown(label="Unit page status", elem_id="unit-page-status")
+        page_summary = gr.Markdown(label="Unit summary", elem_id="unit-summary")
+        histogram = gr.Plot(label="Final h by class")
+        up = gr.HighlightedText(label="Where it reaches its highest values", combine_adjacent=False, elem_id="unit-up")
+        down = gr.HighlightedText(label="Where it reaches its lowest values", combine_adjacent=False, elem_id="unit-down")
+    with gr.Accordion("Select to match (LSTMVis)", open=True, elem_id="match"):
+        with gr.Row():
+            match_review = gr.Textbox("The screen is not good and the battery dies within an hour.", lines=2, scale=3,
+                                      max_length=MAX_REVIEW_CHARS, label="Review (select a phrase in it)")
+            with gr.Column(scale=2):
+                phrase = gr.Textbox("not good", label="Phrase", max_lines=1, max_length=MAX_PHRASE_CHARS)
+                threshold = gr.Slider(-1, 1, value=0.3, step=0.05, label="A unit is on above")
+                find = gr.Button("Find matching passages")
+        match_status = gr.Markdown(label="Match status", elem_id="match-status")
+        match_summary = gr.Markdown(label="Matched units", elem_id="match-summary")
+        passages = gr.Dataframe(headers=["units on", "review", "P(positive)", "passage"], label="Matching passages",
+                                interactive=False, wrap=True, elem_id="passages")
+    with gr.Accordion("Steer a unit", open=True, elem_id="steer"):
+        with gr.Row():
+            steer_review = gr.Textbox("It didn't disappoint.", lines=2, scale=3, max_length=MAX_REVIEW_CHARS,
+                                      label="Review")
+            with gr.Column(scale=2):
+                steer_unit = gr.Number(0, label="Unit to hold (from 0)", precision=0)
+                value = gr.Number(1.0, label=f"Hold its h at (-{STEER_RANGE:g} to {STEER_RANGE:g}; empty: free)")
+                clamp = gr.Button("Predict with the unit held")
+        steer_status = gr.Markdown(label="Steer status", elem_id="steer-status")
+        with gr.Row():
+            steered = gr.Label(label="Sentiment with the unit held", num_top_classes=2, scale=1)
+            steer_summary = gr.Markdown(label="Steering summary", scale=3, elem_id="steer-summary")
+        steer_plot = gr.Plot(label="Prediction after each token, free and held")
+
+    where = [checkpoint, layer, corpus]
+    raw, private = dict(preprocess=False), dict(preprocess=False, api_visibility="private")
+    built = build.click(unit_atlas, where, [summary, scatter, table], api_name="unit_atlas", concurrency_limit=1, **raw)
+    checked = check.click(unit_ablation, where, [verdict, ablation_plot, ablation_table], api_name="unit_ablation",
+                          concurrency_limit=1, **raw)
+    page_outputs = [page_summary, histogram, up, down]
+    shown = show.click(show_unit, [*where, unit, state_name], page_outputs, api_name="unit_page", concurrency_limit=1,
+                       **raw)
+    picked = table.select(select_unit, None, unit, api_visibility="private").success(
+        show_unit, [*where, unit, state_name], page_outputs, concurrency_limit=1, **private)
+    picked.success(lambda u: u, unit, steer_unit, api_visibility="private")
+    # A new atlas opens on the unit that predicts best alone.
+    built.success(best_unit, where, [unit, steer_unit], **private).success(
+        show_unit, [*where, unit, state_name], page_outputs, concurrency_limit=1, **private)
+    found = find.click(find_matches, [*where, match_review, phrase, threshold], [match_summary, passages],
+                       api_name="match_units", concurrency_limit=1, **raw)
+    selected = match_review.select(select_phrase, None, phrase, api_visibility="private")
+    clamped = clamp.click(clamp_predict, [steer_review, checkpoint, layer, steer_unit, value],
+                          [steered, steer_summary, steer_plot], api_name="clamp_predict", **raw)
+    relisted = checkpoint.change(refresh_layers, checkpoint, layer, **private)
+    checkpoint.focus(available_checkpoints, checkpoint, checkpoint, **private)  # runs finished since the page opened
+    status_line(built, relisted, status=atlas_status)
+    status_line(checked, status=ablation_status)
+    status_line(shown, picked, status=page_status)
+    status_line(found, selected, status=match_status)
+    status_line(clamped, status=steer_status)
