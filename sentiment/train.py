@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     preset = PRESETS[args.preset]
     config = replace(preset.train, **cli.overrides(args, TrainConfig))
     model_config = replace(preset.model, **cli.overrides(args, ModelConfig))
+    if args.data is not None and not args.data.strip():
+        raise ConfigError("--data is empty: name a bundled data set or a review file, or leave --data out for the "
+                          "preset's")
     args.data = args.data or preset.data
     out = args.out or CHECKPOINT_DIR / f"{model_config.cell}-{datetime.now():%Y%m%d-%H%M%S}.pt"
 

@@ -25,7 +25,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,7 @@ RANDOM_DRAWS = 3
 PASSAGES = 10
 _SCALE = 127  # hidden states lie in [-1, 1]: one byte holds them to within 1/254
 _BATCH = 128
+_GATE_ROWS = 4096
 
 Progress = Callable[[float, str], None]
 
@@ -85,8 +86,8 @@ class CorpusStates:
 
 def _read_batch(predictor: Predictor, ids: torch.Tensor, lengths: torch.Tensor, layer: int, reverse: bool
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """One batch: (logits (B,), the layer's states in token order (B, T, H), real positions (B, T), the sigmoid
-    gates at the real positions (n, H) each)."""
+    """One batch: (logits (B,), the layer's states in token order (B, T, H), real positions (B, T), and for each
+    sigmoid gate how many of the real steps it was shut and open, (2, H))."""
     model, H = predictor.model, predictor.model.config.hidden_size
     x = model.embed(ids)  # (B, T, E)
     outputs = model.run_layers(x, lengths)  # [(B, T, D*H)]
@@ -100,8 +101,16 @@ def _read_batch(predictor: Predictor, ids: torch.Tensor, lengths: torch.Tensor, 
     h_start = start_values(model, layer, reverse)[0]  # (H,)
     h_prev = torch.cat([h_start.expand(len(ids), 1, H), reading[:, :-1]], dim=1)  # (B, T, H)
     real = torch.arange(ids.size(1), device=ids.device)[None, :] < lengths[:, None]  # (B, T)
-    gates = cell_gates(model.config.cell, *step_halves(model, layer, reverse, inputs[real], h_prev[real]))
-    return logits, states, real, {g: v for g, v in gates.items() if g not in TANH_GATES}
+    inputs, h_prev = inputs[real], h_prev[real]  # (n, in), (n, H)
+    counts: dict[str, torch.Tensor] = {}
+    for start in range(0, len(inputs), _GATE_ROWS):  # a few thousand steps at a time: bounded memory
+        part = slice(start, start + _GATE_ROWS)
+        gates = cell_gates(model.config.cell, *step_halves(model, layer, reverse, inputs[part], h_prev[part]))
+        for gate, value in gates.items():
+            if gate not in TANH_GATES:
+                shut_open = torch.stack([(value < SATURATION[0]).sum(dim=0), (value > SATURATION[1]).sum(dim=0)])
+                counts[gate] = counts.get(gate, 0) + shut_open.cpu()
+    return logits, states, real, counts
 
 
 @torch.inference_mode()
@@ -115,15 +124,14 @@ def read_states(predictor: Predictor, reviews: EncodedReviews, layer: int, rever
     out = CorpusStates(np.empty(N, np.float32), np.empty((N, H), np.float32), np.empty((N, H), np.float32),
                        np.empty((N, H), np.float32), np.empty((int(offsets[-1]), H), np.int8), offsets,
                        np.zeros(H), {})
-    shut: dict[str, torch.Tensor] = {}
-    opened: dict[str, torch.Tensor] = {}
+    saturated: dict[str, torch.Tensor] = {}  # gate → steps shut and open, (2, H)
     order = np.argsort(reviews.lengths, kind="stable")
     with evaluating(model):
         for start in range(0, N, _BATCH):
             rows = order[start : start + _BATCH]
             ids, lengths, _ = reviews.batch(rows)
             ids, lengths = ids.to(model.device), lengths.to(model.device)
-            logits, states, real, gates = _read_batch(predictor, ids, lengths, layer, reverse)
+            logits, states, real, counts = _read_batch(predictor, ids, lengths, layer, reverse)
             out.probabilities[rows] = torch.sigmoid(logits).float().cpu().numpy()
             last = torch.zeros_like(lengths) if reverse else lengths - 1
             out.final[rows] = states[torch.arange(len(rows)), last].float().cpu().numpy()
@@ -133,13 +141,12 @@ def read_states(predictor: Predictor, reviews: EncodedReviews, layer: int, rever
             out.mean_state += values.double().sum(dim=0).numpy()
             positions = (torch.from_numpy(offsets[rows])[:, None] + torch.arange(states.size(1))[None, :])[real.cpu()]
             out.states[positions.numpy()] = (values * _SCALE).round().to(torch.int8).numpy()
-            for gate, value in gates.items():
-                shut[gate] = shut.get(gate, 0) + (value < SATURATION[0]).sum(dim=0).cpu()
-                opened[gate] = opened.get(gate, 0) + (value > SATURATION[1]).sum(dim=0).cpu()
+            for gate, count in counts.items():
+                saturated[gate] = saturated.get(gate, 0) + count
             progress(min(N, start + _BATCH) / N, f"reading {min(N, start + _BATCH):,} of {N:,} reviews")
     steps = int(offsets[-1])
     out.mean_state = (out.mean_state / max(1, steps)).astype(np.float32)
-    out.saturation = {g: ((shut[g] / steps).numpy(), (opened[g] / steps).numpy()) for g in shut}
+    out.saturation = {g: ((count[0] / steps).numpy(), (count[1] / steps).numpy()) for g, count in saturated.items()}
     return out
 
 
@@ -219,6 +226,7 @@ class UnitAtlas:
     accuracy: np.ndarray  # (H,) on the second half
     l1_rank: np.ndarray  # (H,) 1 entered first; 0 never
     cut: int  # reviews left out to bound memory (0: none)
+    ablations: dict = field(default_factory=dict)  # ablate's results by its arguments: a second ask is instant
 
     @property
     def labels(self) -> np.ndarray:
@@ -355,7 +363,9 @@ class Ablation:
 
     whole: float
     best_unit: int
-    best_alone: float
+    best_alone: float  # on the held-out half
+    whole_on_half: float  # the whole model on that half
+    reviews: int
     rows: list[AblationRow]
 
     def row(self, ablated: str, k: int) -> AblationRow:
@@ -368,9 +378,10 @@ class Ablation:
 
         one, random_one = self.row("best", 1), self.row("random", 1)
         cost, random_cost = self.whole - one.accuracy, self.whole - random_one.lowest
-        sentences = [(f"Unit {self.best_unit} predicts best alone: {self.best_alone:.1%}, the whole model "
-                      f"{self.whole:.1%}. Held at its mean, it costs the model {points(one.accuracy)} (a random unit: "
-                      f"at most {points(random_one.lowest)}).")]
+        sentences = [(f"Unit {self.best_unit} predicts best alone: {self.best_alone:.1%} on the held-out half, where "
+                      f"the whole model reads {self.whole_on_half:.1%}. On all {self.reviews:,} reviews the whole model "
+                      f"reads {self.whole:.1%}; with unit {self.best_unit} held at its mean at every step it loses "
+                      f"{points(one.accuracy)} (a random unit: at most {points(random_one.lowest)}).")]
         for k in sorted({r.k for r in self.rows if r.k > 1}):
             best, random = self.row("best", k), self.row("random", k)
             sentences.append(f"The best {k} units together cost {points(best.accuracy)}; {k} random units "
@@ -398,8 +409,16 @@ def ablated_accuracy(predictor: Predictor, atlas: UnitAtlas, units: np.ndarray) 
 
 def ablate(predictor: Predictor, atlas: UnitAtlas, sizes: tuple[int, ...] = ABLATION_SIZES, draws: int = RANDOM_DRAWS,
            seed: int = 0, progress: Progress = _silent) -> Ablation:
-    """Hold the best k units (by accuracy alone), then k random units (`draws` times), at their mean."""
+    """Hold the best k units (by accuracy alone), then k random units (`draws` times), at their mean. Kept with the
+    atlas."""
     sizes = tuple(k for k in sizes if k <= atlas.units)
+    if (sizes, draws, seed) not in atlas.ablations:
+        atlas.ablations[sizes, draws, seed] = _ablate(predictor, atlas, sizes, draws, seed, progress)
+    return atlas.ablations[sizes, draws, seed]
+
+
+def _ablate(predictor: Predictor, atlas: UnitAtlas, sizes: tuple[int, ...], draws: int, seed: int,
+            progress: Progress) -> Ablation:
     rng = np.random.default_rng(seed)
     runs = [("best", k, atlas.best(k)) for k in sizes]
     runs += [("random", k, rng.choice(atlas.units, size=k, replace=False)) for k in sizes for _ in range(draws)]
@@ -412,7 +431,7 @@ def ablate(predictor: Predictor, atlas: UnitAtlas, sizes: tuple[int, ...] = ABLA
                         max(a for a, _ in found), [int(u) for u in found[0][1]])
             for (ablated, k), found in results.items()]
     best = int(atlas.best(1)[0])
-    return Ablation(whole, best, float(atlas.accuracy[best]), rows)
+    return Ablation(whole, best, float(atlas.accuracy[best]), atlas.model_accuracy, len(atlas.rows), rows)
 
 
 # ---------------------------------------------------------------- one unit's page
@@ -474,6 +493,7 @@ class Passage:
     label: int
     probability: float
     units_on: int  # how many of the matched units fire over the passage (and were off just before it)
+    start: int  # the passage's first token in the review
     before: list[str]  # a few tokens of context
     tokens: list[str]  # the passage itself: as many tokens as the phrase
     after: list[str]
@@ -562,7 +582,7 @@ def _passages(predictor: Predictor, atlas: UnitAtlas, units: np.ndarray, length:
     passages = []
     for on, i, start in found[:count]:
         tokens = corpus_tokens(atlas, i)
-        passages.append(Passage(i, int(atlas.labels[i]), float(atlas.read.probabilities[i]), on,
+        passages.append(Passage(i, int(atlas.labels[i]), float(atlas.read.probabilities[i]), on, start,
                                 tokens[max(0, start - 8) : start], tokens[start : start + length],
                                 tokens[start + length : start + length + 8]))
     return passages
@@ -638,10 +658,10 @@ def steer(predictor: Predictor, layer: int, direction: str, review: str, unit: o
 
 def _atlas_for(args: argparse.Namespace) -> tuple[Predictor, UnitAtlas]:
     predictor = load_predictor(args.checkpoint)
-    layer, direction = parse_layer(predictor, args.layer or default_layer(predictor))
-    data = Path(args.data) if args.data else None
+    layer, direction = parse_layer(predictor, default_layer(predictor) if args.layer is None else args.layer)
+    data = None if args.data is None else Path(args.data)
     if data is not None and not data.is_file():
-        raise ConfigError(f"{args.data}: no such file")
+        raise ConfigError(f"--data {args.data!r}: no such file (leave --data out for the checkpoint's test split)")
 
     def progress(share: float, what: str) -> None:
         print(f"\r{share:4.0%} {what:<70}", end="", file=sys.stderr, flush=True)
@@ -667,9 +687,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("atlas", "ablate"), help="atlas: the table; ablate: the check by ablation")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--layer", default="", help="a layer from 0 ('1:backward' for a bidirectional model's); "
+    parser.add_argument("--layer", default=None, help="a layer from 0 ('1:backward' for a bidirectional model's); "
                         "default: the top one")
-    parser.add_argument("--data", default="", help=f"a review file of at most {MAX_REVIEWS:,} reviews "
+    parser.add_argument("--data", default=None, help=f"a review file of at most {MAX_REVIEWS:,} reviews "
                         "(default: the checkpoint's test split)")
     parser.add_argument("--top", type=int, default=20, help="units to print (atlas; default 20)")
     args = parser.parse_args(argv)

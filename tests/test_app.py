@@ -417,3 +417,60 @@ def test_the_api_page_lists_training_with_each_setting_by_name(client):
     assert names == [*TRAIN_INPUTS, *(field for _, field, _ in train.HYPER_PARAMETERS)]
     labels = {p["parameter_name"]: p["label"] for p in endpoints["/train"]["parameters"]}
     assert labels["lr"] == "learning rate" and labels["freeze_embedding"] == "freeze the embedding"
+
+
+# ---------------------------------------------------------------- the Units tab
+
+ATLAS_TABLE = "Unit atlas (click a row to open the unit)"
+
+
+def test_the_unit_atlas_of_the_shipped_model_names_its_sentiment_unit(client):
+    atlas = call(client, "/unit_atlas", "default.pt", "", None)
+    table = atlas[ATLAS_TABLE]
+    units = [row[0] for row in table["data"]]
+    alone = [row[table["headers"].index("alone")] for row in table["data"]]
+    assert sorted(units) == list(range(load_predictor(DEFAULT_CHECKPOINT).model.config.hidden_size))
+    assert alone == sorted(alone, reverse=True)
+    assert f"The sentiment unit: {units[0]}." in atlas["Atlas summary"] and "8,479 reviews" in atlas["Atlas summary"]
+    assert len(plot_traces(atlas["Every unit"])) == 1
+    started = time.perf_counter()
+    call(client, "/unit_atlas", "default.pt", "0", None)  # the top layer named: the same atlas, kept
+    assert time.perf_counter() - started < 5
+
+
+def test_the_unit_page_shows_what_the_cell_step_shows_for_the_same_token(client):
+    page = call(client, "/unit_page", "default.pt", "", None, 11, "hidden_state")
+    assert "**Unit 11**" in page["Unit summary"] and len(plot_traces(page["Final h by class"])) == 2
+    shown = page["Where it reaches its highest values"]
+    review = []
+    for entry in shown[1:]:  # the first review's tokens, up to the next review's heading
+        if entry["class_or_confidence"] is None:
+            break
+        review.append((entry["token"], entry["class_or_confidence"]))
+    text = " ".join(token for token, _ in review)
+    for t in (0, len(review) // 2, len(review) - 1):
+        step = call(client, "/cell_step", text, "default.pt", "0", t, 11)["Cell values"]
+        assert step["token"] == review[t][0] and step["h"] == pytest.approx(review[t][1], abs=1e-6)
+
+
+def test_clamp_predict_without_a_clamp_is_predict_and_a_clamp_moves_it(client):
+    review = "It didn't disappoint."
+    predicted = positive_probability(call(client, "/predict", review, "default.pt", "0", 4)["Sentiment"])
+    free = call(client, "/clamp_predict", review, "default.pt", "", 5, None)
+    assert positive_probability(free["Sentiment with the unit held"]) == pytest.approx(predicted, abs=1e-6)
+    held = call(client, "/clamp_predict", review, "default.pt", "", 5, 3.0)
+    assert positive_probability(held["Sentiment with the unit held"]) != pytest.approx(predicted, abs=1e-3)
+    assert len(plot_traces(held["Prediction after each token, free and held"])) == 2
+    assert "held at 3" in held["Steering summary"]
+
+
+def test_match_units_on_an_uploaded_corpus(client, tmp_path):
+    corpus = tmp_path / "reviews.txt"
+    texts, labels, _ = load_reviews(BUNDLED_SAMPLE, limit=300)
+    corpus.write_text("".join(f"__label__{2 if label else 1} {text}\n" for text, label in zip(texts, labels)))
+    found = call(client, "/match_units", "default.pt", "", handle_file(str(corpus)), "", "not good", 0.3)
+    passages = found["Matching passages"]["data"]
+    assert "units** are above 0.3" in found["Matched units"] and "reviews.txt" in found["Matched units"]
+    assert 1 <= len(passages) <= 10 and all("«" in row[3] for row in passages)
+    with pytest.raises(AppError, match="phrase is empty"):
+        client.predict("default.pt", "", None, "", " ", 0.3, api_name="/match_units")

@@ -51,6 +51,11 @@ VALID = {
     "stop_search": [""],
     "watch_training": [],
     "restrictions": [],
+    "unit_atlas": ["default.pt", "", None],
+    "unit_ablation": ["default.pt", "", None],
+    "unit_page": ["default.pt", "", None, 3, "hidden_state"],
+    "match_units": ["default.pt", "", None, "", "not good", 0.3],
+    "clamp_predict": [REVIEW, "default.pt", "", 3, 1.0],
 }
 ODD_TEXT = ["", " ", "\x00", "\u202eevil\u202c", "\ud800", "a\udfffb", "../../etc/passwd", "default.pt\x00.txt",
             "<script>alert(1)</script>", "null", "NaN", "1e309", "-1", "é" * 300, "🙂" * 50]
@@ -74,10 +79,19 @@ def _endpoints(app_url: str) -> dict[str, list[str]]:
             if d.get("api_name") and d.get("api_visibility") in ("public", "undocumented")}
 
 
-# What an upload input may hold once Gradio has checked it is a file record (see the test of what it answers else).
-FILE_RECORDS = st.one_of(st.none(), st.fixed_dictionaries(
-    {"path": st.sampled_from(["/etc/passwd", "../app.py", "", "\x00", "checkpoints/default.pt"]),
-     "meta": st.just({"_type": "gradio.FileData"})}))
+# Files a hostile client uploads, then names in a call: what reaches our code through an upload input once Gradio has
+# checked it is a record of a file it received (see the tests of what Gradio answers else).
+UPLOADS = {"random.txt": bytes(range(256)) * 40, "empty.txt": b"", "not-gzip.gz": b"__label__2 fine\n",
+           "one-class.txt": b"__label__2 good\n__label__2 fine\n", "cut.bz2": b"BZh91AY&SY",
+           "nul.csv": b"text,label\n\x00\x00,1\n", "reviews.txt": b"__label__2 great\n__label__1 awful\n"}
+
+
+@pytest.fixture(scope="module")
+def file_records(app_url):
+    """None, or a record of one of UPLOADS as the server stored it."""
+    files = [("files", (name, content)) for name, content in UPLOADS.items()]
+    paths = httpx.post(app_url + "gradio_api/upload", files=files, timeout=60).json()
+    return st.one_of(st.none(), st.sampled_from([{"path": p, "meta": {"_type": "gradio.FileData"}} for p in paths]))
 
 
 def _raw_call(app_url: str, api_name: str, data: list) -> tuple[str, object]:
@@ -145,7 +159,8 @@ def test_every_endpoint_a_client_may_call_is_fuzzed(app_url):
 
 
 @pytest.mark.parametrize("api_name", [name for name, args in VALID.items() if args])
-def test_each_parameter_of_each_endpoint_is_answered_with_a_result_or_a_sentence(app_url, crashes, api_name):
+def test_each_parameter_of_each_endpoint_is_answered_with_a_result_or_a_sentence(app_url, crashes, file_records,
+                                                                                 api_name):
     kinds, before = _endpoints(app_url)[api_name], len(crashes.records)
 
     @settings(settings.get_profile(PROFILE))
@@ -153,7 +168,7 @@ def test_each_parameter_of_each_endpoint_is_answered_with_a_result_or_a_sentence
     def fuzz(data) -> None:
         args = list(VALID[api_name])
         index = data.draw(st.integers(0, len(args) - 1), label="parameter")
-        args[index] = data.draw(FILE_RECORDS if kinds[index] == "file" else BAD, label="value")
+        args[index] = data.draw(file_records if kinds[index] == "file" else BAD, label="value")
         event, payload = _raw_call(app_url, api_name, args)
         TALLY[api_name, event] += 1
         _assert_answered(event, payload, f"/{api_name} with parameter {index} = {str(args[index])[:60]!r}")
@@ -163,11 +178,13 @@ def test_each_parameter_of_each_endpoint_is_answered_with_a_result_or_a_sentence
 
 
 def test_what_gradio_answers_an_upload_input_that_is_not_a_file_record(app_url, crashes):
-    """Gradio checks each upload input against its file record model before any handler runs, and answers a value
-    that is not one with a bare error ({"error": null}; its traceback is in Gradio's log, not ours): no public hook
-    turns that answer into a sentence. Recorded here, so that a Gradio that answers better shows up."""
+    """Gradio checks each upload input against its file record model, and that the file is one it received, before
+    any handler runs, and answers a value that is neither with a bare error ({"error": null}; its traceback is in
+    Gradio's log, not ours): no public hook turns that answer into a sentence. Recorded here, so that a Gradio that
+    answers better shows up."""
     before = len(crashes.records)
-    for bad in (False, 2.5, "/etc/passwd", ["x"], {"path": "/etc/passwd"}):
+    outside = [{"path": path, "meta": {"_type": "gradio.FileData"}} for path in ("/etc/passwd", "../app.py", "")]
+    for bad in (False, 2.5, "/etc/passwd", ["x"], {"path": "/etc/passwd"}, *outside):
         args = list(VALID["train"])
         args[1] = bad
         assert _raw_call(app_url, "train", args) == ("error", {"error": None}), bad
@@ -227,6 +244,7 @@ CLI = {
     "sentiment.memory": [(["--cells"], CHOICES), (["--distances", "--steps"], UNPARSED)],
     "sentiment.vectors": [(["export"], PATHS)],
     "sentiment.bench": [(["--seeds", "--repeats", "--train-steps"], UNPARSED)],
+    "sentiment.units": [(["--checkpoint", "--data"], PATHS), (["--layer"], CHOICES), (["--top"], UNPARSED)],
     "sentiment.search": [(["--trials", "--timeout", "--limit", "--max-epochs"], NUMBERS), (["--pruner"], CHOICES),
                          (["--storage"], ["ftp://x", "journal:", "journal:/no/such/dir/s", "redis://x", "nan",
                                           "sqlite:////no/such/dir/s.db", "\x7f"]), (["--study"], ["", "x" * 101])],
@@ -253,7 +271,7 @@ def test_every_command_refuses_odd_flags_with_one_error_line(module, capsys, tmp
     def fuzz(case: tuple[str, str]) -> None:
         flag, value = case
         argv = {"sentiment.vectors": [flag, value, str(tmp_path / "out.vec")], "sentiment.bench": ["quality", flag, value],
-                "sentiment.predict": [flag, value, REVIEW]}.get(module, [flag, value])
+                "sentiment.predict": [flag, value, REVIEW], "sentiment.units": ["atlas", flag, value]}.get(module, [flag, value])
         with pytest.raises(SystemExit) as ended:
             cli.run(lambda: main(argv))
         err = capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""python -m sentiment.bench [prep|train|inspect|serve|quality|scale|accuracy|vectors|all] [--json FILE]
+"""python -m sentiment.bench [prep|train|inspect|serve|quality|scale|accuracy|vectors|units|all] [--json FILE]
 
 Each stage prints its rows: our figure, the reference pipeline's where there is one (re-implemented as the tutorial
 wrote it, `reference.py`, and run in this same process on the same reviews), the ratio, the target and whether it is

@@ -20,13 +20,15 @@ import torch
 
 from ..corpus import tokenize_corpus
 from ..data import load_reviews, split_indices
-from ..explain import explain
+from ..explain import default_layer, explain, parse_layer
 from ..model import ModelConfig, SentimentNet, pick_device
 from ..playground import describe_cell
 from ..predictor import load_predictor
 from ..preprocessing import tokenize_review
 from ..presets import PRESETS
+from ..scoring import held_out
 from ..trainer import Evaluated, length_bucketed_batches, train, train_step
+from ..units import AtlasCache, match_units
 from ..vectors import export
 from .measure import ChildrenPeak, PeakMemory, Row, alternating_times, times
 from .quality import bench_quality
@@ -350,6 +352,32 @@ def bench_vectors(args: argparse.Namespace) -> list[Row]:
     ]
 
 
+def bench_units(args: argparse.Namespace) -> list[Row]:
+    """The Units tab's atlas of `--checkpoint`'s top layer over its test split: cold (the corpus's tokens already
+    cached on disk, as after any first use), then kept; the process's own peak memory while it is built; and select
+    to match over it."""
+    predictor = load_predictor(args.checkpoint, args.device)
+    layer, direction = parse_layer(predictor, default_layer(predictor))
+    held_out(predictor.checkpoint)  # tokenized and cached on disk once, as the app does on its first use
+    atlases = AtlasCache()
+    with PeakMemory(anon=True) as memory:
+        cold = times(lambda: atlases.get(predictor, args.checkpoint, layer, direction), 1, warmup=0)[0]
+    atlas = atlases.get(predictor, args.checkpoint, layer, direction)
+    kept = times(lambda: atlases.get(predictor, args.checkpoint, layer, direction), 20 * args.repeats, warmup=1)
+    phrases = ["not good", "waste of money", "highly recommend", "did n't work", "love"]
+    matched = [times(lambda p=p: match_units(predictor, atlas, "", p, 0.3), args.repeats, warmup=1) for p in phrases]
+    slowest = max(float(np.median(m)) for m in matched)
+    name = f"{args.checkpoint.name} layer {layer + 1} over its test split ({len(atlas.rows):,} reviews)"
+    return [
+        Row("units", f"atlas of {name}, cold", cold, "s", target="≤ 15 s", met=cold <= 15),
+        Row("units", "the same atlas, kept, median", float(np.median(kept)), "s", target="≤ 0.5 s",
+            met=float(np.median(kept)) <= 0.5),
+        Row("units", "the process's own peak memory while the atlas is built", memory.peak_anon, "MB"),
+        Row("units", f"match_units over it, the slowest median of {len(phrases)} phrases", slowest, "s",
+            target="≤ 2 s", met=slowest <= 2),
+    ]
+
+
 STAGES = {"prep": bench_prep, "train": bench_train, "inspect": bench_inspect, "serve": bench_serve,
           "quality": bench_quality, "scale": bench_scale, "accuracy": bench_accuracy,
-          "vectors": bench_vectors}
+          "vectors": bench_vectors, "units": bench_units}

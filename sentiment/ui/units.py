@@ -247,8 +247,11 @@ def create_tab() -> None:
                                  label="Checkpoint", scale=2)
         layer = gr.Dropdown(layer_choices(first) if first else [], value=default_layer(first) if first else None,
                             label="Layer", scale=1)
-        corpus = gr.File(label="Corpus (optional): a review file; empty: the checkpoint's own test split",
-                         file_types=[".txt", ".bz2", ".gz", ".csv", ".tsv"], scale=2, elem_id="units-corpus")
+        # No file_types: Gradio would refuse other files before `review_file` does, with a traceback in the log.
+        corpus = gr.File(label=("Corpus (optional): a review file of at most 20,000 reviews; empty: the checkpoint's "
+                                "own test split") if state.SETTINGS.allow_uploads else
+                         "Corpus: the checkpoint's own test split (uploads are off on this server)",
+                         interactive=state.SETTINGS.allow_uploads, height=120, scale=2, elem_id="units-corpus")
     build = gr.Button("Build the atlas", variant="primary")
     atlas_status = gr.Markdown(label="Atlas status", elem_id="atlas-status")
     summary = gr.Markdown(label="Atlas summary", elem_id="atlas-summary")
