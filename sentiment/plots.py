@@ -494,7 +494,7 @@ def layer_gate_bars(step, height: int = 420) -> Figure:
 
 def unit_atlas_figure(gaps: np.ndarray, accuracy: np.ndarray, l1_rank: np.ndarray, height: int = 420) -> Figure:
     """Every unit of a layer: how far apart the classes' mean final h lie against how well it predicts alone; the
-    units that entered the L1 sweep first are darker."""
+    units that entered the L1 sweep first are brightest, those that never entered darkest."""
     entered = np.where(l1_rank > 0, l1_rank, len(l1_rank) + 1)
     data = [dict(type="scatter", x=gaps, y=accuracy, mode="markers",
                  marker=dict(color=entered, colorscale="Viridis", reversescale=True, size=8,

@@ -297,3 +297,34 @@ def test_playground_builds_each_cell_type(page):
     page.get_by_role("radio", name="LSTM").check()
     page.wait_for_function("document.body.innerText.includes('4 gates (i, f, g, o)')")
     _shot(page, "playground")
+
+
+def test_units_tab_builds_the_atlas_opens_a_unit_matches_a_phrase_and_steers(page):
+    page.get_by_role("tab", name="Units").click()
+    page.get_by_role("button", name="Build the atlas").click()
+    page.wait_for_function("document.querySelector('#atlas-summary').innerText.includes('The sentiment unit')",
+                           timeout=180_000)
+    best = re.search(r"The sentiment unit: (\d+)", page.locator("#atlas-summary").inner_text())[1]
+    # A new atlas opens the page of the unit that predicts best alone.
+    page.wait_for_function("u => document.querySelector('#unit-summary').innerText.includes('Unit ' + u + ' alone')",
+                           arg=best)
+    assert page.locator("#unit-up").inner_text().count("P(positive)") == 5
+    page.evaluate("window.scrollTo(0, 0)")
+    _shot(page, "units")
+    # Clicking a row opens that row's unit.
+    cells = page.locator("#atlas-table span.text")
+    texts = [t.strip() for t in cells.all_inner_texts()]
+    first, columns = texts.index(best), 11  # unit, alone, two gaps, L1 rank, an LSTM's 3 gates × shut and open
+    clicked = texts[first + 2 * columns]  # the third row's unit
+    cells.nth(first + 2 * columns + 1).click()  # its "alone" cell
+    page.wait_for_function("u => document.querySelector('#unit-summary').innerText.includes('Unit ' + u + ' alone')",
+                           arg=clicked)
+    _shot(page, "unit-page", page.locator("#unit-page"))
+    page.get_by_role("button", name="Find matching passages").click()
+    page.wait_for_function("document.querySelector('#passages').innerText.includes('«')")
+    assert "units** are" not in page.locator("#match-summary").inner_text()  # Markdown rendered, not shown raw
+    page.get_by_role("button", name="Predict with the unit held").click()
+    page.wait_for_function("document.querySelector('#steer-summary').innerText.includes('held at 1')")
+    page.locator("#steer").get_by_label("Unit to hold (from 0)").fill("100000")
+    page.get_by_role("button", name="Predict with the unit held").click()
+    page.wait_for_function("document.querySelector('#steer-status').innerText.includes('unit must be between')")

@@ -294,7 +294,7 @@ def create_tab() -> None:
     with gr.Accordion("Steer a unit", open=True, elem_id="steer"):
         with gr.Row():
             steer_review = gr.Textbox("It didn't disappoint.", lines=2, scale=3, max_length=MAX_REVIEW_CHARS,
-                                      label="Review")
+                                      label="Review to steer")
             with gr.Column(scale=2):
                 steer_unit = gr.Number(0, label="Unit to hold (from 0)", precision=0)
                 value = gr.Number(1.0, label=f"Hold its h at (-{STEER_RANGE:g} to {STEER_RANGE:g}; empty: free)")
