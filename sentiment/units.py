@@ -10,7 +10,7 @@ Three published questions, asked of the trained classifier:
   `ablate` holds the best k units at their corpus mean at every step and compares with k random units.
 - What makes a unit fire? Karpathy, Johnson & Fei-Fei (2015) coloured text by one cell and counted saturated gates;
   LSTMVis (Strobelt et al. 2018) selects a phrase, finds the units on over it and off just before, and lists the
-  corpus passages where the same units fire (`match_units`).
+  corpus passages where the same units fire (`find_passages`).
 
 Every value comes from the model's own forward pass (`SentimentNet.run_layers`, with a `Clamp` where units are held)
 and the gate trace's step functions, so a unit's value here equals the Predict tab's for the same review and token.
@@ -50,7 +50,7 @@ from .preprocessing import encode_review
 from .scoring import held_out, score
 
 MAX_REVIEWS = 20_000  # an uploaded corpus holds at most this many reviews
-# Every hidden state of the corpus is kept (one byte each) for `match_units`; past this many, the atlas reads the
+# Every hidden state of the corpus is kept (one byte each) for `find_passages`; past this many, the atlas reads the
 # corpus's first reviews that fit, and says so.
 MAX_STATE_BYTES = 256 * 1024 * 1024
 SATURATION = (0.1, 0.9)  # a sigmoid gate below 0.1 is shut, above 0.9 open (Karpathy, Johnson & Fei-Fei 2015)
@@ -384,8 +384,8 @@ class Ablation:
                       f"{points(one.accuracy)} (a random unit: at most {points(random_one.lowest)}).")]
         for k in sorted({r.k for r in self.rows if r.k > 1}):
             best, random = self.row("best", k), self.row("random", k)
-            sentences.append(f"The best {k} units together cost {points(best.accuracy)}; {k} random units "
-                             f"{points(random.highest)} to {points(random.lowest)}.")
+            sentences.append(f"The best {k} units together cost {points(best.accuracy)}; {k} random units between "
+                             f"{points(random.highest)} and {points(random.lowest)}.")
         if cost < 0.01:
             sentences.append("So the model barely depends on the unit that predicts best"
                              + (", though it leans on it more than on a random unit" if cost > random_cost else "")
@@ -469,7 +469,7 @@ def traced_review(predictor: Predictor, atlas: UnitAtlas, i: int, unit: int, sta
     return UnitReview(i, int(atlas.labels[i]), float(atlas.read.probabilities[i]), tokens, values)
 
 
-def unit_page(predictor: Predictor, atlas: UnitAtlas, unit: object, state: str = "hidden_state",
+def describe_unit(predictor: Predictor, atlas: UnitAtlas, unit: object, state: str = "hidden_state",
               count: int = 5) -> UnitPage:
     """One unit over the corpus: its final value by class, and the `count` reviews that drive it highest and lowest,
     each token with the unit's h (or, for an LSTM, its cell state c)."""
@@ -588,7 +588,7 @@ def _passages(predictor: Predictor, atlas: UnitAtlas, units: np.ndarray, length:
     return passages
 
 
-def match_units(predictor: Predictor, atlas: UnitAtlas, review: str, phrase: str, threshold: float,
+def find_passages(predictor: Predictor, atlas: UnitAtlas, review: str, phrase: str, threshold: float,
                 count: int = PASSAGES) -> Match:
     """LSTMVis's select-to-match: the units above `threshold` on every token of `phrase` inside `review` (the
     phrase alone when the review is empty) and not above it at the step before; then the corpus passages ranked by

@@ -138,7 +138,7 @@ def test_the_ablation_check_compares_the_best_units_with_random_ones(shipped, at
 
 def test_the_unit_page_shows_the_gate_trace_values(shipped, atlas):
     unit = int(atlas.best(1)[0])
-    page = units.unit_page(shipped, atlas, unit, "cell_state", count=3)
+    page = units.describe_unit(shipped, atlas, unit, "cell_state", count=3)
     assert len(page.up) == len(page.down) == 3
     assert page.up[0].values.max() >= page.down[0].values.min()
     for review in page.up + page.down:
@@ -147,7 +147,7 @@ def test_the_unit_page_shows_the_gate_trace_values(shipped, atlas):
         assert tokens == review.tokens
         np.testing.assert_array_equal(trace_gates(shipped.model, ids, tokens).layer(0).cell_state[:, unit],
                                       review.values)
-    hidden = units.unit_page(shipped, atlas, unit, count=1)
+    hidden = units.describe_unit(shipped, atlas, unit, count=1)
     assert hidden.up[0].values.max() == pytest.approx(atlas.read.largest[:, unit].max(), abs=1e-5)
     assert hidden.down[0].values.min() == pytest.approx(atlas.read.smallest[:, unit].min(), abs=1e-5)
 
@@ -155,15 +155,15 @@ def test_the_unit_page_shows_the_gate_trace_values(shipped, atlas):
 def test_unit_indices_and_states_are_checked(shipped, atlas):
     for bad in (-1, atlas.units, 1.5, True, "3", None):
         with pytest.raises(ConfigError, match="unit must be"):
-            units.unit_page(shipped, atlas, bad)
+            units.describe_unit(shipped, atlas, bad)
     with pytest.raises(ConfigError, match="state must be"):
-        units.unit_page(shipped, atlas, 0, "gates")
+        units.describe_unit(shipped, atlas, 0, "gates")
     with pytest.raises(ConfigError, match="unit must be"):
         units.steer(shipped, 0, "forward", "fine", shipped.model.config.hidden_size, 1.0)
 
 
 def test_select_to_match_finds_passages_that_hold_the_phrase_pattern(shipped, atlas):
-    match = units.match_units(shipped, atlas, "The screen is not good and the battery dies.", "not good", 0.3)
+    match = units.find_passages(shipped, atlas, "The screen is not good and the battery dies.", "not good", 0.3)
     assert match.tokens[match.span[0] : match.span[1]] == ["not", "good"] and match.units
     assert len(match.passages) == units.PASSAGES
     assert [p.units_on for p in match.passages] == sorted((p.units_on for p in match.passages), reverse=True)
@@ -180,10 +180,10 @@ def test_select_to_match_finds_passages_that_hold_the_phrase_pattern(shipped, at
 
 def test_select_to_match_refuses_what_it_cannot_match(shipped, atlas):
     with pytest.raises(ConfigError, match="phrase is empty"):
-        units.match_units(shipped, atlas, "", "  ", 0.3)
+        units.find_passages(shipped, atlas, "", "  ", 0.3)
     with pytest.raises(ConfigError, match="is not in the first"):
-        units.match_units(shipped, atlas, "It works well.", "not good", 0.3)
-    nothing = units.match_units(shipped, atlas, "", "not good", 0.999)  # no unit gets that high
+        units.find_passages(shipped, atlas, "It works well.", "not good", 0.3)
+    nothing = units.find_passages(shipped, atlas, "", "not good", 0.999)  # no unit gets that high
     assert nothing.units == [] and nothing.passages == []
 
 

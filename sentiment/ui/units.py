@@ -10,7 +10,7 @@ from ..checkpoint import list_checkpoints, resolve_checkpoint
 from ..config import ConfigError, field_number
 from ..explain import default_layer, layer_choices, parse_layer
 from ..predictor import Predictor
-from ..units import SATURATION, UnitAtlas, UnitReview, ablate, atlases, match_units, steer, unit_page
+from ..units import SATURATION, UnitAtlas, UnitReview, ablate, atlases, describe_unit, find_passages, steer
 from . import state
 from .boundary import MAX_REVIEW_CHARS, available_checkpoints, cached_predictor, endpoint, review_file, review_text, status_line
 
@@ -108,7 +108,7 @@ def highlighted(reviews: list[UnitReview], scale: float) -> list[tuple[str, floa
 
 
 @endpoint
-def show_unit(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None, unit: float = 0,
+def unit_page(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None, unit: float = 0,
               state_name: str = "hidden_state", progress: gr.Progress = gr.Progress()):
     """One unit's page: its final h by class, and the reviews that drive it highest and lowest, token by token.
 
@@ -126,7 +126,7 @@ def show_unit(checkpoint: str = "default.pt", layer: str = "", corpus: dict | No
         the five where it reaches its lowest
     """
     predictor, atlas = atlas_for(checkpoint, layer, corpus, progress)
-    page = unit_page(predictor, atlas, field_number(unit, "unit", True, 0, atlas.units - 1), str(state_name))
+    page = describe_unit(predictor, atlas, field_number(unit, "unit", True, 0, atlas.units - 1), str(state_name))
     scale = 1.0
     if page.state == "cell_state":
         scale = max(float(np.abs(r.values).max()) for r in page.up + page.down) or 1.0
@@ -149,7 +149,7 @@ def select_unit(event: gr.SelectData) -> int:
 
 
 @endpoint
-def find_matches(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None, review: str = "",
+def match_units(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None, review: str = "",
                  phrase: str = "", threshold: float = 0.3, progress: gr.Progress = gr.Progress()):
     """Select to match (LSTMVis): the units on over a phrase and off just before it, then the corpus passages where
     the most of them do the same.
@@ -173,7 +173,7 @@ def find_matches(checkpoint: str = "default.pt", layer: str = "", corpus: dict |
         raise ConfigError(f"The phrase is {len(phrase):,} characters; a phrase to match is at most {MAX_PHRASE_CHARS}.")
     text = "" if review is None or (isinstance(review, str) and not review.strip()) else review_text(review)
     predictor, atlas = atlas_for(checkpoint, layer, corpus, progress)
-    match = match_units(predictor, atlas, text, phrase, threshold)
+    match = find_passages(predictor, atlas, text, phrase, threshold)
     selected = " ".join(match.tokens[match.span[0] : match.span[1]])
     if not match.units:
         return (f"No unit of layer {atlas.layer + 1} is above {threshold:g} on every token of «{selected}» and not "
@@ -311,15 +311,15 @@ def create_tab() -> None:
     checked = check.click(unit_ablation, where, [verdict, ablation_plot, ablation_table], api_name="unit_ablation",
                           concurrency_limit=1, **raw)
     page_outputs = [page_summary, histogram, up, down]
-    shown = show.click(show_unit, [*where, unit, state_name], page_outputs, api_name="unit_page", concurrency_limit=1,
+    shown = show.click(unit_page, [*where, unit, state_name], page_outputs, api_name="unit_page", concurrency_limit=1,
                        **raw)
     picked = table.select(select_unit, None, unit, api_visibility="private").success(
-        show_unit, [*where, unit, state_name], page_outputs, concurrency_limit=1, **private)
+        unit_page, [*where, unit, state_name], page_outputs, concurrency_limit=1, **private)
     picked.success(lambda u: u, unit, steer_unit, api_visibility="private")
     # A new atlas opens on the unit that predicts best alone.
     built.success(best_unit, where, [unit, steer_unit], **private).success(
-        show_unit, [*where, unit, state_name], page_outputs, concurrency_limit=1, **private)
-    found = find.click(find_matches, [*where, match_review, phrase, threshold], [match_summary, passages],
+        unit_page, [*where, unit, state_name], page_outputs, concurrency_limit=1, **private)
+    found = find.click(match_units, [*where, match_review, phrase, threshold], [match_summary, passages],
                        api_name="match_units", concurrency_limit=1, **raw)
     selected = match_review.select(select_phrase, None, phrase, api_visibility="private")
     clamped = clamp.click(clamp_predict, [steer_review, checkpoint, layer, steer_unit, value],
