@@ -237,8 +237,85 @@ def refresh_layers(checkpoint: str) -> gr.Dropdown:
     return gr.Dropdown(choices=layer_choices(predictor), value=default_layer(predictor))
 
 
+RAW, PRIVATE = dict(preprocess=False), dict(preprocess=False, api_visibility="private")
+
+
+def _ablation_section(where: list) -> None:
+    with gr.Accordion("The sentiment unit, checked by ablation", open=True, elem_id="ablation"):
+        gr.Markdown("Hold the best k units (by accuracy alone) at their mean over the corpus at every step, and compare "
+                    "with k random units held the same way (three draws). Reads the corpus once per row below.")
+        check = gr.Button("Check by ablation")
+        ablation_status = gr.Markdown(label="Ablation status", elem_id="ablation-status")
+        verdict = gr.Markdown(label="Ablation verdict", elem_id="ablation-verdict")
+        with gr.Row():
+            ablation_plot = gr.Plot(label="Accuracy with units held")
+            ablation_table = gr.Dataframe(headers=["units held", "k", "accuracy", "lowest", "highest", "units"],
+                                          label="Ablation", interactive=False)
+    checked = check.click(unit_ablation, where, [verdict, ablation_plot, ablation_table], api_name="unit_ablation",
+                          concurrency_limit=1, **RAW)
+    status_line(checked, status=ablation_status)
+
+
+def _unit_page_section(where: list) -> tuple[gr.Number, list, list, gr.Markdown]:
+    """The unit page; returns its unit field, its inputs and outputs and its status line, for the atlas to open it."""
+    with gr.Accordion("Unit page", open=True, elem_id="unit-page"):
+        with gr.Row():
+            unit = gr.Number(0, label="Unit (from 0)", precision=0)
+            state_name = gr.Radio(STATES, value="hidden_state", label="Colour tokens by")
+            show = gr.Button("Show the unit")
+        page_status = gr.Markdown(label="Unit page status", elem_id="unit-page-status")
+        page_summary = gr.Markdown(label="Unit summary", elem_id="unit-summary")
+        histogram = gr.Plot(label="Final h by class")
+        up = gr.HighlightedText(label="Where it reaches its highest values", combine_adjacent=False, elem_id="unit-up")
+        down = gr.HighlightedText(label="Where it reaches its lowest values", combine_adjacent=False, elem_id="unit-down")
+    inputs, outputs = [*where, unit, state_name], [page_summary, histogram, up, down]
+    shown = show.click(unit_page, inputs, outputs, api_name="unit_page", concurrency_limit=1, **RAW)
+    status_line(shown, status=page_status)
+    return unit, inputs, outputs, page_status
+
+
+def _match_section(where: list) -> None:
+    with gr.Accordion("Select to match (LSTMVis)", open=True, elem_id="match"):
+        with gr.Row():
+            review = gr.Textbox("The screen is not good and the battery dies within an hour.", lines=2, scale=3,
+                                max_length=MAX_REVIEW_CHARS, label="Review (select a phrase in it)")
+            with gr.Column(scale=2):
+                phrase = gr.Textbox("not good", label="Phrase", max_lines=1, max_length=MAX_PHRASE_CHARS)
+                threshold = gr.Slider(-1, 1, value=0.3, step=0.05, label="A unit is on above")
+                find = gr.Button("Find matching passages")
+        match_status = gr.Markdown(label="Match status", elem_id="match-status")
+        match_summary = gr.Markdown(label="Matched units", elem_id="match-summary")
+        passages = gr.Dataframe(headers=["units on", "review", "P(positive)", "passage"], label="Matching passages",
+                                interactive=False, wrap=True, elem_id="passages")
+    found = find.click(match_units, [*where, review, phrase, threshold], [match_summary, passages],
+                       api_name="match_units", concurrency_limit=1, **RAW)
+    selected = review.select(select_phrase, None, phrase, api_visibility="private")
+    status_line(found, selected, status=match_status)
+
+
+def _steer_section(checkpoint: gr.Dropdown, layer: gr.Dropdown) -> gr.Number:
+    """The steering section; returns its unit field."""
+    with gr.Accordion("Steer a unit", open=True, elem_id="steer"):
+        with gr.Row():
+            review = gr.Textbox("It didn't disappoint.", lines=2, scale=3, max_length=MAX_REVIEW_CHARS,
+                                label="Review to steer")
+            with gr.Column(scale=2):
+                unit = gr.Number(0, label="Unit to hold (from 0)", precision=0)
+                value = gr.Number(1.0, label=f"Hold its h at (-{STEER_RANGE:g} to {STEER_RANGE:g}; empty: free)")
+                clamp = gr.Button("Predict with the unit held")
+        steer_status = gr.Markdown(label="Steer status", elem_id="steer-status")
+        with gr.Row():
+            steered = gr.Label(label="Sentiment with the unit held", num_top_classes=2, scale=1)
+            summary = gr.Markdown(label="Steering summary", scale=3, elem_id="steer-summary")
+        plot = gr.Plot(label="Prediction after each token, free and held")
+    clamped = clamp.click(clamp_predict, [review, checkpoint, layer, unit, value], [steered, summary, plot],
+                          api_name="clamp_predict", **RAW)
+    status_line(clamped, status=steer_status)
+    return unit
+
+
 def create_tab() -> None:
-    """Lays out the Units tab and wires its events."""
+    """Lays out the Units tab and wires its events: the atlas here, each section beside its own layout."""
     gr.Markdown(INTRO)
     checkpoints = list_checkpoints()
     first = cached_predictor(checkpoints[0]) if checkpoints else None
@@ -259,75 +336,20 @@ def create_tab() -> None:
         scatter = gr.Plot(label="Every unit", scale=2)
         table = gr.Dataframe(label="Unit atlas (click a row to open the unit)", interactive=False, scale=3,
                              max_height=420, elem_id="atlas-table")
-    with gr.Accordion("The sentiment unit, checked by ablation", open=True, elem_id="ablation"):
-        gr.Markdown("Hold the best k units (by accuracy alone) at their mean over the corpus at every step, and compare "
-                    "with k random units held the same way (three draws). Reads the corpus once per row below.")
-        check = gr.Button("Check by ablation")
-        ablation_status = gr.Markdown(label="Ablation status", elem_id="ablation-status")
-        verdict = gr.Markdown(label="Ablation verdict", elem_id="ablation-verdict")
-        with gr.Row():
-            ablation_plot = gr.Plot(label="Accuracy with units held")
-            ablation_table = gr.Dataframe(headers=["units held", "k", "accuracy", "lowest", "highest", "units"],
-                                          label="Ablation", interactive=False)
-    with gr.Accordion("Unit page", open=True, elem_id="unit-page"):
-        with gr.Row():
-            unit = gr.Number(0, label="Unit (from 0)", precision=0)
-            state_name = gr.Radio(STATES, value="hidden_state", label="Colour tokens by")
-            show = gr.Button("Show the unit")
-        page_status = gr.Markdown(label="Unit page status", elem_id="unit-page-status")
-        page_summary = gr.Markdown(label="Unit summary", elem_id="unit-summary")
-        histogram = gr.Plot(label="Final h by class")
-        up = gr.HighlightedText(label="Where it reaches its highest values", combine_adjacent=False, elem_id="unit-up")
-        down = gr.HighlightedText(label="Where it reaches its lowest values", combine_adjacent=False, elem_id="unit-down")
-    with gr.Accordion("Select to match (LSTMVis)", open=True, elem_id="match"):
-        with gr.Row():
-            match_review = gr.Textbox("The screen is not good and the battery dies within an hour.", lines=2, scale=3,
-                                      max_length=MAX_REVIEW_CHARS, label="Review (select a phrase in it)")
-            with gr.Column(scale=2):
-                phrase = gr.Textbox("not good", label="Phrase", max_lines=1, max_length=MAX_PHRASE_CHARS)
-                threshold = gr.Slider(-1, 1, value=0.3, step=0.05, label="A unit is on above")
-                find = gr.Button("Find matching passages")
-        match_status = gr.Markdown(label="Match status", elem_id="match-status")
-        match_summary = gr.Markdown(label="Matched units", elem_id="match-summary")
-        passages = gr.Dataframe(headers=["units on", "review", "P(positive)", "passage"], label="Matching passages",
-                                interactive=False, wrap=True, elem_id="passages")
-    with gr.Accordion("Steer a unit", open=True, elem_id="steer"):
-        with gr.Row():
-            steer_review = gr.Textbox("It didn't disappoint.", lines=2, scale=3, max_length=MAX_REVIEW_CHARS,
-                                      label="Review to steer")
-            with gr.Column(scale=2):
-                steer_unit = gr.Number(0, label="Unit to hold (from 0)", precision=0)
-                value = gr.Number(1.0, label=f"Hold its h at (-{STEER_RANGE:g} to {STEER_RANGE:g}; empty: free)")
-                clamp = gr.Button("Predict with the unit held")
-        steer_status = gr.Markdown(label="Steer status", elem_id="steer-status")
-        with gr.Row():
-            steered = gr.Label(label="Sentiment with the unit held", num_top_classes=2, scale=1)
-            steer_summary = gr.Markdown(label="Steering summary", scale=3, elem_id="steer-summary")
-        steer_plot = gr.Plot(label="Prediction after each token, free and held")
-
     where = [checkpoint, layer, corpus]
-    raw, private = dict(preprocess=False), dict(preprocess=False, api_visibility="private")
-    built = build.click(unit_atlas, where, [summary, scatter, table], api_name="unit_atlas", concurrency_limit=1, **raw)
-    checked = check.click(unit_ablation, where, [verdict, ablation_plot, ablation_table], api_name="unit_ablation",
-                          concurrency_limit=1, **raw)
-    page_outputs = [page_summary, histogram, up, down]
-    shown = show.click(unit_page, [*where, unit, state_name], page_outputs, api_name="unit_page", concurrency_limit=1,
-                       **raw)
-    picked = table.select(select_unit, None, unit, api_visibility="private").success(
-        unit_page, [*where, unit, state_name], page_outputs, concurrency_limit=1, **private)
+    _ablation_section(where)
+    unit, page_inputs, page_outputs, page_status = _unit_page_section(where)
+    _match_section(where)
+    steer_unit = _steer_section(checkpoint, layer)
+
+    built = build.click(unit_atlas, where, [summary, scatter, table], api_name="unit_atlas", concurrency_limit=1, **RAW)
+    # A new atlas opens on the unit that predicts best alone; a clicked row opens its unit. Steering follows.
+    opened_best = built.success(best_unit, where, [unit, steer_unit], **PRIVATE).success(
+        unit_page, page_inputs, page_outputs, concurrency_limit=1, **PRIVATE)
+    picked = table.select(select_unit, None, unit, api_visibility="private")
+    opened = picked.success(unit_page, page_inputs, page_outputs, concurrency_limit=1, **PRIVATE)
     picked.success(lambda u: u, unit, steer_unit, api_visibility="private")
-    # A new atlas opens on the unit that predicts best alone.
-    built.success(best_unit, where, [unit, steer_unit], **private).success(
-        unit_page, [*where, unit, state_name], page_outputs, concurrency_limit=1, **private)
-    found = find.click(match_units, [*where, match_review, phrase, threshold], [match_summary, passages],
-                       api_name="match_units", concurrency_limit=1, **raw)
-    selected = match_review.select(select_phrase, None, phrase, api_visibility="private")
-    clamped = clamp.click(clamp_predict, [steer_review, checkpoint, layer, steer_unit, value],
-                          [steered, steer_summary, steer_plot], api_name="clamp_predict", **raw)
-    relisted = checkpoint.change(refresh_layers, checkpoint, layer, **private)
-    checkpoint.focus(available_checkpoints, checkpoint, checkpoint, **private)  # runs finished since the page opened
+    relisted = checkpoint.change(refresh_layers, checkpoint, layer, **PRIVATE)
+    checkpoint.focus(available_checkpoints, checkpoint, checkpoint, **PRIVATE)  # runs finished since the page opened
     status_line(built, relisted, status=atlas_status)
-    status_line(checked, status=ablation_status)
-    status_line(shown, picked, status=page_status)
-    status_line(found, selected, status=match_status)
-    status_line(clamped, status=steer_status)
+    status_line(picked, opened, opened_best, status=page_status)
