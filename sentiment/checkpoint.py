@@ -46,6 +46,19 @@ class Checkpoint:
     metrics: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
     created: str = ""
+    # A language model's file only (lm/, `language_model_path`): the pre-training's output projection (projection.weight
+    # (E, H), projection.bias (E,)); with the layers and embedding it predicts the next token
+    # (`SentimentNet.next_token_logits`).
+    language_model: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def projection(self, device: torch.device | str = "cpu") -> torch.nn.Linear | None:
+        """The language model's output projection, or None when the checkpoint carries none."""
+        if not self.language_model:
+            return None
+        weight = self.language_model["projection.weight"]
+        projection = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        projection.load_state_dict({k.removeprefix("projection."): v for k, v in self.language_model.items()})
+        return projection.to(device).eval()
 
     @property
     def max_len(self) -> int:
@@ -90,6 +103,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         "state_dict": stored(checkpoint.state_dict),
         "metrics": checkpoint.metrics,
         "data": checkpoint.data,
+        "language_model": stored(checkpoint.language_model),
         "created": checkpoint.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "torch_version": str(torch.__version__),
     }
@@ -134,8 +148,19 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     state_dict = payload.get("state_dict")
     if version == 1 and isinstance(state_dict, dict):
         state_dict = {re.sub(r"^lstm\.", "rnn.", k): v for k, v in state_dict.items()}
-    if not all(isinstance(payload.get(part, {}), dict) for part in ("metrics", "data")):
-        raise CheckpointError(f"{name}: checkpoint is incomplete or damaged (its metrics or data are not a table)")
+    if not all(isinstance(payload.get(part, {}), dict) for part in ("metrics", "data", "language_model")):
+        raise CheckpointError(f"{name}: checkpoint is incomplete or damaged (its metrics, data or language model are not "
+                              "a table)")
+    language_model = payload.get("language_model", {})
+    config = payload.get("model_config")
+    shapes = ((config.get("embedding_dim"), config.get("hidden_size")), (config.get("embedding_dim"),)) \
+        if isinstance(config, dict) else None
+    if language_model and (set(language_model) != {"projection.weight", "projection.bias"}
+                           or not all(isinstance(v, torch.Tensor) for v in language_model.values())
+                           or (tuple(language_model["projection.weight"].shape),
+                               tuple(language_model["projection.bias"].shape)) != shapes):
+        raise CheckpointError(f"{name}: checkpoint is incomplete or damaged (its language model is not a projection "
+                              "from the hidden state to the embedding)")
     try:
         return Checkpoint(
             model_config=ModelConfig.from_dict(payload["model_config"]),
@@ -145,6 +170,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             metrics=payload.get("metrics", {}),
             data=payload.get("data", {}),
             created=payload.get("created", ""),
+            language_model=language_model,
         )
     except (KeyError, TypeError, ValueError, ConfigError) as e:
         raise CheckpointError(f"{name}: checkpoint is incomplete or damaged ({e})") from None
@@ -178,6 +204,11 @@ def _name_problem(name: object) -> str:
     if not _NAME.fullmatch(name):
         return "a checkpoint's file name holds only letters and digits (a-z, A-Z, 0-9), '_', '.' and '-'"
     return ""
+
+
+def language_model_path(checkpoint: Path) -> Path:
+    """Where a checkpoint's language model (the model as pre-training left it) is kept: lm/ beside it."""
+    return checkpoint.parent / "lm" / checkpoint.name
 
 
 def resolve_checkpoint(name: str, directory: Path = CHECKPOINT_DIR) -> Path:

@@ -27,6 +27,7 @@ from .config import ConfigError, check_settings, setting
 from .preprocessing import PAD_ID
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN with its default tanh
+LM_OUTPUTS = 2048  # language-model pre-training predicts the most frequent tokens; rarer ones are one class, _UNK
 # How the head reads the review, in words a learner reads on the Predict tab.
 READOUTS = {
     "last": "the hidden state after the last token (the tutorial's many-to-one readout)",
@@ -191,6 +192,18 @@ class SentimentNet(nn.Module):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, clamp: Clamp | None = None) -> torch.Tensor:
         """ids (B, T) right-padded with _PAD, lengths (B,) → logits (B,); the linear layer runs once a review."""
         return self.classify(self.readout(self.run_layers(self.embed(ids), lengths, clamp)[-1], lengths))
+
+    # ------------------------------------------------------------ the language model of pre-training
+
+    @property
+    def lm_outputs(self) -> int:
+        """How many tokens, the most frequent first, the language model predicts."""
+        return min(LM_OUTPUTS, self.config.vocab_size)
+
+    def next_token_logits(self, states: torch.Tensor, projection: nn.Linear) -> torch.Tensor:
+        """(..., H) forward states → (..., V') logits of the next token among the first `lm_outputs`: the projection
+        to the embedding size, then the embedding itself as the output layer (tied weights, Press & Wolf 2017)."""
+        return projection(states) @ self.embedding.weight[: self.lm_outputs].T
 
     # ------------------------------------------------------------ what the inspection reads
 

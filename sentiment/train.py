@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from . import cli
-from .checkpoint import CHECKPOINT_DIR, load_checkpoint
+from .checkpoint import CHECKPOINT_DIR, language_model_path, load_checkpoint
 from .config import ConfigError
 from .data import BUNDLED_DATA, data_name
 from .model import ModelConfig
@@ -91,10 +91,13 @@ def _train_seeds(config: TrainConfig, model_config: ModelConfig, args: argparse.
             print(f"{seed:4}  {metrics['best_val_loss']:15.4f}  {metrics['test']['accuracy']:13.2%}")
         metrics, seed, best = min(scores, key=lambda s: s[0]["best_val_loss"])
         os.replace(best, out)
+        if language_model_path(best).is_file():  # its language model, kept beside it
+            os.replace(language_model_path(best), language_model_path(out))
         print(f"kept seed {seed} (lowest validation loss) as {out}")
     finally:
         for _, path in runs:
             path.unlink(missing_ok=True)
+            language_model_path(path).unlink(missing_ok=True)
     return 0
 
 

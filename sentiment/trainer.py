@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import CHECKPOINT_DIR, Checkpoint, save_checkpoint, stored
+from .checkpoint import CHECKPOINT_DIR, Checkpoint, language_model_path, save_checkpoint, stored
 from .config import ConfigError, check_settings, setting
 from .corpus import EncodedReviews, Stopped, TokenizedCorpus, tokenize_files
 from .data import SPLIT_SEED, DataError, data_name, require_both_classes, split_by_source
@@ -59,6 +59,11 @@ class TrainConfig:
                            ".zip) to start the embedding from; its vectors' size sets the embedding size")
     freeze_embedding: bool = setting(False, "freeze the embedding", "token vectors stay as they start (from the word "
                                      "vectors, or drawn at random)", group="switches")
+    # Radford et al. (2017) steered the text a language model writes by holding one unit; the Units tab does the same
+    # with the model as it was after pre-training (the classifier's layers are tuned for the verdict afterwards).
+    keep_language_model: bool = setting(False, "keep the language model", "save the model as pre-training left it "
+                                        "in lm/ beside the checkpoint, for the Units tab to generate text with",
+                                        group="switches")
     # The refit of a recipe whose length was chosen on validation; the test split stays out.
     refit: bool = setting(False, "refit on train + validation", "no validation: the chosen length on 90% of the data",
                           group="switches")
@@ -301,9 +306,6 @@ def one_sentence_each(sentences: EncodedReviews, owner: np.ndarray, rng: np.rand
     return sentences.subset(first[has] + (rng.random(len(has)) * counts[has]).astype(np.int64))
 
 
-LM_VOCAB = 2048  # pre-training predicts the most frequent tokens; rarer ones are one class, _UNK
-
-
 def _scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     if schedule == "cosine":
         return torch.optim.lr_scheduler.LambdaLR(
@@ -312,17 +314,18 @@ def _scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int
 
 
 def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, rng: np.random.Generator,
-             stop: threading.Event, batch_size: int | None = None, world: int = 1) -> Iterator[Step]:
+             stop: threading.Event, batch_size: int | None = None, world: int = 1
+             ) -> Generator[Step, None, torch.nn.Linear]:
     """Language-model pre-training of the embedding and the recurrent layers on the reviews' text: each forward state
     predicts the next token and, in a bidirectional layer, each backward state the one before. A projection to the
     embedding size and the embedding itself make the output layer (tied weights, Press & Wolf 2017); it is dropped
-    afterwards, and the classifier's head is not touched. Under `world` > 1 processes each reads its own shard in
-    batches of `batch_size` and their gradients are averaged at every step, so the replicas stay identical."""
+    afterwards (`keep_language_model` keeps it), and the classifier's head is not touched. Under `world` > 1 processes each reads its own shard in batches of `batch_size` and their gradients
+    are averaged at every step, so the replicas stay identical. Returns the projection."""
     c = model.config
     if c.bidirectional and c.num_layers > 1:
         raise ConfigError("pre-training a bidirectional model needs num_layers 1: a second layer's forward direction "
                           "would read the first layer's backward states, which have seen the tokens it must predict")
-    H, vocab_out = c.hidden_size, min(LM_VOCAB, c.vocab_size)
+    H, vocab_out = c.hidden_size, model.lm_outputs
     # A one-token text (a title such as "Awesome") has no next token to predict: a batch of them alone would average
     # a loss over nothing.
     reviews = reviews.subset(np.flatnonzero(reviews.lengths > 1))
@@ -335,7 +338,7 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
     scheduler = _scheduler(optimizer, config.schedule, total_steps)
 
     def next_token_loss(states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        logits = projection(model.dropout(states)) @ model.embedding.weight[:vocab_out].T  # (B, T - 1, V')
+        logits = model.next_token_logits(model.dropout(states), projection)  # (B, T - 1, V')
         return F.cross_entropy(logits.reshape(-1, vocab_out), targets.reshape(-1), ignore_index=PAD_ID)
 
     step, read, seconds = 0, 0, 0.0
@@ -343,7 +346,7 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
     for epoch in range(1, config.pretrain_epochs + 1):
         for rows in length_bucketed_batches(reviews.lengths, batch_size, rng):
             if _shared_flag(stop.is_set(), world):
-                return
+                return projection
             tick = time.perf_counter()
             ids, lengths, _ = reviews.batch(rows)
             ids = ids.to(model.device)
@@ -366,6 +369,7 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
             seconds += time.perf_counter() - tick
             yield Step("pretrain", step, total_steps, epoch, loss.item(), scheduler.get_last_lr()[0], read / seconds,
                        seconds / step * (total_steps - step))
+    return projection
 
 
 class _Fit:
@@ -453,7 +457,9 @@ def train(
 
     run = _Run(config, model_config, prepared, Path(out), stop, rank, world, device, vectors)
     if config.pretrain_epochs:
-        yield from pretrain(run.model, run.reviews, config, run.rng, stop, run.batch_size, world)
+        projection = yield from pretrain(run.model, run.reviews, config, run.rng, stop, run.batch_size, world)
+        if config.keep_language_model and run.main:
+            run.keep_language_model(projection)
         if world > 1:  # before DDP would copy rank 0's weights over any difference
             _check_replicas(run.model, world, "pre-training")
     run.start_fit()
@@ -542,6 +548,15 @@ class _Run:
         config = {**asdict(self.config), "vectors": Path(self.config.vectors).name}  # not a path of this machine
         save_checkpoint(self.out, Checkpoint(self.model_config, config, self.prepared.vocab,
                                              self.fit.best_state, metrics, self.prepared.origin))
+
+    def keep_language_model(self, projection: torch.nn.Linear) -> None:
+        """The model as pre-training left it, with its output projection, in lm/ beside the checkpoint (not a
+        classifier: its head is untrained, so it stays out of the checkpoint lists)."""
+        config = {**asdict(self.config), "vectors": Path(self.config.vectors).name}
+        language_model = {f"projection.{k}": v for k, v in projection.state_dict().items()}
+        save_checkpoint(language_model_path(self.out), Checkpoint(self.model_config, config, self.prepared.vocab,
+                                                                  self.model.state_dict(), {}, self.prepared.origin,
+                                                                  language_model=language_model))
 
     def epoch(self) -> Iterator[TrainEvent]:
         """One pass over the training reviews and this epoch's sentences; validates where the config says."""

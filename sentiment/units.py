@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from . import cli
-from .checkpoint import DEFAULT_CHECKPOINT
+from .checkpoint import DEFAULT_CHECKPOINT, language_model_path, load_checkpoint
 from .config import ConfigError
 from .corpus import EncodedReviews, TokenizedCorpus, tokenize_files
 from .explain import default_layer, parse_layer
@@ -46,7 +46,7 @@ from .gates import (
 )
 from .model import Clamp, evaluating, reverse_within
 from .predictor import Predictor, load_predictor
-from .preprocessing import encode_review
+from .preprocessing import PAD_ID, UNK_ID, encode_review
 from .scoring import held_out, score
 
 MAX_REVIEWS = 20_000  # an uploaded corpus holds at most this many reviews
@@ -652,6 +652,79 @@ def steer(predictor: Predictor, layer: int, direction: str, review: str, unit: o
             trajectory = torch.sigmoid(model.classify(model.prefix_readout(top))).float().cpu().numpy()
     return Steering(tokens, unit, float(value), trace.probability, trace.trajectory, free, float(trajectory[-1]),
                     trajectory)
+
+
+MAX_GENERATED = 60  # tokens a generation may add
+
+
+@dataclass
+class Generated:
+    prompt: list[str]
+    value: float  # the unit was held at +value, then at -value
+    free: list[str]  # the model as it is
+    high: list[str]
+    low: list[str]
+
+
+@torch.inference_mode()
+def sample_tokens(predictor: Predictor, ids: list[int], count: int, seed: int, clamp: Clamp | None = None,
+                  temperature: float = 1.0) -> list[int]:
+    """`count` token ids drawn one at a time from the language model after `ids`: the model's own layers (with the
+    clamp), its forward top-layer state, the pre-training's projection and the tied embedding. _PAD and _UNK are
+    never drawn; the same seed draws the same text."""
+    model, H = predictor.model, predictor.model.config.hidden_size
+    projection = predictor.checkpoint.projection(model.device)
+    generator = torch.Generator().manual_seed(seed)
+    ids = list(ids)
+    with evaluating(model):
+        for _ in range(count):
+            x = torch.as_tensor(ids, device=model.device)[None]
+            top = model.run_layers(model.embed(x), torch.tensor([len(ids)]), clamp)[-1][0, -1, :H]  # (H,) forward
+            logits = model.next_token_logits(top, projection).float().cpu() / temperature  # (V',)
+            logits[[PAD_ID, UNK_ID]] = float("-inf")
+            ids.append(int(torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)))
+    return ids[len(ids) - count :]
+
+
+def language_model_file(checkpoint: Path) -> Path:
+    """The language model kept beside a checkpoint (`language_model_path`); a sentence when there is none."""
+    path = language_model_path(checkpoint)
+    if not path.is_file():
+        raise ConfigError(f"{checkpoint.name} has no language model kept beside it ({path.parent.name}/{path.name}): "
+                          "train it with language-model pre-training and 'keep the language model' "
+                          "(--keep-language-model) to generate text")
+    return path
+
+
+def load_language_model(checkpoint: Path) -> Predictor:
+    return Predictor(load_checkpoint(language_model_file(checkpoint)), name=f"{checkpoint.name}'s language model")
+
+
+def generate(language_model: Predictor, layer: int, direction: str, prompt: str, unit: object, value: float,
+             count: int = 30, seed: int = 0) -> Generated:
+    """Text after the prompt three ways, with one seed: free, with the unit's h held at +|value| and at -|value|
+    (Radford et al. 2017 steered their sentiment unit so)."""
+    predictor, H = language_model, language_model.model.config.hidden_size
+    if predictor.checkpoint.projection() is None:
+        raise ConfigError(f"{predictor.name or 'this file'} is a classifier's checkpoint, not a language model")
+    if direction == "backward":
+        raise ConfigError("the language model reads forwards: choose a forward layer to steer what it writes")
+    if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)) or not 0 <= unit < H:
+        raise ConfigError(f"unit must be a whole number from 0 to {H - 1}; got {str(unit)[:40]!r}")
+    tokens, ids = encode_review(prompt, predictor.vocab, predictor.max_len - count)
+    if not ids:
+        raise ConfigError("The prompt is empty: type the start of a review, e.g. 'This blender is'.")
+    vocab = predictor.vocab.itos
+
+    def text(clamp: Clamp | None) -> list[str]:
+        return [vocab[i] for i in sample_tokens(predictor, ids, count, seed, clamp)]
+
+    def held(at: float) -> Clamp:
+        values = torch.full((H,), float("nan"))
+        values[unit] = at
+        return Clamp(layer, False, values)
+
+    return Generated(tokens, abs(value), text(None), text(held(abs(value))), text(held(-abs(value))))
 
 
 # ---------------------------------------------------------------- the command line

@@ -326,7 +326,7 @@ def test_mcp_serves_the_explaining_tools_with_a_description_of_every_input(free_
     finally:
         demo.close()
     assert {"predict", "cell_step", "read_review", "checkpoint_layers", "available_checkpoints", "playground",
-            "unit_atlas", "unit_ablation", "unit_page", "match_units", "clamp_predict"} <= set(tools)
+            "unit_atlas", "unit_ablation", "unit_page", "match_units", "clamp_predict", "clamp_generate"} <= set(tools)
     assert not {"start_training", "stop_training", "watch_training", "run_memory_experiment", "run_search",
                 "stop_search", "apply_preset"} & set(tools)
     for name, tool in tools.items():

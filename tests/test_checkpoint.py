@@ -60,8 +60,12 @@ def test_newer_format_version_is_refused(trained, tmp_path):
 
 def test_damaged_metadata_is_a_clear_error_or_shown_cut_short(trained, tmp_path):
     payload = torch.load(trained[0], weights_only=True)
-    for part in ("data", "metrics"):
-        torch.save({**payload, part: "not a table"}, tmp_path / "damaged.pt")
+    weight = torch.zeros(4, 3)
+    for part, value in (("data", "not a table"), ("metrics", "not a table"), ("language_model", "not a table"),
+                        ("language_model", {"decoder.weight": weight}),
+                        ("language_model", {"projection.weight": "weights", "projection.bias": torch.zeros(4)}),
+                        ("language_model", {"projection.weight": weight, "projection.bias": torch.zeros(4)})):
+        torch.save({**payload, part: value}, tmp_path / "damaged.pt")
         with pytest.raises(CheckpointError, match="incomplete or damaged"):
             load_checkpoint(tmp_path / "damaged.pt")
     torch.save({**payload, "data": {**payload["data"], "preprocessing_version": "9" * 10_000}}, tmp_path / "odd.pt")

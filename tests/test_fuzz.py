@@ -56,6 +56,7 @@ VALID = {
     "unit_page": ["default.pt", "", None, 3, "hidden_state"],
     "match_units": ["default.pt", "", None, "", "not good", 0.3],
     "clamp_predict": [REVIEW, "default.pt", "", 3, 1.0],
+    "clamp_generate": ["This blender is", "default.pt", "", 3, 1.0, 5, 0],
 }
 ODD_TEXT = ["", " ", "\x00", "\u202eevil\u202c", "\ud800", "a\udfffb", "../../etc/passwd", "default.pt\x00.txt",
             "<script>alert(1)</script>", "null", "NaN", "1e309", "-1", "é" * 300, "🙂" * 50]

@@ -66,7 +66,8 @@ def test_the_deploy_command_sends_the_app_and_nothing_over_the_limit_or_outside_
     for needed in ("app.py", "requirements.txt", "README.md", ".gitattributes", "sentiment/model.py",
                    "sentiment/assets/amazon_reviews_sample.ft.txt.bz2", "sentiment/assets/typed_sentences.tsv",
                    "sentiment/assets/more/blitzer.ft.txt.bz2", "sentiment/ui/train.py",
-                   "checkpoints/default.pt", "checkpoints/lstm.pt", "checkpoints/gru.pt", "checkpoints/rnn.pt"):
+                   "checkpoints/default.pt", "checkpoints/lstm.pt", "checkpoints/gru.pt", "checkpoints/rnn.pt",
+                   "checkpoints/lm/default.pt"):
         assert needed in sent, needed
     assert not [f for f in sent if f.startswith(("tests/", ".ci/", ".git/")) or "__pycache__" in f]
     patterns = lfs_patterns()

@@ -167,6 +167,10 @@ def test_language_model_pretraining_runs_first_and_learns_to_predict_the_next_to
     assert phases[0] == "pretrain" and phases[-1] == "train" and phases == sorted(phases)  # all pre-training first
     losses = [e.train_loss for e in events if isinstance(e, Step) and e.phase == "pretrain"]
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0  # the next-token loss falls
+    kept = load_checkpoint(tmp_path / "pre.pt").projection()  # the language model's output layer is kept
+    assert tuple(kept.weight.shape) == (SMALL_MODEL.embedding_dim, SMALL_MODEL.hidden_size)
+    assert load_checkpoint(_run(tmp_path / "plain.pt", limit=300, epochs=1, max_steps=1)[-1].checkpoint).projection() \
+        is None
     with pytest.raises(ConfigError, match="pre-training a bidirectional model needs num_layers 1"):
         list(train(replace(SMALL_TRAIN, limit=300, pretrain_epochs=1), replace(SMALL_MODEL, bidirectional=True,
                                                                                 num_layers=2), out=tmp_path / "x.pt"))

@@ -213,3 +213,49 @@ def test_a_wide_layer_keeps_the_first_reviews_that_fit(shipped, monkeypatch):
     atlas = units.build_atlas(shipped, 0, "forward", "sixty", corpus, np.arange(len(corpus)))
     assert 0 < len(atlas.rows) < 60 and atlas.cut == 60 - len(atlas.rows)
     assert atlas.read.states.nbytes <= units.MAX_STATE_BYTES
+
+
+@pytest.fixture(scope="module")
+def language_model():
+    return units.load_language_model(DEFAULT_CHECKPOINT)
+
+
+def test_generation_with_no_unit_held_is_the_free_model_and_holding_a_unit_changes_it(language_model, atlas):
+    unit = int(atlas.best(1)[0])
+    made = units.generate(language_model, 0, "forward", "This blender is", unit, 1.0, count=12, seed=3)
+    assert len(made.free) == len(made.high) == len(made.low) == 12
+    ids = encode_review("This blender is", language_model.vocab, language_model.max_len)[1]
+    holds_nothing = Clamp(0, False, torch.full((atlas.units,), float("nan")))
+    free = [language_model.vocab.itos[i] for i in units.sample_tokens(language_model, ids, 12, 3, holds_nothing)]
+    assert made.free == free  # the clamp path holding nothing draws the very same text
+    assert made.high != made.free or made.low != made.free
+    assert made.free == units.generate(language_model, 0, "forward", "This blender is", unit, 1.0, 12, 3).free
+
+
+def test_the_shipped_language_model_predicts_text_far_better_than_chance(language_model, shipped, atlas):
+    """The model as pre-training left it models language: its next-token loss on real reviews is far below a uniform
+    guess over its outputs, and below the classifier's own layers', which were tuned for the verdict afterwards."""
+    def loss(predictor, projection) -> float:
+        model, losses = predictor.model, []
+        with torch.inference_mode():
+            for i in range(40):
+                ids = torch.as_tensor(atlas.reviews.review(i))[None]
+                top = model.run_layers(model.embed(ids), torch.tensor([ids.size(1)]))[-1][0, :-1]
+                targets = torch.where(ids[0, 1:] < model.lm_outputs, ids[0, 1:], 1)
+                losses.append(torch.nn.functional.cross_entropy(model.next_token_logits(top, projection), targets))
+        return float(torch.stack(losses).mean())
+
+    projection = language_model.checkpoint.projection()
+    pretrained = loss(language_model, projection)
+    assert pretrained < 0.7 * np.log(language_model.model.lm_outputs) and pretrained < loss(shipped, projection) - 1
+
+
+def test_generation_refuses_what_it_cannot_do(language_model, shipped):
+    with pytest.raises(ConfigError, match="prompt is empty"):
+        units.generate(language_model, 0, "forward", "   ", 0, 1.0)
+    with pytest.raises(ConfigError, match="unit must be"):
+        units.generate(language_model, 0, "forward", "Good", -1, 1.0)
+    with pytest.raises(ConfigError, match="not a language model"):
+        units.generate(shipped, 0, "forward", "Good", 0, 1.0)
+    with pytest.raises(ConfigError, match="has no language model kept beside it"):
+        units.load_language_model(DEFAULT_CHECKPOINT.parent / "lstm.pt")

@@ -10,7 +10,19 @@ from ..checkpoint import list_checkpoints, resolve_checkpoint
 from ..config import ConfigError, field_number
 from ..explain import default_layer, layer_choices, parse_layer
 from ..predictor import Predictor
-from ..units import SATURATION, UnitAtlas, UnitReview, ablate, atlases, describe_unit, find_passages, steer
+from ..units import (
+    MAX_GENERATED,
+    SATURATION,
+    UnitAtlas,
+    UnitReview,
+    ablate,
+    atlases,
+    describe_unit,
+    find_passages,
+    generate,
+    language_model_file,
+    steer,
+)
 from . import state
 from .boundary import MAX_REVIEW_CHARS, available_checkpoints, cached_predictor, endpoint, review_file, review_text, status_line
 
@@ -225,6 +237,43 @@ def clamp_predict(review: str, checkpoint: str = "default.pt", layer: str = "", 
 
 
 @endpoint
+def clamp_generate(prompt: str, checkpoint: str = "default.pt", layer: str = "", unit: float = 0,
+                   value: float = 1.0, tokens: float = 30, seed: float = 0):
+    """Generate text after a prompt with the language model kept beside the checkpoint (the model as pre-training
+    left it) three ways, one seed: free, with one unit's h held at +|value| and at -|value|; the checkpoint's
+    classifier then scores each text.
+
+    Args:
+        prompt: the start of a review, e.g. "This blender is".
+        checkpoint: a checkpoint file name whose language model was kept, e.g. "default.pt".
+        layer: a checkpoint_layers value such as "0"; empty: the top layer.
+        unit: the unit to hold, from 0.
+        value: the size to hold it at, 0 to 10: +value and -value.
+        tokens: how many tokens to generate, 1 to 60.
+        seed: the random seed of the sampling, 0 to 2**31 - 1.
+
+    Returns:
+        a table: the clamp, the generated text, the classifier's P(positive) of the prompt and the text
+    """
+    path = resolve_checkpoint(checkpoint)
+    predictor = state.predictors.get(path)
+    text = review_text(prompt)
+    layer, direction = parse_layer(predictor, default_layer(predictor) if layer in (None, "") else layer)
+    unit = field_number(unit, "unit", True, 0, predictor.model.config.hidden_size - 1)
+    value = field_number(value, "value", False, 0.0, STEER_RANGE)
+    count = field_number(tokens, "tokens", True, 1, MAX_GENERATED)
+    seed = field_number(seed, "seed", True, 0, 2**31 - 1)
+    language_model = state.predictors.get(language_model_file(path))
+    made = generate(language_model, layer, direction, text, unit, value, count, seed)
+    rows = []
+    for name, words in (("free", made.free), (f"unit {unit} held at +{made.value:g}", made.high),
+                        (f"unit {unit} held at -{made.value:g}", made.low)):
+        written = " ".join(words)
+        rows.append([name, written, round(predictor.predict(" ".join(made.prompt) + " " + written)[0], 3)])
+    return rows
+
+
+@endpoint
 def best_unit(checkpoint: str, layer: str, corpus: dict | None) -> tuple[int, int]:
     """The unit that predicts best alone in a built atlas, for the unit page and the steering."""
     best = int(atlas_for(checkpoint, layer, corpus)[1].best(1)[0])
@@ -308,9 +357,24 @@ def _steer_section(checkpoint: gr.Dropdown, layer: gr.Dropdown) -> gr.Number:
             steered = gr.Label(label="Sentiment with the unit held", num_top_classes=2, scale=1)
             summary = gr.Markdown(label="Steering summary", scale=3, elem_id="steer-summary")
         plot = gr.Plot(label="Prediction after each token, free and held")
+        gr.Markdown("**Generate** with the checkpoint's language model (the model as pre-training left it, before its "
+                    "layers were tuned for the verdict): free, then with the unit held at +value and at -value, one "
+                    "seed for all three; the classifier scores each text. The units began as the language model's, so "
+                    "a sentiment unit of the classifier often, not always, steers what it writes.")
+        with gr.Row():
+            prompt = gr.Textbox("This blender is", label="Prompt", max_lines=1, max_length=MAX_REVIEW_CHARS, scale=3)
+            tokens = gr.Slider(1, MAX_GENERATED, value=30, step=1, label="Tokens to generate", scale=2)
+            seed = gr.Number(0, label="Seed", precision=0, scale=1)
+            write = gr.Button("Generate", scale=1)
+        generate_status = gr.Markdown(label="Generate status", elem_id="generate-status")
+        texts = gr.Dataframe(headers=["clamp", "text", "P(positive)"], label="Generated text", interactive=False,
+                             wrap=True, elem_id="generated")
     clamped = clamp.click(clamp_predict, [review, checkpoint, layer, unit, value], [steered, summary, plot],
                           api_name="clamp_predict", **RAW)
+    written = write.click(clamp_generate, [prompt, checkpoint, layer, unit, value, tokens, seed], texts,
+                          api_name="clamp_generate", **RAW)
     status_line(clamped, status=steer_status)
+    status_line(written, status=generate_status)
     return unit
 
 
