@@ -475,3 +475,14 @@ def test_match_units_on_an_uploaded_corpus(client, tmp_path):
     assert 1 <= len(passages) <= 10 and all("«" in row[3] for row in passages)
     with pytest.raises(AppError, match="phrase is empty"):
         client.predict("default.pt", "", None, "", " ", 0.3, api_name="/match_units")
+
+
+def test_clamp_generate_writes_three_texts_with_one_seed(client):
+    texts = call(client, "/clamp_generate", "This blender is", "default.pt", "", 67, 1.0, 8, 5)["Generated text"]
+    rows = texts["data"]
+    assert [row[0] for row in rows] == ["free", "unit 67 held at +1", "unit 67 held at -1"]
+    assert all(len(row[1].split()) == 8 and 0 <= row[2] <= 1 for row in rows)
+    again = call(client, "/clamp_generate", "This blender is", "default.pt", "", 67, 1.0, 8, 5)["Generated text"]
+    assert again["data"] == rows  # the seed decides
+    with pytest.raises(AppError, match="has no language model kept beside it"):
+        client.predict("This blender is", "lstm.pt", "", 3, 1.0, 8, 5, api_name="/clamp_generate")
