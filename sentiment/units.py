@@ -251,14 +251,6 @@ class UnitAtlas:
         """The k units that predict best alone, the best first."""
         return np.argsort(-self.accuracy, kind="stable")[:k]
 
-    def check_unit(self, unit: object) -> int:
-        if isinstance(unit, bool) or not isinstance(unit, (int, float, np.integer)) or not float(unit).is_integer():
-            raise ConfigError(f"unit must be a whole number from 0 to {self.units - 1}; got {str(unit)[:40]!r}")
-        if not 0 <= int(unit) < self.units:
-            raise ConfigError(f"unit must be between 0 and {self.units - 1} ({self.units} units in this layer); "
-                              f"got {int(unit)}")
-        return int(unit)
-
     def rows_of_units(self) -> list[dict]:
         """One row per unit, the best single units first: what the table shows."""
         final_gap, largest_gap = self.gap(self.read.final), self.gap(self.read.largest)
@@ -270,6 +262,15 @@ class UnitAtlas:
                 row[f"{gate} < {SATURATION[0]}"], row[f"{gate} > {SATURATION[1]}"] = float(shut[unit]), float(opened[unit])
             rows.append(row)
         return rows
+
+
+def check_unit(unit: object, units: int) -> int:
+    """A unit's index, from 0, in a layer of `units`; anything else is refused with a sentence."""
+    if isinstance(unit, bool) or not isinstance(unit, (int, float, np.integer)) or not float(unit).is_integer():
+        raise ConfigError(f"unit must be a whole number from 0 to {units - 1}; got {str(unit)[:40]!r}")
+    if not 0 <= int(unit) < units:
+        raise ConfigError(f"unit must be between 0 and {units - 1} ({units} units in this layer); got {int(unit)}")
+    return int(unit)
 
 
 def _fitting_rows(reviews: EncodedReviews, units: int) -> int:
@@ -473,7 +474,7 @@ def describe_unit(predictor: Predictor, atlas: UnitAtlas, unit: object, state: s
               count: int = 5) -> UnitPage:
     """One unit over the corpus: its final value by class, and the `count` reviews that drive it highest and lowest,
     each token with the unit's h (or, for an LSTM, its cell state c)."""
-    unit = atlas.check_unit(unit)
+    unit = check_unit(unit, atlas.units)
     if state not in ("hidden_state", "cell_state"):
         raise ConfigError(f"state must be hidden_state or cell_state; got {str(state)[:40]!r}")
     if state == "cell_state" and predictor.model.config.cell != "lstm":
@@ -629,9 +630,7 @@ def steer(predictor: Predictor, layer: int, direction: str, review: str, unit: o
           ) -> Steering:
     """Read the review with the unit's h held at `value` at every step (None: free), beside the free reading."""
     model, H = predictor.model, predictor.model.config.hidden_size
-    if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)) or not 0 <= unit < H:
-        raise ConfigError(f"unit must be a whole number from 0 to {H - 1} ({H} units in this layer); "
-                          f"got {str(unit)[:40]!r}")
+    unit = check_unit(unit, H)
     tokens, ids = encode_review(review, predictor.vocab, predictor.max_len)
     if not ids:
         raise ConfigError("Nothing to read in this review: it has no words, only spaces or control characters.")
@@ -667,8 +666,8 @@ class Generated:
 
 
 @torch.inference_mode()
-def sample_tokens(predictor: Predictor, ids: list[int], count: int, seed: int, clamp: Clamp | None = None,
-                  temperature: float = 1.0) -> list[int]:
+def sample_tokens(predictor: Predictor, ids: list[int], count: int, seed: int, clamp: Clamp | None = None
+                  ) -> list[int]:
     """`count` token ids drawn one at a time from the language model after `ids`: the model's own layers (with the
     clamp), its forward top-layer state, the pre-training's projection and the tied embedding. _PAD and _UNK are
     never drawn; the same seed draws the same text."""
@@ -680,7 +679,7 @@ def sample_tokens(predictor: Predictor, ids: list[int], count: int, seed: int, c
         for _ in range(count):
             x = torch.as_tensor(ids, device=model.device)[None]
             top = model.run_layers(model.embed(x), torch.tensor([len(ids)]), clamp)[-1][0, -1, :H]  # (H,) forward
-            logits = model.next_token_logits(top, projection).float().cpu() / temperature  # (V',)
+            logits = model.next_token_logits(top, projection).float().cpu()  # (V',)
             logits[[PAD_ID, UNK_ID]] = float("-inf")
             ids.append(int(torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)))
     return ids[len(ids) - count :]
@@ -704,20 +703,19 @@ def generate(language_model: Predictor, layer: int, direction: str, prompt: str,
              count: int = 30, seed: int = 0) -> Generated:
     """Text after the prompt three ways, with one seed: free, with the unit's h held at +|value| and at -|value|
     (Radford et al. 2017 steered their sentiment unit so)."""
-    predictor, H = language_model, language_model.model.config.hidden_size
-    if predictor.checkpoint.projection() is None:
-        raise ConfigError(f"{predictor.name or 'this file'} is a classifier's checkpoint, not a language model")
+    H = language_model.model.config.hidden_size
+    if language_model.checkpoint.projection() is None:
+        raise ConfigError(f"{language_model.name or 'this file'} is a classifier's checkpoint, not a language model")
     if direction == "backward":
         raise ConfigError("the language model reads forwards: choose a forward layer to steer what it writes")
-    if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)) or not 0 <= unit < H:
-        raise ConfigError(f"unit must be a whole number from 0 to {H - 1}; got {str(unit)[:40]!r}")
-    tokens, ids = encode_review(prompt, predictor.vocab, predictor.max_len - count)
+    unit = check_unit(unit, H)
+    tokens, ids = encode_review(prompt, language_model.vocab, language_model.max_len - count)
     if not ids:
         raise ConfigError("The prompt is empty: type the start of a review, e.g. 'This blender is'.")
-    vocab = predictor.vocab.itos
+    vocab = language_model.vocab.itos
 
     def text(clamp: Clamp | None) -> list[str]:
-        return [vocab[i] for i in sample_tokens(predictor, ids, count, seed, clamp)]
+        return [vocab[i] for i in sample_tokens(language_model, ids, count, seed, clamp)]
 
     def held(at: float) -> Clamp:
         values = torch.full((H,), float("nan"))

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import SMALL_MODEL, SMALL_TRAIN
 
-from sentiment.checkpoint import load_checkpoint
+from sentiment.checkpoint import language_model_path, list_checkpoints, load_checkpoint
 from sentiment.config import ConfigError
 from sentiment.data import BUNDLED_SAMPLE, DataError, split_indices
 from sentiment.model import ModelConfig, SentimentNet
@@ -167,10 +167,19 @@ def test_language_model_pretraining_runs_first_and_learns_to_predict_the_next_to
     assert phases[0] == "pretrain" and phases[-1] == "train" and phases == sorted(phases)  # all pre-training first
     losses = [e.train_loss for e in events if isinstance(e, Step) and e.phase == "pretrain"]
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0  # the next-token loss falls
-    kept = load_checkpoint(tmp_path / "pre.pt").projection()  # the language model's output layer is kept
-    assert tuple(kept.weight.shape) == (SMALL_MODEL.embedding_dim, SMALL_MODEL.hidden_size)
-    assert load_checkpoint(_run(tmp_path / "plain.pt", limit=300, epochs=1, max_steps=1)[-1].checkpoint).projection() \
-        is None
+    assert not language_model_path(tmp_path / "pre.pt").exists()  # kept only when asked
+
+
+def test_the_language_model_is_kept_beside_the_checkpoint_as_pre_training_left_it(tmp_path):
+    out = tmp_path / "kept.pt"
+    list(train(replace(SMALL_TRAIN, limit=600, epochs=1, pretrain_epochs=1, keep_language_model=True), SMALL_MODEL,
+               out=out))
+    language_model, classifier = load_checkpoint(language_model_path(out)), load_checkpoint(out)
+    assert tuple(language_model.projection().weight.shape) == (SMALL_MODEL.embedding_dim, SMALL_MODEL.hidden_size)
+    assert classifier.projection() is None and list_checkpoints(tmp_path) == ["kept.pt"]  # not offered as a classifier
+    # The classifier's layers were trained on from the language model's: the same shapes, other values.
+    weights = "rnn.weight_hh_l0"
+    assert not torch.equal(language_model.state_dict[weights], classifier.state_dict[weights])
     with pytest.raises(ConfigError, match="pre-training a bidirectional model needs num_layers 1"):
         list(train(replace(SMALL_TRAIN, limit=300, pretrain_epochs=1), replace(SMALL_MODEL, bidirectional=True,
                                                                                 num_layers=2), out=tmp_path / "x.pt"))
