@@ -95,7 +95,7 @@ class Clamp:
 
     layer: int
     reverse: bool
-    values: torch.Tensor  # (H,) or (B, H): the value each unit is held at; NaN where a unit runs free
+    values: torch.Tensor  # (H,) the value each unit is held at; NaN where a unit runs free
 
     def apply(self, h: torch.Tensor) -> torch.Tensor:
         """(B, H) states → the same with the held units replaced."""

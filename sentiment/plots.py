@@ -536,8 +536,8 @@ def ablation_figure(whole: float, rows: Sequence, height: int = 340) -> Figure:
                                       arrayminus=[r.accuracy - r.lowest for r in mine]),
                          hovertemplate="%{x}: %{y:.2%}<extra>" + ablated + "</extra>"))
     line = dict(type="line", xref="paper", x0=0, x1=1, y0=whole, y1=whole, line=dict(dash="dash", color="#2f9e44"))
-    low = min([whole, *(r.lowest for r in rows)])
+    low, high = min([whole, *(r.lowest for r in rows)]), max([whole, *(r.highest for r in rows)])
     return figure(data, dict(title=dict(text="Accuracy with units held at their mean (dashed: the whole model)"),
                               barmode="group", shapes=[line], yaxis=dict(title=dict(text="accuracy"), tickformat=".1%",
-                                                                         range=[max(0.0, low - 0.02), min(1.0, whole + 0.01)]),
+                                                                         range=[max(0.0, low - 0.02), min(1.0, high + 0.01)]),
                               legend=dict(orientation="h", y=-0.25)), height)

@@ -101,6 +101,9 @@ class TrainConfig:
         check_settings(self)
         if not isinstance(self.vectors, str) or (self.vectors and not Path(self.vectors).is_file()):
             raise ConfigError(f"word vectors: {str(self.vectors)[:80]!r} is not a file")
+        if self.keep_language_model and not self.pretrain_epochs:
+            raise ConfigError("keep the language model: there is none without language-model pre-training (set "
+                              "pre-training epochs above 0)")
         if self.precision == "fp16" and pick_device(self.device).type != "cuda":
             raise ConfigError("precision fp16 needs a CUDA GPU; on a CPU use fp32 or bf16")
         pick_device(self.device)
@@ -319,8 +322,9 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
     """Language-model pre-training of the embedding and the recurrent layers on the reviews' text: each forward state
     predicts the next token and, in a bidirectional layer, each backward state the one before. A projection to the
     embedding size and the embedding itself make the output layer (tied weights, Press & Wolf 2017); it is dropped
-    afterwards (`keep_language_model` keeps it), and the classifier's head is not touched. Under `world` > 1 processes each reads its own shard in batches of `batch_size` and their gradients
-    are averaged at every step, so the replicas stay identical. Returns the projection."""
+    afterwards (`keep_language_model` keeps it), and the classifier's head is not touched. Under `world` > 1 processes
+    each reads its own shard in batches of `batch_size` and their gradients are averaged at every step, so the
+    replicas stay identical. Returns the projection, or None when stopped before the end."""
     c = model.config
     if c.bidirectional and c.num_layers > 1:
         raise ConfigError("pre-training a bidirectional model needs num_layers 1: a second layer's forward direction "
@@ -346,7 +350,7 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
     for epoch in range(1, config.pretrain_epochs + 1):
         for rows in length_bucketed_batches(reviews.lengths, batch_size, rng):
             if _shared_flag(stop.is_set(), world):
-                return projection
+                return None
             tick = time.perf_counter()
             ids, lengths, _ = reviews.batch(rows)
             ids = ids.to(model.device)
@@ -458,7 +462,7 @@ def train(
     run = _Run(config, model_config, prepared, Path(out), stop, rank, world, device, vectors)
     if config.pretrain_epochs:
         projection = yield from pretrain(run.model, run.reviews, config, run.rng, stop, run.batch_size, world)
-        if config.keep_language_model and run.main:
+        if config.keep_language_model and projection is not None:
             run.keep_language_model(projection)
         if world > 1:  # before DDP would copy rank 0's weights over any difference
             _check_replicas(run.model, world, "pre-training")
@@ -526,6 +530,7 @@ class _Run:
         owners = len(np.unique(self.sentence_owner)) if self.sentence_owner is not None else 0
         self.sentence_draws = _shared_min(owners, world)
         self.model = SentimentNet(model_config).to(device)
+        self.language_model: tuple[dict, dict] | None = None  # (weights, projection) as pre-training left them
         if vectors is not None:
             vectors.copy_into(self.model.embedding)
         if config.freeze_embedding:
@@ -548,15 +553,20 @@ class _Run:
         config = {**asdict(self.config), "vectors": Path(self.config.vectors).name}  # not a path of this machine
         save_checkpoint(self.out, Checkpoint(self.model_config, config, self.prepared.vocab,
                                              self.fit.best_state, metrics, self.prepared.origin))
+        # Its language model goes beside it, in lm/ (not a classifier: its head is untrained, so no checkpoint list
+        # offers it); one left by an earlier run of the same name would no longer match it.
+        kept = language_model_path(self.out)
+        if self.language_model is None:
+            kept.unlink(missing_ok=True)
+            return
+        weights, projection = self.language_model
+        save_checkpoint(kept, Checkpoint(self.model_config, config, self.prepared.vocab, weights, {},
+                                         self.prepared.origin,
+                                         language_model={f"projection.{k}": v for k, v in projection.items()}))
 
     def keep_language_model(self, projection: torch.nn.Linear) -> None:
-        """The model as pre-training left it, with its output projection, in lm/ beside the checkpoint (not a
-        classifier: its head is untrained, so it stays out of the checkpoint lists)."""
-        config = {**asdict(self.config), "vectors": Path(self.config.vectors).name}
-        language_model = {f"projection.{k}": v for k, v in projection.state_dict().items()}
-        save_checkpoint(language_model_path(self.out), Checkpoint(self.model_config, config, self.prepared.vocab,
-                                                                  self.model.state_dict(), {}, self.prepared.origin,
-                                                                  language_model=language_model))
+        """Hold the model as pre-training left it, with its output projection, until the checkpoint is saved."""
+        self.language_model = (stored(self.model.state_dict()), stored(projection.state_dict()))
 
     def epoch(self) -> Iterator[TrainEvent]:
         """One pass over the training reviews and this epoch's sentences; validates where the config says."""

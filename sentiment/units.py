@@ -32,9 +32,10 @@ import numpy as np
 import torch
 
 from . import cli
-from .checkpoint import DEFAULT_CHECKPOINT, language_model_path, load_checkpoint
+from .checkpoint import DEFAULT_CHECKPOINT, language_model_path
 from .config import ConfigError
 from .corpus import EncodedReviews, TokenizedCorpus, tokenize_files
+from .data import BUNDLED_DATA
 from .explain import default_layer, parse_layer
 from .gates import (
     TANH_GATES,
@@ -57,6 +58,8 @@ SATURATION = (0.1, 0.9)  # a sigmoid gate below 0.1 is shut, above 0.9 open (Kar
 ABLATION_SIZES = (1, 5, 20)
 RANDOM_DRAWS = 3
 PASSAGES = 10
+MAX_FOLLOWED = 64  # a phrase's units the corpus search follows, the widest margin first: bounded memory
+_UNIT_BLOCK = 16  # units counted over the corpus at a time
 _SCALE = 127  # hidden states lie in [-1, 1]: one byte holds them to within 1/254
 _BATCH = 128
 _GATE_ROWS = 4096
@@ -192,6 +195,8 @@ def l1_entry_order(features: np.ndarray, labels: np.ndarray, penalties: int = 40
     bias, weights = torch.log(share / (1 - share)), torch.zeros(X.size(1), dtype=torch.float64)
     step = n / (0.25 * torch.linalg.matrix_norm(X, ord=2) ** 2)  # 1 / the gradient's Lipschitz constant
     largest = (X.T @ (y - share)).abs().max() / n
+    if largest == 0:  # every feature constant: no unit tells the classes apart, none enters
+        return np.zeros(X.size(1), dtype=np.int64)
     rank, entered = np.zeros(X.size(1), dtype=np.int64), 0
     for penalty in largest * torch.logspace(0, -3, penalties + 1, dtype=torch.float64)[1:]:
         for _ in range(steps):
@@ -240,7 +245,7 @@ class UnitAtlas:
     def model_accuracy(self) -> float:
         """The whole model's accuracy on the half the single units are scored on."""
         scored = self.halves[1]
-        return float(((self.read.probabilities[scored] >= 0.5) == self.labels[scored].astype(bool)).mean())
+        return float(((self.read.probabilities[scored] > 0.5) == self.labels[scored].astype(bool)).mean())
 
     def gap(self, values: np.ndarray) -> np.ndarray:
         """(H,) the mean over positive reviews minus the mean over negative ones."""
@@ -307,7 +312,11 @@ def atlas_corpus(predictor: Predictor, data: Path | None) -> tuple[str, Tokenize
     MAX_REVIEWS: a larger one is refused)."""
     if data is None:
         corpus, rows = held_out(predictor.checkpoint)
-        return f"the test split of {predictor.checkpoint.data.get('source', 'its data')}", corpus, rows
+        source = predictor.checkpoint.data.get("source")
+        if source in BUNDLED_DATA:
+            return f"the test split of {source}", corpus, rows
+        # held_out scores a checkpoint trained on another file on the bundled sample's test split, never seen by it
+        return f"the bundled sample's test split (its own data, {str(source)[:60]}, is not here)", corpus, rows
     corpus = tokenize_files(data, limit=MAX_REVIEWS + 1)
     if len(corpus) > MAX_REVIEWS:
         raise ConfigError(f"{Path(data).name}: more than {MAX_REVIEWS:,} reviews; the atlas reads at most "
@@ -316,30 +325,34 @@ def atlas_corpus(predictor: Predictor, data: Path | None) -> tuple[str, Tokenize
 
 
 class AtlasCache:
-    """Atlases by checkpoint file state, layer, direction and corpus; a few at a time (each keeps its corpus's states).
-    Two requests for the same atlas wait for one computation."""
+    """Atlases by checkpoint file state, layer, direction and corpus; a few at a time (each keeps its corpus's states),
+    and one built at a time, so that memory stays bounded however many requests come. A request for an atlas being
+    built waits for it."""
 
     def __init__(self, size: int = 2):
-        self._size, self._items, self._lock = size, OrderedDict(), threading.Lock()
-        self._building: dict[tuple, threading.Lock] = {}
+        self._size, self._items = size, OrderedDict()
+        self._lock, self._building = threading.Lock(), threading.Lock()
+
+    def _kept(self, key: tuple) -> UnitAtlas | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+            return self._items.get(key)
 
     def get(self, predictor: Predictor, path: Path, layer: int, direction: str, data: Path | None = None,
             progress: Progress = _silent) -> UnitAtlas:
         key = (str(path), path.stat().st_mtime_ns, layer, direction,
                None if data is None else (str(data), data.stat().st_mtime_ns))
-        with self._lock:
-            building = self._building.setdefault(key, threading.Lock())
-        with building:
-            with self._lock:
-                if key in self._items:
-                    self._items.move_to_end(key)
-                    return self._items[key]
+        if (atlas := self._kept(key)) is not None:
+            return atlas
+        with self._building:
+            if (atlas := self._kept(key)) is not None:  # built while this request waited
+                return atlas
             atlas = build_atlas(predictor, layer, direction, *atlas_corpus(predictor, data), progress=progress)
             with self._lock:
                 self._items[key] = atlas
                 while len(self._items) > self._size:
                     self._items.popitem(last=False)
-                self._building.pop(key, None)
             return atlas
 
 
@@ -423,7 +436,7 @@ def _ablate(predictor: Predictor, atlas: UnitAtlas, sizes: tuple[int, ...], draw
     rng = np.random.default_rng(seed)
     runs = [("best", k, atlas.best(k)) for k in sizes]
     runs += [("random", k, rng.choice(atlas.units, size=k, replace=False)) for k in sizes for _ in range(draws)]
-    whole = float(((atlas.read.probabilities >= 0.5) == atlas.labels.astype(bool)).mean())
+    whole = float(((atlas.read.probabilities > 0.5) == atlas.labels.astype(bool)).mean())  # as a logit above 0
     results: dict[tuple[str, int], list[tuple[float, np.ndarray]]] = {}
     for done, (ablated, k, units) in enumerate(runs):
         progress(done / len(runs), f"holding the {ablated} {k} unit(s) at their mean ({done + 1} of {len(runs)})")
@@ -506,6 +519,7 @@ class Match:
     span: tuple[int, int]  # the phrase's tokens: tokens[span[0]:span[1]]
     threshold: float
     units: list[int]  # above the threshold on every token of the phrase and not above it just before
+    followed: list[int]  # those the passages are matched on: at most MAX_FOLLOWED, the widest margin first
     passages: list[Passage]
 
 
@@ -518,13 +532,15 @@ def phrase_span(tokens: list[str], phrase: list[str]) -> tuple[int, int] | None:
 
 
 def _pattern(states: np.ndarray, span: tuple[int, int], threshold: float, backward: bool) -> np.ndarray:
-    """(H,) the units on over the span of (T, H) states and, where there is a step before it in reading order,
-    not on at that step."""
-    on = (states[span[0] : span[1]] > threshold).all(axis=0)
+    """(H,) each unit's margin over the pattern, above 0 for the units on over the span of (T, H) states and, where
+    there is a step before it in reading order, not on at that step: how far its lowest value over the span lies
+    above the threshold, or its value before lies below it, whichever is less."""
+    margin = states[span[0] : span[1]].min(axis=0) - threshold
     before = span[1] if backward else span[0] - 1
     if 0 <= before < len(states):
-        on &= states[before] <= threshold
-    return on
+        # "not above" the threshold before: a value equal to it still counts, so its margin is a hair above 0
+        margin = np.minimum(margin, np.nextafter(threshold - states[before], np.inf))
+    return margin
 
 
 def _window_counts(on: np.ndarray, off_before: np.ndarray, review_of: np.ndarray, length: int, backward: bool
@@ -560,26 +576,32 @@ def exact_states(predictor: Predictor, atlas: UnitAtlas, indices: np.ndarray) ->
 
 def _passages(predictor: Predictor, atlas: UnitAtlas, units: np.ndarray, length: int, threshold: float,
               count: int) -> list[Passage]:
-    """The corpus passages where most of the units fire as over the phrase. The stored one-byte states shortlist
-    the reviews (leniently, by the rounding's width); their float states then decide."""
-    backward = atlas.direction == "backward"
-    offsets = atlas.read.offsets
-    stored = atlas.read.states[:, units]  # (P, S)
-    review_of = np.repeat(np.arange(len(atlas.rows)), np.diff(offsets))
-    counts = _window_counts(stored >= threshold * _SCALE - 1, stored <= threshold * _SCALE + 1, review_of, length,
-                            backward)
-    best = np.maximum.reduceat(counts, offsets[:-1])  # (N,)
-    shortlist = np.argsort(-best, kind="stable")[: 10 * count]
-    shortlist = shortlist[best[shortlist] > 0]
-    found = []
-    for i, states in zip(shortlist, exact_states(predictor, atlas, shortlist) if len(shortlist) else []):
-        chosen = states[:, units]
-        per_end = _window_counts(chosen > threshold, chosen <= threshold, np.zeros(len(chosen), np.int64), length,
-                                 backward)
-        end = int(per_end.argmax())
-        if per_end[end] > 0:
-            found.append((int(per_end[end]), int(i), end + 1 - length))
-    found.sort(key=lambda f: (-f[0], f[1]))
+    """The corpus passages where most of the units fire as over the phrase. The stored one-byte states give each
+    review an upper bound (lenient by the rounding's width), a few units at a time; reviews are then read in float in
+    that order until no review left can beat the `count` best found."""
+    backward, offsets = atlas.direction == "backward", atlas.read.offsets
+    review_of = np.repeat(np.arange(len(atlas.rows), dtype=np.int32), np.diff(offsets))
+    upper, scaled = np.zeros(len(review_of), dtype=np.int32), threshold * _SCALE
+    for first in range(0, len(units), _UNIT_BLOCK):
+        stored = atlas.read.states[:, units[first : first + _UNIT_BLOCK]]  # (P, ≤ _UNIT_BLOCK)
+        upper += _window_counts(stored >= scaled - 1, stored <= scaled + 1, review_of, length, backward)
+    bound = np.maximum.reduceat(upper, offsets[:-1])  # (N,)
+    order = np.argsort(-bound, kind="stable")
+    order = order[bound[order] > 0]
+    found: list[tuple[int, int, int]] = []  # (units on, review, first token)
+    for first in range(0, len(order), 10 * count):
+        chunk = order[first : first + 10 * count]
+        for i, states in zip(chunk, exact_states(predictor, atlas, chunk)):
+            chosen = states[:, units]
+            per_end = _window_counts(chosen > threshold, chosen <= threshold, np.zeros(len(chosen), np.int32), length,
+                                     backward)
+            end = int(per_end.argmax())
+            if per_end[end] > 0:
+                found.append((int(per_end[end]), int(i), end + 1 - length))
+        found.sort(key=lambda f: (-f[0], f[1]))
+        after = first + 10 * count
+        if after >= len(order) or (len(found) >= count and found[count - 1][0] >= bound[order[after]]):
+            break
     passages = []
     for on, i, start in found[:count]:
         tokens = corpus_tokens(atlas, i)
@@ -606,9 +628,11 @@ def find_passages(predictor: Predictor, atlas: UnitAtlas, review: str, phrase: s
                           "review empty to read the phrase alone.")
     trace = trace_gates(predictor.model, ids, tokens)
     states = trace.layer(atlas.layer, atlas.direction).hidden_state
-    units = np.flatnonzero(_pattern(states, span, threshold, atlas.direction == "backward"))
-    passages = _passages(predictor, atlas, units, span[1] - span[0], threshold, count) if len(units) else []
-    return Match(tokens, span, threshold, units.tolist(), passages)
+    margin = _pattern(states, span, threshold, atlas.direction == "backward")
+    units = np.flatnonzero(margin > 0)
+    followed = np.sort(units[np.argsort(-margin[units], kind="stable")[:MAX_FOLLOWED]])
+    passages = _passages(predictor, atlas, followed, span[1] - span[0], threshold, count) if len(units) else []
+    return Match(tokens, span, threshold, units.tolist(), followed.tolist(), passages)
 
 
 # ---------------------------------------------------------------- steer a unit
@@ -695,10 +719,6 @@ def language_model_file(checkpoint: Path) -> Path:
     return path
 
 
-def load_language_model(checkpoint: Path) -> Predictor:
-    return Predictor(load_checkpoint(language_model_file(checkpoint)), name=f"{checkpoint.name}'s language model")
-
-
 def generate(language_model: Predictor, layer: int, direction: str, prompt: str, unit: object, value: float,
              count: int = 30, seed: int = 0) -> Generated:
     """Text after the prompt three ways, with one seed: free, with the unit's h held at +|value| and at -|value|
@@ -709,6 +729,8 @@ def generate(language_model: Predictor, layer: int, direction: str, prompt: str,
     if direction == "backward":
         raise ConfigError("the language model reads forwards: choose a forward layer to steer what it writes")
     unit = check_unit(unit, H)
+    if count >= language_model.max_len:
+        raise ConfigError(f"this model reads at most {language_model.max_len} tokens: generate fewer than that")
     tokens, ids = encode_review(prompt, language_model.vocab, language_model.max_len - count)
     if not ids:
         raise ConfigError("The prompt is empty: type the start of a review, e.g. 'This blender is'.")

@@ -180,6 +180,18 @@ def test_the_language_model_is_kept_beside_the_checkpoint_as_pre_training_left_i
     # The classifier's layers were trained on from the language model's: the same shapes, other values.
     weights = "rnn.weight_hh_l0"
     assert not torch.equal(language_model.state_dict[weights], classifier.state_dict[weights])
+    assert language_model.vocab.itos == classifier.vocab.itos
+    # A run of the same name without it leaves no language model that would no longer match its checkpoint.
+    list(train(replace(SMALL_TRAIN, limit=300, epochs=1, max_steps=1), SMALL_MODEL, out=out))
+    assert out.exists() and not language_model_path(out).exists()
+    # Stopped during pre-training: nothing is kept.
+    stopped = threading.Event()
+    stopped.set()
+    list(train(replace(SMALL_TRAIN, limit=300, pretrain_epochs=1, keep_language_model=True), SMALL_MODEL,
+               out=tmp_path / "stopped.pt", stop=stopped))
+    assert not language_model_path(tmp_path / "stopped.pt").exists()
+    with pytest.raises(ConfigError, match="there is none without language-model pre-training"):
+        replace(SMALL_TRAIN, keep_language_model=True, pretrain_epochs=0).validate()
     with pytest.raises(ConfigError, match="pre-training a bidirectional model needs num_layers 1"):
         list(train(replace(SMALL_TRAIN, limit=300, pretrain_epochs=1), replace(SMALL_MODEL, bidirectional=True,
                                                                                 num_layers=2), out=tmp_path / "x.pt"))

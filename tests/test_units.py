@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from sentiment import units
-from sentiment.checkpoint import DEFAULT_CHECKPOINT
+from sentiment.checkpoint import DEFAULT_CHECKPOINT, Checkpoint
 from sentiment.config import ConfigError
 from sentiment.corpus import tokenize_corpus
 from sentiment.data import BUNDLED_SAMPLE
 from sentiment.gates import cell_gates, cell_update, start_values, step_halves, trace_gates
 from sentiment.model import Clamp, ModelConfig, SentimentNet
-from sentiment.predictor import load_predictor
+from sentiment.predictor import Predictor, load_predictor
 from sentiment.preprocessing import encode_review
 from sentiment.scoring import score
 
@@ -167,7 +167,8 @@ def test_select_to_match_finds_passages_that_hold_the_phrase_pattern(shipped, at
     assert match.tokens[match.span[0] : match.span[1]] == ["not", "good"] and match.units
     assert len(match.passages) == units.PASSAGES
     assert [p.units_on for p in match.passages] == sorted((p.units_on for p in match.passages), reverse=True)
-    chosen = np.array(match.units)
+    chosen = np.array(match.followed)
+    assert match.followed == match.units  # fewer than MAX_FOLLOWED: all followed
     for passage in match.passages:
         states = trace_gates(shipped.model, atlas.reviews.review(passage.row)).layer(0).hidden_state[:, chosen]
         window = states[passage.start : passage.start + 2]
@@ -176,6 +177,17 @@ def test_select_to_match_finds_passages_that_hold_the_phrase_pattern(shipped, at
             on &= states[passage.start - 1] <= 0.3
         assert on.sum() == passage.units_on > 0
         assert passage.tokens == units.corpus_tokens(atlas, passage.row)[passage.start : passage.start + 2]
+
+
+def test_select_to_match_ranks_the_corpus_as_reading_every_review_in_float_would(shipped, atlas):
+    match = units.find_passages(shipped, atlas, "", "not good", 0.3)
+    chosen = np.array(match.followed)
+    best = []
+    for states in units.exact_states(shipped, atlas, np.arange(len(atlas.rows))):
+        on, off = states[:, chosen] > 0.3, states[:, chosen] <= 0.3
+        per_end = units._window_counts(on, off, np.zeros(len(states), np.int32), 2, False)
+        best.append(int(per_end.max()))
+    assert [p.units_on for p in match.passages] == sorted(best, reverse=True)[: len(match.passages)]
 
 
 def test_select_to_match_refuses_what_it_cannot_match(shipped, atlas):
@@ -217,7 +229,7 @@ def test_a_wide_layer_keeps_the_first_reviews_that_fit(shipped, monkeypatch):
 
 @pytest.fixture(scope="module")
 def language_model():
-    return units.load_language_model(DEFAULT_CHECKPOINT)
+    return load_predictor(units.language_model_file(DEFAULT_CHECKPOINT), device="cpu")
 
 
 def test_generation_with_no_unit_held_is_the_free_model_and_holding_a_unit_changes_it(language_model, atlas):
@@ -258,4 +270,42 @@ def test_generation_refuses_what_it_cannot_do(language_model, shipped):
     with pytest.raises(ConfigError, match="not a language model"):
         units.generate(shipped, 0, "forward", "Good", 0, 1.0)
     with pytest.raises(ConfigError, match="has no language model kept beside it"):
-        units.load_language_model(DEFAULT_CHECKPOINT.parent / "lstm.pt")
+        units.language_model_file(DEFAULT_CHECKPOINT.parent / "lstm.pt")
+    with pytest.raises(ConfigError, match="generate fewer"):
+        units.generate(language_model, 0, "forward", "Good", 0, 1.0, count=language_model.max_len)
+
+
+@pytest.fixture(scope="module")
+def two_way(shipped):
+    """A two-layer bidirectional LSTM with random weights over the shipped vocabulary: the paths default.pt (one
+    layer, one direction) never takes."""
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=len(shipped.vocab), embedding_dim=12, hidden_size=10, num_layers=2,
+                         bidirectional=True, readout="pool")
+    return Predictor(Checkpoint(config, {"max_len": 200}, shipped.vocab, SentimentNet(config).state_dict()),
+                     device="cpu", name="two-way.pt")
+
+
+def test_an_upper_layers_backward_direction_reads_as_the_gate_trace(two_way):
+    corpus = tokenize_corpus(BUNDLED_SAMPLE, limit=80)
+    atlas = units.build_atlas(two_way, 1, "backward", "eighty", corpus, np.arange(len(corpus)))
+    shut = steps = 0
+    for i in range(len(atlas.rows)):
+        trace = trace_gates(two_way.model, atlas.reviews.review(i)).layer(1, "backward")
+        np.testing.assert_allclose(atlas.read.final[i], trace.hidden_state[0], atol=1e-5)  # read last: token 0
+        np.testing.assert_allclose(atlas.read.largest[i], trace.hidden_state.max(axis=0), atol=1e-5)
+        stored = atlas.read.states[atlas.read.offsets[i] : atlas.read.offsets[i + 1]] / 127
+        np.testing.assert_allclose(stored, trace.hidden_state, atol=1 / 254 + 1e-6)
+        shut, steps = shut + (trace.gates["forget"] < 0.1).sum(axis=0), steps + len(trace.hidden_state)
+    np.testing.assert_allclose(atlas.read.saturation["forget"][0], shut / steps, atol=1e-6)
+    match = units.find_passages(two_way, atlas, "", "not good", 0.0)
+    assert match.units and match.passages
+    chosen = np.array(match.followed)
+    for passage in match.passages:  # going backward, the step before a passage is the token after it
+        states = trace_gates(two_way.model, atlas.reviews.review(passage.row)).layer(1, "backward").hidden_state
+        on = (states[passage.start : passage.start + 2, chosen] > 0).all(axis=0)
+        if passage.start + 2 < len(states):
+            on &= states[passage.start + 2, chosen] <= 0
+        assert on.sum() == passage.units_on
+    held = units.ablated_accuracy(two_way, atlas, np.array([], dtype=np.int64))
+    assert held == pytest.approx(((atlas.read.probabilities > 0.5) == atlas.labels.astype(bool)).mean())

@@ -149,7 +149,7 @@ def uploaded_file(upload: object, what: str, types: list[str], missing: str) -> 
         raise DataError(missing)
     path = Path(raw).resolve()
     if Path(gr.utils.get_upload_folder()).resolve() not in path.parents or not path.is_file():
-        raise DataError(f"{path.name}: not a file uploaded to this app; upload it with the Train tab's file box.")
+        raise DataError(f"{path.name}: not a file uploaded to this app; upload it with the page's file box.")
     if not any(path.name.lower().endswith(s) for s in types):
         raise DataError(f"{path.name}: expected one of {', '.join(types)}")
     if path.stat().st_size > state.SETTINGS.max_upload_mb * 1024 * 1024:

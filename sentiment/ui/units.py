@@ -49,6 +49,10 @@ def atlas_for(checkpoint: object, layer: object, corpus: object, progress: gr.Pr
     return predictor, atlases.get(predictor, path, layer, direction, data, shown)
 
 
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
 def atlas_summary(atlas: UnitAtlas) -> str:
     best = int(atlas.best(1)[0])
     gap = float(atlas.gap(atlas.read.final)[best])
@@ -59,7 +63,7 @@ def atlas_summary(atlas: UnitAtlas) -> str:
             f"**The sentiment unit: {best}.** Alone it reaches **{atlas.accuracy[best]:.1%}** on the held-out half "
             f"(the whole model: {atlas.model_accuracy:.1%}); its final h is {'higher' if gap > 0 else 'lower'} on "
             f"positive reviews (gap {gap:+.2f})"
-            + (f"; it entered the L1 sweep {rank}{'st' if rank == 1 else 'th'}." if rank else ".")
+            + (f"; it entered the L1 sweep {_ordinal(rank)}." if rank else ".")
             + " Whether the model *needs* it is another question: check it by ablation below.")
 
 
@@ -149,8 +153,9 @@ def unit_page(checkpoint: str = "default.pt", layer: str = "", corpus: dict | No
                f"{'above' if atlas.signs[u] > 0 else 'below'} {atlas.thresholds[u]:+.3f}); class gap "
                f"{atlas.gap(atlas.read.final)[u]:+.3f}; L1 rank {rank or 'none (never entered)'}."
                + (f" Gates: {shares}." if shares else "")
-               + f"\n\nTokens are coloured by the unit's {'h' if scale == 1.0 else f'c divided by {scale:.2f}'} after "
-               "reading each one: the values of the Predict tab's gate trace for the same review and token.")
+               + "\n\nThe reviews where its h reaches its highest and lowest values; tokens coloured by its "
+               + ("h" if page.state == "hidden_state" else f"c divided by {scale:.2f}")
+               + " after reading each one: the values of the Predict tab's gate trace for the same review and token.")
     figure = plots.unit_histogram_figure(page.final, page.labels, u, float(atlas.thresholds[u]))
     return summary, figure, highlighted(page.up, scale), highlighted(page.down, scale)
 
@@ -192,9 +197,14 @@ def match_units(checkpoint: str = "default.pt", layer: str = "", corpus: dict | 
                 "above it just before: try a lower threshold."), []
     rows = [[p.units_on, "positive" if p.label else "negative", round(p.probability, 3),
              f"{' '.join(p.before)} «{' '.join(p.tokens)}» {' '.join(p.after)}".strip()] for p in match.passages]
+    followed = "" if len(match.followed) == len(match.units) else \
+        f" (the {len(match.followed)} with the widest margin are followed)"
+    found = (f"The {len(rows)} passages of {atlas.corpus_name} where most of them do the same:" if rows else
+             f"No passage of {atlas.corpus_name} has one of them on over {len(match.tokens[match.span[0]:match.span[1]])} "
+             "tokens and off before.")
     return (f"**{len(match.units)} units** are above {threshold:g} on every token of «{selected}» and not above it "
-            f"just before: {', '.join(map(str, match.units[:40]))}{' …' if len(match.units) > 40 else ''}. The "
-            f"{len(rows)} passages of {atlas.corpus_name} where most of them do the same:"), rows
+            f"just before: {', '.join(map(str, match.units[:40]))}{' …' if len(match.units) > 40 else ''}{followed}. "
+            + found), rows
 
 
 def select_phrase(event: gr.SelectData) -> str:
