@@ -755,13 +755,13 @@ def _atlas_for(args: argparse.Namespace) -> tuple[Predictor, UnitAtlas]:
     data = None if args.data is None else Path(args.data)
     if data is not None and not data.is_file():
         raise ConfigError(f"--data {args.data!r}: no such file (leave --data out for the checkpoint's test split)")
-
-    def progress(share: float, what: str) -> None:
-        print(f"\r{share:4.0%} {what:<70}", end="", file=sys.stderr, flush=True)
-
-    atlas = atlases.get(predictor, args.checkpoint, layer, direction, data, progress)
+    atlas = atlases.get(predictor, args.checkpoint, layer, direction, data, _progress)
     print(file=sys.stderr)
     return predictor, atlas
+
+
+def _progress(share: float, what: str) -> None:
+    print(f"\r{share:4.0%} {what:<70}", end="", file=sys.stderr, flush=True)
 
 
 def _print_atlas(atlas: UnitAtlas, top: int) -> None:
@@ -792,8 +792,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "atlas":
         _print_atlas(atlas, args.top)
         return 0
-    ablation = ablate(predictor, atlas, progress=lambda share, what: print(f"\r{share:4.0%} {what:<70}", end="",
-                                                                          file=sys.stderr, flush=True))
+    ablation = ablate(predictor, atlas, progress=_progress)
     print(file=sys.stderr)
     print(f"{'held at the mean':<18} {'k':>3}  accuracy  (range over {RANDOM_DRAWS} draws for random units)")
     print(f"{'nothing':<18} {0:>3}  {ablation.whole:.2%}")

@@ -140,7 +140,6 @@ def test_the_unit_page_shows_the_gate_trace_values(shipped, atlas):
     unit = int(atlas.best(1)[0])
     page = units.describe_unit(shipped, atlas, unit, "cell_state", count=3)
     assert len(page.up) == len(page.down) == 3
-    assert page.up[0].values.max() >= page.down[0].values.min()
     for review in page.up + page.down:
         text = " ".join(review.tokens)
         tokens, ids = encode_review(text, shipped.vocab, shipped.max_len)

@@ -38,12 +38,17 @@ MAX_PHRASE_CHARS = 1000
 STEER_RANGE = 10.0  # h lies in [-1, 1]; steering may push past it, as Radford et al. did
 
 
+def chosen_layer(predictor: Predictor, layer: object) -> tuple[int, str]:
+    """A layer field's value as (layer, direction); empty means the top layer."""
+    return parse_layer(predictor, default_layer(predictor) if layer in (None, "") else layer)
+
+
 def atlas_for(checkpoint: object, layer: object, corpus: object, progress: gr.Progress | None = None
               ) -> tuple[Predictor, UnitAtlas]:
     """The checkpoint and its atlas of the layer over the corpus (computed once, with progress, then cached)."""
     path = resolve_checkpoint(checkpoint)
     predictor = state.predictors.get(path)
-    layer, direction = parse_layer(predictor, default_layer(predictor) if layer in (None, "") else layer)
+    layer, direction = chosen_layer(predictor, layer)
     data = None if corpus in (None, "", {}) else review_file(corpus, "corpus")
     shown = (lambda share, what: progress(share, desc=what)) if progress is not None else (lambda share, what: None)
     return predictor, atlases.get(predictor, path, layer, direction, data, shown)
@@ -231,7 +236,7 @@ def clamp_predict(review: str, checkpoint: str = "default.pt", layer: str = "", 
     """
     predictor = cached_predictor(checkpoint)
     text = review_text(review)
-    layer, direction = parse_layer(predictor, default_layer(predictor) if layer in (None, "") else layer)
+    layer, direction = chosen_layer(predictor, layer)
     unit = field_number(unit, "unit", True, 0, predictor.model.config.hidden_size - 1)
     value = None if value is None else field_number(value, "value", False, -STEER_RANGE, STEER_RANGE)
     result = steer(predictor, layer, direction, text, unit, value)
@@ -268,7 +273,7 @@ def clamp_generate(prompt: str, checkpoint: str = "default.pt", layer: str = "",
     path = resolve_checkpoint(checkpoint)
     predictor = state.predictors.get(path)
     text = review_text(prompt)
-    layer, direction = parse_layer(predictor, default_layer(predictor) if layer in (None, "") else layer)
+    layer, direction = chosen_layer(predictor, layer)
     unit = field_number(unit, "unit", True, 0, predictor.model.config.hidden_size - 1)
     value = field_number(value, "value", False, 0.0, STEER_RANGE)
     count = field_number(tokens, "tokens", True, 1, MAX_GENERATED)
