@@ -6,18 +6,20 @@ import sys
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 
+from .config import bound
 from .errors import USER_ERRORS
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
+                        about: str = "each flag overrides the preset's value") -> None:
     """One `--flag` per declared field of `cls` (sentiment/config.py), typed from its default, its hint, range or
     choices and default as help; booleans become switches (--titles / --no-titles)."""
-    group = parser.add_argument_group(cls.__name__, "each flag overrides the preset's value")
+    group = parser.add_argument_group(cls.__name__, about)
     for f in fields(cls):
         if f.name in skip or "setting" not in f.metadata:
             continue
         spec, flag = f.metadata["setting"], "--" + f.name.replace("_", "-")
-        bounds = f"; {spec.low:g} to {spec.high:g}" if spec.low is not None else ""
+        bounds = f"; {bound(spec.low)} to {bound(spec.high)}" if spec.low is not None else ""
         shown = f"{spec.label}: {spec.hint}{bounds}".replace("%", "%%")
         if isinstance(f.default, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=shown)

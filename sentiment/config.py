@@ -62,6 +62,11 @@ def declared(cls: type) -> list[tuple[str, Any, Setting]]:
     return [(f.name, f.default, f.metadata["setting"]) for f in fields(cls) if "setting" in f.metadata]
 
 
+def spec_of(cls: type, name: str) -> Setting:
+    """What field `name` of `cls` declares about itself."""
+    return next(spec for field_name, _, spec in declared(cls) if field_name == name)
+
+
 def grouped(*classes: type) -> list[tuple[type, str, Setting]]:
     """(class, name, setting) of the fields of `classes` that a person sets, group by group in GROUPS' order and,
     within a group, class by class: the Train tab's inputs, in its order."""
@@ -76,7 +81,7 @@ def check_settings(config: Any) -> None:
         value, label = getattr(config, name), spec.label
         if isinstance(default, bool):
             if not isinstance(value, bool):
-                raise ConfigError(f"{label} must be true or false; got {_shown(value)}")
+                raise ConfigError(f"{label} must be true or false; got {shown(value)}")
         elif spec.choices:
             check_choice(label, value, spec.choices)
         elif spec.low is not None and not (default is None and value is None):
@@ -88,9 +93,11 @@ def field_number(value: object, name: str, integer: bool = True, low: float | No
     """The number in a field, an API call or the environment (a numeric string too), as an int when `integer`, within
     [low, high] when given. Empty, non-numeric, NaN, infinite and (for a whole number) fractional values are refused
     with a sentence that names the field."""
-    kind = ("a whole number" if integer else "a number") + (f" between {low} and {high}" if low is not None else "")
+    kind = ("a whole number" if integer else "a number") + (
+        f" between {bound(low)} and {bound(high)}" if low is not None else "")
     if value is None or (isinstance(value, str) and not value.strip()):
         raise ConfigError(f"{name} is empty: type {kind}")
+    given = value  # quoted as it came (a flag's "0", not 0.0)
     if isinstance(value, str):
         try:
             value = float(value)
@@ -98,9 +105,9 @@ def field_number(value: object, name: str, integer: bool = True, low: float | No
             pass
     if (isinstance(value, bool) or not isinstance(value, (int, float))
             or (isinstance(value, float) and (not math.isfinite(value) or (integer and not value.is_integer())))):
-        raise ConfigError(f"{name} must be {kind}; got {_shown(value)}")
+        raise ConfigError(f"{name} must be {kind}; got {shown(given)}")
     if low is not None and not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}; got {_shown(value)}")
+        raise ConfigError(f"{name} must be between {bound(low)} and {bound(high)}; got {shown(given)}")
     return int(value) if integer else float(value)
 
 
@@ -114,17 +121,22 @@ def check_range(name: str, value, low, high, integer: bool = True) -> None:
     kind = "a whole number" if integer else "a number"
     if (isinstance(value, bool) or not isinstance(value, (int, float))
             or (integer and isinstance(value, float) and not value.is_integer())):
-        raise ConfigError(f"{name} must be {kind} between {low} and {high}; got {_shown(value)}")
+        raise ConfigError(f"{name} must be {kind} between {bound(low)} and {bound(high)}; got {shown(value)}")
     if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}; got {_shown(value)}")
+        raise ConfigError(f"{name} must be between {bound(low)} and {bound(high)}; got {shown(value)}")
 
 
 def check_choice(name: str, value, choices) -> None:
     if not isinstance(value, str) or value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {_shown(value)}")
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {shown(value)}")
 
 
-def _shown(value) -> str:
+def bound(value: float) -> str:
+    """A range's end as a refusal or a flag's help writes it: 5000, 0.5, 1e-07 (never 5000.0 or 5e+03)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def shown(value) -> str:
     """A value as an error message quotes it: never more than 40 characters of it."""
     text = repr(value)
     return text if len(text) <= 40 else text[:39] + "…"

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from . import cli
-from .checkpoint import resolve_checkpoint
 from .config import ConfigError, check_range
+from .contract import CHECKPOINT, REVIEW, Choice, Many, Number
 from .data import BUNDLED_SAMPLE
 from .model import CELLS, ModelConfig, SentimentNet, evaluating
 from .predictor import Predictor, load_predictor
@@ -101,6 +101,14 @@ class MemoryResult:
     steps: int
     seconds: float
     solved_early: bool  # stopped before the step budget because training accuracy reached 99%
+
+
+# What a person sets of the experiment, declared once: the Memory tab's endpoints and this module's flags read these.
+CELL_TYPES = Many("cell types", item=Choice("cell type", choices=tuple(CELLS)), most=len(CELLS))
+DISTANCES = Many("distances", item=Number("distance", 1, 100, integer=True), most=10)
+FORGET_BIAS = Number("forget-gate bias", -10.0, 10.0)
+STEPS = Number("most training steps per model", 1, 5000, integer=True)
+COMPARED = Many("checkpoints", item=CHECKPOINT, most=6)
 
 
 @dataclass(frozen=True)
@@ -197,13 +205,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sentiment.memory", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoints", nargs="+", default=MEMORY_CHECKPOINTS, help="names in checkpoints/")
-    parser.add_argument("--review", default=MEMORY_EXAMPLE, help="review for the gradient flow (default: the Cliff one)")
-    parser.add_argument("--cells", nargs="+", choices=list(CELLS), default=["rnn", "gru", "lstm"])
-    parser.add_argument("--distances", nargs="+", type=int, default=[5, 20, 50, 100])
-    parser.add_argument("--forget-bias", type=float, default=MemorySettings.forget_bias)
-    parser.add_argument("--steps", type=int, default=MemorySettings.steps)
+    parser.add_argument("--review", type=REVIEW.flag_type(), default=MEMORY_EXAMPLE,
+                        help="review for the gradient flow (default: the Cliff one)")
+    parser.add_argument("--cells", nargs="+", type=CELL_TYPES.item.flag_type(), default=["rnn", "gru", "lstm"],
+                        help=CELL_TYPES.expects())
+    parser.add_argument("--distances", nargs="+", type=DISTANCES.item.flag_type(), default=[5, 20, 50, 100],
+                        help=DISTANCES.expects())
+    parser.add_argument("--forget-bias", type=FORGET_BIAS.flag_type(), default=MemorySettings.forget_bias,
+                        help=FORGET_BIAS.expects())
+    parser.add_argument("--steps", type=STEPS.flag_type(), default=MemorySettings.steps, help=STEPS.expects())
     args = parser.parse_args(argv)
-    predictors = {name: load_predictor(resolve_checkpoint(name), "cpu") for name in args.checkpoints}
+    cells, distances = CELL_TYPES.check(args.cells), DISTANCES.check(args.distances)  # the counts, as the tab's
+    predictors = {path.name: load_predictor(path, "cpu") for path in COMPARED.check(args.checkpoints)}
 
     print("gradient flow, ‖∂ logit / ∂ embedding‖ by distance from the end of the review:")
     for name, predictor in predictors.items():
@@ -216,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:12} " + "  ".join(f"{b.label}: {b.accuracy:.1%} ({b.reviews})" for b in accuracy_by_length(predictor)))
     print(f"\nsynthetic memory task (not reviews), test accuracy; LSTM forget-gate bias at start {args.forget_bias}:")
     settings = MemorySettings(forget_bias=args.forget_bias, steps=args.steps).validate()
-    for result in memory_experiment(args.cells, args.distances, settings):
+    for result in memory_experiment(cells, distances, settings):
         print(f"  {result.cell:4} distance {result.distance:4}: {result.accuracy:6.1%} after {result.steps:5,} steps, "
               f"{result.seconds:5.1f} s")
     return 0

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from . import cli
 from .checkpoint import DEFAULT_CHECKPOINT
+from .config import ConfigError
+from .contract import REVIEW
 from .predictor import load_predictor
 
 
@@ -16,9 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("texts", nargs="+", help="review texts; '-' reads one review per line from stdin")
     args = parser.parse_args(argv)
     texts = [line.rstrip("\n") for line in sys.stdin] if args.texts == ["-"] else args.texts
-    empty = [i + 1 for i, t in enumerate(texts) if not t.strip()]
-    if empty:
-        parser.error(f"review {empty[0]} is empty")
+    for number, text in enumerate(texts, start=1):  # as the Predict tab checks a review
+        try:
+            REVIEW.check(text)
+        except ConfigError as refused:
+            parser.error(f"review {number}: {refused}")
     predictor = load_predictor(args.checkpoint)
     if predictor.checkpoint.preprocessing_note:
         print(f"note: {predictor.checkpoint.preprocessing_note}", file=sys.stderr)

@@ -26,7 +26,7 @@ import optuna
 
 from . import cli
 from .checkpoint import CHECKPOINT_DIR
-from .config import ConfigError, check_choice, whole_number
+from .config import ConfigError, check_settings, setting
 from .presets import PRESETS
 from .trainer import Evaluated, Finished, train
 
@@ -46,28 +46,33 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search says what eac
 
 @dataclass
 class SearchSettings:
-    trials: int = 10  # trials this worker runs (the study may hold more, from other workers); 0 = only report
-    timeout: float = 0  # seconds after which this worker starts no new trial; 0 = none
-    study: str = "lstm-lab"
-    storage: str = ""  # "" (this process), journal:FILE, sqlite:///FILE, postgresql://..., mysql://...
-    preset: str = "quick"
-    data: str = ""  # the preset's data unless given
-    limit: int = 0  # reviews each trial reads; 0 = the preset's
-    max_epochs: int = 3  # each trial trains 1 to max_epochs epochs
-    pruner: str = "median"
-    seed: int = 0  # each trial's training seed
-    sampler_seed: int | None = None  # None: each worker draws its own, so that workers started together differ
+    """One worker's search, each field declared once (sentiment/config.py): the flags of `python -m sentiment.search`
+    and the inputs of the Search section read these, with a public demo's caps."""
+
+    trials: int = setting(10, "trials", "training runs this worker tries (the study may hold more, from other "
+                          "workers); 0: only say how the study stands", low=0, high=10_000, public=4)
+    timeout: float = setting(0.0, "timeout", "seconds after which this worker starts no new trial; 0 = none", low=0,
+                             high=30 * 86_400, public=300, unlimited_at=0)
+    study: str = setting("lstm-lab", "study", "the study's name, 1 to 100 characters: workers with the same one share "
+                         "it")
+    storage: str = setting("", "storage", "journal:FILE, sqlite:///FILE, postgresql://… or mysql://… (empty: this "
+                           "process only)")
+    preset: str = setting("quick", "preset", "what each trial starts from", choices=tuple(sorted(PRESETS)))
+    data: str = setting("", "data", "a bundled data set or a review file (empty: the preset's)")
+    limit: int = setting(0, "row limit", "reviews each trial reads; 0 = the preset's", low=0, high=1_000_000_000,
+                         public=2000, unlimited_at=0)
+    max_epochs: int = setting(3, "max epochs", "each trial trains 1 to this many epochs", low=1, high=100, public=2)
+    pruner: str = setting("median", "pruner", "what stops a bad trial after an epoch: median, or successive halving",
+                          choices=PRUNERS)
+    seed: int = setting(0, "seed", "each trial's training seed", low=0, high=2**31 - 1)
+    sampler_seed: int | None = setting(None, "sampler seed", "the sampler's seed, to repeat a one-worker search "
+                                       "(empty: each worker draws its own, so that workers started together differ)",
+                                       low=0, high=2**31 - 1)
 
     def validate(self) -> SearchSettings:
-        whole_number(self.trials, "trials", 0, 10_000)
-        if not isinstance(self.timeout, (int, float)) or not 0 <= self.timeout <= 30 * 86_400:
-            raise ConfigError(f"timeout must be between 0 and {30 * 86_400:,} seconds; got {self.timeout!r}")
+        check_settings(self)
         if not isinstance(self.study, str) or not self.study.strip() or len(self.study) > 100:
             raise ConfigError("study must be a name of 1 to 100 characters")
-        check_choice("preset", self.preset, PRESETS)
-        check_choice("pruner", self.pruner, PRUNERS)
-        whole_number(self.limit, "limit", 0, 1_000_000_000)
-        whole_number(self.max_epochs, "max epochs", 1, 100)
         storage(self.storage)  # refused here, before any training, when it is not one
         return self
 
@@ -249,20 +254,7 @@ def describe(done: TrialDone) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m sentiment.search", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=10, help="trials this worker runs (default 10; 0: only say "
-                        "how the study stands)")
-    parser.add_argument("--timeout", type=float, default=0, help="seconds after which no new trial starts; 0 = none")
-    parser.add_argument("--study", default="lstm-lab", help="the study's name: workers with the same one share it")
-    parser.add_argument("--storage", default="", help="journal:FILE, sqlite:///FILE, postgresql://… or mysql://… "
-                        "(default: this process only)")
-    parser.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="what each trial starts from")
-    parser.add_argument("--data", default="", help="a bundled data set or a review file (default: the preset's)")
-    parser.add_argument("--limit", type=int, default=0, help="reviews each trial reads (default: the preset's)")
-    parser.add_argument("--max-epochs", type=int, default=3, help="each trial trains 1 to this many epochs")
-    parser.add_argument("--pruner", default="median", choices=PRUNERS, help="median, or successive halving")
-    parser.add_argument("--seed", type=int, default=0, help="each trial's training seed")
-    parser.add_argument("--sampler-seed", type=int, default=None,
-                        help="the sampler's seed, to repeat a one-worker search (default: each worker its own)")
+    cli.add_dataclass_flags(parser, SearchSettings, about="each flag overrides the default in its help")
     parser.add_argument("--out", type=Path, default=None,
                         help="where the study's best trial's checkpoint is kept (default checkpoints/search-STUDY.pt)")
     parser.add_argument("--workdir", type=Path, default=CHECKPOINT_DIR / "search",
@@ -272,8 +264,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None, show: Callable[[str], None] = print) -> int:
     args = parse_args(argv)
-    settings = SearchSettings(args.trials, args.timeout, args.study, args.storage, args.preset, args.data, args.limit,
-                              args.max_epochs, args.pruner, args.seed, args.sampler_seed)
+    settings = SearchSettings(**cli.overrides(args, SearchSettings)).validate()
     search = Search(settings, args.workdir)
     show(f"study {settings.study!r}: {len(search.study.trials)} trial(s) so far; running {settings.trials} more")
     for done in search.run():

@@ -34,6 +34,7 @@ import torch
 from . import cli
 from .checkpoint import DEFAULT_CHECKPOINT, language_model_path
 from .config import ConfigError
+from .contract import LAYER, Number
 from .corpus import EncodedReviews, TokenizedCorpus, tokenize_files
 from .data import BUNDLED_DATA
 from .explain import default_layer, parse_layer
@@ -51,6 +52,7 @@ from .preprocessing import PAD_ID, UNK_ID, encode_review
 from .scoring import held_out, score
 
 MAX_REVIEWS = 20_000  # an uploaded corpus holds at most this many reviews
+TOP = Number("units to print", 1, 65_536, integer=True)
 # Every hidden state of the corpus is kept (one byte each) for `find_passages`; past this many, the atlas reads the
 # corpus's first reviews that fit, and says so.
 MAX_STATE_BYTES = 256 * 1024 * 1024
@@ -751,7 +753,7 @@ def generate(language_model: Predictor, layer: int, direction: str, prompt: str,
 
 def _atlas_for(args: argparse.Namespace) -> tuple[Predictor, UnitAtlas]:
     predictor = load_predictor(args.checkpoint)
-    layer, direction = parse_layer(predictor, default_layer(predictor) if args.layer is None else args.layer)
+    layer, direction = parse_layer(predictor, args.layer or default_layer(predictor))
     data = None if args.data is None else Path(args.data)
     if data is not None and not data.is_file():
         raise ConfigError(f"--data {args.data!r}: no such file (leave --data out for the checkpoint's test split)")
@@ -780,14 +782,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("atlas", "ablate"), help="atlas: the table; ablate: the check by ablation")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--layer", default=None, help="a layer from 0 ('1:backward' for a bidirectional model's); "
+    parser.add_argument("--layer", type=LAYER.flag_type(), default="", help="a layer from 0 ('1:backward' for a bidirectional model's); "
                         "default: the top one")
     parser.add_argument("--data", default=None, help=f"a review file of at most {MAX_REVIEWS:,} reviews "
                         "(default: the checkpoint's test split)")
-    parser.add_argument("--top", type=int, default=20, help="units to print (atlas; default 20)")
+    parser.add_argument("--top", type=TOP.flag_type(), default=20, help="units to print (atlas; default 20)")
     args = parser.parse_args(argv)
-    if args.top < 1:
-        parser.error("--top must be at least 1")
     predictor, atlas = _atlas_for(args)
     if args.command == "atlas":
         _print_atlas(atlas, args.top)

@@ -302,8 +302,10 @@ def test_cell_step_of_a_gru_and_out_of_range_requests(client):
     with pytest.raises(AppError, match=f"token index \\(from 0; this review has {length} tokens\\) must be between 0 and {length - 1}"):
         client.predict(review, "default.pt", "", length, 0, api_name="/cell_step")
     with pytest.raises(AppError, match="unit index \\(from 0; this layer has \\d+ units\\) must be between"):
+        client.predict(review, "default.pt", "", 0, 1000, api_name="/cell_step")
+    with pytest.raises(AppError, match="unit must be between 0 and 4095; got 100000"):  # past any checkpoint's width
         client.predict(review, "default.pt", "", 0, 100_000, api_name="/cell_step")
-    with pytest.raises(AppError, match=f"token index \\(from 0; this review has {length} tokens\\) must be a whole number"):
+    with pytest.raises(AppError, match="token must be a whole number between 0 and 4999; got -1.5"):
         client.predict(review, "default.pt", "", -1.5, 0, api_name="/cell_step")
 
 
@@ -338,12 +340,13 @@ def test_mcp_serves_the_explaining_tools_with_a_description_of_every_input(free_
 
 def test_refusals_log_one_line_and_crashes_their_traceback(caplog):
     from sentiment.config import ConfigError
+    from sentiment.contract import REVIEW
 
-    @boundary.endpoint
+    @boundary.endpoint(review=REVIEW)
     def refuses(review):
         raise ConfigError(f"The review {review!r} is <b>odd</b>.")
 
-    @boundary.endpoint
+    @boundary.endpoint(review=REVIEW)
     def crashes(review):
         return {}[review]
 

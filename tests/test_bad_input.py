@@ -22,7 +22,7 @@ from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
 from sentiment.predictor import load_predictor
 from sentiment.settings import Settings
 from sentiment.ui import state
-from sentiment.ui.boundary import MAX_REVIEW_CHARS
+from sentiment.contract import MAX_TEXT_CHARS
 from sentiment.ui.predict import EXAMPLES
 
 POSITIVE = EXAMPLES[0]
@@ -203,7 +203,7 @@ def test_public_demo_switches_refuse_uploads_and_training(client, tmp_path, monk
 # ---------------------------------------------------------------- hyper-parameters
 
 @pytest.mark.parametrize("name,bad,message", [
-    ("hidden_size", "many", "hidden size must be a whole number; got 'many'"),
+    ("hidden_size", "many", "hidden size must be a whole number between 1 and 4096; got 'many'"),
     ("hidden_size", 0, "hidden size must be between"),
     ("hidden_size", -3, "hidden size must be between"),
     ("hidden_size", 10**7, "hidden size must be between"),
@@ -288,7 +288,7 @@ def test_basic_auth_keeps_out_a_client_without_the_password(free_port):
 
 
 @pytest.mark.parametrize("cells,distances,bias,steps,message", [
-    (["lstm"], [5], None, 100, "forget-gate bias is empty: type a number between -10.0 and 10.0"),
+    (["lstm"], [5], None, 100, "forget-gate bias is empty: type a number between -10 and 10"),
     (["lstm"], [5], "x", 100, "forget-gate bias must be a number between"),
     (["lstm"], [5], 1.0, 0, "steps per model must be between 1 and 5000"),
     (["lstm"], [5], 1.0, 2.5, "whole number"),
@@ -303,7 +303,7 @@ def test_memory_experiment_refuses_odd_settings(client, cells, distances, bias, 
 def test_memory_comparison_refuses_empty_input(client):
     with pytest.raises(AppError, match="review is empty"):
         client.predict("  ", ["default.pt"], api_name="/compare_memory")
-    with pytest.raises(AppError, match="at least one checkpoint"):
+    with pytest.raises(AppError, match="checkpoints: choose at least one"):
         client.predict("Great", [], api_name="/compare_memory")
     with pytest.raises(AppError, match="not a checkpoint name"):
         client.predict(["../app.py"], api_name="/accuracy_by_length")
@@ -315,22 +315,22 @@ LONE_SURROGATE_REVIEW = '"Gr\\ud800eat kettle, works well"'  # JSON text: a lone
 
 
 @pytest.mark.parametrize("args,match", [
-    ((123, "default.pt", "0", 4, "when read"), "The review must be text; got int"),
-    (("x" * (MAX_REVIEW_CHARS + 1), "default.pt", "0", 4, "when read"), "the limit is"),
-    (("fine", "", "0", 4, "when read"), "is not a checkpoint name"),
-    (("fine", None, "0", 4, "when read"), "is not a checkpoint name"),
+    ((123, "default.pt", "0", 4, "when read"), "review must be text; got int 123"),
+    (("x" * (MAX_TEXT_CHARS + 1), "default.pt", "0", 4, "when read"), "the limit is"),
+    (("fine", "", "0", 4, "when read"), "checkpoint is empty: choose a checkpoint's file name, like default.pt"),
+    (("fine", None, "0", 4, "when read"), "checkpoint is empty: choose a"),
     (("fine", 5, "0", 4, "when read"), "is not a checkpoint name"),
     (("fine", "missing.pt", "0", 4, "when read"), "no such checkpoint"),
     (("fine", "default.pt", "layer 0", 4, "when read"), "layer must be one of '0' \\(layer 1\\)"),
     (("fine", "default.pt", "7", 4, "when read"), "layer must be one of"),
-    (("fine", "default.pt", ["0"], 4, "when read"), "layer must be one of"),
-    (("fine", "default.pt", "0", "abc", "when read"), "units must be a whole number between 1 and 64; got 'abc'"),
-    (("fine", "default.pt", "0", None, "when read"), "units is empty: type a whole number between 1 and 64"),
-    (("fine", "default.pt", "0", 0, "when read"), "units must be between 1 and 64"),
-    (("fine", "default.pt", "0", 1e300, "when read"), "units must be between 1 and 64"),
-    (("fine", "default.pt", "0", 2.5, "when read"), "units must be a whole number"),
-    (("fine", "default.pt", "0", True, "when read"), "units must be a whole number"),
-    (("fine", "default.pt", "0", 4, None), "attribution must be one of when read, on the final prediction; got None"),
+    (("fine", "default.pt", ["0"], 4, "when read"), "layer must be text; got list"),
+    (("fine", "default.pt", "0", "abc", "when read"), "units to show must be a whole number between 1 and 64; got 'abc'"),
+    (("fine", "default.pt", "0", None, "when read"), "units to show is empty: type a whole number between 1 and 64"),
+    (("fine", "default.pt", "0", 0, "when read"), "units to show must be between 1 and 64"),
+    (("fine", "default.pt", "0", 1e300, "when read"), "units to show must be between 1 and 64"),
+    (("fine", "default.pt", "0", 2.5, "when read"), "units to show must be a whole number"),
+    (("fine", "default.pt", "0", True, "when read"), "units to show must be a whole number"),
+    (("fine", "default.pt", "0", 4, None), "attribution is empty: choose one of when read, on the final prediction"),
     (("fine", "default.pt", "0", 4, "saliency"), "attribution must be one of"),
     (("fine", "default.pt", "0", 4, 3), "attribution must be one of"),
 ])
@@ -339,32 +339,35 @@ def test_predict_refuses_every_odd_value_with_a_sentence(client, args, match):
 
 
 @pytest.mark.parametrize("endpoint,args,match", [
-    ("/cell_step", ("fine", "default.pt", "0", -1, 0), "token index \\(from 0; this review has 1 tokens\\) must be between"),
-    ("/cell_step", ("fine", "default.pt", "0", "x", 0), "token index .* must be a whole number"),
-    ("/cell_step", ("fine", "default.pt", "0", 0, None), "unit index .* is empty: type a whole number"),
+    ("/cell_step", ("fine", "default.pt", "0", -1, 0), "token must be between 0 and 4999; got -1"),
+    ("/cell_step", ("fine", "default.pt", "0", 3, 0), "token index \\(from 0; this review has 1 tokens\\) must be between"),
+    ("/cell_step", ("fine", "default.pt", "0", "x", 0), "token must be a whole number"),
+    ("/cell_step", ("fine", "default.pt", "0", 0, None), "unit is empty: type a whole number"),
+    ("/cell_step", ("fine", "default.pt", "0", 0, 500), "unit index .* must be between 0 and 191"),
     ("/cell_step", ("fine", "default.pt", "9", 0, 0), "layer must be one of"),
     ("/read_review", ("", "default.pt"), "The review is empty"),
     ("/read_review", ("fine", "../app.py"), "not a checkpoint name"),
-    ("/checkpoint_layers", (None,), "not a checkpoint name"),
+    ("/checkpoint_layers", (None,), "checkpoint is empty"),
     ("/checkpoint_layers", ("missing.pt",), "no such checkpoint"),
-    ("/playground", ("transformer", 5, 10, 1, 1, 3, True, False), "cell must be one of lstm, gru, rnn"),
-    ("/playground", (None, 5, 10, 1, 1, 3, True, False), "cell must be one of"),
-    ("/playground", ("lstm", "abc", 10, 1, 1, 3, True, False), "input_size must be a whole number"),
-    ("/playground", ("lstm", None, 10, 1, 1, 3, True, False), "input_size is empty"),
+    ("/playground", ("transformer", 5, 10, 1, 1, 3, True, False), "cell type must be one of lstm, gru, rnn"),
+    ("/playground", (None, 5, 10, 1, 1, 3, True, False), "cell type is empty: choose one of"),
+    ("/playground", ("lstm", "abc", 10, 1, 1, 3, True, False), "input size must be a whole number"),
+    ("/playground", ("lstm", None, 10, 1, 1, 3, True, False), "input size is empty"),
     ("/playground", ("lstm", 4096, 4096, 8, 1, 3, True, True), "would need [\\d,]+ weights; the playground allows"),
     ("/playground", ("lstm", 4096, 4096, 8, 1, 3, True, False), "would need [\\d,]+ weights"),
     ("/playground", ("lstm", 512, 512, 2, 1024, 2000, True, False), "would need [\\d,]+ (multiply-adds|activations)"),
     ("/playground", ("lstm", 5, 10, 1, 1, 3, "yes", False), "batch_first must be true or false; got 'yes'"),
-    ("/compare_memory", ("fine", "default.pt"), "Choose at least one checkpoint"),
+    ("/compare_memory", ("fine", "default.pt"), "checkpoints must be a list, each a checkpoint's file name"),
     ("/compare_memory", ("fine", ["../x"]), "not a checkpoint name"),
-    ("/memory_experiment", (["transformer"], [5], 1.0, 10), "cell types must be among"),
+    ("/memory_experiment", (["transformer"], [5], 1.0, 10), "cell type must be one of lstm, gru, rnn"),
     ("/memory_experiment", (["lstm"], [0], 1.0, 10), "distance must be between 1 and 100"),
     ("/memory_experiment", (["lstm"], ["far"], 1.0, 10), "distance must be a whole number"),
     ("/memory_experiment", (["lstm"], [5], 1.0, 1e9), "steps per model must be between 1 and 5000"),
-    ("/memory_experiment", ("lstm", [5], 1.0, 10), "Choose at least one cell type"),
-    ("/accuracy_by_length", (None,), "Choose at least one checkpoint"),
+    ("/memory_experiment", ("lstm", [5], 1.0, 10), "cell types must be a list, each one of lstm, gru, rnn"),
+    ("/memory_experiment", (["lstm", "gru", "rnn", "lstm"], [5], 1.0, 10), "cell types: choose at most 3; got 4"),
+    ("/accuracy_by_length", (None,), "checkpoints: choose at least one"),
     ("/preset", ("nope",), "preset must be one of reference, quick, lab, lstm, gru, rnn; got 'nope'"),
-    ("/preset", (None,), "preset must be one of"),
+    ("/preset", (None,), "preset is empty: choose one of"),
 ])
 def test_other_endpoints_refuse_odd_values_with_a_sentence(client, endpoint, args, match):
     refused(lambda: client.predict(*args, api_name=endpoint), match)
@@ -406,7 +409,7 @@ def _raw_call(app_url: str, endpoint: str, data_json: str) -> str:
 
 def test_what_only_a_raw_client_can_send_nan_and_a_lone_surrogate(app_url, client):
     answer = _raw_call(app_url, "/predict", '["Fine kettle", "default.pt", "0", NaN, "when read"]')
-    assert "event: error" in answer and "units must be a whole number between 1 and 64; got nan" in answer
+    assert "event: error" in answer and "units to show must be a whole number between 1 and 64; got nan" in answer
     answer = _raw_call(app_url, "/predict", f'[{LONE_SURROGATE_REVIEW}, "default.pt", "0", 4, "when read"]')
     assert "event: complete" in answer  # read with U+FFFD in its place, figures and all
     assert "\\ufffd" in answer or "\ufffd" in answer

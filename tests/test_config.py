@@ -59,7 +59,7 @@ def test_values_of_the_wrong_kind_are_refused_by_the_declaration(changes, messag
     (2.5, True, "units must be a whole number between 1 and 64; got 2.5"),
     (True, True, "units must be a whole number between 1 and 64; got True"),
     (float("nan"), False, "units must be a number between 1 and 64; got nan"),
-    ("inf", False, "units must be a number between 1 and 64; got inf"),
+    ("inf", False, "units must be a number between 1 and 64; got 'inf'"),
     (65, True, "units must be between 1 and 64; got 65"),
     (10**400, True, "units must be between 1 and 64; got 1000000000.*"),  # too big for a float, still a sentence
 ])

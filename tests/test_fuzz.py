@@ -1,6 +1,8 @@
-"""A fuzzer for every endpoint: Hypothesis sends each parameter of each `api_name` endpoint values of the wrong kind,
-empty ones, NaN and infinities, huge and negative numbers and odd text (raw JSON, so that NaN and lone surrogates go
-through as a hostile client sends them), the other parameters valid. Each call must end with a result or a refusal
+"""A fuzzer for every endpoint: Hypothesis walks each `api_name` endpoint's declared contract (sentiment/contract.py)
+and sends each parameter values its declaration says are wrong (just past its range, a choice misspelt, a switch
+spelt as text, a list too long) beside values of the wrong kind, empty ones, NaN and infinities, huge and negative
+numbers and odd text (raw JSON, so that NaN and lone surrogates go through as a hostile client sends them), the other
+parameters valid. Each call must end with a result or a refusal
 sentence: never `null`, never "Error" alone, never an exception's own text, never a traceback from our code in the
 log; and the app must still answer, within its memory. The command-line entry points get the same treatment.
 
@@ -22,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentiment.checkpoint import CHECKPOINT_DIR
-from sentiment.ui import state
+from sentiment.contract import CheckpointName, Choice, Many, Number, Param, Switch, Text
+from sentiment.ui import boundary, memory, playground, predict, search, state, train, units
 
 pytestmark = pytest.mark.slow
 settings.register_profile("ci", max_examples=15, deadline=None, derandomize=True,
@@ -58,6 +61,18 @@ VALID = {
     "clamp_predict": [REVIEW, "default.pt", "", 3, 1.0],
     "clamp_generate": ["This blender is", "default.pt", "", 3, 1.0, 5, 0],
 }
+# The function behind each endpoint, whose contract the fuzzer walks.
+HANDLERS = {
+    "predict": predict.predict, "cell_step": predict.cell_step, "read_review": predict.read_review,
+    "checkpoint_layers": predict.checkpoint_layers, "list_checkpoints": boundary.available_checkpoints,
+    "compare_memory": memory.compare_memory, "accuracy_by_length": memory.compare_length_accuracy,
+    "playground": playground.playground, "memory_experiment": memory.run_memory_experiment,
+    "preset": train.apply_preset, "train": train.start_training, "stop_training": train.stop_training,
+    "search": search.run_search, "stop_search": search.stop_search, "watch_training": train.watch_training,
+    "restrictions": train.server_restrictions, "unit_atlas": units.unit_atlas, "unit_ablation": units.unit_ablation,
+    "unit_page": units.unit_page, "match_units": units.match_units, "clamp_predict": units.clamp_predict,
+    "clamp_generate": units.clamp_generate,
+}
 ODD_TEXT = ["", " ", "\x00", "\u202eevil\u202c", "\ud800", "a\udfffb", "../../etc/passwd", "default.pt\x00.txt",
             "<script>alert(1)</script>", "null", "NaN", "1e309", "-1", "é" * 300, "🙂" * 50]
 BAD = st.one_of(
@@ -69,6 +84,29 @@ BAD = st.one_of(
                     max_size=2),
 )
 HUGE = "a" * 10_000_000  # 10 MB of text, sent once per text parameter
+
+
+def wrong_for(param: Param) -> st.SearchStrategy:
+    """Values that the declaration of `param` itself says are wrong (never a good one: at an edge of its range one
+    would start a run of hours)."""
+    if isinstance(param, Number):
+        edges = [param.low - 1, param.high + 1, str(param.high + 1), -param.high - 1]
+        if param.integer:
+            edges += [param.low + 0.5, f"{param.low}.5"]
+        return st.sampled_from(edges)
+    if isinstance(param, Choice):
+        return st.sampled_from([c.upper() for c in param.choices] + [f" {c}" for c in param.choices]
+                               + [list(param.choices)])
+    if isinstance(param, Switch):
+        return st.sampled_from(["true", "false", "yes", 1, 0, [True]])
+    if isinstance(param, Text):
+        return st.sampled_from(["x" * (param.most + 1), ["text"], {"text": "x"}, 7])
+    if isinstance(param, Many):
+        return st.one_of(st.lists(wrong_for(param.item), min_size=1, max_size=2), st.sampled_from([
+            [None] * (param.most + 1), "not a list", {"0": "x"}]))
+    if isinstance(param, CheckpointName):
+        return st.sampled_from(["missing.pt", "../app.py", "default", ".pt", "lm/default.pt", "x" * 200 + ".pt"])
+    return st.nothing()  # an upload: the files of UPLOADS
 TALLY: Counter = Counter()  # (endpoint, how it ended) of every fuzzed call, for the summary after the module
 
 
@@ -155,8 +193,10 @@ def _assert_answered(event: str, payload: object, what: str) -> None:
         assert "Something went wrong" not in message, f"{what}: our code crashed: {message}"
 
 
-def test_every_endpoint_a_client_may_call_is_fuzzed(app_url):
-    assert {name: len(args) for name, args in VALID.items()} == {k: len(v) for k, v in _endpoints(app_url).items()}
+def test_every_endpoint_a_client_may_call_is_fuzzed_through_its_declared_contract(app_url):
+    inputs = {k: len(v) for k, v in _endpoints(app_url).items()}
+    assert {name: len(args) for name, args in VALID.items()} == inputs
+    assert {name: len(handler.contract) for name, handler in HANDLERS.items()} == inputs
 
 
 @pytest.mark.parametrize("api_name", [name for name, args in VALID.items() if args])
@@ -169,7 +209,9 @@ def test_each_parameter_of_each_endpoint_is_answered_with_a_result_or_a_sentence
     def fuzz(data) -> None:
         args = list(VALID[api_name])
         index = data.draw(st.integers(0, len(args) - 1), label="parameter")
-        args[index] = data.draw(file_records if kinds[index] == "file" else BAD, label="value")
+        param = list(HANDLERS[api_name].contract.values())[index]
+        args[index] = data.draw(file_records if kinds[index] == "file" else st.one_of(wrong_for(param), BAD),
+                                label="value")
         event, payload = _raw_call(app_url, api_name, args)
         TALLY[api_name, event] += 1
         _assert_answered(event, payload, f"/{api_name} with parameter {index} = {str(args[index])[:60]!r}")

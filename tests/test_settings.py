@@ -50,7 +50,7 @@ def test_public_mode_is_on_for_spaces_and_share_links_unless_switched_off(enviro
     ({"SENTIMENT_MAX_UPLOAD_MB": "0"}, "SENTIMENT_MAX_UPLOAD_MB must be between 1 and 2000"),
     ({"SENTIMENT_MAX_UPLOAD_MB": "nan"}, "SENTIMENT_MAX_UPLOAD_MB must be a whole number"),
     ({"SENTIMENT_PUBLIC": "maybe"}, "SENTIMENT_PUBLIC must be 1 or 0"),
-    ({"SENTIMENT_MAX_RUN_SECONDS": "5"}, "SENTIMENT_MAX_RUN_SECONDS must be between 10 and 86400; got 5"),
+    ({"SENTIMENT_MAX_RUN_SECONDS": "5"}, "SENTIMENT_MAX_RUN_SECONDS must be between 10 and 86400; got '5'"),
     ({"SENTIMENT_MAX_RUN_SECONDS": "inf"}, "SENTIMENT_MAX_RUN_SECONDS must be a whole number"),
 ])
 def test_bad_settings_are_one_sentence(environ, message):

@@ -7,19 +7,19 @@ import html
 import inspect
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
-from ..checkpoint import list_checkpoints, resolve_checkpoint
+from ..checkpoint import list_checkpoints
 from ..config import ConfigError
+from ..contract import Param, Text, is_empty
 from ..data import DataError, check_review_file
 from ..errors import USER_ERRORS
-from ..predictor import Predictor
 from . import state
 
-MAX_REVIEW_CHARS = 2_000_000
-UPLOAD_TYPES = [".txt", ".bz2", ".gz", ".csv", ".tsv"]  # review files
+UPLOAD_TYPES = (".txt", ".bz2", ".gz", ".csv", ".tsv")  # review files
 
 
 class Refusals:
@@ -51,49 +51,76 @@ class Refusals:
 refusals = Refusals()
 
 
-def endpoint(handler):
-    """Every event handler goes through here. A refusal (a bad value, a file or checkpoint we cannot use) reaches the
-    person or API client as its sentence and the log as one line; anything unexpected is logged with its traceback
-    and answered with a sentence too. Gradio hands the wrapper the request first (its signature asks for one), so
-    that the page can show the session's last refusal in a status line (`show_refusal`); a direct call passes none."""
+def endpoint(**contract: Param):
+    """Every event handler goes through here, with its contract: each input's declaration (sentiment/contract.py),
+    checked in order before the handler runs, which then reads the values checked. A refusal (a bad value, a file or
+    checkpoint we cannot use) reaches the person or API client as its sentence and the log as one line; anything
+    unexpected is logged with its traceback and answered with a sentence too. Gradio hands the wrapper the request
+    first (its signature asks for one), so that the page can show the session's last refusal in a status line
+    (`show_refusal`); a direct call passes none. A handler with an input its contract does not declare is a mistake
+    found at import."""
 
-    def refusal(error: Exception, request: gr.Request | None) -> gr.Error:
-        if isinstance(error, USER_ERRORS):
-            message = str(error)
-            state.log.info("refused %s: %s", handler.__name__, message)
+    def decorate(handler):
+        signature = inspect.signature(handler)
+        inputs = [name for name, p in signature.parameters.items() if not isinstance(p.default, gr.Progress)]
+        if inputs != list(contract):
+            raise TypeError(f"{handler.__name__}: its contract declares {list(contract)}; its inputs are {inputs}")
+
+        def checked(args: tuple, kwargs: dict) -> tuple[gr.Request | None, inspect.BoundArguments]:
+            request, args = (args[0], args[1:]) if args and isinstance(args[0], gr.Request) else (None, args)
+            try:
+                bound = signature.bind(*args, **kwargs)
+                bound.apply_defaults()
+            except TypeError:
+                raise _refusal(handler.__name__, ConfigError(
+                    f"{handler.__name__} takes {len(inputs)} inputs ({', '.join(p.label for p in contract.values())}); "
+                    f"got {len(args)}"), request) from None
+            for name, param in contract.items():
+                try:
+                    bound.arguments[name] = param.check(bound.arguments[name])
+                except USER_ERRORS as error:
+                    raise _refusal(handler.__name__, error, request) from None
+            return request, bound
+
+        if inspect.isgeneratorfunction(handler):
+            @functools.wraps(handler)
+            def wrapped(*args, **kwargs):
+                request, bound = checked(args, kwargs)
+                try:
+                    yield from handler(*bound.args, **bound.kwargs)
+                except Exception as error:
+                    raise _refusal(handler.__name__, error, request) from None
         else:
-            state.log.exception("%s failed", handler.__name__)
-            message = (f"Something went wrong on the server while answering {handler.__name__} "
-                       f"({type(error).__name__}); it is in the server's log. Try another input.")
-        if request is not None and request.session_hash:
-            refusals.remember(request.session_hash, message)
-        return gr.Error(html.escape(message, quote=False), print_exception=False)  # the modal renders HTML
+            @functools.wraps(handler)
+            def wrapped(*args, **kwargs):
+                request, bound = checked(args, kwargs)
+                try:
+                    return handler(*bound.args, **bound.kwargs)
+                except Exception as error:
+                    raise _refusal(handler.__name__, error, request) from None
 
-    def split(args: tuple) -> tuple[gr.Request | None, tuple]:
-        return (args[0], args[1:]) if args and isinstance(args[0], gr.Request) else (None, args)
+        request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)
+        wrapped.__signature__ = signature.replace(parameters=[request, *signature.parameters.values()])
+        wrapped.__annotations__ = {**handler.__annotations__, "request": gr.Request}
+        wrapped.contract = contract
+        return wrapped
 
-    if inspect.isgeneratorfunction(handler):
-        @functools.wraps(handler)
-        def wrapped(*args, **kwargs):
-            request, args = split(args)
-            try:
-                yield from handler(*args, **kwargs)
-            except Exception as error:
-                raise refusal(error, request) from None
+    return decorate
+
+
+def _refusal(handler: str, error: Exception, request: gr.Request | None) -> gr.Error:
+    """The error Gradio shows for `error`: its own sentence when it is a refusal, else a sentence that points at the
+    log, where its traceback goes."""
+    if isinstance(error, USER_ERRORS):
+        message = str(error)
+        state.log.info("refused %s: %s", handler, message)
     else:
-        @functools.wraps(handler)
-        def wrapped(*args, **kwargs):
-            request, args = split(args)
-            try:
-                return handler(*args, **kwargs)
-            except Exception as error:
-                raise refusal(error, request) from None
-
-    signature = inspect.signature(handler)
-    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)
-    wrapped.__signature__ = signature.replace(parameters=[request, *signature.parameters.values()])
-    wrapped.__annotations__ = {**handler.__annotations__, "request": gr.Request}
-    return wrapped
+        state.log.exception("%s failed", handler)
+        message = (f"Something went wrong on the server while answering {handler} ({type(error).__name__}); it is in "
+                   "the server's log. Try another input.")
+    if request is not None and request.session_hash:
+        refusals.remember(request.session_hash, message)
+    return gr.Error(html.escape(message, quote=False), print_exception=False)  # the modal renders HTML
 
 
 def show_refusal(request: gr.Request) -> str:
@@ -109,25 +136,7 @@ def clear_refusals(request: gr.Request) -> str:
     return ""
 
 
-def review_text(review: object) -> str:
-    """A review as the model may read it; an empty, non-text or oversized one is refused."""
-    if not isinstance(review, str):
-        raise ConfigError(f"The review must be text; got {type(review).__name__}.")
-    if not review.strip():
-        raise ConfigError("The review is empty: type or paste a customer review first.")
-    if len(review) > MAX_REVIEW_CHARS:
-        raise ConfigError(f"The review is {len(review):,} characters; the limit is {MAX_REVIEW_CHARS:,}.")
-    # A lone surrogate (JSON allows one) cannot be encoded in any reply: it becomes U+FFFD.
-    return review.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def switch(value: object, name: str) -> bool:
-    """A switch's value from a checkbox or an API call: true or false, and nothing read by its truthiness."""
-    if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be true or false; got {str(value)[:40]!r}")
-    return value
-
-
+@endpoint(current=Text("current checkpoint", empty="", most=200))
 def available_checkpoints(current: str) -> gr.Dropdown:
     """The checkpoint files the other tools accept, the shipped default first, then the newest.
 
@@ -138,35 +147,45 @@ def available_checkpoints(current: str) -> gr.Dropdown:
     return gr.Dropdown(choices=choices, value=current if current in choices else (choices[0] if choices else None))
 
 
-def uploaded_file(upload: object, what: str, types: list[str], missing: str) -> Path:
-    """A file this app received through an upload (the event's raw FileData). Any other path is refused: it would let
-    a client read files of the server."""
-    if not state.SETTINGS.allow_uploads:
-        raise DataError(f"Uploads are off on this server (the Train tab's notice says why), so no "
-                        f"{what} file can be used; the bundled reviews can.")
-    raw = upload.get("path") if isinstance(upload, dict) else upload
-    if not isinstance(raw, str) or not raw:
-        raise DataError(missing)
-    path = Path(raw).resolve()
-    if Path(gr.utils.get_upload_folder()).resolve() not in path.parents or not path.is_file():
-        raise DataError(f"{path.name}: not a file uploaded to this app; upload it with the page's file box.")
-    if not any(path.name.lower().endswith(s) for s in types):
-        raise DataError(f"{path.name}: expected one of {', '.join(types)}")
-    if path.stat().st_size > state.SETTINGS.max_upload_mb * 1024 * 1024:
-        raise DataError(f"{path.name}: larger than the {state.SETTINGS.max_upload_mb} MB upload limit")
-    return path
+@dataclass(frozen=True)
+class Upload(Param):
+    """A file this app received through an upload (the event's raw FileData), of one of `types`; with `reviews`, a
+    review file whose format is checked from its bytes. Any other path is refused: it would let a client read files of
+    the server. Its path."""
 
+    types: tuple[str, ...] = UPLOAD_TYPES
+    reviews: bool = True
 
-def review_file(upload: object, what: str) -> Path:
-    """An uploaded review file, its format checked from its bytes before any work starts."""
-    path = uploaded_file(upload, what, UPLOAD_TYPES,
-                         "Choose a file to upload first (fastText .txt/.bz2/.gz, or CSV/TSV with a header).")
-    check_review_file(path)
-    return path
+    def check(self, value: object) -> Path | None:
+        if not is_empty(value) and not state.SETTINGS.allow_uploads:  # said first: no file would do
+            raise DataError(self.when_empty())
+        return super().check(value)
 
+    def parse(self, value: object) -> Path:
+        raw = value.get("path") if isinstance(value, dict) else value
+        if not isinstance(raw, str) or not raw:
+            raise DataError(self.when_empty())
+        path = Path(raw).resolve()
+        if Path(gr.utils.get_upload_folder()).resolve() not in path.parents or not path.is_file():
+            raise DataError(f"{path.name}: not a file uploaded to this app; upload it with the page's file box.")
+        if not any(path.name.lower().endswith(s) for s in self.types):
+            raise DataError(f"{path.name}: expected one of {', '.join(self.types)}")
+        if path.stat().st_size > state.SETTINGS.max_upload_mb * 1024 * 1024:
+            raise DataError(f"{path.name}: larger than the {state.SETTINGS.max_upload_mb} MB upload limit")
+        if self.reviews:
+            check_review_file(path)
+        return path
 
-def cached_predictor(checkpoint: object) -> Predictor:
-    return state.predictors.get(resolve_checkpoint(checkpoint))
+    def expects(self) -> str:
+        return (f"a file uploaded to this app ({', '.join(self.types)}; gradio_client's handle_file sends one)"
+                + (": fastText lines, or CSV/TSV with a header" if self.reviews else ""))
+
+    def when_empty(self) -> str:
+        """What a person is told when this file is needed and missing (or sent where uploads are off)."""
+        if not state.SETTINGS.allow_uploads:
+            return (f"Uploads are off on this server (the Train tab's notice says why), so no {self.label} file can "
+                    "be used; the bundled reviews can.")
+        return f"Choose a {self.label} file to upload first: {self.expects()}."
 
 
 def status_line(*events, status: gr.Markdown, clear: bool = True) -> None:

@@ -7,26 +7,19 @@ import gradio as gr
 
 from .. import plots
 from ..checkpoint import list_checkpoints
-from ..config import ConfigError, field_number, whole_number
+from ..config import ConfigError
+from ..contract import REVIEW
 from ..explain import explain
 from ..memory import (
-    MEMORY_CHECKPOINTS, MEMORY_EXAMPLE, MemorySettings, accuracy_by_length, gradient_drop, gradient_norms,
-    memory_experiment,
+    CELL_TYPES, COMPARED, DISTANCES, FORGET_BIAS, MEMORY_CHECKPOINTS, MEMORY_EXAMPLE, STEPS, MemorySettings,
+    accuracy_by_length, gradient_drop, gradient_norms, memory_experiment,
 )
-from ..model import CELLS
-from ..predictor import Predictor
 from ..preprocessing import encode_review
 from . import state
-from .boundary import MAX_REVIEW_CHARS, cached_predictor, endpoint, review_text, status_line
+from .boundary import endpoint, status_line
 
 
-def memory_predictors(names: object) -> dict[str, Predictor]:
-    if not isinstance(names, list) or not names:
-        raise ConfigError("Choose at least one checkpoint to compare.")
-    return {str(name): cached_predictor(name) for name in names[:6]}
-
-
-@endpoint
+@endpoint(review=REVIEW, names=COMPARED)
 def compare_memory(review: str, names: list[str]):
     """Gradient flow and the prediction after each token of one review for several checkpoints, and what the first
     LSTM among them (else the first model) keeps from token to token.
@@ -35,15 +28,15 @@ def compare_memory(review: str, names: list[str]):
         review: a review; the Memory tab's example opens with its verdict, then a long neutral middle.
         names: checkpoint file names, e.g. ["rnn.pt", "gru.pt", "lstm.pt"].
     """
-    text, chosen = review_text(review), memory_predictors(names)
     norms, trajectories, lines, first, far = {}, {}, [], None, 0
-    for name, predictor in chosen.items():
-        tokens, ids = encode_review(text, predictor.vocab, predictor.max_len)
+    for path in names:
+        name, predictor = path.name, state.predictors.get(path)
+        tokens, ids = encode_review(review, predictor.vocab, predictor.max_len)
         if not ids:
             raise ConfigError("Nothing to read in this review: it has no words.")
         label = f"{name} ({predictor.model.config.cell.upper()})"
         norms[label] = gradient_norms(predictor.model, ids)
-        explanation = explain(predictor, text)
+        explanation = explain(predictor, review)
         trajectories[label] = explanation.inspection.trace.trajectory
         if first is None or (predictor.model.config.cell == "lstm" and first[1].model.config.cell != "lstm"):
             first = (explanation, predictor)  # what the first LSTM keeps, else the first model
@@ -58,7 +51,7 @@ def compare_memory(review: str, names: list[str]):
     return plots.gradient_flow_figure(norms), plots.trajectories_figure(trajectories, trace.tokens), kept, table
 
 
-@endpoint
+@endpoint(cells=CELL_TYPES, distances=DISTANCES, forget_bias=FORGET_BIAS, steps=STEPS)
 def run_memory_experiment(cells: list[str], distances: list, forget_bias: float, steps: float):
     """Train small RNN, GRU and LSTM models on a synthetic memory task (not reviews) for each distance, streaming
     accuracy against distance as each model finishes.
@@ -69,31 +62,26 @@ def run_memory_experiment(cells: list[str], distances: list, forget_bias: float,
         forget_bias: the LSTM's forget-gate bias at the start, -10 to 10.
         steps: most training steps per model, 1 to 5,000.
     """
-    if not isinstance(cells, list) or not isinstance(distances, list):
-        raise ConfigError("Choose at least one cell type and one distance.")
-    for cell in cells:
-        if cell not in CELLS:
-            raise ConfigError(f"cell types must be among {', '.join(CELLS)}; got {str(cell)[:40]!r}")
-    distances = [whole_number(d, "distance", 1, 100) for d in distances]
-    settings = MemorySettings(forget_bias=field_number(forget_bias, "forget-gate bias", False, -10.0, 10.0),
-                              steps=whole_number(steps, "most training steps per model", 1, 5000))
+    settings = MemorySettings(forget_bias=forget_bias, steps=steps)
     results, started, total = [], time.perf_counter(), len(cells) * len(distances)
-    for result in memory_experiment(list(dict.fromkeys(cells)), sorted(set(distances)), settings.validate()):
+    for result in memory_experiment(cells, sorted(distances), settings.validate()):
         results.append(result)
         yield (plots.memory_figure(results),
                f"**{len(results)} of {total} models trained** ({time.perf_counter() - started:.0f} s)",
                [[r.cell.upper(), r.distance, round(r.accuracy, 4), r.steps, round(r.seconds, 1)] for r in results])
 
 
-@endpoint
+@endpoint(names=COMPARED)
 def compare_length_accuracy(names: list[str]):
     """Test accuracy per review-length bucket for each chosen checkpoint, on its own held-out split.
 
     Args:
         names: checkpoint file names, e.g. ["default.pt"].
     """
-    buckets = {f"{name} ({p.model.config.cell.upper()})": accuracy_by_length(p)
-               for name, p in memory_predictors(names).items()}
+    buckets = {}
+    for path in names:
+        predictor = state.predictors.get(path)
+        buckets[f"{path.name} ({predictor.model.config.cell.upper()})"] = accuracy_by_length(predictor)
     return plots.length_accuracy_figure(buckets)
 
 
@@ -118,7 +106,7 @@ def create_tab() -> None:
     drawn = compare_memory(MEMORY_EXAMPLE, shipped) if shipped else (None, None, None, None)
     with gr.Row():
         review = gr.Textbox(MEMORY_EXAMPLE, label="Review (verdict first, then a long neutral middle)", lines=4,
-                            max_length=MAX_REVIEW_CHARS, scale=3)
+                            max_length=REVIEW.most, scale=3)
         with gr.Column(scale=2):
             names = gr.Dropdown(checkpoints, value=shipped, multiselect=True, label="Checkpoints to compare",
                                 allow_custom_value=True)
@@ -136,7 +124,7 @@ def create_tab() -> None:
                 "noise tokens with one marker (A or B) *distance* steps before the end; the label is the marker, so only "
                 "memory can solve it (50% is chance). Try the LSTM's forget-gate bias at 1 and at 3.")
     with gr.Row():
-        cells = gr.CheckboxGroup(list(CELLS), value=["rnn", "gru", "lstm"], label="Cell types")
+        cells = gr.CheckboxGroup(list(CELL_TYPES.item.choices), value=["rnn", "gru", "lstm"], label="Cell types")
         distances = gr.CheckboxGroup([5, 10, 20, 50, 100], value=[5, 20, 50], label="Distances")
         forget_bias = gr.Number(1.0, label="LSTM forget-gate bias at start")
         steps = gr.Number(MemorySettings().steps, label="most training steps per model")

@@ -3,12 +3,20 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..config import whole_number
+from ..contract import Choice, Number, Switch
+from ..model import CELLS
 from ..playground import SIZES, describe_cell, unrolled_diagram
-from .boundary import endpoint, status_line, switch
+from .boundary import endpoint, status_line
 
 
-@endpoint
+# Each size as the page labels it.
+LABELS = {"input_size": "input size", "hidden_size": "hidden size", "num_layers": "layers", "batch_size": "batch",
+          "seq_len": "sequence length"}
+
+
+@endpoint(cell=Choice("cell type", choices=tuple(CELLS)),
+          **{name: Number(LABELS[name], 1, most, integer=True) for name, most in SIZES.items()},
+          batch_first=Switch("batch_first"), bidirectional=Switch("bidirectional"))
 def playground(cell: str, input_size: float, hidden_size: float, num_layers: float, batch_size: float, seq_len: float,
                batch_first: bool, bidirectional: bool):
     """Build a real nn.LSTM (nn.GRU, nn.RNN) of the given sizes, run it once on zeros, and describe it.
@@ -31,13 +39,10 @@ def playground(cell: str, input_size: float, hidden_size: float, num_layers: flo
         the total number of parameters and what each weight stacks, in Markdown
         an unrolled diagram, as a plotly figure
     """
-    sizes = [whole_number(value, name, 1, SIZES[name]) for value, name in
-             zip((input_size, hidden_size, num_layers, batch_size, seq_len), SIZES)]
-    batch_first, bidirectional = switch(batch_first, "batch_first"), switch(bidirectional, "bidirectional")
-    shapes = describe_cell(str(cell), *sizes, batch_first, bidirectional)
+    shapes = describe_cell(cell, input_size, hidden_size, num_layers, batch_size, seq_len, batch_first, bidirectional)
     return (shapes.code, shapes.shapes, f"{shapes.many_to_one}\n\n{shapes.many_to_many}", shapes.parameters,
             f"**{shapes.total_parameters:,} parameters.** {shapes.stacking}",
-            unrolled_diagram(str(cell), sizes[2], sizes[4], bidirectional))
+            unrolled_diagram(cell, num_layers, seq_len, bidirectional))
 
 
 def create_tab(demo: gr.Blocks) -> None:
@@ -46,9 +51,8 @@ def create_tab(demo: gr.Blocks) -> None:
                 "what PyTorch returned.")
     with gr.Row():
         cell = gr.Radio([("LSTM", "lstm"), ("GRU", "gru"), ("RNN", "rnn")], value="lstm", label="cell type")
-        input_size, hidden_size = gr.Number(5, label="input size"), gr.Number(10, label="hidden size")
-        num_layers, batch_size = gr.Number(1, label="layers"), gr.Number(1, label="batch")
-        seq_len = gr.Number(3, label="sequence length")
+        input_size, hidden_size, num_layers, batch_size, seq_len = (
+            gr.Number(value, label=LABELS[name]) for name, value in zip(SIZES, (5, 10, 1, 1, 3)))
         batch_first, bidirectional = gr.Checkbox(True, label="batch_first"), gr.Checkbox(False, label="bidirectional")
     show = gr.Button("Show shapes", variant="primary")
     shown_status = gr.Markdown(label="Playground status", elem_id="playground-status")

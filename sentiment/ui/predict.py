@@ -10,13 +10,13 @@ from pathlib import Path
 import gradio as gr
 
 from .. import plots
-from ..checkpoint import list_checkpoints, resolve_checkpoint
-from ..config import check_choice, whole_number
+from ..checkpoint import list_checkpoints
+from ..contract import CHECKPOINT, LAYER, REVIEW, TOKEN, UNIT, Choice, Number
 from ..explain import Explanation, default_layer, explain, layer_choices, reading, unit_step
 from ..gates import ATTRIBUTION_METHODS
 from ..predictor import Predictor
 from . import state
-from .boundary import MAX_REVIEW_CHARS, cached_predictor, endpoint, review_text, status_line
+from .boundary import endpoint, status_line
 
 EXAMPLES = [
     "Best purchase this year: The blender is quiet, powerful and easy to clean. I use it every morning and love it.",
@@ -36,16 +36,17 @@ EXAMPLES = [
 ]
 
 
-def explained(checkpoint: object, review: object, layer: object = "", units: object = 12,
-              attribution: object = "when read") -> tuple[Predictor, Explanation]:
-    """The checkpoint and its explanation of the review. A prediction, its cell step and its reading ask for the same
-    one in a row: the last few are kept (keyed by the checkpoint file's state, so a retrained file is read again)."""
-    path = resolve_checkpoint(checkpoint)
-    text = review_text(review)
-    shown = whole_number(units, "units", 1, 64)
-    layer = str(layer) if layer not in (None, "") else None
-    check_choice("attribution", attribution, ATTRIBUTION_METHODS)
-    return _explained(str(path), path.stat().st_mtime_ns, text, layer, shown, attribution)
+# The inputs of the tab's endpoints beside those every tab shares.
+UNITS_SHOWN = Number("units to show", 1, 64, integer=True)
+ATTRIBUTION = Choice("attribution", choices=tuple(ATTRIBUTION_METHODS))
+
+
+def explained(checkpoint: Path, review: str, layer: str = "", units: int = 12, attribution: str = "when read"
+              ) -> tuple[Predictor, Explanation]:
+    """The checkpoint and its explanation of the review (values as the contracts checked them). A prediction, its
+    cell step and its reading ask for the same one in a row: the last few are kept (keyed by the checkpoint file's
+    state, so a retrained file is read again)."""
+    return _explained(str(checkpoint), checkpoint.stat().st_mtime_ns, review, layer or None, units, attribution)
 
 
 @functools.lru_cache(maxsize=8)
@@ -54,7 +55,7 @@ def _explained(path: str, _mtime_ns: int, text: str, layer: str | None, units: i
     return predictor, explain(predictor, text, layer, units, attribution)
 
 
-@endpoint
+@endpoint(review=REVIEW, checkpoint=CHECKPOINT, layer=LAYER, units=UNITS_SHOWN, attribution=ATTRIBUTION)
 def predict(review: str, checkpoint: str = "default.pt", layer: str = "", units: float = 12,
             attribution: str = "when read"):
     """Predict whether a customer review is positive or negative, and explain the prediction.
@@ -100,18 +101,18 @@ def predict_summary(predictor: Predictor, explanation: Explanation) -> str:
     )
 
 
-@endpoint
+@endpoint(checkpoint=CHECKPOINT)
 def checkpoint_layers(checkpoint: str):
     """The layers (and directions) of a checkpoint's model, as (label, value) choices for predict's layer.
 
     Args:
         checkpoint: a checkpoint file name, e.g. "default.pt".
     """
-    predictor = cached_predictor(checkpoint)
+    predictor = state.predictors.get(checkpoint)
     return gr.Dropdown(choices=layer_choices(predictor), value=default_layer(predictor))
 
 
-@endpoint
+@endpoint(review=REVIEW, checkpoint=CHECKPOINT, layer=LAYER, token=TOKEN, unit=UNIT)
 def cell_step(review: str, checkpoint: str = "default.pt", layer: str = "", token: float = 0, unit: float = 0):
     """One step of the recurrent cell with the trained model's own numbers.
 
@@ -133,13 +134,13 @@ def cell_step(review: str, checkpoint: str = "default.pt", layer: str = "", toke
     return step.to_dict(), plots.cell_figure(step), plots.layer_gate_bars(step)
 
 
-@endpoint
+@endpoint(review=REVIEW, checkpoint=CHECKPOINT, layer=LAYER, token=TOKEN)
 def cell_controls(review: str, checkpoint: str, layer: str, token: float):
     """After a prediction: the token slider's range (the last token unless one is chosen), and the most important
     unit of the layer shown."""
     _, explanation = explained(checkpoint, review, layer)
     last = len(explanation.inspection.trace.tokens) - 1
-    chosen = min(int(token), last) if isinstance(token, (int, float)) and math.isfinite(token) and token >= 0 else last
+    chosen = min(token, last)
     return (gr.Slider(minimum=0, maximum=max(last, 1), value=chosen, step=1, interactive=last > 0),
             int(explanation.units[0]))
 
@@ -152,7 +153,7 @@ def shift_token(token: float, by: int) -> int:
     return max(0, int(token) + by) if isinstance(token, (int, float)) and math.isfinite(token) else 0
 
 
-@endpoint
+@endpoint(review=REVIEW, checkpoint=CHECKPOINT)
 def read_review(review: str, checkpoint: str = "default.pt"):
     """What the model reads of a review: its path through preprocessing.
 
@@ -164,8 +165,8 @@ def read_review(review: str, checkpoint: str = "default.pt"):
         a Markdown summary: the cleaned text, the number of tokens, the vocabulary's size, the unknown words, the cut
         a table of the tokens the model reads: position from 0, token, vocabulary id (1 is _UNK, an unknown word)
     """
-    predictor = cached_predictor(checkpoint)
-    read = reading(predictor, review_text(review))
+    predictor = state.predictors.get(checkpoint)
+    read = reading(predictor, review)
     cleaned = read.cleaned if len(read.cleaned) <= 600 else read.cleaned[:600] + " …"
     summary = (
         f"**1. Cleaned** (lower-case, digits → 0, ’ → ', `dont` → `don't`, web addresses → `<url>`): {html.escape(cleaned)}\n\n"
@@ -197,10 +198,10 @@ def _cell_step_panel() -> tuple:
 def create_tab() -> gr.Dropdown:
     """Lays out the Predict tab and wires its events; returns the checkpoint list the Train tab refreshes."""
     checkpoints = list_checkpoints()
-    first = cached_predictor(checkpoints[0]) if checkpoints else None
+    first = state.predictors.get(CHECKPOINT.check(checkpoints[0])) if checkpoints else None
     with gr.Row():
         with gr.Column(scale=3):
-            review = gr.Textbox(label="Review", lines=5, max_length=MAX_REVIEW_CHARS,
+            review = gr.Textbox(label="Review", lines=5, max_length=REVIEW.most,
                                 placeholder="Type or paste a customer review …")
             examples = gr.Dataset(components=[review], samples=[[e] for e in EXAMPLES], type="values",
                                   label="Examples: positive, negative, negation and contrast, long (click to predict)")

@@ -11,14 +11,16 @@ import gradio as gr
 import optuna
 
 from ..checkpoint import CHECKPOINT_DIR
-from ..config import ConfigError, check_choice, field_number, whole_number
+from ..config import ConfigError, declared, over_public_cap
+from ..contract import OWNER, from_setting
 from ..runner import RunInProgress
 from ..search import PRUNERS, Search, SearchSettings, TrialDone
 from . import state
 from .boundary import available_checkpoints, endpoint, status_line
 
-# A public demo's search: each cap is a sentence's worth of CPU on a shared 2-core machine.
-PUBLIC_CAPS = {"trials": 4, "timeout": 300, "max_epochs": 2, "limit": 2000}
+# The settings a person sets on the page (the others are the app's): each as SearchSettings declares it.
+SEARCHED = ("trials", "timeout", "max_epochs", "limit", "pruner")
+SPECS = {name: spec for name, _, spec in declared(SearchSettings)}
 COLUMNS = ["trial", "state", "validation loss", "validation accuracy", "epochs", "seconds", "lr", "hidden_size",
            "num_layers", "dropout", "batch_size", "cell"]
 _running = threading.Lock()  # one search at a time in this app
@@ -48,25 +50,21 @@ def figures(study: optuna.Study) -> tuple:
             optuna.visualization.plot_parallel_coordinate(study))
 
 
-def search_settings(trials: object, timeout: object, max_epochs: object, limit: object, pruner: object
-                    ) -> tuple[SearchSettings, str]:
-    """The fields' values as SearchSettings, a public demo's caps applied, and a sentence on what the caps changed."""
-    check_choice("pruner", pruner, PRUNERS)
-    chosen = {"trials": whole_number(trials, "trials", 1, 1000), "timeout": field_number(timeout, "timeout", False, 0,
-                                                                                          86_400),
-              "max_epochs": whole_number(max_epochs, "max epochs", 1, 20),
-              "limit": whole_number(limit, "row limit", 100, 1_000_000_000)}
+def search_settings(chosen: dict) -> tuple[SearchSettings, str]:
+    """The inputs' values (checked by the contract) as SearchSettings, a public demo's caps applied, and a sentence
+    on what the caps changed."""
     notes = ""
     if state.SETTINGS.public:
-        capped = {k: cap for k, cap in PUBLIC_CAPS.items() if chosen[k] > cap or (k == "timeout" and not chosen[k])}
-        chosen.update(capped)
+        capped = {name: spec.public for name, _, spec in declared(SearchSettings)
+                  if name in chosen and over_public_cap(chosen[name], spec)}
+        chosen = {**chosen, **capped}
         if capped:
-            notes = "Public demo limits applied: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in capped.items())
+            notes = "Public demo limits applied: " + ", ".join(f"{SPECS[k].label} {v:,}" for k, v in capped.items())
     study = f"app-{datetime.now():%Y%m%d-%H%M%S}"
-    return SearchSettings(study=study, preset="quick", pruner=pruner, **chosen), notes
+    return SearchSettings(study=study, preset="quick", **chosen).validate(), notes
 
 
-@endpoint
+@endpoint(**{name: from_setting(SPECS[name], getattr(SearchSettings, name)) for name in SEARCHED}, owner=OWNER)
 def run_search(trials: float, timeout: float, max_epochs: float, limit: float, pruner: str, owner: str = ""):
     """Search the quick preset's settings with Optuna, streaming each trial's result and the study's plots.
 
@@ -80,7 +78,8 @@ def run_search(trials: float, timeout: float, max_epochs: float, limit: float, p
     """
     if not state.SETTINGS.allow_training:
         raise ConfigError("Training is off on this server, and a search is training: see the notice above.")
-    settings, notes = search_settings(trials, timeout, max_epochs, limit, pruner)
+    settings, notes = search_settings(dict(trials=trials, timeout=timeout, max_epochs=max_epochs, limit=limit,
+                                           pruner=pruner))
     with state.starting:
         if state.runner.snapshot().active or not _running.acquire(blocking=False):
             raise RunInProgress("A training run or a search is already in progress on this app; try again when it "
@@ -88,7 +87,7 @@ def run_search(trials: float, timeout: float, max_epochs: float, limit: float, p
     search = None
     try:
         _stop.clear()
-        _owner[0] = owner if isinstance(owner, str) else ""
+        _owner[0] = owner
         search, rows = Search(settings, CHECKPOINT_DIR / "search"), []
         said = f"{notes}. " if notes else ""
         yield f"**Searching** · {said}trial 1 of {settings.trials} running …", rows, None, None, None
@@ -116,7 +115,7 @@ def searching() -> bool:
     return _running.locked()
 
 
-@endpoint
+@endpoint(owner=OWNER)
 def stop_search(owner: str = "") -> str:
     """Ask the running search to stop: the trial under way stops after its current batch, and no other starts.
 
@@ -133,7 +132,8 @@ def stop_search(owner: str = "") -> str:
 
 def create_section(checkpoint: gr.Dropdown, owner: gr.BrowserState) -> None:
     """Lays out the Search section (inside the Train tab) and wires its events."""
-    public = (" A public demo caps a search at " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in PUBLIC_CAPS.items())
+    public = (" A public demo caps a search at " + ", ".join(f"{SPECS[k].public:,} {SPECS[k].label}" for k in SEARCHED
+                                                             if SPECS[k].public is not None)
               + "." if state.SETTINGS.public else "")
     with gr.Accordion("Search: let Optuna choose the settings (learning rate, width, layers, dropout, batch, epochs, "
                       "cell)", open=False, elem_id="search"):
@@ -142,11 +142,9 @@ def create_section(checkpoint: gr.Dropdown, owner: gr.BrowserState) -> None:
                     "others were at the same epoch. The best trial's checkpoint is kept. From the command line, and "
                     f"with many workers sharing one study: `python -m sentiment.search`.{public}")
         with gr.Row():
-            trials = gr.Number(6, label="trials", minimum=1)
-            timeout = gr.Number(600, label="timeout (s; 0 = none)")
-            max_epochs = gr.Number(2, label="max epochs")
-            limit = gr.Number(2000, label="reviews per trial")
-            pruner = gr.Radio(list(PRUNERS), value="median", label="pruner")
+            trials, timeout, max_epochs, limit = (gr.Number(value, label=SPECS[name].label, info=SPECS[name].hint)
+                                                  for name, value in zip(SEARCHED, (6, 600, 2, 2000)))
+            pruner = gr.Radio(list(PRUNERS), value="median", label=SPECS["pruner"].label)
         with gr.Row():
             start, stop = gr.Button("Start search", variant="primary"), gr.Button("Stop search", variant="stop")
         status = gr.Markdown(label="Search status", elem_id="search-status")

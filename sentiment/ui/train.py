@@ -14,7 +14,8 @@ import gradio as gr
 
 from .. import plots
 from ..checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
-from ..config import GROUPS, ConfigError, Setting, check_choice, declared, field_number, grouped, whole_number
+from ..config import GROUPS, ConfigError, Setting, declared, grouped
+from ..contract import OWNER, Choice, Number, Text, from_setting
 from ..data import MORE_REVIEW_COUNT, DataError
 from ..model import ModelConfig
 from ..presets import PRESETS
@@ -23,9 +24,9 @@ from ..scoring import SOURCE_COLUMNS, source_rows
 from ..trainer import TrainConfig
 from ..vectors import vector_size
 from . import search, state
-from .boundary import available_checkpoints, endpoint, review_file, status_line, uploaded_file
+from .boundary import Upload, available_checkpoints, endpoint, status_line
 
-VECTOR_TYPES = [".txt", ".vec", ".gz", ".bz2", ".zip"]
+VECTOR_TYPES = (".txt", ".vec", ".gz", ".bz2", ".zip")
 VECTORS_LABEL = ("Word vectors to start the embedding from (optional): GloVe .txt, fastText .vec or word2vec text; "
                  "plain, .gz, .bz2 or .zip")
 # The hyper-parameters the Train tab shows, as their config fields declare them (sentiment/config.py): (dataclass,
@@ -45,29 +46,21 @@ def preset_values(name: str) -> list:
     return [getattr(preset.model if cls is ModelConfig else preset.train, field) for cls, field, *_ in HYPER_PARAMETERS]
 
 
-@endpoint
+@endpoint(name=Choice("preset", choices=tuple(PRESETS)))
 def apply_preset(name: str):
     """Every hyper-parameter of a preset, its row limit, and what the preset is.
 
     Args:
         name: a preset name: quick, lab, reference, gru or rnn.
     """
-    check_choice("preset", name, PRESETS)
     return [*preset_values(name), PRESETS[name].train.limit, f"**{name}**: {PRESETS[name].description}"]
 
 
-def configs(values: list, limit: object) -> tuple[TrainConfig, ModelConfig]:
-    """UI values → the two config dataclasses; anything missing or not a number is a ConfigError."""
-    chosen = {ModelConfig: {}, TrainConfig: {}}
-    for (cls, name, spec), value in zip(HYPER_PARAMETERS, values):
-        default = _default(cls, name)
-        if default is None and value in (None, ""):  # an optional number left empty
-            chosen[cls][name] = None
-        elif isinstance(default, (bool, str)):  # a switch or a choice: the config's own check says what is wrong
-            chosen[cls][name] = value
-        else:  # the range is the config's own check too
-            chosen[cls][name] = field_number(value, spec.label, integer=isinstance(default, int))
-    chosen[TrainConfig]["limit"] = whole_number(limit or 0, "row limit", 0, 1_000_000_000)
+def configs(values: list, limit: int) -> tuple[TrainConfig, ModelConfig]:
+    """The hyper-parameters' values (as their contract checked them) → the two config dataclasses."""
+    chosen = {ModelConfig: {}, TrainConfig: {"limit": limit}}
+    for (cls, name, _), value in zip(HYPER_PARAMETERS, values):
+        chosen[cls][name] = value
     return TrainConfig(**chosen[TrainConfig]), ModelConfig(**chosen[ModelConfig])
 
 
@@ -83,22 +76,22 @@ def checkpoint_path(name: object) -> Path:
 BUNDLED_CHOICES = {"bundled": "sample", "bundled+more": "sample+more"}
 
 
-def data_path(source: object, upload: object) -> str | Path:
-    """What to train on: a bundled data set's name, or a file this app received through an upload (the event's raw
-    FileData)."""
+def data_path(source: str, upload: Path | None) -> str | Path:
+    """What to train on: a bundled data set's name, or the file uploaded for it."""
     if source in BUNDLED_CHOICES:
         return BUNDLED_CHOICES[source]
-    if source != "upload":
-        raise ConfigError(f"data must be one of {', '.join([*BUNDLED_CHOICES, 'upload'])}; got {str(source)[:40]!r}")
-    return review_file(upload, "training data")
+    if upload is None:
+        raise DataError(TRAINING_FILE.when_empty())
+    return upload
 
 
-def vectors_path(upload: object) -> str:
-    """The word-vectors file uploaded for this run, or "" for none."""
-    if upload in (None, "", {}):
-        return ""
-    return str(uploaded_file(upload, "word vectors", VECTOR_TYPES, "word vectors: send a file uploaded to this app "
-                             "(gradio_client's handle_file), or null for none"))
+# The inputs of /train before the hyper-parameters, which are each as its config field declares it.
+TRAINING_FILE = Upload("training data", empty=None)  # needed when the data is "upload"
+TRAIN_INPUTS = dict(
+    source=Choice("data", choices=(*BUNDLED_CHOICES, "upload")), upload=TRAINING_FILE,
+    vectors=Upload("word vectors", empty=None, types=VECTOR_TYPES, reviews=False),
+    limit=Number("row limit", 0, 1_000_000_000, integer=True, empty=0), name=Text("checkpoint name", empty="", most=200),
+    owner=OWNER, **{name: from_setting(spec, _default(cls, name)) for cls, name, spec in HYPER_PARAMETERS})
 
 
 def check_public_vectors(vectors: str, model_config: ModelConfig) -> None:
@@ -136,6 +129,7 @@ def train_view(run: RunState) -> tuple:
             gr.File(checkpoint, visible=checkpoint is not None))
 
 
+@endpoint()
 def watch_training():
     """Stream the current (or last) run until it ends; a page refresh re-attaches here."""
     run = state.runner.snapshot()
@@ -165,7 +159,7 @@ def _start_training(source: str, upload, vectors, limit: float, name: str, owner
     if not state.SETTINGS.allow_training:
         raise ConfigError("Training is turned off on this public demo. Try the Predict and Playground tabs.")
     config, model_config = configs(list(values), limit)
-    config = replace(config, vectors=vectors_path(vectors))
+    config = replace(config, vectors=str(vectors or ""))
     notes, limits = "", state.SETTINGS.run_limits
     if limits:
         config, model_config, notes = limits.apply(config, model_config)
@@ -185,10 +179,10 @@ def _start_training(source: str, upload, vectors, limit: float, name: str, owner
 _fixed = list(inspect.signature(_start_training).parameters.values())[:-1]
 _start_training.__signature__ = inspect.Signature(
     [*_fixed, *(inspect.Parameter(field, inspect.Parameter.POSITIONAL_OR_KEYWORD) for _, field, _ in HYPER_PARAMETERS)])
-start_training = endpoint(_start_training)
+start_training = endpoint(**TRAIN_INPUTS)(_start_training)
 
 
-@endpoint
+@endpoint(owner=OWNER)
 def stop_training(owner: str) -> str:
     """Ask the running training run to stop after its current batch (only the browser that started it may)."""
     return state.runner.stop(owner or None)
@@ -199,7 +193,7 @@ def new_owner_token(token: str) -> str:
     return token or secrets.token_hex(16)
 
 
-@endpoint
+@endpoint()
 def server_restrictions() -> str:
     """What this server turns off or caps (training, uploads, the size and time of a run), and why; empty when
     nothing is."""

@@ -2,12 +2,15 @@
 matched by a selected phrase, and steered."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 import numpy as np
 
 from .. import plots
-from ..checkpoint import list_checkpoints, resolve_checkpoint
-from ..config import ConfigError, field_number
+from ..checkpoint import list_checkpoints
+from ..config import check_range
+from ..contract import CHECKPOINT, LAYER, REVIEW, UNIT, Choice, Number, Text
 from ..explain import default_layer, layer_choices, parse_layer
 from ..predictor import Predictor
 from ..units import (
@@ -24,7 +27,7 @@ from ..units import (
     steer,
 )
 from . import state
-from .boundary import MAX_REVIEW_CHARS, available_checkpoints, cached_predictor, endpoint, review_file, review_text, status_line
+from .boundary import Upload, available_checkpoints, endpoint, status_line
 
 INTRO = (
     "Which unit tracks sentiment, what makes a unit fire, and what happens if you turn it? The **atlas** reads a "
@@ -34,24 +37,39 @@ INTRO = (
     "logistic regression as the penalty loosens (Radford et al. 2017), and how often its gates are shut "
     f"(< {SATURATION[0]}) or open (> {SATURATION[1]}) (Karpathy, Johnson & Fei-Fei 2015). Click a row to open the unit.")
 STATES = [("hidden state h", "hidden_state"), ("cell state c (LSTM)", "cell_state")]
-MAX_PHRASE_CHARS = 1000
 STEER_RANGE = 10.0  # h lies in [-1, 1]; steering may push past it, as Radford et al. did
+# The inputs of the tab's endpoints beside those every tab shares.
+CORPUS = Upload("corpus", empty=None)  # none: the checkpoint's own test split
+STATE = Choice("state", choices=tuple(value for _, value in STATES))
+PHRASE = Text("phrase", most=1000, hint="type or select the words to match, e.g. 'not good'")
+CONTEXT = Text("review", empty="")  # empty: the phrase is read alone
+THRESHOLD = Number("threshold", -1.0, 1.0)
+HELD_AT = Number("value", -STEER_RANGE, STEER_RANGE, empty=None)  # none: no clamp
+PROMPT = Text("prompt", most=REVIEW.most, hint="type the start of a review, e.g. 'This blender is'")
+SIZE = Number("value", 0.0, STEER_RANGE)
+TOKENS = Number("tokens", 1, MAX_GENERATED, integer=True)
+SEED = Number("seed", 0, 2**31 - 1, integer=True)
+WHERE = dict(checkpoint=CHECKPOINT, layer=LAYER, corpus=CORPUS)  # the atlas every section reads
 
 
-def chosen_layer(predictor: Predictor, layer: object) -> tuple[int, str]:
+def chosen_layer(predictor: Predictor, layer: str) -> tuple[int, str]:
     """A layer field's value as (layer, direction); empty means the top layer."""
-    return parse_layer(predictor, default_layer(predictor) if layer in (None, "") else layer)
+    return parse_layer(predictor, layer or default_layer(predictor))
 
 
-def atlas_for(checkpoint: object, layer: object, corpus: object, progress: gr.Progress | None = None
+def chosen_unit(predictor: Predictor, unit: int) -> int:
+    """A unit of the checkpoint's layers (their width is the checkpoint's)."""
+    check_range("unit", unit, 0, predictor.model.config.hidden_size - 1)
+    return unit
+
+
+def atlas_for(checkpoint: Path, layer: str, corpus: Path | None, progress: gr.Progress | None = None
               ) -> tuple[Predictor, UnitAtlas]:
     """The checkpoint and its atlas of the layer over the corpus (computed once, with progress, then cached)."""
-    path = resolve_checkpoint(checkpoint)
-    predictor = state.predictors.get(path)
+    predictor = state.predictors.get(checkpoint)
     layer, direction = chosen_layer(predictor, layer)
-    data = None if corpus in (None, "", {}) else review_file(corpus, "corpus")
     shown = (lambda share, what: progress(share, desc=what)) if progress is not None else (lambda share, what: None)
-    return predictor, atlases.get(predictor, path, layer, direction, data, shown)
+    return predictor, atlases.get(predictor, checkpoint, layer, direction, corpus, shown)
 
 
 def _ordinal(n: int) -> str:
@@ -72,7 +90,7 @@ def atlas_summary(atlas: UnitAtlas) -> str:
             + " Whether the model *needs* it is another question: check it by ablation below.")
 
 
-@endpoint
+@endpoint(**WHERE)
 def unit_atlas(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None,
                progress: gr.Progress = gr.Progress()):
     """Every unit of a layer over a corpus: class gaps, accuracy alone, L1 rank and gate saturation.
@@ -94,7 +112,7 @@ def unit_atlas(checkpoint: str = "default.pt", layer: str = "", corpus: dict | N
     return atlas_summary(atlas), figure, gr.Dataframe(table, headers=list(rows[0]))
 
 
-@endpoint
+@endpoint(**WHERE)
 def unit_ablation(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None,
                   progress: gr.Progress = gr.Progress()):
     """Check the best single units by ablation: accuracy with the best k units (k = 1, 5, 20) held at their corpus mean
@@ -128,7 +146,7 @@ def highlighted(reviews: list[UnitReview], scale: float) -> list[tuple[str, floa
     return shown
 
 
-@endpoint
+@endpoint(**WHERE, unit=UNIT, state_name=STATE)
 def unit_page(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None, unit: float = 0,
               state_name: str = "hidden_state", progress: gr.Progress = gr.Progress()):
     """One unit's page: its final h by class, and the reviews that drive it highest and lowest, token by token.
@@ -147,7 +165,7 @@ def unit_page(checkpoint: str = "default.pt", layer: str = "", corpus: dict | No
         the five where it reaches its lowest
     """
     predictor, atlas = atlas_for(checkpoint, layer, corpus, progress)
-    page = describe_unit(predictor, atlas, field_number(unit, "unit", True, 0, atlas.units - 1), str(state_name))
+    page = describe_unit(predictor, atlas, chosen_unit(predictor, unit), state_name)
     scale = 1.0
     if page.state == "cell_state":
         scale = max(float(np.abs(r.values).max()) for r in page.up + page.down) or 1.0
@@ -170,7 +188,7 @@ def select_unit(event: gr.SelectData) -> int:
     return int(event.row_value[0])
 
 
-@endpoint
+@endpoint(**WHERE, review=CONTEXT, phrase=PHRASE, threshold=THRESHOLD)
 def match_units(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None, review: str = "",
                  phrase: str = "", threshold: float = 0.3, progress: gr.Progress = gr.Progress()):
     """Select to match (LSTMVis): the units on over a phrase and off just before it, then the corpus passages where
@@ -188,14 +206,8 @@ def match_units(checkpoint: str = "default.pt", layer: str = "", corpus: dict | 
         a Markdown summary: the units found
         a table of the best passages: units on, the review's label, the model's P(positive), the passage with the match in «»
     """
-    threshold = field_number(threshold, "threshold", False, -1.0, 1.0)
-    if not isinstance(phrase, str) or not phrase.strip():
-        raise ConfigError("The phrase is empty: type or select the words to match, e.g. 'not good'.")
-    if len(phrase) > MAX_PHRASE_CHARS:
-        raise ConfigError(f"The phrase is {len(phrase):,} characters; a phrase to match is at most {MAX_PHRASE_CHARS}.")
-    text = "" if review is None or (isinstance(review, str) and not review.strip()) else review_text(review)
     predictor, atlas = atlas_for(checkpoint, layer, corpus, progress)
-    match = find_passages(predictor, atlas, text, phrase, threshold)
+    match = find_passages(predictor, atlas, review, phrase, threshold)
     selected = " ".join(match.tokens[match.span[0] : match.span[1]])
     if not match.units:
         return (f"No unit of layer {atlas.layer + 1} is above {threshold:g} on every token of «{selected}» and not "
@@ -217,7 +229,7 @@ def select_phrase(event: gr.SelectData) -> str:
     return str(event.value)
 
 
-@endpoint
+@endpoint(review=REVIEW, checkpoint=CHECKPOINT, layer=LAYER, unit=UNIT, value=HELD_AT)
 def clamp_predict(review: str, checkpoint: str = "default.pt", layer: str = "", unit: float = 0,
                   value: float | None = 1.0):
     """Read a review with one unit's h held at a value at every step, beside the free reading.
@@ -234,12 +246,9 @@ def clamp_predict(review: str, checkpoint: str = "default.pt", layer: str = "", 
         a Markdown summary: the prediction free and held
         a plotly figure: P(positive) after each token, free and held
     """
-    predictor = cached_predictor(checkpoint)
-    text = review_text(review)
+    predictor = state.predictors.get(checkpoint)
     layer, direction = chosen_layer(predictor, layer)
-    unit = field_number(unit, "unit", True, 0, predictor.model.config.hidden_size - 1)
-    value = None if value is None else field_number(value, "value", False, -STEER_RANGE, STEER_RANGE)
-    result = steer(predictor, layer, direction, text, unit, value)
+    result = steer(predictor, layer, direction, review, chosen_unit(predictor, unit), value)
     held = "free" if value is None else f"unit {unit} held at {value:g}"
     summary = (f"Free: P(positive) = **{result.probability:.3f}**"
                + ("." if value is None else f"; with unit {unit} of layer {layer + 1} held at {value:g} at every step: "
@@ -251,7 +260,7 @@ def clamp_predict(review: str, checkpoint: str = "default.pt", layer: str = "", 
     return {"positive": p, "negative": 1 - p}, summary, plots.trajectories_figure(lines, result.tokens)
 
 
-@endpoint
+@endpoint(prompt=PROMPT, checkpoint=CHECKPOINT, layer=LAYER, unit=UNIT, value=SIZE, tokens=TOKENS, seed=SEED)
 def clamp_generate(prompt: str, checkpoint: str = "default.pt", layer: str = "", unit: float = 0,
                    value: float = 1.0, tokens: float = 30, seed: float = 0):
     """Generate text after a prompt with the language model kept beside the checkpoint (the model as pre-training
@@ -270,16 +279,10 @@ def clamp_generate(prompt: str, checkpoint: str = "default.pt", layer: str = "",
     Returns:
         a table: the clamp, the generated text, the classifier's P(positive) of the prompt and the text
     """
-    path = resolve_checkpoint(checkpoint)
-    predictor = state.predictors.get(path)
-    text = review_text(prompt)
+    predictor = state.predictors.get(checkpoint)
     layer, direction = chosen_layer(predictor, layer)
-    unit = field_number(unit, "unit", True, 0, predictor.model.config.hidden_size - 1)
-    value = field_number(value, "value", False, 0.0, STEER_RANGE)
-    count = field_number(tokens, "tokens", True, 1, MAX_GENERATED)
-    seed = field_number(seed, "seed", True, 0, 2**31 - 1)
-    language_model = state.predictors.get(language_model_file(path))
-    made = generate(language_model, layer, direction, text, unit, value, count, seed)
+    language_model = state.predictors.get(language_model_file(checkpoint))
+    made = generate(language_model, layer, direction, prompt, chosen_unit(predictor, unit), value, tokens, seed)
     rows = []
     for name, words in (("free", made.free), (f"unit {unit} held at +{made.value:g}", made.high),
                         (f"unit {unit} held at -{made.value:g}", made.low)):
@@ -288,16 +291,16 @@ def clamp_generate(prompt: str, checkpoint: str = "default.pt", layer: str = "",
     return rows
 
 
-@endpoint
+@endpoint(**WHERE)
 def best_unit(checkpoint: str, layer: str, corpus: dict | None) -> tuple[int, int]:
     """The unit that predicts best alone in a built atlas, for the unit page and the steering."""
     best = int(atlas_for(checkpoint, layer, corpus)[1].best(1)[0])
     return best, best
 
 
-@endpoint
+@endpoint(checkpoint=CHECKPOINT)
 def refresh_layers(checkpoint: str) -> gr.Dropdown:
-    predictor = cached_predictor(checkpoint)
+    predictor = state.predictors.get(checkpoint)
     return gr.Dropdown(choices=layer_choices(predictor), value=default_layer(predictor))
 
 
@@ -342,9 +345,9 @@ def _match_section(where: list) -> None:
     with gr.Accordion("Select to match (LSTMVis)", open=True, elem_id="match"):
         with gr.Row():
             review = gr.Textbox("The screen is not good and the battery dies within an hour.", lines=2, scale=3,
-                                max_length=MAX_REVIEW_CHARS, label="Review (select a phrase in it)")
+                                max_length=CONTEXT.most, label="Review (select a phrase in it)")
             with gr.Column(scale=2):
-                phrase = gr.Textbox("not good", label="Phrase", max_lines=1, max_length=MAX_PHRASE_CHARS)
+                phrase = gr.Textbox("not good", label="Phrase", max_lines=1, max_length=PHRASE.most)
                 threshold = gr.Slider(-1, 1, value=0.3, step=0.05, label="A unit is on above")
                 find = gr.Button("Find matching passages")
         match_status = gr.Markdown(label="Match status", elem_id="match-status")
@@ -361,7 +364,7 @@ def _steer_section(checkpoint: gr.Dropdown, layer: gr.Dropdown) -> gr.Number:
     """The steering section; returns its unit field."""
     with gr.Accordion("Steer a unit", open=True, elem_id="steer"):
         with gr.Row():
-            review = gr.Textbox("It didn't disappoint.", lines=2, scale=3, max_length=MAX_REVIEW_CHARS,
+            review = gr.Textbox("It didn't disappoint.", lines=2, scale=3, max_length=REVIEW.most,
                                 label="Review to steer")
             with gr.Column(scale=2):
                 unit = gr.Number(0, label="Unit to hold (from 0)", precision=0)
@@ -377,7 +380,7 @@ def _steer_section(checkpoint: gr.Dropdown, layer: gr.Dropdown) -> gr.Number:
                     "seed for all three; the classifier scores each text. The units began as the language model's, so "
                     "a sentiment unit of the classifier often, not always, steers what it writes.")
         with gr.Row():
-            prompt = gr.Textbox("This blender is", label="Prompt", max_lines=1, max_length=MAX_REVIEW_CHARS, scale=3)
+            prompt = gr.Textbox("This blender is", label="Prompt", max_lines=1, max_length=PROMPT.most, scale=3)
             tokens = gr.Slider(1, MAX_GENERATED, value=30, step=1, label="Tokens to generate", scale=2)
             seed = gr.Number(0, label="Seed", precision=0, scale=1)
             write = gr.Button("Generate", scale=1)
@@ -397,7 +400,7 @@ def create_tab() -> None:
     """Lays out the Units tab and wires its events: the atlas here, each section beside its own layout."""
     gr.Markdown(INTRO)
     checkpoints = list_checkpoints()
-    first = cached_predictor(checkpoints[0]) if checkpoints else None
+    first = state.predictors.get(CHECKPOINT.check(checkpoints[0])) if checkpoints else None
     with gr.Row():
         checkpoint = gr.Dropdown(checkpoints, value=checkpoints[0] if checkpoints else None, allow_custom_value=True,
                                  label="Checkpoint", scale=2)
