@@ -7,9 +7,11 @@ Batches group reviews of similar length and are right-padded only to the batch's
 reads each review's output at its own last token, so padding costs little and never changes a prediction.
 
 Started in a process group (`torchrun --nproc_per_node=N -m sentiment.train ...`), the same loop trains with
-DistributedDataParallel: each rank reads its own shard of the training split (and of its sentences), `batch_size` is
-split between the ranks, and language-model pre-training averages the ranks' gradients at every step; only rank 0
-validates, tests and writes checkpoints, and its stop decisions are shared with the others.
+DistributedDataParallel: every rank draws the same batches of `batch_size` reviews and reads only its share of each
+(`rank_share`), its loss weighted by that share, and the gradients are averaged (by DDP for the classifier, at every
+step of language-model pre-training), so that N processes take the steps one process takes, up to float rounding
+(with dropout off: each process draws its own masks). Only rank 0 validates, tests and writes checkpoints, and its stop
+decisions are shared with the others.
 """
 from __future__ import annotations
 
@@ -166,9 +168,10 @@ def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ids: torch.Tensor, lengths: torch.Tensor,
                labels: torch.Tensor, clip: float, precision: str = "fp32",
-               scaler: torch.amp.GradScaler | None = None, positive_weight: float = 1.0) -> float:
+               scaler: torch.amp.GradScaler | None = None, positive_weight: float = 1.0, share: float = 1.0) -> float:
     """One optimisation step on a right-padded batch; returns the batch loss. `model` may be DDP-wrapped.
-    `positive_weight` scales the positive reviews' loss (the negatives' is 1)."""
+    `positive_weight` scales the positive reviews' loss (the negatives' is 1); `share` weighs the loss of a rank's
+    part of a batch split between ranks (its rows × ranks / the batch's rows), whose gradients DDP averages."""
     device = next(model.parameters()).device  # DDP has no .device
     dtype = PRECISIONS[precision]
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -177,10 +180,10 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ids: to
     loss = F.binary_cross_entropy_with_logits(logits.float(), labels.to(device).float(), pos_weight=weight)
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:  # fp16: scale the loss so small gradients survive, unscale before clipping
-        scaler.scale(loss).backward()
+        scaler.scale(loss * share).backward()
         scaler.unscale_(optimizer)
     else:
-        loss.backward()
+        (loss * share).backward()
     if clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     if scaler is not None:
@@ -207,13 +210,12 @@ def _shared_flag(flag: bool, world: int) -> bool:
     return bool(tensor.item())
 
 
-def _shared_min(n: int, world: int) -> int:
-    """The smallest `n` of all ranks (on every rank)."""
-    if world == 1:
-        return n
-    tensor = torch.tensor([n])
-    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MIN)
-    return int(tensor.item())
+def rank_share(batches: list[np.ndarray], rank: int, world: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(the whole batch, this rank's rows of it) for each batch every rank drew alike: every `world`-th row from the
+    rank's own. A batch with fewer rows than ranks is skipped by all of them, since a rank would have nothing to read."""
+    for rows in batches:
+        if len(rows) >= world:
+            yield rows, rows[rank::world]
 
 
 def _average_gradients(parameters: list[torch.nn.Parameter], world: int) -> None:
@@ -317,14 +319,14 @@ def _scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int
 
 
 def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, rng: np.random.Generator,
-             stop: threading.Event, batch_size: int | None = None, world: int = 1
-             ) -> Generator[Step, None, torch.nn.Linear]:
+             stop: threading.Event, world: int = 1) -> Generator[Step, None, torch.nn.Linear]:
     """Language-model pre-training of the embedding and the recurrent layers on the reviews' text: each forward state
     predicts the next token and, in a bidirectional layer, each backward state the one before. A projection to the
     embedding size and the embedding itself make the output layer (tied weights, Press & Wolf 2017); it is dropped
     afterwards (`keep_language_model` keeps it), and the classifier's head is not touched. Under `world` > 1 processes
-    each reads its own shard in batches of `batch_size` and their gradients are averaged at every step, so the
-    replicas stay identical. Returns the projection, or None when stopped before the end."""
+    each reads its share of every batch (`rank_share`) and their gradients are averaged at every step, so the
+    replicas stay identical and take the steps one process would. Returns the projection, or None when stopped before
+    the end."""
     c = model.config
     if c.bidirectional and c.num_layers > 1:
         raise ConfigError("pre-training a bidirectional model needs num_layers 1: a second layer's forward direction "
@@ -333,12 +335,11 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
     # A one-token text (a title such as "Awesome") has no next token to predict: a batch of them alone would average
     # a loss over nothing.
     reviews = reviews.subset(np.flatnonzero(reviews.lengths > 1))
-    reviews = reviews.subset(np.arange(_shared_min(len(reviews), world)))  # every rank takes as many steps
-    batch_size = batch_size or config.batch_size
+    rank = torch.distributed.get_rank() if world > 1 else 0
     projection = torch.nn.Linear(H, c.embedding_dim).to(model.device)
     parameters = [p for name, p in model.named_parameters() if not name.startswith("head.")]
     optimizer = torch.optim.AdamW([*parameters, *projection.parameters()], lr=config.lr, weight_decay=config.weight_decay)
-    total_steps = math.ceil(len(reviews) / batch_size) * config.pretrain_epochs
+    total_steps = math.ceil(len(reviews) / config.batch_size) * config.pretrain_epochs
     scheduler = _scheduler(optimizer, config.schedule, total_steps)
 
     def next_token_loss(states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -348,10 +349,13 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
     step, read, seconds = 0, 0, 0.0
     model.train()
     for epoch in range(1, config.pretrain_epochs + 1):
-        for rows in length_bucketed_batches(reviews.lengths, batch_size, rng):
+        for whole, rows in rank_share(length_bucketed_batches(reviews.lengths, config.batch_size, rng), rank, world):
             if _shared_flag(stop.is_set(), world):
                 return None
             tick = time.perf_counter()
+            # Each text predicts its tokens after the first: this rank's share of the batch's predictions weighs its
+            # mean loss, so that the ranks' averaged gradient is the whole batch's.
+            share = (reviews.lengths[rows] - 1).sum() * world / (reviews.lengths[whole] - 1).sum()
             ids, lengths, _ = reviews.batch(rows)
             ids = ids.to(model.device)
             states = model.run_layers(model.embed(ids), lengths)[-1]  # (B, T, D*H)
@@ -362,14 +366,14 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
                 pairs.append((states[:, 1:, H:], targets[:, :-1].masked_fill(~real, PAD_ID)))
             loss = sum(next_token_loss(h, y) for h, y in pairs) / len(pairs)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * share).backward()
             if world > 1:
                 _average_gradients([*parameters, *projection.parameters()], world)
             if config.clip:
                 torch.nn.utils.clip_grad_norm_(parameters, config.clip)
             optimizer.step()
             scheduler.step()
-            step, read = step + 1, read + len(rows)
+            step, read = step + 1, read + len(whole)
             seconds += time.perf_counter() - tick
             yield Step("pretrain", step, total_steps, epoch, loss.item(), scheduler.get_last_lr()[0], read / seconds,
                        seconds / step * (total_steps - step))
@@ -396,9 +400,9 @@ class _Fit:
         self.best_loss = math.inf
         self.evals_without_gain = 0
 
-    def step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> float:
+    def step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], share: float = 1.0) -> float:
         loss = train_step(self.stepped, self.optimizer, *batch, self.config.clip, self.config.precision, self.scaler,
-                          self.positive_weight)
+                          self.positive_weight, share)
         self.scheduler.step()
         if self.averaged:
             self.averaged.update_parameters(self.model)
@@ -461,7 +465,7 @@ def train(
 
     run = _Run(config, model_config, prepared, Path(out), stop, rank, world, device, vectors)
     if config.pretrain_epochs:
-        projection = yield from pretrain(run.model, run.reviews, config, run.rng, stop, run.batch_size, world)
+        projection = yield from pretrain(run.model, run.reviews, config, run.rng, stop, world)
         if config.keep_language_model and projection is not None:
             run.keep_language_model(projection)
         if world > 1:  # before DDP would copy rank 0's weights over any difference
@@ -516,19 +520,8 @@ class _Run:
         self.rank, self.world, self.main = rank, world, rank == 0
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
-        self.reviews, self.batch_size = prepared.train, config.batch_size
+        self.reviews = prepared.train
         self.sentences, self.sentence_owner = prepared.sentences, prepared.sentence_owner
-        if world > 1:  # equal shards, so every rank takes the same number of steps
-            per_rank = len(self.reviews) // world
-            shard = np.sort(self.rng.permutation(len(self.reviews))[: per_rank * world].reshape(world, per_rank)[rank])
-            self.reviews, self.batch_size = self.reviews.subset(shard), config.batch_size // world
-            self.rng = np.random.default_rng([config.seed, rank])
-            if self.sentences is not None:  # the sentences of this rank's reviews only
-                mine = np.flatnonzero(np.isin(self.sentence_owner, shard))
-                self.sentences, self.sentence_owner = self.sentences.subset(mine), self.sentence_owner[mine]
-        # Sentence examples drawn each epoch, one a review that has any: as many on every rank.
-        owners = len(np.unique(self.sentence_owner)) if self.sentence_owner is not None else 0
-        self.sentence_draws = _shared_min(owners, world)
         self.model = SentimentNet(model_config).to(device)
         self.language_model: tuple[dict, dict] | None = None  # (weights, projection) as pre-training left them
         if vectors is not None:
@@ -540,8 +533,9 @@ class _Run:
     def start_fit(self) -> None:
         """The classifier's optimiser, schedule and kept weights, sized to the run's steps."""
         config, prepared = self.config, self.prepared
-        sentences = config.sentences * self.sentence_draws if config.sentences else 0
-        self.total_steps = math.ceil((len(self.reviews) + sentences) / self.batch_size) * config.epochs
+        owners = len(np.unique(self.sentence_owner)) if config.sentences and self.sentence_owner is not None else 0
+        sentences = config.sentences * owners  # one sentence drawn from each review that has any, each time
+        self.total_steps = math.ceil((len(self.reviews) + sentences) / config.batch_size) * config.epochs
         if config.max_steps:
             self.total_steps = min(self.total_steps, config.max_steps)
         positives = int(prepared.train.labels.sum())  # of the whole training split, so that every rank weighs alike
@@ -574,19 +568,17 @@ class _Run:
         self.epochs_done += 1
         reviews = self.reviews
         for _ in range(config.sentences):
-            drawn = one_sentence_each(self.sentences, self.sentence_owner, self.rng)
-            if len(drawn) > self.sentence_draws:
-                drawn = drawn.subset(np.sort(self.rng.choice(len(drawn), self.sentence_draws, replace=False)))
-            reviews = reviews.extended(drawn)
-        batches = length_bucketed_batches(reviews.lengths, self.batch_size, self.rng)
-        for i, rows in enumerate(batches):
+            reviews = reviews.extended(one_sentence_each(self.sentences, self.sentence_owner, self.rng))
+        batches = list(rank_share(length_bucketed_batches(reviews.lengths, config.batch_size, self.rng), self.rank,
+                                  self.world))
+        for i, (whole, rows) in enumerate(batches):
             if _shared_flag(self.stop.is_set(), self.world):
                 self.reason = "stopped"
                 return
             tick = time.perf_counter()
-            loss = fit.step(reviews.batch(rows))
+            loss = fit.step(reviews.batch(rows), share=len(rows) * self.world / len(whole))
             self.step += 1
-            self.reviews_seen += len(rows) * self.world
+            self.reviews_seen += len(whole)
             self.train_seconds += time.perf_counter() - tick
             if self.main:
                 yield Step("train", self.step, self.total_steps, self.epochs_done, loss, fit.scheduler.get_last_lr()[0],

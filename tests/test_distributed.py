@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import sentiment.corpus as corpus_module
 from sentiment.checkpoint import load_checkpoint
@@ -55,6 +56,32 @@ def test_the_lab_recipe_pre_training_and_sentences_included_runs_on_two_gloo_ran
     assert checkpoint.train_config["pretrain_epochs"] == 1 and checkpoint.train_config["sentences"] == 2
     assert checkpoint.train_config["titles"] and list(checkpoint.data["sources"])[0] == "sample"
     assert np.isfinite(checkpoint.metrics["best_val_loss"]) and checkpoint.metrics["test"]["n"] > 0
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_take_the_steps_one_process_takes(tmp_path):
+    """The lab recipe, pre-training and sentences included, on a small slice: two ranks read halves of the same
+    batches and average their weighted gradients, so their weights are one process's up to float rounding (with
+    dropout off: each process draws its own masks)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SENTIMENT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    recipe = ["-m", "sentiment.train", "--preset", "lab", "--data", "sample+more", "--limit", "600",
+              "--pretrain-epochs", "1", "--epochs", "1", "--hidden-size", "32", "--embedding-dim", "32",
+              "--max-vocab", "2000", "--dropout", "0", "--embedding-dropout", "0", "--keep-language-model", "--quiet"]
+    for launcher, out in (([], "one.pt"), (["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"],
+                                           "two.pt")):
+        run = subprocess.run([sys.executable, *launcher, *recipe, "--out", str(tmp_path / out)], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stdout + run.stderr
+    assert "rank 0 of 2 (Gloo)" in run.stdout
+    for kept in ("one.pt", "two.pt", "lm/one.pt", "lm/two.pt"):
+        assert (tmp_path / kept).is_file(), kept
+    one, two = load_checkpoint(tmp_path / "one.pt"), load_checkpoint(tmp_path / "two.pt")
+    assert one.metrics["steps"] == two.metrics["steps"] > 20
+    for name, weights in one.state_dict.items():
+        assert torch.allclose(weights, two.state_dict[name], atol=1e-4, rtol=1e-3), name
+    pretrained = [load_checkpoint(tmp_path / "lm" / name).state_dict for name in ("one.pt", "two.pt")]
+    for name, weights in pretrained[0].items():  # the language model, as pre-training left it
+        assert torch.allclose(weights, pretrained[1][name], atol=1e-5, rtol=1e-4), name
 
 
 def test_bf16_autocast_trains_on_cpu_and_fp16_asks_for_cuda(tmp_path):
