@@ -77,7 +77,7 @@ class EncodedReviews:
         return self.ids_at(np.arange(self.starts[i], self.starts[i] + self.lengths[i]))
 
     def subset(self, rows: np.ndarray) -> EncodedReviews:
-        """A view of some of these reviews (a distributed rank's shard), still without copying ids."""
+        """A view of some of these reviews (a split, a batch), still without copying ids."""
         return EncodedReviews(self.token_ids, self.starts[rows], self.lengths[rows], self.labels[rows], self.lookup)
 
     def extended(self, other: EncodedReviews) -> EncodedReviews:
