@@ -11,16 +11,18 @@ from .errors import USER_ERRORS
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
-                        about: str = "each flag overrides the preset's value") -> None:
+                        about: str = "each flag overrides the preset's value", defaults: bool = False) -> None:
     """One `--flag` per declared field of `cls` (sentiment/config.py), typed from its default, its hint, range or
-    choices and default as help; booleans become switches (--titles / --no-titles)."""
+    choices as help (and, with `defaults`, the field's default: where no preset sets them); booleans become switches
+    (--titles / --no-titles)."""
     group = parser.add_argument_group(cls.__name__, about)
     for f in fields(cls):
         if f.name in skip or "setting" not in f.metadata:
             continue
         spec, flag = f.metadata["setting"], "--" + f.name.replace("_", "-")
         bounds = f"; {bound(spec.low)} to {bound(spec.high)}" if spec.low is not None else ""
-        shown = f"{spec.label}: {spec.hint}{bounds}".replace("%", "%%")
+        default = f"; default {f.default}" if defaults and f.default not in (None, "") else ""
+        shown = f"{spec.label}: {spec.hint}{bounds}{default}".replace("%", "%%")
         if isinstance(f.default, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=shown)
         elif spec.choices:

@@ -93,6 +93,15 @@ class Text(Param):
 
 
 @dataclass(frozen=True)
+class LayerName(Text):
+    """A layer of a checkpoint as its layer list names it ("0", "1:backward"; a number is read as its text); empty is
+    the top layer. The checkpoint's own layers are checked with it."""
+
+    def parse(self, value: object) -> str:
+        return super().parse(str(value) if isinstance(value, int) and not isinstance(value, bool) else value)
+
+
+@dataclass(frozen=True)
 class Number(Param):
     """A finite number in [low, high], a whole one when `integer` (a numeric text is read as its number)."""
 
@@ -148,9 +157,11 @@ class Many(Param):
     def parse(self, value: object) -> list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{self.label} must be a list, each {self.item.expects()}; got {shown(value)}")
-        if len(value) > self.most:
-            raise ConfigError(f"{self.label}: choose at most {self.most}; got {len(value):,}")
-        return list(dict.fromkeys(self.item.check(v) for v in value))
+        # Repeats count once; a list far longer than any choice is refused unread.
+        chosen = list(dict.fromkeys(self.item.check(v) for v in value)) if len(value) <= 100 * self.most else value
+        if len(chosen) > self.most:
+            raise ConfigError(f"{self.label}: choose at most {self.most}; got {len(chosen):,}")
+        return chosen
 
     def expects(self) -> str:
         return f"1 to {self.most} of: {self.item.expects()}"
@@ -178,8 +189,8 @@ def from_setting(spec: Setting, default: Any) -> Param:
         return Switch(spec.label)
     if spec.choices:
         return Choice(spec.label, choices=spec.choices)
-    if isinstance(default, str):
-        return Text(spec.label, empty="", most=4096)
+    if spec.low is None:
+        raise TypeError(f"{spec.label}: a setting a person sets declares its choices or its range")
     return Number(spec.label, spec.low, spec.high, integer=isinstance(default, int),
                   empty=None if default is None else REQUIRED)
 
@@ -187,7 +198,7 @@ def from_setting(spec: Setting, default: Any) -> Param:
 # The inputs many endpoints share.
 REVIEW = Text("review", hint="type or paste a customer review first")
 CHECKPOINT = CheckpointName("checkpoint")
-LAYER = Text("layer", empty="", most=40)  # "" is the top layer; the checkpoint's own layers are checked with it
+LAYER = LayerName("layer", empty="", most=40)
 OWNER = Text("owner", empty="", most=100)  # a browser's random id: only the browser that started a run may stop it
 # A token of a review and a unit of a layer, within what any checkpoint may have; the checkpoint's own review and width
 # are checked with them.

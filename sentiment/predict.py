@@ -18,15 +18,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("texts", nargs="+", help="review texts; '-' reads one review per line from stdin")
     args = parser.parse_args(argv)
     texts = [line.rstrip("\n") for line in sys.stdin] if args.texts == ["-"] else args.texts
-    for number, text in enumerate(texts, start=1):  # as the Predict tab checks a review
+    checked = []
+    for number, text in enumerate(texts, start=1):  # each as the Predict tab checks a review
         try:
-            REVIEW.check(text)
+            checked.append(REVIEW.check(text))
         except ConfigError as refused:
-            parser.error(f"review {number}: {refused}")
+            parser.error(str(refused) if len(texts) == 1 else f"text {number}: {refused}")
     predictor = load_predictor(args.checkpoint)
     if predictor.checkpoint.preprocessing_note:
         print(f"note: {predictor.checkpoint.preprocessing_note}", file=sys.stderr)
-    for text, p in zip(texts, predictor.predict(texts)):
+    for text, p in zip(checked, predictor.predict(checked)):
         label = "positive" if p >= 0.5 else "negative"
         print(f"{label:8}  {p:.3f}  {text[:80]}")
     return 0

@@ -55,10 +55,10 @@ class SearchSettings:
                              high=30 * 86_400, public=300, unlimited_at=0)
     study: str = setting("lstm-lab", "study", "the study's name, 1 to 100 characters: workers with the same one share "
                          "it")
-    storage: str = setting("", "storage", "journal:FILE, sqlite:///FILE, postgresql://… or mysql://… (empty: this "
+    storage: str = setting("", "storage", "journal:FILE, sqlite:///FILE, postgresql://… or mysql://… (none: this "
                            "process only)")
     preset: str = setting("quick", "preset", "what each trial starts from", choices=tuple(sorted(PRESETS)))
-    data: str = setting("", "data", "a bundled data set or a review file (empty: the preset's)")
+    data: str = setting("", "data", "a bundled data set or a review file (none: the preset's)")
     limit: int = setting(0, "row limit", "reviews each trial reads; 0 = the preset's", low=0, high=1_000_000_000,
                          public=2000, unlimited_at=0)
     max_epochs: int = setting(3, "max epochs", "each trial trains 1 to this many epochs", low=1, high=100, public=2)
@@ -66,7 +66,7 @@ class SearchSettings:
                           choices=PRUNERS)
     seed: int = setting(0, "seed", "each trial's training seed", low=0, high=2**31 - 1)
     sampler_seed: int | None = setting(None, "sampler seed", "the sampler's seed, to repeat a one-worker search "
-                                       "(empty: each worker draws its own, so that workers started together differ)",
+                                       "(none: each worker draws its own, so that workers started together differ)",
                                        low=0, high=2**31 - 1)
 
     def validate(self) -> SearchSettings:
@@ -254,7 +254,7 @@ def describe(done: TrialDone) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m sentiment.search", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_dataclass_flags(parser, SearchSettings, about="each flag overrides the default in its help")
+    cli.add_dataclass_flags(parser, SearchSettings, about="a worker's search", defaults=True)
     parser.add_argument("--out", type=Path, default=None,
                         help="where the study's best trial's checkpoint is kept (default checkpoints/search-STUDY.pt)")
     parser.add_argument("--workdir", type=Path, default=CHECKPOINT_DIR / "search",

@@ -10,8 +10,8 @@ Started in a process group (`torchrun --nproc_per_node=N -m sentiment.train ...`
 DistributedDataParallel: every rank draws the same batches of `batch_size` reviews and reads only its share of each
 (`rank_share`), its loss weighted by that share, and the gradients are averaged (by DDP for the classifier, at every
 step of language-model pre-training), so that N processes take the steps one process takes, up to float rounding
-(with dropout off: each process draws its own masks). Only rank 0 validates, tests and writes checkpoints, and its stop
-decisions are shared with the others.
+(with dropout off: each process draws masks for its part of a batch, not for the whole). Only rank 0 validates, tests
+and writes checkpoints, and its stop decisions are shared with the others.
 """
 from __future__ import annotations
 
@@ -210,12 +210,13 @@ def _shared_flag(flag: bool, world: int) -> bool:
     return bool(tensor.item())
 
 
-def rank_share(batches: list[np.ndarray], rank: int, world: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(the whole batch, this rank's rows of it) for each batch every rank drew alike: every `world`-th row from the
-    rank's own. A batch with fewer rows than ranks is skipped by all of them, since a rank would have nothing to read."""
-    for rows in batches:
-        if len(rows) >= world:
-            yield rows, rows[rank::world]
+def rank_share(batches: list[np.ndarray], rank: int, world: int) -> Iterator[tuple[np.ndarray, np.ndarray, bool]]:
+    """For each batch (every rank drew the same ones): the whole batch, the rows this rank reads (rows rank,
+    rank + world, rank + 2 world, …) and whether they count. A rank left without a row by a batch smaller than the
+    ranks reads the batch's first row and does not count it: it must still take part in the step."""
+    for whole in batches:
+        mine = whole[rank::world]
+        yield (whole, mine, True) if len(mine) else (whole, whole[:1], False)
 
 
 def _average_gradients(parameters: list[torch.nn.Parameter], world: int) -> None:
@@ -349,13 +350,14 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
     step, read, seconds = 0, 0, 0.0
     model.train()
     for epoch in range(1, config.pretrain_epochs + 1):
-        for whole, rows in rank_share(length_bucketed_batches(reviews.lengths, config.batch_size, rng), rank, world):
+        batches = length_bucketed_batches(reviews.lengths, config.batch_size, rng)
+        for whole, rows, counted in rank_share(batches, rank, world):
             if _shared_flag(stop.is_set(), world):
                 return None
             tick = time.perf_counter()
             # Each text predicts its tokens after the first: this rank's share of the batch's predictions weighs its
             # mean loss, so that the ranks' averaged gradient is the whole batch's.
-            share = (reviews.lengths[rows] - 1).sum() * world / (reviews.lengths[whole] - 1).sum()
+            share = counted * (reviews.lengths[rows] - 1).sum() * world / (reviews.lengths[whole] - 1).sum()
             ids, lengths, _ = reviews.batch(rows)
             ids = ids.to(model.device)
             states = model.run_layers(model.embed(ids), lengths)[-1]  # (B, T, D*H)
@@ -571,12 +573,12 @@ class _Run:
             reviews = reviews.extended(one_sentence_each(self.sentences, self.sentence_owner, self.rng))
         batches = list(rank_share(length_bucketed_batches(reviews.lengths, config.batch_size, self.rng), self.rank,
                                   self.world))
-        for i, (whole, rows) in enumerate(batches):
+        for i, (whole, rows, counted) in enumerate(batches):
             if _shared_flag(self.stop.is_set(), self.world):
                 self.reason = "stopped"
                 return
             tick = time.perf_counter()
-            loss = fit.step(reviews.batch(rows), share=len(rows) * self.world / len(whole))
+            loss = fit.step(reviews.batch(rows), share=counted * len(rows) * self.world / len(whole))
             self.step += 1
             self.reviews_seen += len(whole)
             self.train_seconds += time.perf_counter() - tick

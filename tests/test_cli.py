@@ -68,7 +68,7 @@ def test_train_cli_keeps_the_seed_with_the_lowest_validation_loss(tmp_path):
         (("sentiment.train", "--epochs", "lots"), "invalid int value"),
         (("sentiment.evaluate", "--checkpoint", "/nonexistent.pt"), "no such checkpoint"),
         (("sentiment.predict", "--checkpoint", "sentiment/__init__.py", "fine"), "not a readable checkpoint"),
-        (("sentiment.predict", "   "), "review 1 is empty"),
+        (("sentiment.predict", "   "), "The review is empty: type or paste a customer review first"),
     ],
 )
 def test_cli_errors_are_one_line_without_traceback(args, message):

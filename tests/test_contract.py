@@ -9,8 +9,8 @@ import gradio as gr
 import pytest
 
 from sentiment.checkpoint import DEFAULT_CHECKPOINT
-from sentiment.config import ConfigError, check_settings, declared
-from sentiment.contract import CHECKPOINT, REVIEW, Choice, Many, Number, Switch, Text, from_setting
+from sentiment.config import ConfigError, check_settings, declared, spec_of
+from sentiment.contract import CHECKPOINT, LAYER, REVIEW, Choice, Many, Number, Switch, Text, from_setting
 from sentiment.memory import DISTANCES
 from sentiment.model import ModelConfig
 from sentiment.search import SearchSettings
@@ -54,8 +54,8 @@ def test_each_kind_reads_a_good_value_as_the_handler_wants_it(param, value, read
     (Many("cell types", item=Choice("cell type", choices=("lstm",)), most=1), "lstm",
      "cell types must be a list, each one of lstm; got 'lstm'"),
     (Many("cell types", item=Choice("cell type", choices=("lstm",)), most=1), [], "cell types: choose at least one."),
-    (Many("cell types", item=Choice("cell type", choices=("lstm",)), most=1), ["lstm", "gru"],
-     "cell types: choose at most 1; got 2"),
+    (Many("cell types", item=Choice("cell type", choices=("lstm", "gru")), most=1), ["lstm", "gru", "lstm"],
+     "cell types: choose at most 1; got 2"),  # a repeat counts once
     (Many("cell types", item=Choice("cell type", choices=("lstm",)), most=2), ["lstm", "gru"],
      "cell type must be one of lstm; got 'gru'"),
     (CHECKPOINT, None, "checkpoint is empty: choose a checkpoint's file name, like default.pt."),
@@ -89,11 +89,15 @@ def test_a_hyper_parameters_input_refuses_what_its_config_refuses_in_the_same_wo
 
 
 def test_an_optional_hyper_parameter_may_be_left_empty_and_a_required_one_may_not():
-    max_steps = next(spec for name, _, spec in declared(TrainConfig) if name == "max_steps")
-    epochs = next(spec for name, _, spec in declared(TrainConfig) if name == "epochs")
-    assert from_setting(max_steps, None).check("") is None
+    assert from_setting(spec_of(ModelConfig, "forget_bias"), None).check("") is None  # the cell's own start
     with pytest.raises(ConfigError, match="epochs is empty: type a whole number between 1 and 1000"):
-        from_setting(epochs, 3).check(None)
+        from_setting(spec_of(TrainConfig, "epochs"), 3).check(None)
+
+
+def test_a_layer_is_text_or_a_number_read_as_its_text():
+    assert (LAYER.check(0), LAYER.check("1:backward"), LAYER.check(None)) == ("0", "1:backward", "")
+    with pytest.raises(ConfigError, match="layer must be text; got bool True"):
+        LAYER.check(True)
 
 
 def test_a_flag_of_the_same_value_is_refused_in_the_same_words(capsys):

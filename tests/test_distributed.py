@@ -18,7 +18,7 @@ from sentiment.corpus import tokenize_corpus
 from sentiment.model import ModelConfig
 from sentiment.predictor import load_predictor
 from sentiment.scoring import evaluate, held_out
-from sentiment.trainer import Finished, TrainConfig, train
+from sentiment.trainer import Finished, TrainConfig, rank_share, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,7 +62,7 @@ def test_the_lab_recipe_pre_training_and_sentences_included_runs_on_two_gloo_ran
 def test_two_gloo_ranks_take_the_steps_one_process_takes(tmp_path):
     """The lab recipe, pre-training and sentences included, on a small slice: two ranks read halves of the same
     batches and average their weighted gradients, so their weights are one process's up to float rounding (with
-    dropout off: each process draws its own masks)."""
+    dropout off: each process would draw masks for its half of a batch, not for the whole)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SENTIMENT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     recipe = ["-m", "sentiment.train", "--preset", "lab", "--data", "sample+more", "--limit", "600",
               "--pretrain-epochs", "1", "--epochs", "1", "--hidden-size", "32", "--embedding-dim", "32",
@@ -82,6 +82,17 @@ def test_two_gloo_ranks_take_the_steps_one_process_takes(tmp_path):
     pretrained = [load_checkpoint(tmp_path / "lm" / name).state_dict for name in ("one.pt", "two.pt")]
     for name, weights in pretrained[0].items():  # the language model, as pre-training left it
         assert torch.allclose(weights, pretrained[1][name], atol=1e-5, rtol=1e-4), name
+
+
+def test_every_row_of_every_batch_is_read_by_one_rank_and_a_rank_left_without_one_counts_none():
+    batches = [np.array([5, 6, 7]), np.array([9])]
+    ranks = [list(rank_share(batches, rank, 2)) for rank in (0, 1)]
+    for b, batch in enumerate(batches):
+        assert all(np.array_equal(ranks[r][b][0], batch) for r in (0, 1))  # each knows the whole batch
+        counted = [row for r in (0, 1) if ranks[r][b][2] for row in ranks[r][b][1]]
+        assert sorted(counted) == list(batch)
+    assert list(ranks[1][1][1]) == [9] and ranks[1][1][2] is False  # it still takes part in the step
+    assert [(list(rows), counted) for _, rows, counted in rank_share(batches, 0, 1)] == [([5, 6, 7], True), ([9], True)]
 
 
 def test_bf16_autocast_trains_on_cpu_and_fp16_asks_for_cuda(tmp_path):

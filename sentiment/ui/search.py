@@ -12,15 +12,20 @@ import optuna
 
 from ..checkpoint import CHECKPOINT_DIR
 from ..config import ConfigError, declared, over_public_cap
-from ..contract import OWNER, from_setting
+from ..contract import OWNER, Number, from_setting
 from ..runner import RunInProgress
 from ..search import PRUNERS, Search, SearchSettings, TrialDone
 from . import state
 from .boundary import available_checkpoints, endpoint, status_line
 
-# The settings a person sets on the page (the others are the app's): each as SearchSettings declares it.
+# The settings a person sets on the page (the others are the app's): each as SearchSettings declares it, but for the
+# trials: each search here opens a study of its own, so at least one (the command line's 0 reports a shared study).
 SEARCHED = ("trials", "timeout", "max_epochs", "limit", "pruner")
 SPECS = {name: spec for name, _, spec in declared(SearchSettings)}
+INPUTS = {**{name: from_setting(SPECS[name], getattr(SearchSettings, name)) for name in SEARCHED},
+          "trials": Number(SPECS["trials"].label, 1, SPECS["trials"].high, integer=True)}
+HINTS = {"trials": "training runs to try", "timeout": "seconds after which no trial starts; 0 = none",
+         "max_epochs": "each trial trains 1 to this many", "limit": "reviews each trial reads; 0 = the preset's 4,000"}
 COLUMNS = ["trial", "state", "validation loss", "validation accuracy", "epochs", "seconds", "lr", "hidden_size",
            "num_layers", "dropout", "batch_size", "cell"]
 _running = threading.Lock()  # one search at a time in this app
@@ -64,15 +69,15 @@ def search_settings(chosen: dict) -> tuple[SearchSettings, str]:
     return SearchSettings(study=study, preset="quick", **chosen).validate(), notes
 
 
-@endpoint(**{name: from_setting(SPECS[name], getattr(SearchSettings, name)) for name in SEARCHED}, owner=OWNER)
+@endpoint(**INPUTS, owner=OWNER)
 def run_search(trials: float, timeout: float, max_epochs: float, limit: float, pruner: str, owner: str = ""):
     """Search the quick preset's settings with Optuna, streaming each trial's result and the study's plots.
 
     Args:
-        trials: training runs to try, 1 to 1,000 (a public demo caps them).
+        trials: training runs to try, 1 to 10,000 (a public demo caps them).
         timeout: seconds after which no new trial starts; 0 = none.
-        max_epochs: each trial trains 1 to this many epochs.
-        limit: reviews of the bundled sample each trial reads, at least 100.
+        max_epochs: each trial trains 1 to this many epochs (at most 100).
+        limit: reviews of the bundled sample each trial reads; 0 = the quick preset's.
         pruner: "median" or "halving" (successive halving): what stops a bad trial after an epoch.
         owner: this browser's id (only the browser that started a search may stop it); may be empty.
     """
@@ -142,7 +147,7 @@ def create_section(checkpoint: gr.Dropdown, owner: gr.BrowserState) -> None:
                     "others were at the same epoch. The best trial's checkpoint is kept. From the command line, and "
                     f"with many workers sharing one study: `python -m sentiment.search`.{public}")
         with gr.Row():
-            trials, timeout, max_epochs, limit = (gr.Number(value, label=SPECS[name].label, info=SPECS[name].hint)
+            trials, timeout, max_epochs, limit = (gr.Number(value, label=SPECS[name].label, info=HINTS[name])
                                                   for name, value in zip(SEARCHED, (6, 600, 2, 2000)))
             pruner = gr.Radio(list(PRUNERS), value="median", label=SPECS["pruner"].label)
         with gr.Row():

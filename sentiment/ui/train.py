@@ -16,7 +16,7 @@ from .. import plots
 from ..checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
 from ..config import GROUPS, ConfigError, Setting, declared, grouped
 from ..contract import OWNER, Choice, Number, Text, from_setting
-from ..data import MORE_REVIEW_COUNT, DataError
+from ..data import MORE_REVIEW_COUNT, DataError, check_review_file
 from ..model import ModelConfig
 from ..presets import PRESETS
 from ..runner import RunInProgress, RunState
@@ -77,16 +77,18 @@ BUNDLED_CHOICES = {"bundled": "sample", "bundled+more": "sample+more"}
 
 
 def data_path(source: str, upload: Path | None) -> str | Path:
-    """What to train on: a bundled data set's name, or the file uploaded for it."""
+    """What to train on: a bundled data set's name, or the file uploaded for it, its format checked from its bytes
+    (only then: a file left in the box while a bundled set is chosen is not read)."""
     if source in BUNDLED_CHOICES:
         return BUNDLED_CHOICES[source]
     if upload is None:
         raise DataError(TRAINING_FILE.when_empty())
+    check_review_file(upload)
     return upload
 
 
 # The inputs of /train before the hyper-parameters, which are each as its config field declares it.
-TRAINING_FILE = Upload("training data", empty=None)  # needed when the data is "upload"
+TRAINING_FILE = Upload("training data", empty=None, reviews=False)  # read when the data is "upload"
 TRAIN_INPUTS = dict(
     source=Choice("data", choices=(*BUNDLED_CHOICES, "upload")), upload=TRAINING_FILE,
     vectors=Upload("word vectors", empty=None, types=VECTOR_TYPES, reviews=False),
@@ -129,9 +131,8 @@ def train_view(run: RunState) -> tuple:
             gr.File(checkpoint, visible=checkpoint is not None))
 
 
-@endpoint()
-def watch_training():
-    """Stream the current (or last) run until it ends; a page refresh re-attaches here."""
+def follow_run():
+    """The views of the current (or last) run, one per change, until it ends."""
     run = state.runner.snapshot()
     yield train_view(run)
     while run.active:
@@ -172,7 +173,7 @@ def _start_training(source: str, upload, vectors, limit: float, name: str, owner
                            max_seconds=limits.max_seconds if limits else None)
     if notes:
         gr.Info(notes)
-    yield from watch_training()
+    yield from follow_run()
 
 
 # An API client sees each hyper-parameter by its field's name (epochs, lr, …), not as param_6 … param_37.
@@ -180,6 +181,12 @@ _fixed = list(inspect.signature(_start_training).parameters.values())[:-1]
 _start_training.__signature__ = inspect.Signature(
     [*_fixed, *(inspect.Parameter(field, inspect.Parameter.POSITIONAL_OR_KEYWORD) for _, field, _ in HYPER_PARAMETERS)])
 start_training = endpoint(**TRAIN_INPUTS)(_start_training)
+
+
+@endpoint()
+def watch_training():
+    """Stream the current (or last) run until it ends; a page refresh re-attaches here."""
+    yield from follow_run()
 
 
 @endpoint(owner=OWNER)
@@ -205,7 +212,7 @@ def hyper_parameter_input(cls, name: str, spec: Setting, value):
         return gr.Dropdown(list(spec.choices), value=value, label=spec.label, info=spec.hint)
     if isinstance(value, bool):
         return gr.Checkbox(value=value, label=spec.label, info=spec.hint)
-    # No bounds or rounding here: `configs` checks every value and says what is wrong with it.
+    # No bounds or rounding here: /train's contract checks every value and says what is wrong with it.
     return gr.Number(value=value, label=spec.label, info=spec.hint, min_width=160)
 
 
@@ -221,7 +228,7 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
         source = gr.Radio([("Bundled Amazon sample (17,974 real reviews; quick)", "bundled"),
                            (f"Sample + {MORE_REVIEW_COUNT:,} more real reviews (the default model's data)", "bundled+more"),
                            ("Upload a file", "upload")], value="bundled", label="Data")
-        # No file_types: Gradio would refuse other files before `data_path` does, with a traceback in the log.
+        # No file_types: Gradio would refuse other files before /train's contract does, with a traceback in the log.
         upload = gr.File(label=(f"fastText .txt/.bz2/.gz or CSV/TSV with a header (≤ {state.SETTINGS.max_upload_mb} MB)"
                                 if state.SETTINGS.allow_uploads else "Uploads are off on this server (see above)"),
                          interactive=state.SETTINGS.allow_uploads, height=150, elem_id="upload")

@@ -406,7 +406,7 @@ def create_tab() -> None:
                                  label="Checkpoint", scale=2)
         layer = gr.Dropdown(layer_choices(first) if first else [], value=default_layer(first) if first else None,
                             label="Layer", scale=1)
-        # No file_types: Gradio would refuse other files before `review_file` does, with a traceback in the log.
+        # No file_types: Gradio would refuse other files before the corpus's contract does, with a traceback in the log.
         corpus = gr.File(label=("Corpus (optional): a review file of at most 20,000 reviews; empty: the checkpoint's "
                                 "own test split") if state.SETTINGS.allow_uploads else
                          "Corpus: the checkpoint's own test split (uploads are off on this server)",
