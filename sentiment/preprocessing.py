@@ -17,6 +17,8 @@ from nltk.tokenize import NLTKWordTokenizer
 
 PAD, UNK, URL = "_PAD", "_UNK", "<url>"
 PAD_ID, UNK_ID = 0, 1
+# The words that deny what follows them, as our tokens spell them ("don't" is `do n't`).
+NEGATIONS = frozenset({"not", "n't", "no", "never", "nothing", "none", "nobody", "without"})
 
 # Bump whenever clean_text or tokenize changes what they return: cached token ids are keyed on it.
 PREPROCESSING_VERSION = 3

@@ -31,7 +31,7 @@ from .config import ConfigError, check_settings, setting
 from .corpus import EncodedReviews, Stopped, TokenizedCorpus, tokenize_files
 from .data import SPLIT_SEED, DataError, data_name, require_both_classes, split_by_source
 from .model import ModelConfig, SentimentNet, describe_device, pick_device
-from .preprocessing import PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab
+from .preprocessing import NEGATIONS, PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab
 from .scoring import TestReport, by_source, evaluate, score
 from .vectors import WordVectors, read_vectors
 
@@ -56,6 +56,11 @@ class TrainConfig:
     # label noise is learned by heart.
     sentences: int = setting(0, "sentences per review", "extra short examples drawn anew each epoch; 0 = none",
                              low=0, high=10, group="switches", public=2)
+    # A negation in a short text mostly marks a complaint, so a model that reads few of the others ("I wasn't
+    # disappointed") reads them as complaints too: drawing more of the reviews' own negated sentences shows it more.
+    negated_weight: float = setting(1.0, "negated sentences' weight", "how many times likelier a sentence with a "
+                                    "negation word (not, n't, no, never, …) is drawn as a short example; 1 = as any",
+                                    low=1.0, high=100.0, group="switches")
     # The tutorial's next step: an embedding that starts from word vectors trained elsewhere (sentiment/vectors.py).
     vectors: str = setting("", "word vectors", "a GloVe .txt, fastText .vec or word2vec text file (plain, .gz, .bz2 or "
                            ".zip) to start the embedding from; its vectors' size sets the embedding size")
@@ -304,12 +309,30 @@ def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | 
     )
 
 
-def one_sentence_each(sentences: EncodedReviews, owner: np.ndarray, rng: np.random.Generator) -> EncodedReviews:
-    """One sentence drawn at random from each review that has any (`owner` is sorted)."""
-    counts = np.bincount(owner)
-    has = np.flatnonzero(counts)
-    first = np.cumsum(counts) - counts
-    return sentences.subset(first[has] + (rng.random(len(has)) * counts[has]).astype(np.int64))
+def one_sentence_each(sentences: EncodedReviews, owner: np.ndarray, rng: np.random.Generator,
+                      weights: np.ndarray | None = None) -> EncodedReviews:
+    """One sentence drawn at random from each review that has any (`owner` is sorted), each sentence as likely as its
+    review's others or, given `weights`, in proportion to its weight."""
+    if weights is None:
+        counts = np.bincount(owner)
+        has = np.flatnonzero(counts)
+        first = np.cumsum(counts) - counts
+        return sentences.subset(first[has] + (rng.random(len(has)) * counts[has]).astype(np.int64))
+    # Each sentence draws an exponential time divided by its weight; the first of each review's to arrive wins, so
+    # each is drawn in proportion to its weight (an exponential race).
+    order = np.lexsort((rng.exponential(size=len(owner)) / weights, owner))
+    first = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1]])
+    return sentences.subset(np.sort(order[first]))
+
+
+def holds_negation(reviews: EncodedReviews, vocab: Vocab) -> np.ndarray:
+    """(N,) bool: whether each text holds one of the NEGATIONS."""
+    denying = np.array([vocab.stoi[t] for t in NEGATIONS if t in vocab.stoi])
+    offsets = np.cumsum(reviews.lengths) - reviews.lengths  # where each text starts among all their tokens
+    positions = np.repeat(reviews.starts - offsets, reviews.lengths) + np.arange(reviews.lengths.sum())
+    found = np.zeros(len(reviews), dtype=np.int64)
+    np.add.at(found, np.repeat(np.arange(len(reviews)), reviews.lengths), np.isin(reviews.ids_at(positions), denying))
+    return found > 0
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -325,9 +348,8 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
     predicts the next token and, in a bidirectional layer, each backward state the one before. A projection to the
     embedding size and the embedding itself make the output layer (tied weights, Press & Wolf 2017); it is dropped
     afterwards (`keep_language_model` keeps it), and the classifier's head is not touched. Under `world` > 1 processes
-    each reads its share of every batch (`rank_share`) and their gradients are averaged at every step, so the
-    replicas stay identical and take the steps one process would. Returns the projection, or None when stopped before
-    the end."""
+    each reads its share of every batch (`rank_share`) and their gradients are averaged at every step: the steps one
+    process would take. Returns the projection, or None when stopped before the end."""
     c = model.config
     if c.bidirectional and c.num_layers > 1:
         raise ConfigError("pre-training a bidirectional model needs num_layers 1: a second layer's forward direction "
@@ -524,6 +546,9 @@ class _Run:
         self.rng = np.random.default_rng(config.seed)
         self.reviews = prepared.train
         self.sentences, self.sentence_owner = prepared.sentences, prepared.sentence_owner
+        self.sentence_weights = None
+        if config.sentences and config.negated_weight != 1.0 and self.sentences is not None:
+            self.sentence_weights = np.where(holds_negation(self.sentences, prepared.vocab), config.negated_weight, 1.0)
         self.model = SentimentNet(model_config).to(device)
         self.language_model: tuple[dict, dict] | None = None  # (weights, projection) as pre-training left them
         if vectors is not None:
@@ -570,7 +595,8 @@ class _Run:
         self.epochs_done += 1
         reviews = self.reviews
         for _ in range(config.sentences):
-            reviews = reviews.extended(one_sentence_each(self.sentences, self.sentence_owner, self.rng))
+            reviews = reviews.extended(one_sentence_each(self.sentences, self.sentence_owner, self.rng,
+                                                         self.sentence_weights))
         batches = list(rank_share(length_bucketed_batches(reviews.lengths, config.batch_size, self.rng), self.rank,
                                   self.world))
         for i, (whole, rows, counted) in enumerate(batches):

@@ -9,12 +9,12 @@ import pytest
 
 from sentiment.bench.__main__ import main
 from sentiment.bench.measure import PeakMemory
-from sentiment.bench.quality import NEGATIONS, has_negation, held_out_sets, mcnemar_p, short_validation_texts
+from sentiment.bench.quality import has_negation, held_out_sets, mcnemar_p, short_validation_texts
 from sentiment.bench.reference import reference_preprocess
 from sentiment.checkpoint import load_checkpoint
 from sentiment.corpus import tokenize_corpus
 from sentiment.data import BUNDLED_SAMPLE, TYPED_SENTENCES, load_reviews, split_indices
-from sentiment.preprocessing import tokenize_review
+from sentiment.preprocessing import NEGATIONS, tokenize_review
 from sentiment.presets import PRESETS
 
 SMALL = ["--reviews", "600", "--repeats", "1", "--train-steps", "1", "--embedding", "16", "--hidden", "16",

@@ -251,7 +251,7 @@ def test_a_search_draws_optunas_plots_and_fills_its_trials_table(page):
     section.get_by_text("Search: let Optuna choose").click()
     section.get_by_label("trials", exact=True).fill("3")
     section.get_by_label("max epochs", exact=True).fill("1")
-    section.get_by_label("reviews per trial", exact=True).fill("300")
+    section.get_by_label("row limit", exact=True).fill("300")
     page.get_by_role("button", name="Start search").click()
     page.wait_for_function("document.querySelector('#search-status').innerText.startsWith('Finished')",
                            timeout=180_000)

@@ -159,6 +159,30 @@ def test_sentence_examples_are_whole_sentences_of_their_reviews_drawn_anew_each_
         replace(config, sentences=True).validate()
 
 
+def test_negated_sentences_are_found_in_the_ids_and_drawn_in_proportion_to_their_weight():
+    from sentiment.preprocessing import NEGATIONS
+    from sentiment.trainer import holds_negation, one_sentence_each, prepare_data
+
+    prepared = prepare_data(BUNDLED_SAMPLE, replace(SMALL_TRAIN, limit=1000, sentences=1))
+    pool, owner, vocab = prepared.sentences, prepared.sentence_owner, prepared.vocab
+    negated = holds_negation(pool, vocab)
+    words = [[vocab.itos[i] for i in pool.review(k)] for k in range(len(pool))]
+    assert negated.tolist() == [not NEGATIONS.isdisjoint(w) for w in words]
+    assert 0.1 < negated.mean() < 0.5
+    # In a review of k negated sentences and m others, a weight of 4 draws a negated one with probability 4k/(4k + m).
+    k, m = (np.bincount(owner, weights=w) for w in (negated, ~negated))
+    mixed = np.flatnonzero((k > 0) & (m > 0))
+    rows = np.flatnonzero(np.isin(owner, mixed))
+    sentences, owners, weights = pool.subset(rows), owner[rows], np.where(negated[rows], 4.0, 1.0)
+    rng = np.random.default_rng(0)
+    draws = [one_sentence_each(sentences, owners, rng, weights) for _ in range(200)]
+    drawn_negated = np.mean([np.isin(d.starts, sentences.starts[negated[rows]]).mean() for d in draws])
+    expected = np.mean(4 * k[mixed] / (4 * k[mixed] + m[mixed]))
+    uniform = np.mean(k[mixed] / (k[mixed] + m[mixed]))
+    assert len(mixed) > 100 and abs(drawn_negated - expected) < 0.01 and expected - uniform > 0.2
+    assert all(len(d) == len(mixed) for d in draws)  # still one sentence a review
+
+
 @pytest.mark.slow
 def test_language_model_pretraining_runs_first_and_learns_to_predict_the_next_token(tmp_path):
     events = list(train(replace(SMALL_TRAIN, limit=1500, epochs=1, pretrain_epochs=2, lr=0.01), SMALL_MODEL,

@@ -21,14 +21,11 @@ import numpy as np
 from ..corpus import TokenizedCorpus, tokenize_files
 from ..data import Splits, split_by_source, typed_sentences
 from ..predictor import Predictor, load_predictor
-from ..preprocessing import tokenize_review
+from ..preprocessing import NEGATIONS, tokenize_review
 from ..presets import PRESETS
 from ..scoring import score
 from ..trainer import train
 from .measure import Row
-
-NEGATIONS = frozenset({"not", "n't", "no", "never", "nothing", "none", "nobody", "without"})
-
 
 def has_negation(tokens: list[str]) -> bool:
     return not NEGATIONS.isdisjoint(tokens)
