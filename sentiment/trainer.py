@@ -60,7 +60,7 @@ class TrainConfig:
     # disappointed") reads them as complaints too: drawing more of the reviews' own negated sentences shows it more.
     negated_weight: float = setting(1.0, "negated sentences' weight", "how many times likelier a sentence with a "
                                     "negation word (not, n't, no, never, …) is drawn as a short example; 1 = as any",
-                                    low=1.0, high=100.0, group="switches")
+                                    low=1.0, high=100.0, group="data")
     # The tutorial's next step: an embedding that starts from word vectors trained elsewhere (sentiment/vectors.py).
     vectors: str = setting("", "word vectors", "a GloVe .txt, fastText .vec or word2vec text file (plain, .gz, .bz2 or "
                            ".zip) to start the embedding from; its vectors' size sets the embedding size")

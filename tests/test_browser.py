@@ -292,7 +292,7 @@ def test_playground_builds_each_cell_type(page):
     assert "c_n" not in page.locator("#shape-table").inner_text()
     tab.get_by_label("hidden size", exact=True).fill("0")
     page.get_by_role("button", name="Show shapes").click()
-    page.get_by_text("hidden_size must be between").first.wait_for()
+    page.get_by_text("hidden size must be between").first.wait_for()
     tab.get_by_label("hidden size", exact=True).fill("10")
     page.get_by_role("radio", name="LSTM").check()
     page.wait_for_function("document.body.innerText.includes('4 gates (i, f, g, o)')")

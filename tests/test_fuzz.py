@@ -277,6 +277,7 @@ def client_after_fuzzing(app_url, crashes):
 NUMBERS = ["", "nan", "inf", "-1", "1e309", "99999999999", "abc", "\x7f"]  # ints and bounded floats
 UNPARSED = ["", "nan", "abc", "1e309", "\x7f", "1.5"]  # not an int at all
 CHOICES = ["", "abc", "\x7f", "LSTM ", "-"]
+LAYERS = CHOICES[1:]  # "" is the top layer, as in the Units tab
 PATHS = ["", "missing.pt", "../nope", "\x7f", "nan", "/dev/null", "."]
 CLI = {
     "sentiment.train": [(["--epochs", "--lr", "--batch-size", "--hidden-size", "--dropout", "--max-len", "--limit",
@@ -287,7 +288,7 @@ CLI = {
     "sentiment.memory": [(["--cells"], CHOICES), (["--distances", "--steps"], UNPARSED)],
     "sentiment.vectors": [(["export"], PATHS)],
     "sentiment.bench": [(["--seeds", "--repeats", "--train-steps"], UNPARSED)],
-    "sentiment.units": [(["--checkpoint", "--data"], PATHS), (["--layer"], CHOICES), (["--top"], UNPARSED)],
+    "sentiment.units": [(["--checkpoint", "--data"], PATHS), (["--layer"], LAYERS), (["--top"], UNPARSED)],
     "sentiment.search": [(["--trials", "--timeout", "--limit", "--max-epochs"], NUMBERS), (["--pruner"], CHOICES),
                          (["--storage"], ["ftp://x", "journal:", "journal:/no/such/dir/s", "redis://x", "nan",
                                           "sqlite:////no/such/dir/s.db", "\x7f"]), (["--study"], ["", "x" * 101])],
