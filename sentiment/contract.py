@@ -1,7 +1,7 @@
 """What every endpoint accepts, declared once: for each input its kind, its range or choices, its length, and what an
 empty value stands for (or that an empty one is refused).
 
-    @endpoint(review=REVIEW, checkpoint=CHECKPOINT, units=Number("units shown", 1, 64, integer=True))
+    @endpoint(review=REVIEW, checkpoint=CHECKPOINT, units=Number("units to show", 1, 64, integer=True))
     def predict(review, checkpoint, units): ...
 
 The boundary (`ui/boundary.endpoint`) checks a call against its endpoint's declaration before any work starts and hands

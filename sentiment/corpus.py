@@ -76,6 +76,11 @@ class EncodedReviews:
     def review(self, i: int) -> np.ndarray:
         return self.ids_at(np.arange(self.starts[i], self.starts[i] + self.lengths[i]))
 
+    def flat_ids(self) -> np.ndarray:
+        """Every review's vocabulary ids, the reviews one after another."""
+        offsets = np.cumsum(self.lengths) - self.lengths  # where each review starts among all their ids
+        return self.ids_at(np.repeat(self.starts - offsets, self.lengths) + np.arange(self.lengths.sum()))
+
     def subset(self, rows: np.ndarray) -> EncodedReviews:
         """A view of some of these reviews (a split, a batch), still without copying ids."""
         return EncodedReviews(self.token_ids, self.starts[rows], self.lengths[rows], self.labels[rows], self.lookup)

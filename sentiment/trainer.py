@@ -328,11 +328,8 @@ def one_sentence_each(sentences: EncodedReviews, owner: np.ndarray, rng: np.rand
 def holds_negation(reviews: EncodedReviews, vocab: Vocab) -> np.ndarray:
     """(N,) bool: whether each text holds one of the NEGATIONS."""
     denying = np.array([vocab.stoi[t] for t in NEGATIONS if t in vocab.stoi])
-    offsets = np.cumsum(reviews.lengths) - reviews.lengths  # where each text starts among all their tokens
-    positions = np.repeat(reviews.starts - offsets, reviews.lengths) + np.arange(reviews.lengths.sum())
-    found = np.zeros(len(reviews), dtype=np.int64)
-    np.add.at(found, np.repeat(np.arange(len(reviews)), reviews.lengths), np.isin(reviews.ids_at(positions), denying))
-    return found > 0
+    text_of = np.repeat(np.arange(len(reviews)), reviews.lengths)  # (tokens,)
+    return np.bincount(text_of, weights=np.isin(reviews.flat_ids(), denying), minlength=len(reviews)) > 0
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:

@@ -75,9 +75,8 @@ def token_counts(reviews: EncodedReviews, size: int, chunk: int = 10_000) -> np.
     """(size,) how often each vocabulary id occurs in the reviews (read a chunk of reviews at a time)."""
     counts = np.zeros(size, dtype=np.int64)
     for first in range(0, len(reviews), chunk):
-        starts, lengths = reviews.starts[first:first + chunk], reviews.lengths[first:first + chunk]
-        positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        counts += np.bincount(reviews.ids_at(positions), minlength=size)
+        part = reviews.subset(np.arange(first, min(first + chunk, len(reviews))))
+        counts += np.bincount(part.flat_ids(), minlength=size)
     return counts
 
 

@@ -60,13 +60,12 @@ def search_settings(chosen: dict) -> tuple[SearchSettings, str]:
     on what the caps changed."""
     notes = ""
     if state.SETTINGS.public:
-        capped = {name: spec.public for name, _, spec in declared(SearchSettings)
-                  if name in chosen and over_public_cap(chosen[name], spec)}
+        capped = {name: SPECS[name].public for name in chosen if over_public_cap(chosen[name], SPECS[name])}
         chosen = {**chosen, **capped}
         if capped:
             notes = "Public demo limits applied: " + ", ".join(f"{SPECS[k].label} {v:,}" for k, v in capped.items())
     study = f"app-{datetime.now():%Y%m%d-%H%M%S}"
-    return SearchSettings(study=study, preset="quick", **chosen).validate(), notes
+    return SearchSettings(study=study, preset="quick", **chosen), notes  # `Search` validates it
 
 
 @endpoint(**INPUTS, owner=OWNER)

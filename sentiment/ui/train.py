@@ -14,7 +14,7 @@ import gradio as gr
 
 from .. import plots
 from ..checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
-from ..config import GROUPS, ConfigError, Setting, declared, grouped
+from ..config import GROUPS, ConfigError, Setting, grouped, spec_of
 from ..contract import OWNER, Choice, Number, Text, from_setting
 from ..data import MORE_REVIEW_COUNT, DataError, check_review_file
 from ..model import ModelConfig
@@ -98,7 +98,7 @@ TRAIN_INPUTS = dict(
 
 def check_public_vectors(vectors: str, model_config: ModelConfig) -> None:
     """On a public demo the vectors' size, which sets the embedding size, stays within the embedding's cap."""
-    cap = next(spec.public for name, _, spec in declared(ModelConfig) if name == "embedding_dim")
+    cap = spec_of(ModelConfig, "embedding_dim").public
     size = vector_size(vectors) if vectors else 0
     if size > cap:
         raise DataError(f"{Path(vectors).name}: vectors of {size} numbers; a public demo's embedding has at most {cap}")
