@@ -61,6 +61,11 @@ class TrainConfig:
     negated_weight: float = setting(1.0, "negated sentences' weight", "how many times likelier a sentence with a "
                                     "negation word (not, n't, no, never, …) is drawn as a short example; 1 = as any",
                                     low=1.0, high=100.0, group="data")
+    # Negated praise is the rarest of them: most negated sentences complain, so a model still reads "I can't fault it"
+    # as a complaint unless the praising reviews' negated sentences come up more often again.
+    negated_praise_weight: float = setting(1.0, "negated praise's weight", "how many times likelier again a praising "
+                                           "review's negated sentence is drawn; 1 = as the negated sentences' weight "
+                                           "says", low=1.0, high=100.0, group="data")
     # The tutorial's next step: an embedding that starts from word vectors trained elsewhere (sentiment/vectors.py).
     vectors: str = setting("", "word vectors", "a GloVe .txt, fastText .vec or word2vec text file (plain, .gz, .bz2 or "
                            ".zip) to start the embedding from; its vectors' size sets the embedding size")
@@ -332,6 +337,15 @@ def holds_negation(reviews: EncodedReviews, vocab: Vocab) -> np.ndarray:
     return np.bincount(text_of, weights=np.isin(reviews.flat_ids(), denying), minlength=len(reviews)) > 0
 
 
+def sentence_weights(sentences: EncodedReviews, vocab: Vocab, config: TrainConfig) -> np.ndarray | None:
+    """(N,) how likely each sentence is drawn against its review's others: negated_weight for a negated one, times
+    negated_praise_weight in a praising review; None where every sentence is as likely (the plain draw)."""
+    if config.negated_weight == config.negated_praise_weight == 1.0:
+        return None
+    praise = np.where(sentences.labels == 1, config.negated_praise_weight, 1.0)
+    return np.where(holds_negation(sentences, vocab), config.negated_weight * praise, 1.0)
+
+
 def _scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     if schedule == "cosine":
         return torch.optim.lr_scheduler.LambdaLR(
@@ -544,8 +558,8 @@ class _Run:
         self.reviews = prepared.train
         self.sentences, self.sentence_owner = prepared.sentences, prepared.sentence_owner
         self.sentence_weights = None
-        if config.sentences and config.negated_weight != 1.0 and self.sentences is not None:
-            self.sentence_weights = np.where(holds_negation(self.sentences, prepared.vocab), config.negated_weight, 1.0)
+        if config.sentences and self.sentences is not None:
+            self.sentence_weights = sentence_weights(self.sentences, prepared.vocab, config)
         self.model = SentimentNet(model_config).to(device)
         self.language_model: tuple[dict, dict] | None = None  # (weights, projection) as pre-training left them
         if vectors is not None:

@@ -161,19 +161,26 @@ def test_sentence_examples_are_whole_sentences_of_their_reviews_drawn_anew_each_
 
 def test_negated_sentences_are_found_in_the_ids_and_drawn_in_proportion_to_their_weight():
     from sentiment.preprocessing import NEGATIONS
-    from sentiment.trainer import holds_negation, one_sentence_each, prepare_data
+    from sentiment.trainer import holds_negation, one_sentence_each, prepare_data, sentence_weights
 
-    prepared = prepare_data(BUNDLED_SAMPLE, replace(SMALL_TRAIN, limit=1000, sentences=1))
+    config = replace(SMALL_TRAIN, limit=1000, sentences=1)
+    prepared = prepare_data(BUNDLED_SAMPLE, config)
     pool, owner, vocab = prepared.sentences, prepared.sentence_owner, prepared.vocab
     negated = holds_negation(pool, vocab)
     words = [[vocab.itos[i] for i in pool.review(k)] for k in range(len(pool))]
     assert negated.tolist() == [not NEGATIONS.isdisjoint(w) for w in words]
     assert 0.1 < negated.mean() < 0.5
+    assert sentence_weights(pool, vocab, config) is None  # the plain draw
+    weights = sentence_weights(pool, vocab, replace(config, negated_weight=2.0, negated_praise_weight=3.0))
+    praise = pool.labels == 1
+    assert set(weights[~negated]) == {1.0} and set(weights[negated & ~praise]) == {2.0}
+    assert set(weights[negated & praise]) == {6.0}
     # In a review of k negated sentences and m others, a weight of 4 draws a negated one with probability 4k/(4k + m).
     k, m = (np.bincount(owner, weights=w) for w in (negated, ~negated))
     mixed = np.flatnonzero((k > 0) & (m > 0))
     rows = np.flatnonzero(np.isin(owner, mixed))
-    sentences, owners, weights = pool.subset(rows), owner[rows], np.where(negated[rows], 4.0, 1.0)
+    sentences, owners = pool.subset(rows), owner[rows]
+    weights = sentence_weights(sentences, vocab, replace(config, negated_weight=4.0))
     rng = np.random.default_rng(0)
     draws = [one_sentence_each(sentences, owners, rng, weights) for _ in range(200)]
     drawn_negated = np.mean([np.isin(d.starts, sentences.starts[negated[rows]]).mean() for d in draws])
