@@ -58,14 +58,14 @@ class TrainConfig:
                              low=0, high=10, group="switches", public=2)
     # A negation in a short text mostly marks a complaint, so a model that reads few of the others ("I wasn't
     # disappointed") reads them as complaints too: drawing more of the reviews' own negated sentences shows it more.
-    negated_weight: float = setting(1.0, "negated sentences' weight", "how many times likelier a sentence with a "
-                                    "negation word (not, n't, no, never, …) is drawn as a short example; 1 = as any",
+    negated_weight: float = setting(1.0, "negated sentences' weight", "how many times likelier a sentence with not, "
+                                    "n't, no, never, … is drawn as a short example; 1 = as any",
                                     low=1.0, high=100.0, group="data")
     # Negated praise is the rarest of them: most negated sentences complain, so a model still reads "I can't fault it"
     # as a complaint unless the praising reviews' negated sentences come up more often again.
-    negated_praise_weight: float = setting(1.0, "negated praise's weight", "how many times likelier again a praising "
-                                           "review's negated sentence is drawn; 1 = as the negated sentences' weight "
-                                           "says", low=1.0, high=100.0, group="data")
+    negated_praise_weight: float = setting(1.0, "negated praise's weight", "times likelier again for a praising "
+                                           "review's negated sentence; 1 = as any negated one", low=1.0, high=100.0,
+                                           group="data")
     # The tutorial's next step: an embedding that starts from word vectors trained elsewhere (sentiment/vectors.py).
     vectors: str = setting("", "word vectors", "a GloVe .txt, fastText .vec or word2vec text file (plain, .gz, .bz2 or "
                            ".zip) to start the embedding from; its vectors' size sets the embedding size")

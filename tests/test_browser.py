@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from sentiment.checkpoint import CHECKPOINT_DIR
+from sentiment.config import GROUPS
 from sentiment.presets import PRESETS
 from sentiment.ui import state
+from sentiment.ui.train import HYPER_PARAMETERS
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
@@ -184,6 +186,12 @@ def test_train_tab_puts_the_few_settings_first_and_the_rest_under_advanced(page)
     checkbox.wait_for()
     label = page.locator("label").filter(has=checkbox).first
     assert label.bounding_box()["width"] > 120 and "bidirectional" in label.inner_text()  # readable, not squeezed
+    # Each group's inputs stay on one line: a row too full wraps its last input back under its first.
+    advanced = page.locator("#advanced")
+    for group in GROUPS[1:]:
+        labels = [spec.label for *_, spec in HYPER_PARAMETERS if spec.group == group]
+        lefts = [advanced.get_by_label(label, exact=True).bounding_box()["x"] for label in labels]
+        assert lefts == sorted(lefts) and len(set(lefts)) == len(lefts), (group, dict(zip(labels, lefts)))
     _shot(page, "train-advanced")
 
 

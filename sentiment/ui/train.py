@@ -207,13 +207,17 @@ def server_restrictions() -> str:
     return "\n\n".join(f"⚠ {sentence}" for sentence in state.SETTINGS.restrictions())
 
 
+# Narrow enough for eight inputs in a row of a 1280-pixel page (Gradio's default of 160 wraps the eighth).
+INPUT_WIDTH = 130
+
+
 def hyper_parameter_input(cls, name: str, spec: Setting, value):
     if spec.choices:
-        return gr.Dropdown(list(spec.choices), value=value, label=spec.label, info=spec.hint)
+        return gr.Dropdown(list(spec.choices), value=value, label=spec.label, info=spec.hint, min_width=INPUT_WIDTH)
     if isinstance(value, bool):
-        return gr.Checkbox(value=value, label=spec.label, info=spec.hint)
+        return gr.Checkbox(value=value, label=spec.label, info=spec.hint, min_width=INPUT_WIDTH)
     # No bounds or rounding here: /train's contract checks every value and says what is wrong with it.
-    return gr.Number(value=value, label=spec.label, info=spec.hint, min_width=160)
+    return gr.Number(value=value, label=spec.label, info=spec.hint, min_width=INPUT_WIDTH)
 
 
 def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
