@@ -113,6 +113,9 @@ class TrainConfig:
         check_settings(self)
         if not isinstance(self.vectors, str) or (self.vectors and not Path(self.vectors).is_file()):
             raise ConfigError(f"word vectors: {str(self.vectors)[:80]!r} is not a file")
+        if (self.negated_weight != 1.0 or self.negated_praise_weight != 1.0) and not self.sentences:
+            raise ConfigError("negated sentences' weight: it weighs the sentences drawn as short examples, and none are "
+                              "drawn (set sentences per review above 0, or the weights to 1)")
         if self.keep_language_model and not self.pretrain_epochs:
             raise ConfigError("keep the language model: there is none without language-model pre-training (set "
                               "pre-training epochs above 0)")
@@ -342,8 +345,8 @@ def sentence_weights(sentences: EncodedReviews, vocab: Vocab, config: TrainConfi
     negated_praise_weight in a praising review; None where every sentence is as likely (the plain draw)."""
     if config.negated_weight == config.negated_praise_weight == 1.0:
         return None
-    praise = np.where(sentences.labels == 1, config.negated_praise_weight, 1.0)
-    return np.where(holds_negation(sentences, vocab), config.negated_weight * praise, 1.0)
+    praise_factor = np.where(sentences.labels == 1, config.negated_praise_weight, 1.0)
+    return np.where(holds_negation(sentences, vocab), config.negated_weight * praise_factor, 1.0)
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:

@@ -175,6 +175,8 @@ def test_negated_sentences_are_found_in_the_ids_and_drawn_in_proportion_to_their
     praise = pool.labels == 1
     assert set(weights[~negated]) == {1.0} and set(weights[negated & ~praise]) == {2.0}
     assert set(weights[negated & praise]) == {6.0}
+    with pytest.raises(ConfigError, match="none are drawn"):
+        replace(config, sentences=0, negated_praise_weight=3.0).validate()
     # In a review of k negated sentences and m others, a weight of 4 draws a negated one with probability 4k/(4k + m).
     k, m = (np.bincount(owner, weights=w) for w in (negated, ~negated))
     mixed = np.flatnonzero((k > 0) & (m > 0))

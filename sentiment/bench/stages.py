@@ -330,7 +330,8 @@ def bench_vectors(args: argparse.Namespace) -> list[Row]:
     from `--checkpoint`'s (pre-trained, exported as a fastText .vec file) against a random start: validation accuracy
     after the epoch, for each seed. `--checkpoint` has seen the sample's training split, never its validation split."""
     preset = PRESETS["lab"]
-    config = replace(preset.train, epochs=1, pretrain_epochs=0, titles=False, sentences=0, device=args.device)
+    config = replace(preset.train, epochs=1, pretrain_epochs=0, titles=False, sentences=0, negated_weight=1.0,
+                     negated_praise_weight=1.0, device=args.device)
     accuracies: dict[str, list[float]] = {"random": [], "vectors": []}
     with tempfile.TemporaryDirectory() as folder:
         exported = Path(folder) / f"{args.checkpoint.stem}.vec"

@@ -176,7 +176,7 @@ def _start_training(source: str, upload, vectors, limit: float, name: str, owner
     yield from follow_run()
 
 
-# An API client sees each hyper-parameter by its field's name (epochs, lr, …), not as param_6 … param_37.
+# An API client sees each hyper-parameter by its field's name (epochs, lr, …), not as param_6, param_7, ….
 _fixed = list(inspect.signature(_start_training).parameters.values())[:-1]
 _start_training.__signature__ = inspect.Signature(
     [*_fixed, *(inspect.Parameter(field, inspect.Parameter.POSITIONAL_OR_KEYWORD) for _, field, _ in HYPER_PARAMETERS)])
@@ -245,7 +245,7 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     rows = [specs[sum(ROWS[:i]) : sum(ROWS[: i + 1])] for i in range(len(ROWS))]
     with gr.Row(equal_height=True):
         made = [hyper_parameter_input(*spec) for spec in rows[0]]
-    with gr.Accordion("Advanced: readout, pre-training, regularisation, schedule, vocabulary, device", open=False,
+    with gr.Accordion("Advanced: readout, pre-training, short examples, regularisation, schedule, vocabulary, device", open=False,
                       elem_id="advanced"):
         for row in rows[1:]:
             with gr.Row(equal_height=True):
