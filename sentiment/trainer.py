@@ -560,9 +560,8 @@ class _Run:
         self.rng = np.random.default_rng(config.seed)
         self.reviews = prepared.train
         self.sentences, self.sentence_owner = prepared.sentences, prepared.sentence_owner
-        self.sentence_weights = None
-        if config.sentences and self.sentences is not None:
-            self.sentence_weights = sentence_weights(self.sentences, prepared.vocab, config)
+        self.sentence_weights = (None if self.sentences is None
+                                 else sentence_weights(self.sentences, prepared.vocab, config))
         self.model = SentimentNet(model_config).to(device)
         self.language_model: tuple[dict, dict] | None = None  # (weights, projection) as pre-training left them
         if vectors is not None:

@@ -245,8 +245,8 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     rows = [specs[sum(ROWS[:i]) : sum(ROWS[: i + 1])] for i in range(len(ROWS))]
     with gr.Row(equal_height=True):
         made = [hyper_parameter_input(*spec) for spec in rows[0]]
-    with gr.Accordion("Advanced: readout, pre-training, short examples, regularisation, schedule, vocabulary, device", open=False,
-                      elem_id="advanced"):
+    with gr.Accordion("Advanced: readout, pre-training, short examples, regularisation, schedule, vocabulary, device",
+                      open=False, elem_id="advanced"):
         for row in rows[1:]:
             with gr.Row(equal_height=True):
                 made += [hyper_parameter_input(*spec) for spec in row]
