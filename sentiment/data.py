@@ -452,15 +452,18 @@ def split_indices(n: int, seed: int = SPLIT_SEED, fractions: tuple[float, float,
     return Splits(order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])
 
 
-def split_by_source(sizes: list[int], seed: int = SPLIT_SEED) -> Splits:
+def split_by_source(sizes: list[int], seed: int = SPLIT_SEED, train_share: float = 1.0) -> Splits:
     """Each source (a block of `sizes[k]` consecutive rows) split 80/10/10 on its own, so that every source is held out
     in proportion and a source's split never depends on what else is read with it: one source alone is split exactly
-    as `split_indices` splits it."""
+    as `split_indices` splits it. With `train_share` below 1 only that share of each source's training rows is kept,
+    the first of their shuffled order, so that a smaller share lies within every larger one (a learning curve's runs
+    train on nested data and are scored on the same validation and test rows)."""
     parts: list[Splits] = []
     start = 0
     for size in sizes:
         # A source cut to a couple of reviews by a small row limit has none to spare: they are all trained on.
         own = split_indices(size, seed) if size >= 3 or len(sizes) == 1 else Splits(np.arange(size), *[np.arange(0)] * 2)
-        parts.append(Splits(own.train + start, own.val + start, own.test + start))
+        kept = own.train[: max(1, round(train_share * len(own.train)))] if len(own.train) else own.train
+        parts.append(Splits(kept + start, own.val + start, own.test + start))
         start += size
     return Splits(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("train", "val", "test")))

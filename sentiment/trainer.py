@@ -105,6 +105,10 @@ class TrainConfig:
                           group="data")
     precision: str = setting("fp32", "precision", "bf16 or fp16 train under autocast (fp16 on CUDA only)",
                              choices=tuple(PRECISIONS), group="data")
+    # The learning curve's knob (`bench curve`): less of the same data, scored on the same held-out reviews.
+    train_share: float = setting(1.0, "training share", "the share of each source's training reviews trained on, a "
+                                 "fixed part (a smaller share lies within every larger one); validation and test "
+                                 "unchanged", low=0.001, high=1.0)
     # The Train tab shows the row limit beside the data it limits, not among these groups.
     limit: int = setting(0, "row limit", "reviews read, from each file of a data set in proportion to its size; 0 = all",
                          low=0, high=1_000_000_000, public=5000, unlimited_at=0)
@@ -266,6 +270,7 @@ class PreparedData:
 
 
 MIN_REVIEWS = 100  # 80 to train on, 10 to validate, 10 to test: below that a test report means nothing
+MIN_SHARED_REVIEWS = 80  # what a full split of MIN_REVIEWS trains on
 
 
 def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | None = None) -> PreparedData:
@@ -276,7 +281,10 @@ def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | 
     if len(corpus) < MIN_REVIEWS:
         raise DataError(f"{data_name(data)}: {len(corpus):,} usable reviews; training needs at least {MIN_REVIEWS} "
                         "(80% to train on, 10% each to validate and test)")
-    splits = split_by_source(corpus.sizes)
+    splits = split_by_source(corpus.sizes, train_share=config.train_share)
+    if config.train_share < 1 and len(splits.train) < MIN_SHARED_REVIEWS:
+        raise DataError(f"training share {config.train_share:g}: {len(splits.train):,} reviews to train on; a share "
+                        f"needs at least {MIN_SHARED_REVIEWS} (a larger share, or more reviews)")
     trained_on = np.concatenate([splits.train, splits.val]) if config.refit else splits.train
     vocab = corpus.build_vocab(trained_on, config.min_freq, config.max_vocab or None)
     train = corpus.encode(vocab, trained_on, config.max_len)
@@ -297,6 +305,7 @@ def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | 
         "split_seed": SPLIT_SEED,
         "preprocessing_version": PREPROCESSING_VERSION,  # how the text was read: a later version reads it otherwise
         "limit": config.limit,
+        "train_share": config.train_share,
         "train": len(trained_on),
         "val": len(splits.val),
         "test": len(splits.test),

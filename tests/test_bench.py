@@ -165,6 +165,31 @@ def test_quality_stage_trains_the_recipe_per_seed_beside_the_baseline(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_curve_stage_trains_both_models_on_nested_shares_and_scores_them_on_the_same_held_out_reviews(tmp_path):
+    path = tmp_path / "curve.json"
+    main(["curve", "--preset", "quick", "--seeds", "0", "--shares", "0.5", "0.25", "--baseline-c", "4",
+          "--json", str(path)])
+    rows = {name: r for name, r in _rows(path).items() if r["stage"] == "curve" and r["unit"] != "MB"}
+    train = split_indices(PRESETS["quick"].train.limit).train
+    per_share = {}
+    for name, row in rows.items():
+        if found := re.match(r"quick, (\d+)% of the training reviews \(([\d,]+)\), mean of 1 seeds: (.+) \(TF-IDF", name):
+            share, trained, held = int(found[1]), int(found[2].replace(",", "")), found[3]
+            assert trained == round(share / 100 * len(train))  # the share each model trained on
+            assert 50 <= row["value"] <= 100 and 50 <= row["reference"] <= 100
+            per_share.setdefault(held, {})[share] = row
+    # The same held-out sets at each share, the sample's test and validation splits and the typed sentences.
+    assert set(per_share) == {"the sample's test split", "typed sentences", "the sample's validation split (400)"}
+    assert all(list(scores) == [25, 50] for scores in per_share.values())
+    for held, scores in per_share.items():  # what the doubling bought, each model
+        gained = next(r for name, r in rows.items() if name.startswith("quick: points gained from 25% to 50%")
+                      and f", {held} (" in name)
+        assert gained["value"] == pytest.approx(scores[50]["value"] - scores[25]["value"])
+        assert gained["reference"] == pytest.approx(scores[50]["reference"] - scores[25]["reference"])
+    assert len(rows) == 3 * len(per_share)
+
+
+@pytest.mark.slow
 def test_a_refit_quality_run_trains_both_models_on_train_and_validation_and_leaves_validation_unscored(tmp_path):
     path = tmp_path / "quality.json"
     main(["quality", "--preset", "quick", "--seeds", "0", "--baseline-c", "4", "--refit", "--json", str(path)])

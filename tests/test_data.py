@@ -193,3 +193,18 @@ def test_each_source_is_split_on_its_own_so_the_samples_split_never_moves():
         in_second = rows[(rows >= sizes[0]) & (rows < sizes[0] + sizes[1])] - sizes[0]
         assert np.array_equal(in_second, getattr(split_indices(sizes[1]), part))
     assert sorted(np.concatenate([joined.train, joined.val, joined.test])) == list(range(sum(sizes)))
+
+
+def test_a_training_share_keeps_part_of_each_sources_training_rows_nested_and_holds_out_the_same_rows():
+    sizes = [17_974, 2_093, 25_927]
+    whole, half, tenth = (split_by_source(sizes, train_share=share) for share in (1.0, 0.5, 0.1))
+    edges = np.cumsum([0, *sizes])
+    for share, part in ((0.5, half), (0.1, tenth)):
+        for start, end in zip(edges, edges[1:]):
+            mine, all_of_it = part.train[(part.train >= start) & (part.train < end)], whole.train[
+                (whole.train >= start) & (whole.train < end)]
+            assert len(mine) == round(share * len(all_of_it))  # each source in its own share
+        for held in ("val", "test"):
+            assert np.array_equal(getattr(part, held), getattr(whole, held))
+    assert set(tenth.train) < set(half.train) < set(whole.train)  # a smaller share lies within every larger one
+    assert 0.4 < np.mean(half.train < sizes[0]) / np.mean(whole.train < sizes[0]) < 2.5  # drawn, not the first rows

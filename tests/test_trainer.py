@@ -251,6 +251,19 @@ def test_too_few_reviews_to_split_are_refused(tmp_path):
         list(train(SMALL_TRAIN, SMALL_MODEL, data=path, out=tmp_path / "x.pt"))
 
 
+def test_a_training_share_trains_on_part_of_the_training_split_and_tests_on_the_whole_test_split(tmp_path):
+    finished = list(train(replace(SMALL_TRAIN, limit=1000, epochs=1, train_share=0.5), SMALL_MODEL,
+                          out=tmp_path / "half.pt"))[-1]
+    saved = load_checkpoint(tmp_path / "half.pt")
+    assert saved.data["train"] == 400 and saved.data["train_share"] == 0.5 and finished.report.n == 100
+    assert held_out(saved)[1].tolist() == split_indices(1000).test.tolist()
+    with pytest.raises(DataError, match=r"training share 0\.05: 40 reviews to train on; a share needs at least 80"):
+        list(train(replace(SMALL_TRAIN, limit=1000, train_share=0.05), SMALL_MODEL, out=tmp_path / "tiny.pt"))
+    for wrong in (0.0, 1.5, float("nan")):
+        with pytest.raises(ConfigError, match="training share"):
+            replace(SMALL_TRAIN, train_share=wrong).validate()
+
+
 def test_a_data_set_of_several_files_is_split_per_source_and_tested_per_source(tmp_path, monkeypatch):
     from sentiment import data
     from sentiment.data import MORE_REVIEWS

@@ -1,4 +1,4 @@
-"""python -m sentiment.bench [prep|train|inspect|serve|quality|scale|accuracy|vectors|units|all] [--json FILE]
+"""python -m sentiment.bench [prep|train|inspect|serve|quality|curve|scale|accuracy|vectors|units|all] [--json FILE]
 
 Each stage prints its rows: our figure, the reference pipeline's where there is one (re-implemented as the tutorial
 wrote it, `reference.py`, and run in this same process on the same reviews), the ratio, the target and whether it is
@@ -22,7 +22,7 @@ from ..presets import PRESETS
 from .measure import PeakMemory, Row, format_table, write_json
 from .stages import STAGES
 
-SLOW = ("quality", "accuracy", "vectors")  # they train models for minutes: not part of 'all'
+SLOW = ("quality", "curve", "accuracy", "vectors")  # they train models for minutes: not part of 'all'
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,8 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=400)
     parser.add_argument("--baseline-c", type=float, nargs="+", default=[1.0, 4.0, 16.0],
                         help="quality: logistic-regression C values tried on the validation split")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="lab", help="quality: the recipe to train")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="quality and vectors: one training run per seed (each side)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="lab", help="quality and curve: the recipe to train")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="quality, curve and vectors: one training run per seed (each side; curve: per share)")
+    parser.add_argument("--shares", type=float, nargs="+", default=[0.25, 0.5, 1.0],
+                        help="curve: the shares of each source's training reviews trained on (nested), 0.001 to 1")
     parser.add_argument("--save-best", type=Path, default=None,
                         help="quality: also write the seed with the lowest validation loss here (the checkpoint "
                              "`train --seeds` would keep from the same seeds)")
@@ -61,9 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.review_file = Path(args.data or BUNDLED_SAMPLE)
     if min(args.repeats, args.train_steps, args.epochs) < 1 or args.reviews < 0 or args.scale_reviews < 3 or (
-            args.public_seconds < 10):
+            args.public_seconds < 10) or not all(0.001 <= share <= 1 for share in args.shares):
         parser.error("--repeats, --train-steps and --epochs must be at least 1, --reviews at least 0, "
-                     "--scale-reviews at least 3, --public-seconds at least 10")
+                     "--scale-reviews at least 3, --public-seconds at least 10, --shares within 0.001 to 1")
     return args
 
 

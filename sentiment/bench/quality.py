@@ -105,7 +105,7 @@ def bench_quality(args: argparse.Namespace) -> list[Row]:
     words = {name: words_of(s.rows) if s.rows is not None else [" ".join(tokenize_review(t)) for t in s.texts]
              for name, s in sets.items()}
 
-    baseline, C, trained_on = _chosen_baseline(corpus, splits, words_of, args)
+    baseline, C, trained_on = _chosen_baseline(corpus, splits, words_of, args.baseline_c, args.refit)
     baseline_says = {name: baseline.predicted_positive(words[name]) for name in sets}
     baseline_right = {name: baseline_says[name] == s.labels for name, s in sets.items()}
     recipe = f"{args.preset}{', refit' if args.refit else ''}"
@@ -143,18 +143,17 @@ TYPED = "typed sentences"
 
 
 def _chosen_baseline(corpus: TokenizedCorpus, splits: Splits, words_of: Callable[[np.ndarray], list[str]],
-                     args: argparse.Namespace) -> tuple[Baseline, float, np.ndarray]:
-    """The baseline with its C chosen on the validation split (with --refit then trained on train + validation),
-    its C, and the rows it trained on."""
+                     tried_c: list[float], refit: bool = False) -> tuple[Baseline, float, np.ndarray]:
+    """The baseline with its C chosen among `tried_c` on the validation split (with `refit` then trained on train +
+    validation), its C, and the rows it trained on."""
     val_words, train_words = words_of(splits.val), words_of(splits.train)
-    candidates = [Baseline(train_words, corpus.labels[splits.train], C) for C in args.baseline_c]
+    candidates = [Baseline(train_words, corpus.labels[splits.train], C) for C in tried_c]
     accuracy = [(b.predicted_positive(val_words) == corpus.labels[splits.val]).mean() for b in candidates]
     best = int(np.argmax(accuracy))
-    if not args.refit:
-        return candidates[best], args.baseline_c[best], splits.train
+    if not refit:
+        return candidates[best], tried_c[best], splits.train
     trained_on = np.concatenate([splits.train, splits.val])
-    return Baseline(train_words + val_words, corpus.labels[trained_on], args.baseline_c[best]), args.baseline_c[best], \
-        trained_on
+    return Baseline(train_words + val_words, corpus.labels[trained_on], tried_c[best]), tried_c[best], trained_on
 
 
 def _validation_loss(seed: tuple) -> tuple[float, int]:
@@ -229,3 +228,57 @@ def held_out_sets(corpus: TokenizedCorpus, test: np.ndarray, max_len: int, val: 
                                     dict(target="≥ 70%", reaches=lambda recipe, _: recipe >= 70.0))):
             sets[what] = EvalSet(short_labels[mine], texts=[t for t, m in zip(short, mine) if m], **target)
     return sets
+
+
+
+def bench_curve(args: argparse.Namespace) -> list[Row]:
+    """The learning curve: the recipe and the baseline trained on a share of each source's training reviews (`--shares`,
+    nested: a smaller share lies within every larger one), scored on the same held-out reviews. What each gains from
+    one share to the next (a doubling, by default) says what more reviews would buy."""
+    preset = PRESETS[args.preset]
+    data = args.data or preset.data
+    corpus = tokenize_files(data, limit=preset.train.limit or None)
+    full = split_by_source(corpus.sizes)
+    sample_val = full.val[corpus.source_of(full.val) == 0]
+    sets = {name: s for name, s in held_out_sets(corpus, full.test, preset.train.max_len, None).items()
+            if name in (SAMPLE_TEST, TYPED) or name.startswith("the test split, every source")}
+    sets[f"the sample's validation split ({len(sample_val):,})"] = EvalSet(corpus.labels[sample_val], rows=sample_val)
+    lexicon = np.array(corpus.lexicon, dtype=object)
+
+    def words_of(rows: np.ndarray) -> list[str]:
+        return [" ".join(lexicon[corpus.token_ids[corpus.offsets[r] : corpus.offsets[r + 1]]]) for r in rows]
+
+    words = {name: words_of(s.rows) if s.rows is not None else [" ".join(tokenize_review(t)) for t in s.texts]
+             for name, s in sets.items()}
+    shares, rows, points = sorted(set(args.shares)), [], []  # points: per share, per set (recipe %, baseline %)
+    for share in shares:
+        splits = split_by_source(corpus.sizes, train_share=share)
+        baseline = _chosen_baseline(corpus, splits, words_of, args.baseline_c)[0]
+        recipe, trained_on = _recipe_accuracy(args, data, corpus, sets, share)
+        points.append({name: (recipe[name], float((baseline.predicted_positive(words[name]) == item.labels).mean() * 100))
+                       for name, item in sets.items()})
+        rows += [Row("curve", f"{args.preset}, {share:.0%} of the training reviews ({trained_on:,}), mean of "
+                     f"{len(args.seeds)} seeds: {name} (TF-IDF + LR)", points[-1][name][0], "%", points[-1][name][1])
+                 for name in sets]
+    if len(points) > 1:
+        rows += [Row("curve", f"{args.preset}: points gained from {shares[-2]:.0%} to {shares[-1]:.0%} of the training "
+                     f"reviews, {name} (TF-IDF + LR)", points[-1][name][0] - points[-2][name][0], "points",
+                     points[-1][name][1] - points[-2][name][1]) for name in sets]
+    return rows
+
+
+def _recipe_accuracy(args: argparse.Namespace, data: str | Path, corpus: TokenizedCorpus, sets: dict[str, EvalSet],
+                     share: float) -> tuple[dict[str, float], int]:
+    """The recipe trained on `share` of the training reviews once per seed: its mean accuracy on each set, and how
+    many reviews it trained on."""
+    right: dict[str, list[float]] = {name: [] for name in sets}
+    with tempfile.TemporaryDirectory() as folder:
+        for seed in args.seeds:
+            config = replace(PRESETS[args.preset].train, seed=seed, device=args.device, train_share=share)
+            finished = list(train(config, PRESETS[args.preset].model, data, Path(folder) / f"seed{seed}.pt"))[-1]
+            print(f"  curve: {share:.0%} of the training reviews, seed {seed} trained in {finished.seconds:.0f} s",
+                  flush=True)
+            predictor = load_predictor(finished.checkpoint, args.device)
+            for name, item in sets.items():
+                right[name].append(float((predicted_positive(predictor, corpus, item) == item.labels).mean() * 100))
+    return {name: float(np.mean(scores)) for name, scores in right.items()}, predictor.checkpoint.data["train"]

@@ -31,7 +31,7 @@ from ..trainer import Evaluated, length_bucketed_batches, train, train_step
 from ..units import AtlasCache, find_passages
 from ..vectors import export
 from .measure import ChildrenPeak, PeakMemory, Row, alternating_times, times
-from .quality import bench_quality
+from .quality import bench_curve, bench_quality
 from .reference import ReferenceNet, ReferenceTrainer, reference_fit, reference_preprocess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -380,5 +380,5 @@ def bench_units(args: argparse.Namespace) -> list[Row]:
 
 
 STAGES = {"prep": bench_prep, "train": bench_train, "inspect": bench_inspect, "serve": bench_serve,
-          "quality": bench_quality, "scale": bench_scale, "accuracy": bench_accuracy,
+          "quality": bench_quality, "curve": bench_curve, "scale": bench_scale, "accuracy": bench_accuracy,
           "vectors": bench_vectors, "units": bench_units}
