@@ -4,6 +4,8 @@ Both are scored on the same sets: the sample's test split (balanced; the figure 
 every source's held-out test reviews, the typed sentences (whole, with a negation word and without, and by kind),
 and the short texts of the sample's validation split. The baseline reads the same tokens as the LSTM (our one
 encoding path, `n't` included) and its C is chosen on the validation split, as the recipe was.
+
+bench curve: the same two trained on nested shares of the training reviews, scored on the same held-out reviews.
 """
 from __future__ import annotations
 
@@ -73,6 +75,21 @@ def predicted_positive(predictor: Predictor, corpus: TokenizedCorpus, item: Eval
     return np.asarray(predictor.predict(item.texts)) > 0.5
 
 
+def words_reader(corpus: TokenizedCorpus) -> Callable[[np.ndarray], list[str]]:
+    """Corpus rows → each row's tokens joined by spaces: what the baseline reads of them."""
+    lexicon = np.array(corpus.lexicon, dtype=object)
+
+    def words_of(rows: np.ndarray) -> list[str]:
+        return [" ".join(lexicon[corpus.token_ids[corpus.offsets[r] : corpus.offsets[r + 1]]]) for r in rows]
+
+    return words_of
+
+
+def words_in(item: EvalSet, words_of: Callable[[np.ndarray], list[str]]) -> list[str]:
+    """What the baseline reads of a set: its rows' tokens, or its texts tokenized as typed input is."""
+    return words_of(item.rows) if item.rows is not None else [" ".join(tokenize_review(t)) for t in item.texts]
+
+
 class Baseline:
     """TF-IDF over 1- and 2-grams of our tokens, then logistic regression."""
 
@@ -96,14 +113,10 @@ def bench_quality(args: argparse.Namespace) -> list[Row]:
     data = args.data or preset.data
     corpus = tokenize_files(data, limit=preset.train.limit or None)
     splits = split_by_source(corpus.sizes)
-    lexicon = np.array(corpus.lexicon, dtype=object)
-
-    def words_of(rows: np.ndarray) -> list[str]:
-        return [" ".join(lexicon[corpus.token_ids[corpus.offsets[r] : corpus.offsets[r + 1]]]) for r in rows]
+    words_of = words_reader(corpus)
 
     sets = held_out_sets(corpus, splits.test, preset.train.max_len, splits.val if not args.refit else None)
-    words = {name: words_of(s.rows) if s.rows is not None else [" ".join(tokenize_review(t)) for t in s.texts]
-             for name, s in sets.items()}
+    words = {name: words_in(item, words_of) for name, item in sets.items()}
 
     baseline, C, trained_on = _chosen_baseline(corpus, splits, words_of, args.baseline_c, args.refit)
     baseline_says = {name: baseline.predicted_positive(words[name]) for name in sets}
@@ -230,7 +243,6 @@ def held_out_sets(corpus: TokenizedCorpus, test: np.ndarray, max_len: int, val: 
     return sets
 
 
-
 def bench_curve(args: argparse.Namespace) -> list[Row]:
     """The learning curve: the recipe and the baseline trained on a share of each source's training reviews (`--shares`,
     nested: a smaller share lies within every larger one), scored on the same held-out reviews. What each gains from
@@ -243,13 +255,9 @@ def bench_curve(args: argparse.Namespace) -> list[Row]:
     sets = {name: s for name, s in held_out_sets(corpus, full.test, preset.train.max_len, None).items()
             if name in (SAMPLE_TEST, TYPED) or name.startswith("the test split, every source")}
     sets[f"the sample's validation split ({len(sample_val):,})"] = EvalSet(corpus.labels[sample_val], rows=sample_val)
-    lexicon = np.array(corpus.lexicon, dtype=object)
+    words_of = words_reader(corpus)
 
-    def words_of(rows: np.ndarray) -> list[str]:
-        return [" ".join(lexicon[corpus.token_ids[corpus.offsets[r] : corpus.offsets[r + 1]]]) for r in rows]
-
-    words = {name: words_of(s.rows) if s.rows is not None else [" ".join(tokenize_review(t)) for t in s.texts]
-             for name, s in sets.items()}
+    words = {name: words_in(item, words_of) for name, item in sets.items()}
     shares, rows, points = sorted(set(args.shares)), [], []  # points: per share, per set (recipe %, baseline %)
     for share in shares:
         splits = split_by_source(corpus.sizes, train_share=share)
