@@ -120,6 +120,9 @@ class TrainConfig:
         if (self.negated_weight != 1.0 or self.negated_praise_weight != 1.0) and not self.sentences:
             raise ConfigError("negated sentences' weight: it weighs the sentences drawn as short examples, and none are "
                               "drawn (set sentences per review above 0, or the weights to 1)")
+        if self.refit and self.train_share < 1:
+            raise ConfigError("training share: a refit trains on the whole validation split too, so a share of the "
+                              "training split would not be that share of the data (use one or the other)")
         if self.keep_language_model and not self.pretrain_epochs:
             raise ConfigError("keep the language model: there is none without language-model pre-training (set "
                               "pre-training epochs above 0)")

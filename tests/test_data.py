@@ -204,7 +204,9 @@ def test_a_training_share_keeps_part_of_each_sources_training_rows_nested_and_ho
             mine, all_of_it = part.train[(part.train >= start) & (part.train < end)], whole.train[
                 (whole.train >= start) & (whole.train < end)]
             assert len(mine) == round(share * len(all_of_it))  # each source in its own share
+            assert np.array_equal(mine, all_of_it[: len(mine)])  # the start of the source's shuffled order
         for held in ("val", "test"):
             assert np.array_equal(getattr(part, held), getattr(whole, held))
     assert set(tenth.train) < set(half.train) < set(whole.train)  # a smaller share lies within every larger one
-    assert 0.4 < np.mean(half.train < sizes[0]) / np.mean(whole.train < sizes[0]) < 2.5  # drawn, not the first rows
+    first = half.train[half.train < sizes[0]]
+    assert np.mean(first < sizes[0] / 2) == pytest.approx(0.5, abs=0.05)  # shuffled: from all over the source

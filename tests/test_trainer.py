@@ -262,6 +262,8 @@ def test_a_training_share_trains_on_part_of_the_training_split_and_tests_on_the_
     for wrong in (0.0, 1.5, float("nan")):
         with pytest.raises(ConfigError, match="training share"):
             replace(SMALL_TRAIN, train_share=wrong).validate()
+    with pytest.raises(ConfigError, match="training share: a refit trains on the whole validation split too"):
+        replace(SMALL_TRAIN, train_share=0.5, refit=True).validate()
 
 
 def test_a_data_set_of_several_files_is_split_per_source_and_tested_per_source(tmp_path, monkeypatch):

@@ -245,8 +245,9 @@ def held_out_sets(corpus: TokenizedCorpus, test: np.ndarray, max_len: int, val: 
 
 def bench_curve(args: argparse.Namespace) -> list[Row]:
     """The learning curve: the recipe and the baseline trained on a share of each source's training reviews (`--shares`,
-    nested: a smaller share lies within every larger one), scored on the same held-out reviews. What each gains from
-    one share to the next (a doubling, by default) says what more reviews would buy."""
+    nested: a smaller share lies within every larger one), scored on the same held-out reviews, each seed's run once
+    per share. What each gained from the second-largest share to the largest (a doubling, by default) says what more
+    reviews would buy."""
     preset = PRESETS[args.preset]
     data = args.data or preset.data
     corpus = tokenize_files(data, limit=preset.train.limit or None)
@@ -263,14 +264,16 @@ def bench_curve(args: argparse.Namespace) -> list[Row]:
         splits = split_by_source(corpus.sizes, train_share=share)
         baseline = _chosen_baseline(corpus, splits, words_of, args.baseline_c)[0]
         recipe, trained_on = _recipe_accuracy(args, data, corpus, sets, share)
-        points.append({name: (recipe[name], float((baseline.predicted_positive(words[name]) == item.labels).mean() * 100))
-                       for name, item in sets.items()})
-        rows += [Row("curve", f"{args.preset}, {share:.0%} of the training reviews ({trained_on:,}), mean of "
-                     f"{len(args.seeds)} seeds: {name} (TF-IDF + LR)", points[-1][name][0], "%", points[-1][name][1])
+        baseline_right = {name: baseline.predicted_positive(words[name]) == item.labels for name, item in sets.items()}
+        points.append({name: (recipe[name], float(baseline_right[name].mean() * 100)) for name in sets})
+        seeds = len(dict.fromkeys(args.seeds))
+        rows += [Row("curve", f"{args.preset}, {share * 100:g}% of the training reviews ({trained_on:,}), mean of "
+                     f"{seeds} seeds: {name} (TF-IDF + LR)", points[-1][name][0], "%", points[-1][name][1])
                  for name in sets]
     if len(points) > 1:
-        rows += [Row("curve", f"{args.preset}: points gained from {shares[-2]:.0%} to {shares[-1]:.0%} of the training "
-                     f"reviews, {name} (TF-IDF + LR)", points[-1][name][0] - points[-2][name][0], "points",
+        last, before = (f"{share * 100:g}%" for share in (shares[-1], shares[-2]))
+        rows += [Row("curve", f"{args.preset}: points gained from {before} to {last} of the training reviews, {name} "
+                     "(TF-IDF + LR)", points[-1][name][0] - points[-2][name][0], "points",
                      points[-1][name][1] - points[-2][name][1]) for name in sets]
     return rows
 
@@ -281,10 +284,10 @@ def _recipe_accuracy(args: argparse.Namespace, data: str | Path, corpus: Tokeniz
     many reviews it trained on."""
     right: dict[str, list[float]] = {name: [] for name in sets}
     with tempfile.TemporaryDirectory() as folder:
-        for seed in args.seeds:
+        for seed in dict.fromkeys(args.seeds):
             config = replace(PRESETS[args.preset].train, seed=seed, device=args.device, train_share=share)
             finished = list(train(config, PRESETS[args.preset].model, data, Path(folder) / f"seed{seed}.pt"))[-1]
-            print(f"  curve: {share:.0%} of the training reviews, seed {seed} trained in {finished.seconds:.0f} s",
+            print(f"  curve: {share * 100:g}% of the training reviews, seed {seed} trained in {finished.seconds:.0f} s",
                   flush=True)
             predictor = load_predictor(finished.checkpoint, args.device)
             for name, item in sets.items():
