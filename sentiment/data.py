@@ -463,7 +463,7 @@ def split_by_source(sizes: list[int], seed: int = SPLIT_SEED, train_share: float
     for size in sizes:
         # A source cut to a couple of reviews by a small row limit has none to spare: they are all trained on.
         own = split_indices(size, seed) if size >= 3 or len(sizes) == 1 else Splits(np.arange(size), *[np.arange(0)] * 2)
-        kept = own.train[: max(1, round(train_share * len(own.train)))] if len(own.train) else own.train
+        kept = own.train[: max(1, round(train_share * len(own.train)))]  # a source with none keeps none
         parts.append(Splits(kept + start, own.val + start, own.test + start))
         start += size
     return Splits(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("train", "val", "test")))

@@ -16,13 +16,16 @@ import torch
 
 from .. import cli
 from ..checkpoint import DEFAULT_CHECKPOINT
+from ..config import bound, spec_of
 from ..data import BUNDLED_SAMPLE
 from ..model import describe_device, pick_device
 from ..presets import PRESETS
+from ..trainer import TrainConfig
 from .measure import PeakMemory, Row, format_table, write_json
 from .stages import STAGES
 
 SLOW = ("quality", "curve", "accuracy", "vectors")  # they train models for minutes: not part of 'all'
+SHARE = spec_of(TrainConfig, "train_share")  # --shares within the range the config declares
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,7 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="quality, curve and vectors: one training run per seed (each side; curve: per share)")
     parser.add_argument("--shares", type=float, nargs="+", default=[0.25, 0.5, 1.0],
-                        help="curve: the shares of each source's training reviews trained on (nested), 0.001 to 1")
+                        help=f"curve: the shares of each source's training reviews trained on (nested), "
+                             f"{bound(SHARE.low)} to {bound(SHARE.high)}")
     parser.add_argument("--save-best", type=Path, default=None,
                         help="quality: also write the seed with the lowest validation loss here (the checkpoint "
                              "`train --seeds` would keep from the same seeds)")
@@ -64,9 +68,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.review_file = Path(args.data or BUNDLED_SAMPLE)
     if min(args.repeats, args.train_steps, args.epochs) < 1 or args.reviews < 0 or args.scale_reviews < 3 or (
-            args.public_seconds < 10) or not all(0.001 <= share <= 1 for share in args.shares):
+            args.public_seconds < 10) or not all(SHARE.low <= share <= SHARE.high for share in args.shares):
         parser.error("--repeats, --train-steps and --epochs must be at least 1, --reviews at least 0, "
-                     "--scale-reviews at least 3, --public-seconds at least 10, --shares within 0.001 to 1")
+                     f"--scale-reviews at least 3, --public-seconds at least 10, --shares within {bound(SHARE.low)} "
+                     f"to {bound(SHARE.high)}")
     return args
 
 

@@ -257,16 +257,15 @@ def bench_curve(args: argparse.Namespace) -> list[Row]:
             if name in (SAMPLE_TEST, TYPED) or name.startswith("the test split, every source")}
     sets[f"the sample's validation split ({len(sample_val):,})"] = EvalSet(corpus.labels[sample_val], rows=sample_val)
     words_of = words_reader(corpus)
-
     words = {name: words_in(item, words_of) for name, item in sets.items()}
     shares, rows, points = sorted(set(args.shares)), [], []  # points: per share, per set (recipe %, baseline %)
+    seeds = len(dict.fromkeys(args.seeds))
     for share in shares:
         splits = split_by_source(corpus.sizes, train_share=share)
         baseline = _chosen_baseline(corpus, splits, words_of, args.baseline_c)[0]
         recipe, trained_on = _recipe_accuracy(args, data, corpus, sets, share)
         baseline_right = {name: baseline.predicted_positive(words[name]) == item.labels for name, item in sets.items()}
         points.append({name: (recipe[name], float(baseline_right[name].mean() * 100)) for name in sets})
-        seeds = len(dict.fromkeys(args.seeds))
         rows += [Row("curve", f"{args.preset}, {share * 100:g}% of the training reviews ({trained_on:,}), mean of "
                      f"{seeds} seeds: {name} (TF-IDF + LR)", points[-1][name][0], "%", points[-1][name][1])
                  for name in sets]
