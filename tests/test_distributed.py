@@ -77,11 +77,20 @@ def test_two_gloo_ranks_take_the_steps_one_process_takes(tmp_path):
         assert (tmp_path / kept).is_file(), kept
     one, two = load_checkpoint(tmp_path / "one.pt"), load_checkpoint(tmp_path / "two.pt")
     assert one.metrics["steps"] == two.metrics["steps"] > 20
-    for name, weights in one.state_dict.items():
-        assert torch.allclose(weights, two.state_dict[name], atol=1e-4, rtol=1e-3), name
+    _assert_one_float16_step_apart(one.state_dict, two.state_dict)
     pretrained = [load_checkpoint(tmp_path / "lm" / name).state_dict for name in ("one.pt", "two.pt")]
-    for name, weights in pretrained[0].items():  # the language model, as pre-training left it
-        assert torch.allclose(weights, pretrained[1][name], atol=1e-5, rtol=1e-4), name
+    _assert_one_float16_step_apart(*pretrained)  # the language model, as pre-training left it
+
+
+def _assert_one_float16_step_apart(one: dict[str, torch.Tensor], two: dict[str, torch.Tensor]) -> None:
+    """Checkpoints store weights in float16. One process and two ranks sum the same gradients in another order, so
+    their float32 weights differ in the last bits, and a weight that lies near a rounding boundary is stored one
+    float16 step apart: 2**-10 of its size (rtol). Near zero, where that step is finer than the float32 drift of a
+    run's steps, the drift itself is allowed (atol)."""
+    assert one.keys() == two.keys()
+    for name, weights in one.items():
+        torch.testing.assert_close(weights, two[name], rtol=torch.finfo(torch.float16).eps, atol=1e-5,
+                                   msg=lambda message: f"{name}: {message}")
 
 
 def test_every_row_of_every_batch_is_read_by_one_rank_and_a_rank_left_without_one_counts_none():
