@@ -15,6 +15,7 @@ and writes checkpoints, and its stop decisions are shared with the others.
 """
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -37,6 +38,22 @@ from .vectors import WordVectors, read_vectors
 
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtypes
+
+
+@functools.cache
+def autocast_runs(device_type: str, precision: str) -> bool:
+    """Whether this machine runs an LSTM under autocast in `precision`: oneDNN builds a bf16 LSTM only on CPUs with
+    the instructions for it (it refuses on some AMD EPYC), so the question is put to the machine, once."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return True
+    lstm = torch.nn.LSTM(4, 4).to(device_type)
+    try:
+        with torch.autocast(device_type, dtype=dtype):
+            lstm(torch.zeros(2, 1, 4, device=device_type))
+    except RuntimeError:
+        return False
+    return True
 
 
 @dataclass
@@ -126,9 +143,12 @@ class TrainConfig:
         if self.keep_language_model and not self.pretrain_epochs:
             raise ConfigError("keep the language model: there is none without language-model pre-training (set "
                               "pre-training epochs above 0)")
-        if self.precision == "fp16" and pick_device(self.device).type != "cuda":
+        device = pick_device(self.device)
+        if self.precision == "fp16" and device.type != "cuda":
             raise ConfigError("precision fp16 needs a CUDA GPU; on a CPU use fp32 or bf16")
-        pick_device(self.device)
+        if not autocast_runs(device.type, self.precision):
+            raise ConfigError(f"precision {self.precision}: this {device.type.upper()} cannot run an LSTM in "
+                              f"{self.precision} (its math library refuses); use fp32")
         return self
 
 
