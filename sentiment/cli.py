@@ -6,8 +6,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 
-from .config import bound
-from .errors import USER_ERRORS
+from .config import USER_ERRORS, bound
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),

@@ -12,10 +12,17 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .errors import UserError
-
 # The Train tab's groups, in the order it shows them: the basic row, then the rows under "Advanced".
 GROUPS = ("basic", "model", "switches", "optimiser", "data")
+
+
+class UserError(Exception):
+    """A refusal with a message meant for the person who asked. The UI, the API and the commands catch USER_ERRORS and
+    show the sentence; anything else is a bug, logged with its traceback. An OSError (a disk full, a folder not
+    writable) is the machine's answer to the person's request, so it is shown as it is."""
+
+
+USER_ERRORS = (UserError, OSError)
 
 
 class ConfigError(UserError, ValueError):

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .checkpoint import resolve_checkpoint
 from .config import ConfigError, Setting, bound, check_choice, field_number, shown, spec_of
-from .model import ModelConfig
-from .trainer import TrainConfig
+from .model.checkpoint import resolve_checkpoint
+from .model.network import ModelConfig
+from .train.config import TrainConfig
 
 REQUIRED: Any = object()  # an input's `empty` when an empty value is refused
 MAX_TEXT_CHARS = 2_000_000  # a review (or a prompt): far past what the model reads, short of a memory problem

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from . import cli
-from .checkpoint import DEFAULT_CHECKPOINT
-from .corpus import tokenize_files
-from .data import BUNDLED_DATA, data_name
-from .predictor import load_predictor
-from .scoring import TestReport, by_source, held_out, score, source_table
+from .data.corpus import tokenize_files
+from .data.sets import BUNDLED_DATA, data_name
+from .model.checkpoint import DEFAULT_CHECKPOINT
+from .model.predictor import load_predictor
+from .model.scoring import TestReport, by_source, held_out, score, source_table
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 from . import cli
-from .checkpoint import DEFAULT_CHECKPOINT
 from .config import ConfigError
 from .contract import REVIEW
-from .predictor import load_predictor
+from .model.checkpoint import DEFAULT_CHECKPOINT
+from .model.predictor import load_predictor
 
 
 def main(argv: list[str] | None = None) -> int:

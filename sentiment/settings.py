@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from .config import ConfigError, declared, over_public_cap, whole_number
-from .model import ModelConfig
-from .trainer import TrainConfig
+from .model.network import ModelConfig
+from .train.config import TrainConfig
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 

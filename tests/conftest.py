@@ -11,8 +11,10 @@ import pytest
 # Tests never touch the user's cache: set before any sentiment module reads it.
 os.environ.setdefault("SENTIMENT_CACHE_DIR", tempfile.mkdtemp(prefix="sentiment-test-cache-"))
 
-from sentiment.model import ModelConfig  # noqa: E402
-from sentiment.trainer import Finished, TrainConfig, train  # noqa: E402
+from sentiment.model.network import ModelConfig
+from sentiment.train.config import TrainConfig
+from sentiment.train.events import Finished
+from sentiment.train.loop import train
 
 SMALL_TRAIN = TrainConfig(lr=0.005, batch_size=32, epochs=4, eval_every=0, limit=6000, seed=0)
 SMALL_MODEL = ModelConfig(embedding_dim=48, hidden_size=48, num_layers=1, dropout=0.2)
@@ -28,7 +30,7 @@ def trained(tmp_path_factory) -> tuple[Path, Finished, list]:
 
 @pytest.fixture(scope="session")
 def predictor(trained):
-    from sentiment.predictor import load_predictor
+    from sentiment.model.predictor import load_predictor
 
     return load_predictor(trained[0], device="cpu")
 

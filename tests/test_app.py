@@ -10,21 +10,31 @@ from pathlib import Path
 import gradio as gr
 import pytest
 import torch
-from app_api import TRAIN_INPUTS, call, train_input_index, named, plot_traces, positive_probability, train_args, typed_array
+from app_api import (
+    TRAIN_INPUTS,
+    call,
+    named,
+    plot_traces,
+    positive_probability,
+    train_args,
+    train_input_index,
+    typed_array,
+)
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 import app
-from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
-from sentiment.data import BUNDLED_SAMPLE, load_reviews
-from sentiment.explain import explain
-from sentiment.memory import MEMORY_CHECKPOINTS, MEMORY_EXAMPLE
-from sentiment.model import READOUTS
-from sentiment.predictor import load_predictor
-from sentiment.preprocessing import PREPROCESSING_VERSION, encode_review
+from sentiment.data.files import load_reviews
+from sentiment.data.preprocessing import PREPROCESSING_VERSION, encode_review
+from sentiment.data.sets import BUNDLED_SAMPLE
+from sentiment.explain.review import explain
+from sentiment.memory.experiment import MEMORY_CHECKPOINTS, MEMORY_EXAMPLE
+from sentiment.model.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
+from sentiment.model.network import READOUTS
+from sentiment.model.predictor import load_predictor
+from sentiment.model.word_vectors import export
 from sentiment.ui import boundary, state, train
 from sentiment.ui.predict import EXAMPLES, predict_summary
-from sentiment.vectors import export
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +143,7 @@ def test_training_streams_progress_and_its_checkpoint_predicts(client):
 
 @pytest.mark.slow
 def test_training_on_the_sample_with_more_reviews_reads_and_reports_every_source(client):
-    from sentiment.data import BUNDLED_DATA, source_name
+    from sentiment.data.sets import BUNDLED_DATA, source_name
 
     final = call(client, "/train", *train_args(limit=700, epochs=1, source="bundled+more"))
     saved = CHECKPOINT_DIR / Path(final["Checkpoint (download)"]).name

@@ -12,17 +12,17 @@ from dataclasses import replace
 
 import pytest
 import torch
-from app_api import call, train_input_index, positive_probability, train_args
+from app_api import call, positive_probability, train_args, train_input_index
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, AuthenticationError
 from test_checkpoint import RunsCodeOnLoad
 
 import app
-from sentiment.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
-from sentiment.predictor import load_predictor
+from sentiment.contract import MAX_TEXT_CHARS
+from sentiment.model.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
+from sentiment.model.predictor import load_predictor
 from sentiment.settings import Settings
 from sentiment.ui import state
-from sentiment.contract import MAX_TEXT_CHARS
 from sentiment.ui.predict import EXAMPLES
 
 POSITIVE = EXAMPLES[0]

@@ -11,11 +11,21 @@ from sentiment.bench.__main__ import main
 from sentiment.bench.measure import PeakMemory
 from sentiment.bench.quality import has_negation, held_out_sets, mcnemar_p, short_validation_texts
 from sentiment.bench.reference import reference_preprocess
-from sentiment.checkpoint import load_checkpoint
-from sentiment.corpus import tokenize_corpus
-from sentiment.data import BUNDLED_SAMPLE, TYPED_SENTENCES, load_reviews, split_indices
-from sentiment.preprocessing import NEGATIONS, tokenize_review
-from sentiment.presets import PRESETS
+from sentiment.data.corpus import tokenize_corpus
+from sentiment.data.files import load_reviews
+from sentiment.data.preprocessing import NEGATIONS, tokenize_review
+from sentiment.data.sets import (
+    BUNDLED_DATA,
+    BUNDLED_SAMPLE,
+    MORE_REVIEWS,
+    TYPED_SENTENCES,
+    source_name,
+    split_by_source,
+    split_indices,
+    typed_sentences,
+)
+from sentiment.model.checkpoint import load_checkpoint
+from sentiment.train.presets import PRESETS
 
 SMALL = ["--reviews", "600", "--repeats", "1", "--train-steps", "1", "--embedding", "16", "--hidden", "16",
          "--layers", "1", "--batch", "32", "--scale-reviews", "20000"]
@@ -51,7 +61,7 @@ def test_stages_print_their_figures_and_write_them_as_json(tmp_path, capsys):
 
 def test_the_playground_rows_requests_are_the_most_its_bounds_allow():
     from sentiment.bench.stages import COSTLIEST_PLAYGROUND_REQUESTS
-    from sentiment.playground import MAX_MULTIPLY_ADDS, MAX_PARAMETERS, cost
+    from sentiment.explain.playground import MAX_MULTIPLY_ADDS, MAX_PARAMETERS, cost
 
     for request in COSTLIEST_PLAYGROUND_REQUESTS:
         parameters, multiply_adds, _ = cost(*request, bidirectional=False)
@@ -230,23 +240,22 @@ def test_mcnemar_p_is_the_exact_binomial_test_on_the_pairs_only_one_model_gets_r
 
 
 def test_quality_sets_hold_out_every_source_and_split_the_typed_sentences(tmp_path, monkeypatch):
-    from sentiment import data
-    from sentiment.corpus import tokenize_files
+    from sentiment.data.corpus import tokenize_files
 
     files = []
-    for path in (BUNDLED_SAMPLE, data.MORE_REVIEWS[0]):
+    for path in (BUNDLED_SAMPLE, MORE_REVIEWS[0]):
         texts, labels, _ = load_reviews(path, limit=300)
-        files.append(tmp_path / f"{data.source_name(path)}.ft.txt")
+        files.append(tmp_path / f"{source_name(path)}.ft.txt")
         files[-1].write_text("".join(f"__label__{1 + y} {t}\n" for t, y in zip(texts, labels)))
-    monkeypatch.setitem(data.BUNDLED_DATA, "two", tuple(files))
+    monkeypatch.setitem(BUNDLED_DATA, "two", tuple(files))
     corpus = tokenize_files("two")
-    splits = data.split_by_source(corpus.sizes)
+    splits = split_by_source(corpus.sizes)
     sets = held_out_sets(corpus, splits.test, 200, splits.val)
     sample, every, other = (sets[name] for name in list(sets)[:3])
     assert list(sets)[:3] == ["the sample's test split", "the test split, every source (60)", "held-out alexa reviews (30)"]
     assert sample.rows.tolist() == split_indices(300).test.tolist()  # the sample's test split as when read alone
     assert sorted([*sample.rows, *other.rows]) == sorted(every.rows) and other.rows.min() >= 300
-    texts, labels, kinds = data.typed_sentences()
+    texts, labels, kinds = typed_sentences()
     typed = {name: s for name, s in sets.items() if name.startswith("typed sentences ")}
     by_negation = [s for name, s in typed.items() if "negation word" in name or "without one" in name]
     assert sum(len(s.labels) for s in by_negation) == len(texts)

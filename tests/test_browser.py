@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from sentiment.checkpoint import CHECKPOINT_DIR
 from sentiment.config import GROUPS
-from sentiment.presets import PRESETS
+from sentiment.model.checkpoint import CHECKPOINT_DIR
+from sentiment.train.presets import PRESETS
 from sentiment.ui import state
 from sentiment.ui.train import HYPER_PARAMETERS
 
@@ -230,7 +230,7 @@ def test_train_tab_streams_curves_and_keeps_them_with_the_report(page):
 
 
 def test_train_tab_starts_the_embedding_from_uploaded_word_vectors(page, trained, tmp_path):
-    from sentiment.vectors import export
+    from sentiment.model.word_vectors import export
 
     exported = tmp_path / "small.vec"
     export(trained[0], exported)

@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from sentiment.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, resolve_checkpoint, save_checkpoint
-from sentiment.predictor import load_predictor
+from sentiment.model.checkpoint import (
+    DEFAULT_CHECKPOINT,
+    CheckpointError,
+    load_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from sentiment.model.predictor import load_predictor
 
 
 class RunsCodeOnLoad:

@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from sentiment.checkpoint import load_checkpoint, save_checkpoint
-from sentiment.preprocessing import PREPROCESSING_VERSION
+from sentiment.data.preprocessing import PREPROCESSING_VERSION
+from sentiment.model.checkpoint import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.slow  # subprocesses: each starts Python and torch
 

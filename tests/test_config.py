@@ -6,8 +6,8 @@ import pytest
 
 from sentiment import cli
 from sentiment.config import GROUPS, ConfigError, check_settings, field_number, grouped, setting
-from sentiment.model import ModelConfig
-from sentiment.trainer import TrainConfig
+from sentiment.model.network import ModelConfig
+from sentiment.train.config import TrainConfig
 
 
 @dataclass

@@ -8,13 +8,13 @@ import math
 import gradio as gr
 import pytest
 
-from sentiment.checkpoint import DEFAULT_CHECKPOINT
 from sentiment.config import ConfigError, check_settings, declared, spec_of
 from sentiment.contract import CHECKPOINT, LAYER, REVIEW, Choice, Many, Number, Switch, Text, from_setting
-from sentiment.memory import DISTANCES
-from sentiment.model import ModelConfig
-from sentiment.search import SearchSettings
-from sentiment.trainer import TrainConfig
+from sentiment.memory.experiment import DISTANCES
+from sentiment.model.checkpoint import DEFAULT_CHECKPOINT
+from sentiment.model.network import ModelConfig
+from sentiment.search.study import SearchSettings
+from sentiment.train.config import TrainConfig
 from sentiment.ui import boundary
 
 

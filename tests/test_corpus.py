@@ -3,8 +3,8 @@ import time
 
 import numpy as np
 
-from sentiment.corpus import tokenize_corpus
-from sentiment.preprocessing import Vocab, tokenize_review
+from sentiment.data.corpus import tokenize_corpus
+from sentiment.data.preprocessing import Vocab, tokenize_review
 
 
 def _write(path, n):
@@ -18,7 +18,7 @@ def test_cache_is_reused_and_gives_the_same_ids_as_tokenizing(tmp_path, monkeypa
     _write(data, 300)
     first = tokenize_corpus(data)
     assert not first.from_cache
-    import sentiment.corpus as corpus_module
+    import sentiment.data.corpus as corpus_module
 
     def no_tokenizing(_):
         raise AssertionError("the second run must not tokenize")
@@ -47,7 +47,7 @@ def test_parallel_and_serial_tokenizing_agree(tmp_path):
     data = tmp_path / "r.txt"
     _write(data, 200)
     serial = tokenize_corpus(data, use_cache=False, workers=1)
-    import sentiment.corpus as corpus_module
+    import sentiment.data.corpus as corpus_module
 
     parallel_from = corpus_module._PARALLEL_FROM
     try:

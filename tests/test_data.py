@@ -5,9 +5,16 @@ import re
 import numpy as np
 import pytest
 
-from sentiment.data import (
-    BUNDLED_DATA, BUNDLED_SAMPLE, MAX_LINE_CHARS, MORE_REVIEW_COUNT, MORE_REVIEWS, TYPED_SENTENCES, DataError,
-    ReadReport, load_reviews, read_reviews, split_by_source, split_indices, typed_sentences,
+from sentiment.data.files import MAX_LINE_CHARS, DataError, ReadReport, load_reviews, read_reviews
+from sentiment.data.sets import (
+    BUNDLED_DATA,
+    BUNDLED_SAMPLE,
+    MORE_REVIEW_COUNT,
+    MORE_REVIEWS,
+    TYPED_SENTENCES,
+    split_by_source,
+    split_indices,
+    typed_sentences,
 )
 
 FASTTEXT_LINES = [

@@ -11,14 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-import sentiment.corpus as corpus_module
-from sentiment.checkpoint import load_checkpoint
+import sentiment.data.corpus as corpus_module
 from sentiment.config import ConfigError
-from sentiment.corpus import tokenize_corpus
-from sentiment.model import ModelConfig
-from sentiment.predictor import load_predictor
-from sentiment.scoring import evaluate, held_out
-from sentiment.trainer import Finished, TrainConfig, autocast_runs, rank_share, train
+from sentiment.data.corpus import tokenize_corpus
+from sentiment.model.checkpoint import load_checkpoint
+from sentiment.model.network import ModelConfig
+from sentiment.model.predictor import load_predictor
+from sentiment.model.scoring import evaluate, held_out
+from sentiment.train.config import TrainConfig, autocast_runs
+from sentiment.train.distributed import rank_share
+from sentiment.train.events import Finished
+from sentiment.train.loop import train
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 import os
 import resource
+from collections import Counter
 
 import httpx
 import pytest
@@ -23,8 +23,8 @@ from app_api import call, train_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sentiment.checkpoint import CHECKPOINT_DIR
 from sentiment.contract import CheckpointName, Choice, Many, Number, Param, Switch, Text
+from sentiment.model.checkpoint import CHECKPOINT_DIR
 from sentiment.ui import boundary, memory, playground, predict, search, state, train, units
 
 pytestmark = pytest.mark.slow

@@ -7,13 +7,28 @@ import pytest
 import torch
 from app_api import typed_array
 
-from sentiment import plots
-from sentiment.gates import (
-    CELL_GATES, gate_summaries, inspect_review, inspect_tokens, occlusion, reading_occlusion, top_units,
+from sentiment.data.preprocessing import UNK_ID, encode_review
+from sentiment.explain.gates import (
+    CELL_GATES,
+    gate_summaries,
+    inspect_review,
+    inspect_tokens,
+    occlusion,
+    reading_occlusion,
+    top_units,
     trace_gates,
 )
-from sentiment.model import CELLS, ModelConfig, SentimentNet
-from sentiment.preprocessing import UNK_ID, encode_review
+from sentiment.model.network import CELLS, ModelConfig, SentimentNet
+from sentiment.plots.figure import TOKENS_IN_VIEW
+from sentiment.plots.gates import (
+    attribution_figure,
+    attribution_highlights,
+    gate_heatmaps,
+    mean_gate_figure,
+    state_heatmaps,
+    trajectory_figure,
+)
+from sentiment.plots.training import training_curves
 
 
 def _model(layers, bidirectional, seed=0, hidden=7, cell="lstm", learned_state=False, readout="last"):
@@ -125,8 +140,8 @@ def test_rnn_trace_has_hidden_states_only():
         assert layer.gates == {} and layer.cell_state is None and layer.states == ("hidden_state",)
         assert np.abs(layer.hidden_state - reference[k].numpy()).max() < 1e-5
     units = top_units(trace, model, 1, count=3)
-    assert [t.type for t in plots.state_heatmaps(trace.layer(1), trace.tokens, units).to_plotly().data] == ["heatmap"]
-    assert "has no gates" in plots.gate_heatmaps(trace.layer(1), trace.tokens, units).to_plotly().layout.annotations[0].text
+    assert [t.type for t in state_heatmaps(trace.layer(1), trace.tokens, units).to_plotly().data] == ["heatmap"]
+    assert "has no gates" in gate_heatmaps(trace.layer(1), trace.tokens, units).to_plotly().layout.annotations[0].text
 
 
 @pytest.mark.parametrize("readout", ["last", "pool"])
@@ -262,11 +277,11 @@ def test_plot_builders_are_valid_figures_with_tokens_as_literal_text(predictor):
     assert "<" in tokens and "script" in tokens and "&" in tokens
     units = top_units(trace, predictor.model, 0, count=6)
     figures = [
-        plots.gate_heatmaps(trace.layer(0), tokens, units),
-        plots.state_heatmaps(trace.layer(0), tokens, units),
-        plots.mean_gate_figure(trace.layer(0), tokens),
-        plots.trajectory_figure(trace),
-        plots.attribution_figure(inspection.attributions),
+        gate_heatmaps(trace.layer(0), tokens, units),
+        state_heatmaps(trace.layer(0), tokens, units),
+        mean_gate_figure(trace.layer(0), tokens),
+        trajectory_figure(trace),
+        attribution_figure(inspection.attributions),
     ]
     figures = [figure.to_plotly() for figure in figures]  # full plotly validation of what the fast builders produced
     for figure in figures:
@@ -278,7 +293,7 @@ def test_plot_builders_are_valid_figures_with_tokens_as_literal_text(predictor):
     assert list(gates.data[0].y) == [f"unit {u}" for u in units]
     assert list(gates.layout.xaxis.tickvals) == list(gates.data[0].x)  # every token's text under its own column
     assert np.allclose(np.asarray(gates.data[1].z), trace.layer(0).gates["forget"][:, units].T)
-    highlights = plots.attribution_highlights(inspection.attributions)
+    highlights = attribution_highlights(inspection.attributions)
     assert [t for t, _ in highlights] == tokens and max(abs(s) for _, s in highlights) == pytest.approx(1.0)
 
 
@@ -287,7 +302,7 @@ def test_figure_json_carries_the_values_and_stays_inside_a_script_tag(predictor)
     inspection = inspect_review(predictor.model, predictor.vocab, text, predictor.max_len)
     trace, layer = inspection.trace, inspection.trace.layer(0)
     units = top_units(trace, predictor.model, 0, count=5)
-    figure = plots.gate_heatmaps(layer, trace.tokens, units)
+    figure = gate_heatmaps(layer, trace.tokens, units)
     sent = figure.to_json()
     assert "</script>" not in sent and "<" not in sent
     pio.from_json(sent)  # plotly validates what the browser gets
@@ -296,7 +311,7 @@ def test_figure_json_carries_the_values_and_stays_inside_a_script_tag(predictor)
         # Hover shows x: each token with its position, so repeated words stay separate columns.
         assert heatmap["x"] == [f"{html.escape(t, quote=False)} ({i + 1})" for i, t in enumerate(trace.tokens)]
         assert heatmap["hovertemplate"].startswith("%{x} · %{y}")
-    curves = json.loads(plots.training_curves({"step": [1, 2, 3], "train_loss": [0.69, 0.5, float("nan")],
+    curves = json.loads(training_curves({"step": [1, 2, 3], "train_loss": [0.69, 0.5, float("nan")],
                                                "val_step": [3], "val_loss": [0.4], "val_accuracy": [0.8]}).to_json())
     assert typed_array(curves["data"][0]["x"]).tolist() == [1, 2, 3]
     loss = typed_array(curves["data"][0]["y"])  # a diverged step stays a gap in the curve, still valid JSON
@@ -305,6 +320,6 @@ def test_figure_json_carries_the_values_and_stays_inside_a_script_tag(predictor)
 
 def test_long_reviews_open_on_a_window_with_a_slider(predictor):
     inspection = inspect_review(predictor.model, predictor.vocab, "It works well enough. " * 60, predictor.max_len)
-    figure = plots.trajectory_figure(inspection.trace).to_plotly()
-    assert tuple(figure.layout.xaxis.range) == (-0.5, plots.TOKENS_IN_VIEW - 0.5)
+    figure = trajectory_figure(inspection.trace).to_plotly()
+    assert tuple(figure.layout.xaxis.range) == (-0.5, TOKENS_IN_VIEW - 0.5)
     assert figure.layout.xaxis.rangeslider.visible and "drag the slider" in figure.layout.title.text

@@ -48,7 +48,7 @@ def test_no_import_cycle_inside_the_package():
         if node not in state:
             visit(node, [node])
     assert not cycles
-    assert "sentiment.scoring" in graph["sentiment.predictor"]  # the check sees real edges
+    assert "sentiment.model.scoring" in graph["sentiment.model.predictor"]  # the check sees real edges
 
 
 def test_gradio_is_imported_only_by_the_app_and_its_ui_layer():
@@ -59,12 +59,11 @@ def test_gradio_is_imported_only_by_the_app_and_its_ui_layer():
 
 def test_every_refusal_is_one_kind_that_the_app_and_the_clis_both_catch():
     from sentiment import cli
-    from sentiment.checkpoint import CheckpointError
-    from sentiment.config import ConfigError
-    from sentiment.data import DataError
-    from sentiment.errors import USER_ERRORS, UserError
-    from sentiment.runner import RunInProgress
+    from sentiment.config import USER_ERRORS, ConfigError, UserError
+    from sentiment.data.files import DataError
+    from sentiment.model.checkpoint import CheckpointError
     from sentiment.ui import boundary
+    from sentiment.ui.jobs import RunInProgress
 
     assert all(issubclass(kind, UserError) for kind in (ConfigError, DataError, CheckpointError, RunInProgress))
     assert boundary.USER_ERRORS is cli.USER_ERRORS is USER_ERRORS and OSError in USER_ERRORS

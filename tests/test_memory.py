@@ -8,14 +8,23 @@ import numpy as np
 import pytest
 import torch
 
-from sentiment.checkpoint import load_checkpoint
 from sentiment.config import ConfigError
-from sentiment.memory import (
-    MARKERS, MemorySettings, MemoryTask, accuracy_by_length, gradient_norms, memory_experiment, train_memory_model,
+from sentiment.memory.__main__ import main
+from sentiment.memory.experiment import (
+    MARKERS,
+    MemorySettings,
+    MemoryTask,
+    accuracy_by_length,
+    gradient_norms,
+    memory_experiment,
+    train_memory_model,
 )
-from sentiment.model import ModelConfig, SentimentNet
-from sentiment.predictor import load_predictor
-from sentiment.trainer import Finished, TrainConfig, train
+from sentiment.model.checkpoint import load_checkpoint
+from sentiment.model.network import ModelConfig, SentimentNet
+from sentiment.model.predictor import load_predictor
+from sentiment.train.config import TrainConfig
+from sentiment.train.events import Finished
+from sentiment.train.loop import train
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -114,9 +123,8 @@ def test_accuracy_by_length_covers_the_held_out_split(trained):
 
 
 def test_memory_command_prints_each_measurement(capsys):
-    from sentiment import memory
 
-    memory.main(["--checkpoints", "default.pt", "--cells", "lstm", "--distances", "3", "--steps", "5"])
+    main(["--checkpoints", "default.pt", "--cells", "lstm", "--distances", "3", "--steps", "5"])
     out = capsys.readouterr().out
     assert re.search(r"default\.pt +d=0: [\d.e+-]+ .*\(falls [\d,]+×\)", out)
     assert re.search(r"1–25: [\d.]+% \(\d+\)", out) and re.search(r"lstm distance +3: +[\d.]+% after +\d+ steps", out)

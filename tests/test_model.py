@@ -5,9 +5,9 @@ import torch
 from conftest import SMALL_MODEL, SMALL_TRAIN
 
 from sentiment.config import ConfigError, declared
-from sentiment.model import ModelConfig, SentimentNet
-from sentiment.predictor import load_predictor
-from sentiment.trainer import train
+from sentiment.model.network import ModelConfig, SentimentNet
+from sentiment.model.predictor import load_predictor
+from sentiment.train.loop import train
 
 
 @pytest.mark.parametrize("bidirectional,layers,learned_state,readout", [

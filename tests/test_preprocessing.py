@@ -4,10 +4,20 @@ from collections import Counter
 
 from nltk.tokenize import NLTKWordTokenizer
 
-from sentiment.data import BUNDLED_SAMPLE, load_reviews
-from sentiment.preprocessing import (
-    PAD, UNK, UNK_ID, Vocab, _Whitespace, _word_tokenizer, clean_text, encode_review, tokenize, tokenize_review,
+from sentiment.data.files import load_reviews
+from sentiment.data.preprocessing import (
+    PAD,
+    UNK,
+    UNK_ID,
+    Vocab,
+    _Whitespace,
+    _word_tokenizer,
+    clean_text,
+    encode_review,
+    tokenize,
+    tokenize_review,
 )
+from sentiment.data.sets import BUNDLED_SAMPLE
 
 
 def test_clean_lowercases_and_zeroes_digits():

@@ -10,9 +10,9 @@ import sys
 import optuna
 import pytest
 
-from sentiment.checkpoint import load_checkpoint
 from sentiment.config import ConfigError
-from sentiment.search import Search, SearchSettings, storage
+from sentiment.model.checkpoint import load_checkpoint
+from sentiment.search.study import Search, SearchSettings, storage
 
 pytestmark = pytest.mark.slow  # each trial trains a small model
 

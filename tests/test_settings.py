@@ -4,9 +4,9 @@ from dataclasses import dataclass, replace
 import pytest
 
 from sentiment.config import ConfigError, setting
-from sentiment.model import ModelConfig
+from sentiment.model.network import ModelConfig
 from sentiment.settings import PublicLimits, Settings
-from sentiment.trainer import TrainConfig
+from sentiment.train.config import TrainConfig
 
 
 def test_public_limits_cap_everything_that_drives_memory_or_time_and_say_so():
@@ -75,8 +75,8 @@ def test_a_bad_setting_stops_the_app_at_start_up_with_its_sentence(monkeypatch):
 
 
 def test_the_public_time_limit_stops_a_run_still_preparing_its_data(tmp_path, monkeypatch):
-    from sentiment.data import BUNDLED_SAMPLE
-    from sentiment.runner import TrainingRunner
+    from sentiment.data.sets import BUNDLED_SAMPLE
+    from sentiment.ui.jobs import TrainingRunner
 
     monkeypatch.setenv("SENTIMENT_CACHE_DIR", str(tmp_path))  # nothing cached: the whole sample must be read
     runner = TrainingRunner()

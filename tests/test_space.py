@@ -55,7 +55,7 @@ def test_front_matter_follows_the_spaces_configuration_reference():
 
 def test_the_deploy_command_sends_the_app_and_nothing_over_the_limit_or_outside_lfs(tmp_path):
     # Things a working copy holds that must stay home: caches, test output, a checkpoint someone trained.
-    for junk in ("sentiment/__pycache__/model.cpython-311.pyc", "test-artifacts/predict.png", "checkpoints/mine.pt",
+    for junk in ("sentiment/model/__pycache__/network.cpython-311.pyc", "test-artifacts/predict.png", "checkpoints/mine.pt",
                  ".pytest_cache/v/cache/nodeids", ".git/HEAD", "tests/test_space.py"):
         (tmp_path / junk).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / junk).write_bytes(b"x")
@@ -63,7 +63,7 @@ def test_the_deploy_command_sends_the_app_and_nothing_over_the_limit_or_outside_
     assert not sent, f"the command would send a working copy's junk: {sorted(sent)}"
 
     sent = uploaded_files(deploy_command())
-    for needed in ("app.py", "requirements.txt", "README.md", ".gitattributes", "sentiment/model.py",
+    for needed in ("app.py", "requirements.txt", "README.md", ".gitattributes", "sentiment/model/network.py",
                    "sentiment/assets/amazon_reviews_sample.ft.txt.bz2", "sentiment/assets/typed_sentences.tsv",
                    "sentiment/assets/more/blitzer.ft.txt.bz2", "sentiment/ui/train.py",
                    "checkpoints/default.pt", "checkpoints/lstm.pt", "checkpoints/gru.pt", "checkpoints/rnn.pt",

@@ -6,12 +6,16 @@ import pytest
 import torch
 from conftest import SMALL_MODEL, SMALL_TRAIN
 
-from sentiment.checkpoint import language_model_path, list_checkpoints, load_checkpoint
 from sentiment.config import ConfigError
-from sentiment.data import BUNDLED_SAMPLE, DataError, split_indices
-from sentiment.model import ModelConfig, SentimentNet
-from sentiment.scoring import evaluate, held_out
-from sentiment.trainer import Evaluated, Finished, Preparing, Step, TrainConfig, length_bucketed_batches, train
+from sentiment.data.files import DataError, load_reviews
+from sentiment.data.sets import BUNDLED_DATA, BUNDLED_SAMPLE, source_name, split_indices
+from sentiment.model.checkpoint import language_model_path, list_checkpoints, load_checkpoint
+from sentiment.model.network import ModelConfig, SentimentNet
+from sentiment.model.scoring import evaluate, held_out
+from sentiment.train.config import TrainConfig
+from sentiment.train.events import Evaluated, Finished, Preparing, Step
+from sentiment.train.loop import train
+from sentiment.train.steps import length_bucketed_batches
 
 
 def test_short_run_on_real_reviews_learns_and_reports(trained):
@@ -109,7 +113,7 @@ def test_a_stop_while_preparing_the_data_trains_and_saves_nothing(tmp_path, monk
 
 
 def test_titles_are_extra_short_examples_with_their_reviews_labels():
-    from sentiment.trainer import prepare_data
+    from sentiment.train.prepare import prepare_data
 
     plain = prepare_data(BUNDLED_SAMPLE, replace(SMALL_TRAIN, limit=1000))
     with_titles = prepare_data(BUNDLED_SAMPLE, replace(SMALL_TRAIN, limit=1000, titles=True))
@@ -126,8 +130,8 @@ def test_titles_are_extra_short_examples_with_their_reviews_labels():
 
 
 def test_sentence_examples_are_whole_sentences_of_their_reviews_drawn_anew_each_epoch(tmp_path):
-    from sentiment.corpus import SENTENCE_ENDS
-    from sentiment.trainer import one_sentence_each, prepare_data
+    from sentiment.data.corpus import SENTENCE_ENDS
+    from sentiment.train.prepare import one_sentence_each, prepare_data
 
     prepared = prepare_data(BUNDLED_SAMPLE, replace(SMALL_TRAIN, limit=1000, sentences=1))
     corpus, pool, owner = prepared.corpus, prepared.sentences, prepared.sentence_owner
@@ -160,8 +164,8 @@ def test_sentence_examples_are_whole_sentences_of_their_reviews_drawn_anew_each_
 
 
 def test_negated_sentences_are_found_in_the_ids_and_drawn_in_proportion_to_their_weight():
-    from sentiment.preprocessing import NEGATIONS
-    from sentiment.trainer import holds_negation, one_sentence_each, prepare_data, sentence_weights
+    from sentiment.data.preprocessing import NEGATIONS
+    from sentiment.train.prepare import holds_negation, one_sentence_each, prepare_data, sentence_weights
 
     config = replace(SMALL_TRAIN, limit=1000, sentences=1)
     prepared = prepare_data(BUNDLED_SAMPLE, config)
@@ -267,16 +271,15 @@ def test_a_training_share_trains_on_part_of_the_training_split_and_tests_on_the_
 
 
 def test_a_data_set_of_several_files_is_split_per_source_and_tested_per_source(tmp_path, monkeypatch):
-    from sentiment import data
-    from sentiment.data import MORE_REVIEWS
+    from sentiment.data.sets import MORE_REVIEWS
 
     # Two real bundled sources (cut short) as a data set of their own.
     files = []
     for path in (BUNDLED_SAMPLE, MORE_REVIEWS[0]):
-        texts, labels, _ = data.load_reviews(path, limit=500)
-        files.append(tmp_path / f"{data.source_name(path)}.ft.txt")
+        texts, labels, _ = load_reviews(path, limit=500)
+        files.append(tmp_path / f"{source_name(path)}.ft.txt")
         files[-1].write_text("".join(f"__label__{1 + y} {t}\n" for t, y in zip(texts, labels)))
-    monkeypatch.setitem(data.BUNDLED_DATA, "two", tuple(files))
+    monkeypatch.setitem(BUNDLED_DATA, "two", tuple(files))
     out = tmp_path / "two.pt"
     finished = list(train(replace(SMALL_TRAIN, epochs=1, limit=0), SMALL_MODEL, data="two", out=out))[-1]
     assert list(finished.by_source) == [path.name.split(".")[0] for path in files]
@@ -291,7 +294,7 @@ def test_a_data_set_of_several_files_is_split_per_source_and_tested_per_source(t
 
 
 def test_balanced_classes_weigh_the_positive_reviews_loss_by_the_negatives_share():
-    from sentiment.trainer import train_step
+    from sentiment.train.steps import train_step
 
     torch.manual_seed(0)
     model = SentimentNet(ModelConfig(vocab_size=20, embedding_dim=8, hidden_size=8, dropout=0.0))

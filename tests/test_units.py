@@ -6,16 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-from sentiment import units
-from sentiment.checkpoint import DEFAULT_CHECKPOINT, Checkpoint
+import sentiment.units.atlas as atlas_module
 from sentiment.config import ConfigError
-from sentiment.corpus import tokenize_corpus
-from sentiment.data import BUNDLED_SAMPLE
-from sentiment.gates import cell_gates, cell_update, start_values, step_halves, trace_gates
-from sentiment.model import Clamp, ModelConfig, SentimentNet
-from sentiment.predictor import Predictor, load_predictor
-from sentiment.preprocessing import encode_review
-from sentiment.scoring import score
+from sentiment.data.corpus import tokenize_corpus
+from sentiment.data.preprocessing import encode_review
+from sentiment.data.sets import BUNDLED_SAMPLE
+from sentiment.explain.gates import cell_gates, cell_update, start_values, step_halves, trace_gates
+from sentiment.model.checkpoint import DEFAULT_CHECKPOINT, Checkpoint
+from sentiment.model.network import Clamp, ModelConfig, SentimentNet
+from sentiment.model.predictor import Predictor, load_predictor
+from sentiment.model.scoring import score
+from sentiment.units.ablation import ablate, ablated_accuracy
+from sentiment.units.atlas import MAX_STATE_BYTES, atlas_corpus, build_atlas, l1_entry_order
+from sentiment.units.pages import corpus_tokens, describe_unit
+from sentiment.units.passages import PASSAGES, _window_counts, exact_states, find_passages
+from sentiment.units.steering import generate, language_model_file, sample_tokens, steer
 
 REVIEWS = 600  # the first reviews of the bundled sample: real, and quick to read
 
@@ -28,7 +33,7 @@ def shipped():
 @pytest.fixture(scope="module")
 def atlas(shipped):
     corpus = tokenize_corpus(BUNDLED_SAMPLE, limit=REVIEWS)
-    return units.build_atlas(shipped, 0, "forward", "the sample's first reviews", corpus, np.arange(len(corpus)))
+    return build_atlas(shipped, 0, "forward", "the sample's first reviews", corpus, np.arange(len(corpus)))
 
 
 def final_states(predictor, atlas) -> np.ndarray:
@@ -86,7 +91,7 @@ def test_the_l1_sweep_lets_the_informative_feature_in_first():
     rng = np.random.default_rng(0)
     features = rng.normal(size=(400, 6)).astype(np.float32)
     labels = (features[:, 4] + 0.3 * rng.normal(size=400) > 0).astype(np.int64)
-    rank = units.l1_entry_order(features, labels)
+    rank = l1_entry_order(features, labels)
     assert rank[4] == 1 and sorted(rank[rank > 0]) == list(range(1, (rank > 0).sum() + 1))
 
 
@@ -122,23 +127,23 @@ def test_ablation_of_no_units_is_the_plain_model(shipped, atlas):
     held = score(shipped.model, atlas.reviews, clamp=Clamp(0, False, torch.full((atlas.units,), float("nan"))))
     torch.testing.assert_close(held, plain, atol=1e-5, rtol=0)
     whole = ((plain > 0).numpy() == atlas.labels.astype(bool)).mean()
-    assert units.ablated_accuracy(shipped, atlas, np.array([], dtype=np.int64)) == pytest.approx(whole)
+    assert ablated_accuracy(shipped, atlas, np.array([], dtype=np.int64)) == pytest.approx(whole)
 
 
 def test_the_ablation_check_compares_the_best_units_with_random_ones(shipped, atlas):
-    result = units.ablate(shipped, atlas, sizes=(1, 5), draws=2)
+    result = ablate(shipped, atlas, sizes=(1, 5), draws=2)
     assert result.whole == pytest.approx(((atlas.read.probabilities >= 0.5) == atlas.labels.astype(bool)).mean())
     assert result.row("best", 5).units == atlas.best(5).tolist()
-    assert result.row("best", 1).accuracy == pytest.approx(units.ablated_accuracy(shipped, atlas, atlas.best(1)))
+    assert result.row("best", 1).accuracy == pytest.approx(ablated_accuracy(shipped, atlas, atlas.best(1)))
     random = result.row("random", 5)
     assert random.lowest <= random.accuracy <= random.highest and len(random.units) == 5
     assert f"Unit {result.best_unit} predicts best alone" in result.verdict()
-    assert units.ablate(shipped, atlas, sizes=(1, 5), draws=2) is result  # kept with the atlas
+    assert ablate(shipped, atlas, sizes=(1, 5), draws=2) is result  # kept with the atlas
 
 
 def test_the_unit_page_shows_the_gate_trace_values(shipped, atlas):
     unit = int(atlas.best(1)[0])
-    page = units.describe_unit(shipped, atlas, unit, "cell_state", count=3)
+    page = describe_unit(shipped, atlas, unit, "cell_state", count=3)
     assert len(page.up) == len(page.down) == 3
     for review in page.up + page.down:
         text = " ".join(review.tokens)
@@ -146,7 +151,7 @@ def test_the_unit_page_shows_the_gate_trace_values(shipped, atlas):
         assert tokens == review.tokens
         np.testing.assert_array_equal(trace_gates(shipped.model, ids, tokens).layer(0).cell_state[:, unit],
                                       review.values)
-    hidden = units.describe_unit(shipped, atlas, unit, count=1)
+    hidden = describe_unit(shipped, atlas, unit, count=1)
     assert hidden.up[0].values.max() == pytest.approx(atlas.read.largest[:, unit].max(), abs=1e-5)
     assert hidden.down[0].values.min() == pytest.approx(atlas.read.smallest[:, unit].min(), abs=1e-5)
 
@@ -154,17 +159,17 @@ def test_the_unit_page_shows_the_gate_trace_values(shipped, atlas):
 def test_unit_indices_and_states_are_checked(shipped, atlas):
     for bad in (-1, atlas.units, 1.5, True, "3", None):
         with pytest.raises(ConfigError, match="unit must be"):
-            units.describe_unit(shipped, atlas, bad)
+            describe_unit(shipped, atlas, bad)
     with pytest.raises(ConfigError, match="state must be"):
-        units.describe_unit(shipped, atlas, 0, "gates")
+        describe_unit(shipped, atlas, 0, "gates")
     with pytest.raises(ConfigError, match="unit must be"):
-        units.steer(shipped, 0, "forward", "fine", shipped.model.config.hidden_size, 1.0)
+        steer(shipped, 0, "forward", "fine", shipped.model.config.hidden_size, 1.0)
 
 
 def test_select_to_match_finds_passages_that_hold_the_phrase_pattern(shipped, atlas):
-    match = units.find_passages(shipped, atlas, "The screen is not good and the battery dies.", "not good", 0.3)
+    match = find_passages(shipped, atlas, "The screen is not good and the battery dies.", "not good", 0.3)
     assert match.tokens[match.span[0] : match.span[1]] == ["not", "good"] and match.units
-    assert len(match.passages) == units.PASSAGES
+    assert len(match.passages) == PASSAGES
     assert [p.units_on for p in match.passages] == sorted((p.units_on for p in match.passages), reverse=True)
     chosen = np.array(match.followed)
     assert match.followed == match.units  # fewer than MAX_FOLLOWED: all followed
@@ -175,34 +180,34 @@ def test_select_to_match_finds_passages_that_hold_the_phrase_pattern(shipped, at
         if passage.start > 0:
             on &= states[passage.start - 1] <= 0.3
         assert on.sum() == passage.units_on > 0
-        assert passage.tokens == units.corpus_tokens(atlas, passage.row)[passage.start : passage.start + 2]
+        assert passage.tokens == corpus_tokens(atlas, passage.row)[passage.start : passage.start + 2]
 
 
 def test_select_to_match_ranks_the_corpus_as_reading_every_review_in_float_would(shipped, atlas):
-    match = units.find_passages(shipped, atlas, "", "not good", 0.3)
+    match = find_passages(shipped, atlas, "", "not good", 0.3)
     chosen = np.array(match.followed)
     best = []
-    for states in units.exact_states(shipped, atlas, np.arange(len(atlas.rows))):
+    for states in exact_states(shipped, atlas, np.arange(len(atlas.rows))):
         on, off = states[:, chosen] > 0.3, states[:, chosen] <= 0.3
-        per_end = units._window_counts(on, off, np.zeros(len(states), np.int32), 2, False)
+        per_end = _window_counts(on, off, np.zeros(len(states), np.int32), 2, False)
         best.append(int(per_end.max()))
     assert [p.units_on for p in match.passages] == sorted(best, reverse=True)[: len(match.passages)]
 
 
 def test_select_to_match_refuses_what_it_cannot_match(shipped, atlas):
     with pytest.raises(ConfigError, match="phrase is empty"):
-        units.find_passages(shipped, atlas, "", "  ", 0.3)
+        find_passages(shipped, atlas, "", "  ", 0.3)
     with pytest.raises(ConfigError, match="is not in the first"):
-        units.find_passages(shipped, atlas, "It works well.", "not good", 0.3)
-    nothing = units.find_passages(shipped, atlas, "", "not good", 0.999)  # no unit gets that high
+        find_passages(shipped, atlas, "It works well.", "not good", 0.3)
+    nothing = find_passages(shipped, atlas, "", "not good", 0.999)  # no unit gets that high
     assert nothing.units == [] and nothing.passages == []
 
 
 def test_clamping_the_sentiment_unit_high_and_low_moves_the_prediction_apart(shipped, atlas):
     unit = int(atlas.best(1)[0])
     review = "It works, but the strap broke after a month."
-    free = units.steer(shipped, 0, "forward", review, unit, None)
-    high, low = (units.steer(shipped, 0, "forward", review, unit, v) for v in (1.0, -1.0))
+    free = steer(shipped, 0, "forward", review, unit, None)
+    high, low = (steer(shipped, 0, "forward", review, unit, v) for v in (1.0, -1.0))
     assert free.clamped_probability == free.probability == pytest.approx(shipped.predict(review)[0], abs=1e-6)
     towards_positive = atlas.signs[unit] > 0  # holding it on its positive side pushes positive
     up, down = (high, low) if towards_positive else (low, high)
@@ -211,36 +216,36 @@ def test_clamping_the_sentiment_unit_high_and_low_moves_the_prediction_apart(shi
 
 
 def test_a_corpus_too_large_for_the_atlas_is_refused(shipped, tmp_path, monkeypatch):
-    monkeypatch.setattr(units, "MAX_REVIEWS", 50)
+    monkeypatch.setattr(atlas_module, "MAX_REVIEWS", 50)
     data = tmp_path / "reviews.txt"
     data.write_text("".join(f"__label__{1 + i % 2} review number {i} is fine\n" for i in range(51)))
     with pytest.raises(ConfigError, match="more than 50 reviews"):
-        units.atlas_corpus(shipped, data)
+        atlas_corpus(shipped, data)
 
 
 def test_a_wide_layer_keeps_the_first_reviews_that_fit(shipped, monkeypatch):
     corpus = tokenize_corpus(BUNDLED_SAMPLE, limit=60)
-    monkeypatch.setattr(units, "MAX_STATE_BYTES", 30 * 40 * shipped.model.config.hidden_size)
-    atlas = units.build_atlas(shipped, 0, "forward", "sixty", corpus, np.arange(len(corpus)))
+    monkeypatch.setattr(atlas_module, "MAX_STATE_BYTES", 30 * 40 * shipped.model.config.hidden_size)
+    atlas = build_atlas(shipped, 0, "forward", "sixty", corpus, np.arange(len(corpus)))
     assert 0 < len(atlas.rows) < 60 and atlas.cut == 60 - len(atlas.rows)
-    assert atlas.read.states.nbytes <= units.MAX_STATE_BYTES
+    assert atlas.read.states.nbytes <= MAX_STATE_BYTES
 
 
 @pytest.fixture(scope="module")
 def language_model():
-    return load_predictor(units.language_model_file(DEFAULT_CHECKPOINT), device="cpu")
+    return load_predictor(language_model_file(DEFAULT_CHECKPOINT), device="cpu")
 
 
 def test_generation_with_no_unit_held_is_the_free_model_and_holding_a_unit_changes_it(language_model, atlas):
     unit = int(atlas.best(1)[0])
-    made = units.generate(language_model, 0, "forward", "This blender is", unit, 1.0, count=12, seed=3)
+    made = generate(language_model, 0, "forward", "This blender is", unit, 1.0, count=12, seed=3)
     assert len(made.free) == len(made.high) == len(made.low) == 12
     ids = encode_review("This blender is", language_model.vocab, language_model.max_len)[1]
     holds_nothing = Clamp(0, False, torch.full((atlas.units,), float("nan")))
-    free = [language_model.vocab.itos[i] for i in units.sample_tokens(language_model, ids, 12, 3, holds_nothing)]
+    free = [language_model.vocab.itos[i] for i in sample_tokens(language_model, ids, 12, 3, holds_nothing)]
     assert made.free == free  # the clamp path holding nothing draws the very same text
     assert made.high != made.free or made.low != made.free
-    assert made.free == units.generate(language_model, 0, "forward", "This blender is", unit, 1.0, 12, 3).free
+    assert made.free == generate(language_model, 0, "forward", "This blender is", unit, 1.0, 12, 3).free
 
 
 def test_the_shipped_language_model_predicts_text_far_better_than_chance(language_model, shipped, atlas):
@@ -263,15 +268,15 @@ def test_the_shipped_language_model_predicts_text_far_better_than_chance(languag
 
 def test_generation_refuses_what_it_cannot_do(language_model, shipped):
     with pytest.raises(ConfigError, match="prompt is empty"):
-        units.generate(language_model, 0, "forward", "   ", 0, 1.0)
+        generate(language_model, 0, "forward", "   ", 0, 1.0)
     with pytest.raises(ConfigError, match="unit must be"):
-        units.generate(language_model, 0, "forward", "Good", -1, 1.0)
+        generate(language_model, 0, "forward", "Good", -1, 1.0)
     with pytest.raises(ConfigError, match="not a language model"):
-        units.generate(shipped, 0, "forward", "Good", 0, 1.0)
+        generate(shipped, 0, "forward", "Good", 0, 1.0)
     with pytest.raises(ConfigError, match="has no language model kept beside it"):
-        units.language_model_file(DEFAULT_CHECKPOINT.parent / "lstm.pt")
+        language_model_file(DEFAULT_CHECKPOINT.parent / "lstm.pt")
     with pytest.raises(ConfigError, match="generate fewer"):
-        units.generate(language_model, 0, "forward", "Good", 0, 1.0, count=language_model.max_len)
+        generate(language_model, 0, "forward", "Good", 0, 1.0, count=language_model.max_len)
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +292,7 @@ def two_way(shipped):
 
 def test_an_upper_layers_backward_direction_reads_as_the_gate_trace(two_way):
     corpus = tokenize_corpus(BUNDLED_SAMPLE, limit=80)
-    atlas = units.build_atlas(two_way, 1, "backward", "eighty", corpus, np.arange(len(corpus)))
+    atlas = build_atlas(two_way, 1, "backward", "eighty", corpus, np.arange(len(corpus)))
     shut = steps = 0
     for i in range(len(atlas.rows)):
         trace = trace_gates(two_way.model, atlas.reviews.review(i)).layer(1, "backward")
@@ -297,7 +302,7 @@ def test_an_upper_layers_backward_direction_reads_as_the_gate_trace(two_way):
         np.testing.assert_allclose(stored, trace.hidden_state, atol=1 / 254 + 1e-6)
         shut, steps = shut + (trace.gates["forget"] < 0.1).sum(axis=0), steps + len(trace.hidden_state)
     np.testing.assert_allclose(atlas.read.saturation["forget"][0], shut / steps, atol=1e-6)
-    match = units.find_passages(two_way, atlas, "", "not good", 0.0)
+    match = find_passages(two_way, atlas, "", "not good", 0.0)
     assert match.units and match.passages
     chosen = np.array(match.followed)
     for passage in match.passages:  # going backward, the step before a passage is the token after it
@@ -306,5 +311,5 @@ def test_an_upper_layers_backward_direction_reads_as_the_gate_trace(two_way):
         if passage.start + 2 < len(states):
             on &= states[passage.start + 2, chosen] <= 0
         assert on.sum() == passage.units_on
-    held = units.ablated_accuracy(two_way, atlas, np.array([], dtype=np.int64))
+    held = ablated_accuracy(two_way, atlas, np.array([], dtype=np.int64))
     assert held == pytest.approx(((atlas.read.probabilities > 0.5) == atlas.labels.astype(bool)).mean())

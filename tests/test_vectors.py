@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from conftest import SMALL_MODEL, SMALL_TRAIN
 
-from sentiment.checkpoint import load_checkpoint
-from sentiment.data import DataError
-from sentiment.preprocessing import Vocab
-from sentiment.trainer import Finished, Preparing, train
-from sentiment.vectors import export, read_vectors
+from sentiment.data.files import DataError
+from sentiment.data.preprocessing import Vocab
+from sentiment.model.checkpoint import load_checkpoint
+from sentiment.model.word_vectors import export, read_vectors
+from sentiment.train.events import Finished, Preparing
+from sentiment.train.loop import train
 
 VOCAB = Vocab(["_PAD", "_UNK", "great", "kettle", "n't", "do", "awful"])
 ROWS = {"great": [0.5, -1.0, 2.0], "kettle": [1.5, 0.25, -0.125], "awful": [-2.0, 0.0, 1.0], "tea": [9.0, 9.0, 9.0]}

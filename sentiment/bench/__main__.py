@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 
 from .. import cli
-from ..checkpoint import DEFAULT_CHECKPOINT
 from ..config import bound, spec_of
-from ..data import BUNDLED_SAMPLE
-from ..model import describe_device, pick_device
-from ..presets import PRESETS
-from ..trainer import TrainConfig
+from ..data.sets import BUNDLED_SAMPLE
+from ..model.checkpoint import DEFAULT_CHECKPOINT
+from ..model.network import describe_device, pick_device
+from ..train.config import TrainConfig
+from ..train.presets import PRESETS
 from .measure import PeakMemory, Row, format_table, write_json
 from .stages import STAGES
 

@@ -20,14 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..corpus import TokenizedCorpus, tokenize_files
-from ..data import Splits, split_by_source, typed_sentences
-from ..predictor import Predictor, load_predictor
-from ..preprocessing import NEGATIONS, tokenize_review
-from ..presets import PRESETS
-from ..scoring import score
-from ..trainer import train
+from ..data.corpus import TokenizedCorpus, tokenize_files
+from ..data.preprocessing import NEGATIONS, tokenize_review
+from ..data.sets import Splits, split_by_source, typed_sentences
+from ..model.predictor import Predictor, load_predictor
+from ..model.scoring import score
+from ..train.loop import train
+from ..train.presets import PRESETS
 from .measure import Row
+
 
 def has_negation(tokens: list[str]) -> bool:
     return not NEGATIONS.isdisjoint(tokens)

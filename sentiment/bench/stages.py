@@ -18,18 +18,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..corpus import tokenize_corpus
-from ..data import load_reviews, split_indices
-from ..explain import default_layer, explain, parse_layer
-from ..model import ModelConfig, SentimentNet, pick_device
-from ..playground import describe_cell
-from ..predictor import load_predictor
-from ..preprocessing import tokenize_review
-from ..presets import PRESETS
-from ..scoring import held_out
-from ..trainer import Evaluated, length_bucketed_batches, train, train_step
-from ..units import AtlasCache, find_passages
-from ..vectors import export
+from ..data.corpus import tokenize_corpus
+from ..data.files import load_reviews
+from ..data.preprocessing import tokenize_review
+from ..data.sets import split_indices
+from ..explain.playground import describe_cell
+from ..explain.review import default_layer, explain, parse_layer
+from ..model.network import ModelConfig, SentimentNet, pick_device
+from ..model.predictor import load_predictor
+from ..model.scoring import held_out
+from ..model.word_vectors import export
+from ..train.events import Evaluated
+from ..train.loop import train
+from ..train.presets import PRESETS
+from ..train.steps import length_bucketed_batches, train_step
+from ..units.atlas import AtlasCache
+from ..units.passages import find_passages
 from .measure import ChildrenPeak, PeakMemory, Row, alternating_times, times
 from .quality import bench_curve, bench_quality
 from .reference import ReferenceNet, ReferenceTrainer, reference_fit, reference_preprocess

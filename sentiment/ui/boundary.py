@@ -12,11 +12,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..checkpoint import list_checkpoints
-from ..config import ConfigError
+from ..config import USER_ERRORS, ConfigError
 from ..contract import Param, Text, is_empty
-from ..data import DataError, check_review_file
-from ..errors import USER_ERRORS
+from ..data.files import DataError, check_review_file
+from ..model.checkpoint import list_checkpoints
 from . import state
 
 UPLOAD_TYPES = (".txt", ".bz2", ".gz", ".csv", ".tsv")  # review files

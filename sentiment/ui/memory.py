@@ -5,16 +5,32 @@ import time
 
 import gradio as gr
 
-from .. import plots
-from ..checkpoint import list_checkpoints
 from ..config import ConfigError
 from ..contract import REVIEW
-from ..explain import explain
-from ..memory import (
-    CELL_TYPES, COMPARED, DISTANCES, FORGET_BIAS, MEMORY_CHECKPOINTS, MEMORY_EXAMPLE, STEPS, MemorySettings,
-    accuracy_by_length, gradient_drop, gradient_norms, memory_experiment,
+from ..data.preprocessing import encode_review
+from ..explain.review import explain
+from ..memory.experiment import (
+    CELL_TYPES,
+    COMPARED,
+    DISTANCES,
+    FORGET_BIAS,
+    MEMORY_CHECKPOINTS,
+    MEMORY_EXAMPLE,
+    STEPS,
+    MemorySettings,
+    accuracy_by_length,
+    gradient_drop,
+    gradient_norms,
+    memory_experiment,
 )
-from ..preprocessing import encode_review
+from ..model.checkpoint import list_checkpoints
+from ..plots.memory import (
+    gradient_flow_figure,
+    length_accuracy_figure,
+    memory_figure,
+    memory_heatmaps,
+    trajectories_figure,
+)
 from . import state
 from .boundary import endpoint, status_line
 
@@ -45,10 +61,10 @@ def compare_memory(review: str, names: list[str]):
                       f"{norms[label][-1 - far]:.2e}", f"{gradient_drop(norms[label], far):,.0f}×"])
     explanation, predictor = first
     trace = explanation.inspection.trace
-    kept = plots.memory_heatmaps(explanation.layer, trace.tokens, explanation.units)
+    kept = memory_heatmaps(explanation.layer, trace.tokens, explanation.units)
     table = {"headers": ["checkpoint", "P(positive)", "gradient at the last token", f"at {far} tokens from the end",
                          "falls by"], "data": lines}
-    return plots.gradient_flow_figure(norms), plots.trajectories_figure(trajectories, trace.tokens), kept, table
+    return gradient_flow_figure(norms), trajectories_figure(trajectories, trace.tokens), kept, table
 
 
 @endpoint(cells=CELL_TYPES, distances=DISTANCES, forget_bias=FORGET_BIAS, steps=STEPS)
@@ -66,7 +82,7 @@ def run_memory_experiment(cells: list[str], distances: list, forget_bias: float,
     results, started, total = [], time.perf_counter(), len(cells) * len(distances)
     for result in memory_experiment(cells, sorted(distances), settings.validate()):
         results.append(result)
-        yield (plots.memory_figure(results),
+        yield (memory_figure(results),
                f"**{len(results)} of {total} models trained** ({time.perf_counter() - started:.0f} s)",
                [[r.cell.upper(), r.distance, round(r.accuracy, 4), r.steps, round(r.seconds, 1)] for r in results])
 
@@ -82,7 +98,7 @@ def compare_length_accuracy(names: list[str]):
     for path in names:
         predictor = state.predictors.get(path)
         buckets[f"{path.name} ({predictor.model.config.cell.upper()})"] = accuracy_by_length(predictor)
-    return plots.length_accuracy_figure(buckets)
+    return length_accuracy_figure(buckets)
 
 
 INTRO = (

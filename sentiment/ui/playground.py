@@ -4,10 +4,9 @@ from __future__ import annotations
 import gradio as gr
 
 from ..contract import Choice, Number, Switch
-from ..model import CELLS
-from ..playground import SIZES, describe_cell, unrolled_diagram
+from ..explain.playground import SIZES, describe_cell, unrolled_diagram
+from ..model.network import CELLS
 from .boundary import endpoint, status_line
-
 
 # Each size as the page labels it.
 LABELS = {"input_size": "input size", "hidden_size": "hidden size", "num_layers": "layers", "batch_size": "batch",

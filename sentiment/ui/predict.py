@@ -9,12 +9,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import plots
-from ..checkpoint import list_checkpoints
 from ..contract import CHECKPOINT, LAYER, REVIEW, TOKEN, UNIT, Choice, Number
-from ..explain import Explanation, default_layer, explain, layer_choices, reading, unit_step
-from ..gates import ATTRIBUTION_METHODS
-from ..predictor import Predictor
+from ..explain.gates import ATTRIBUTION_METHODS
+from ..explain.review import Explanation, default_layer, explain, layer_choices, reading, unit_step
+from ..model.checkpoint import list_checkpoints
+from ..model.predictor import Predictor
+from ..plots.cell import cell_figure, layer_gate_bars
+from ..plots.figure import short_token
+from ..plots.gates import attribution_highlights
 from . import state
 from .boundary import endpoint, status_line
 
@@ -77,7 +79,7 @@ def predict(review: str, checkpoint: str = "default.pt", layer: str = "", units:
     figures = explanation.figures()
     p = explanation.probability
     return ({"positive": p, "negative": 1 - p}, predict_summary(predictor, explanation),
-            plots.attribution_highlights(explanation.inspection.attributions), *figures.values())
+            attribution_highlights(explanation.inspection.attributions), *figures.values())
 
 
 def predict_summary(predictor: Predictor, explanation: Explanation) -> str:
@@ -90,7 +92,7 @@ def predict_summary(predictor: Predictor, explanation: Explanation) -> str:
         f"**{'Positive' if p >= 0.5 else 'Negative'}** with P(positive) = {p:.3f} · {len(trace.tokens)} tokens read"
         + (f" (only the first {predictor.max_len})" if explanation.truncated else "")
         + (f" · {len(explanation.unknown)} unknown to this model (read as _UNK): "
-           + ", ".join(f"`{plots.short_token(t)}`" for t in unknown[:12]) if unknown else "")
+           + ", ".join(f"`{short_token(t)}`" for t in unknown[:12]) if unknown else "")
         + f"\n\n**How it reads the review:** the head reads {explanation.readout}."
         + f"\n\n**Token effects, {attributions.method}:** {attributions.description} (towards +1: pushed the review "
         "positive; towards -1: negative)."
@@ -131,7 +133,7 @@ def cell_step(review: str, checkpoint: str = "default.pt", layer: str = "", toke
     predictor, explanation = explained(checkpoint, review, layer)
     trace = explanation.inspection.trace
     step = unit_step(explanation.layer, trace.tokens, token, unit, predictor.model.config.cell)
-    return step.to_dict(), plots.cell_figure(step), plots.layer_gate_bars(step)
+    return step.to_dict(), cell_figure(step), layer_gate_bars(step)
 
 
 @endpoint(review=REVIEW, checkpoint=CHECKPOINT, layer=LAYER, token=TOKEN)
@@ -173,12 +175,12 @@ def read_review(review: str, checkpoint: str = "default.pt"):
         f"**2. Tokens** (NLTK's word rules): {len(read.tokens):,}{'+' if len(read.tokens) >= 1000 else ''}.\n\n"
         f"**3. Ids** from a vocabulary of {read.vocabulary:,} tokens (0 is `_PAD`, 1 is `_UNK`): "
         f"{len(read.unknown)} distinct unknown word(s) read as `_UNK`"
-        + (": " + ", ".join(f"`{plots.short_token(t)}`" for t in read.unknown[:12]) if read.unknown else "") + ".\n\n"
+        + (": " + ", ".join(f"`{short_token(t)}`" for t in read.unknown[:12]) if read.unknown else "") + ".\n\n"
         f"**4. The row the model sees:** the first {read.kept} of at most {predictor.max_len} tokens"
         + (f" ({len(read.tokens) - read.kept:,}+ cut)" if len(read.tokens) > read.kept else "")
         + "; in a batch, shorter reviews are padded on the right with `_PAD` (0), which the model never reads."
     )
-    rows = [[t, plots.short_token(token), i] for t, (token, i) in enumerate(zip(read.tokens[: read.kept], read.ids))]
+    rows = [[t, short_token(token), i] for t, (token, i) in enumerate(zip(read.tokens[: read.kept], read.ids))]
     return summary, rows
 
 

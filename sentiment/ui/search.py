@@ -10,13 +10,13 @@ from datetime import datetime
 import gradio as gr
 import optuna
 
-from ..checkpoint import CHECKPOINT_DIR
 from ..config import ConfigError, declared, over_public_cap
 from ..contract import OWNER, Number, from_setting
-from ..runner import RunInProgress
-from ..search import PRUNERS, Search, SearchSettings, TrialDone
+from ..model.checkpoint import CHECKPOINT_DIR
+from ..search.study import PRUNERS, Search, SearchSettings, TrialDone
 from . import state
 from .boundary import available_checkpoints, endpoint, status_line
+from .jobs import RunInProgress
 
 # The settings a person sets on the page (the others are the app's): each as SearchSettings declares it, but for the
 # trials: each search here opens a study of its own, so at least one (the command line's 0 reports a shared study).

@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from ..model import describe_device, pick_device
-from ..predictor import PredictorCache
-from ..runner import TrainingRunner
+from ..model.network import describe_device, pick_device
+from ..model.predictor import PredictorCache
 from ..settings import Settings
+from .jobs import TrainingRunner
 
 log = logging.getLogger("lstm_sentiment_lab")
 SETTINGS = Settings()

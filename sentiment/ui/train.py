@@ -12,19 +12,20 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import plots
-from ..checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
 from ..config import GROUPS, ConfigError, Setting, grouped, spec_of
 from ..contract import OWNER, Choice, Number, Text, from_setting
-from ..data import MORE_REVIEW_COUNT, DataError, check_review_file
-from ..model import ModelConfig
-from ..presets import PRESETS
-from ..runner import RunInProgress, RunState
-from ..scoring import SOURCE_COLUMNS, source_rows
-from ..trainer import TrainConfig
-from ..vectors import vector_size
+from ..data.files import DataError, check_review_file
+from ..data.sets import MORE_REVIEW_COUNT
+from ..model.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
+from ..model.network import ModelConfig
+from ..model.scoring import SOURCE_COLUMNS, source_rows
+from ..model.word_vectors import vector_size
+from ..plots.training import confusion_figure, training_curves
+from ..train.config import TrainConfig
+from ..train.presets import PRESETS
 from . import search, state
 from .boundary import Upload, available_checkpoints, endpoint, status_line
+from .jobs import RunInProgress, RunState
 
 VECTOR_TYPES = (".txt", ".vec", ".gz", ".bz2", ".zip")
 VECTORS_LABEL = ("Word vectors to start the embedding from (optional): GloVe .txt, fastText .vec or word2vec text; "
@@ -123,10 +124,10 @@ def train_view(run: RunState) -> tuple:
         report += (f"### Test report ({r.n:,} held-out reviews)\n\n| accuracy | F1 | precision | recall | loss |\n"
                   f"|---|---|---|---|---|\n| **{r.accuracy:.2%}** | {r.f1:.2%} | {r.precision:.2%} | {r.recall:.2%} | "
                   f"{r.loss:.4f} |\n\nSaved as `{finished.checkpoint.name}`: it is now in the Predict tab's list.")
-        confusion = plots.confusion_figure(r.confusion)
+        confusion = confusion_figure(r.confusion)
         checkpoint = str(finished.checkpoint)
         sources = [list(row) for row in source_rows(finished.by_source)]
-    return (status, gr.Markdown(visible=not points), gr.Plot(plots.training_curves(run.history), visible=points),
+    return (status, gr.Markdown(visible=not points), gr.Plot(training_curves(run.history), visible=points),
             report, gr.Dataframe(sources, visible=bool(sources)), gr.Plot(confusion, visible=confusion is not None),
             gr.File(checkpoint, visible=checkpoint is not None))
 

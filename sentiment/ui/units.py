@@ -1,31 +1,26 @@
+from __future__ import annotations
+
 """The Units tab: what single units of a layer learned across a corpus, checked by ablation, read token by token,
 matched by a selected phrase, and steered."""
-from __future__ import annotations
 
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
-from .. import plots
-from ..checkpoint import list_checkpoints
 from ..config import check_range
 from ..contract import CHECKPOINT, LAYER, REVIEW, UNIT, Choice, Number, Text
-from ..explain import default_layer, layer_choices, parse_layer
-from ..predictor import Predictor
-from ..units import (
-    MAX_GENERATED,
-    SATURATION,
-    UnitAtlas,
-    UnitReview,
-    ablate,
-    atlases,
-    describe_unit,
-    find_passages,
-    generate,
-    language_model_file,
-    steer,
-)
+from ..explain.review import default_layer, layer_choices, parse_layer
+from ..model.checkpoint import list_checkpoints
+from ..model.predictor import Predictor
+from ..plots.figure import short_token
+from ..plots.memory import trajectories_figure
+from ..plots.units import ablation_figure, unit_atlas_figure, unit_histogram_figure
+from ..units.ablation import ablate
+from ..units.atlas import SATURATION, UnitAtlas, atlases
+from ..units.pages import UnitReview, describe_unit
+from ..units.passages import find_passages
+from ..units.steering import MAX_GENERATED, generate, language_model_file, steer
 from . import state
 from .boundary import Upload, available_checkpoints, endpoint, status_line
 
@@ -108,7 +103,7 @@ def unit_atlas(checkpoint: str = "default.pt", layer: str = "", corpus: dict | N
     _, atlas = atlas_for(checkpoint, layer, corpus, progress)
     rows = atlas.rows_of_units()
     table = [[round(v, 4) if isinstance(v, float) else v for v in row.values()] for row in rows]
-    figure = plots.unit_atlas_figure(atlas.gap(atlas.read.final), atlas.accuracy, atlas.l1_rank)
+    figure = unit_atlas_figure(atlas.gap(atlas.read.final), atlas.accuracy, atlas.l1_rank)
     return atlas_summary(atlas), figure, gr.Dataframe(table, headers=list(rows[0]))
 
 
@@ -133,7 +128,7 @@ def unit_ablation(checkpoint: str = "default.pt", layer: str = "", corpus: dict 
     rows = [["none (the whole model)", 0, round(result.whole, 4), round(result.whole, 4), round(result.whole, 4), ""]]
     rows += [[f"the {r.ablated} {r.k}", r.k, round(r.accuracy, 4), round(r.lowest, 4), round(r.highest, 4),
               ", ".join(map(str, r.units[:20]))] for r in result.rows]
-    return result.verdict(), plots.ablation_figure(result.whole, result.rows), rows
+    return result.verdict(), ablation_figure(result.whole, result.rows), rows
 
 
 def highlighted(reviews: list[UnitReview], scale: float) -> list[tuple[str, float | None]]:
@@ -142,7 +137,7 @@ def highlighted(reviews: list[UnitReview], scale: float) -> list[tuple[str, floa
     for review in reviews:
         verdict = f"[{'positive' if review.label else 'negative'} review, P(positive) {review.probability:.2f}]"
         shown.append((("\n\n" if shown else "") + verdict, None))
-        shown += [(plots.short_token(t), float(v) / scale) for t, v in zip(review.tokens, review.values)]
+        shown += [(short_token(t), float(v) / scale) for t, v in zip(review.tokens, review.values)]
     return shown
 
 
@@ -179,7 +174,7 @@ def unit_page(checkpoint: str = "default.pt", layer: str = "", corpus: dict | No
                + "\n\nThe reviews where its h reaches its highest and lowest values; tokens coloured by its "
                + ("h" if page.state == "hidden_state" else f"c divided by {scale:.2f}")
                + " after reading each one: the values of the Predict tab's gate trace for the same review and token.")
-    figure = plots.unit_histogram_figure(page.final, page.labels, u, float(atlas.thresholds[u]))
+    figure = unit_histogram_figure(page.final, page.labels, u, float(atlas.thresholds[u]))
     return summary, figure, highlighted(page.up, scale), highlighted(page.down, scale)
 
 
@@ -257,7 +252,7 @@ def clamp_predict(review: str, checkpoint: str = "default.pt", layer: str = "", 
                f"{float(result.unit_values.max()):+.2f}.")
     lines = {"free": result.trajectory} if value is None else {"free": result.trajectory, held: result.clamped_trajectory}
     p = result.clamped_probability
-    return {"positive": p, "negative": 1 - p}, summary, plots.trajectories_figure(lines, result.tokens)
+    return {"positive": p, "negative": 1 - p}, summary, trajectories_figure(lines, result.tokens)
 
 
 @endpoint(prompt=PROMPT, checkpoint=CHECKPOINT, layer=LAYER, unit=UNIT, value=SIZE, tokens=TOKENS, seed=SEED)

@@ -23,8 +23,8 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn as nn
 
-from .config import ConfigError, check_settings, setting
-from .preprocessing import PAD_ID
+from ..config import ConfigError, check_settings, setting
+from ..data.preprocessing import PAD_ID
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN with its default tanh
 LM_OUTPUTS = 2048  # language-model pre-training predicts the most frequent tokens; rarer ones are one class, _UNK

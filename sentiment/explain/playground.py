@@ -6,9 +6,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .config import ConfigError, check_choice, check_range
-from .model import CELLS
-from .plots import Figure, figure
+from ..config import ConfigError, check_choice, check_range
+from ..model.network import CELLS
+from ..plots.figure import Figure, figure
 
 SIZES = {"input_size": 4096, "hidden_size": 4096, "num_layers": 8, "batch_size": 1024, "seq_len": 2000}
 # What one request may cost, whatever the mix of sizes: its weights, its multiply-adds and the floats it holds

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import ModelConfig
-from .trainer import TrainConfig
+from ..model.network import ModelConfig
+from .config import TrainConfig
 
 
 @dataclass(frozen=True)

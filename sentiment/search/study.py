@@ -7,30 +7,29 @@ trial's checkpoint is kept like any other.
 The study lives in Optuna's storage, so any number of workers join it with the same --storage and --study: a journal
 file on one machine (workers in parallel on its cores), PostgreSQL or MySQL across machines
 (`--storage postgresql://user:password@host/db`, with its driver installed). Without --storage the study lives in
-this process only.
-"""
+this process only."""
 from __future__ import annotations
 
-import argparse
 import os
-import re
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
 
-from . import cli
-from .checkpoint import CHECKPOINT_DIR
-from .config import ConfigError, check_settings, setting
-from .presets import PRESETS
-from .trainer import Evaluated, Finished, train
+from ..config import ConfigError, check_settings, setting
+from ..model.checkpoint import CHECKPOINT_DIR
+from ..train.events import Evaluated, Finished
+from ..train.loop import train
+from ..train.presets import PRESETS
 
 PRUNERS = ("median", "halving")
+
+
 # The settings that matter, and where the search looks for them.
 SPACE = {
     "lr": ("log-uniform", 1e-4, 1e-2),
@@ -40,7 +39,11 @@ SPACE = {
     "batch_size": ("choice", (32, 64, 128)),
     "cell": ("choice", ("lstm", "gru")),
 }
+
+
 _RDB_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+", "mysql://", "mysql+")
+
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search says what each trial did itself
 
 
@@ -241,43 +244,3 @@ class Search:
             if os.path.exists(partial):
                 os.unlink(partial)
         return out
-
-
-def describe(done: TrialDone) -> str:
-    shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in done.params.items())
-    result = (f"validation loss {done.val_loss:.4f}, accuracy {done.val_accuracy:.2%}" if done.val_loss is not None
-              else "no validation")
-    best = f"; best so far: trial {done.best_number} ({done.best_loss:.4f})" if done.best_number is not None else ""
-    return f"trial {done.number} {done.state} after {done.epochs} epoch(s), {done.seconds:.0f} s: {result} [{shown}]{best}"
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m sentiment.search", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_dataclass_flags(parser, SearchSettings, about="a worker's search", defaults=True)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where the study's best trial's checkpoint is kept (default checkpoints/search-STUDY.pt)")
-    parser.add_argument("--workdir", type=Path, default=CHECKPOINT_DIR / "search",
-                        help="where each trial's checkpoint is written (default checkpoints/search/STUDY/)")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None, show: Callable[[str], None] = print) -> int:
-    args = parse_args(argv)
-    settings = SearchSettings(**cli.overrides(args, SearchSettings)).validate()
-    search = Search(settings, args.workdir)
-    show(f"study {settings.study!r}: {len(search.study.trials)} trial(s) so far; running {settings.trials} more")
-    for done in search.run():
-        show(describe(done))
-    kept = search.keep_best(args.out or CHECKPOINT_DIR / f"search-{re.sub(r'[^A-Za-z0-9_.-]+', '-', settings.study)}.pt")
-    best = search.best_trial()
-    if best is None:
-        show("no trial has completed yet")
-        return 0
-    show(f"best: trial {best.number}, validation loss {best.value:.4f} ({best.params})"
-         + (f"; its checkpoint is {kept}" if kept else "; its checkpoint is on the worker that ran it"))
-    return 0
-
-
-if __name__ == "__main__":
-    cli.run(main)

@@ -16,14 +16,16 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import cli
-from .checkpoint import CHECKPOINT_DIR, language_model_path, load_checkpoint
-from .config import ConfigError
-from .data import BUNDLED_DATA, data_name
-from .model import ModelConfig
+from .. import cli
+from ..config import ConfigError
+from ..data.sets import BUNDLED_DATA, data_name
+from ..model.checkpoint import CHECKPOINT_DIR, language_model_path, load_checkpoint
+from ..model.network import ModelConfig
+from ..model.scoring import source_table
+from .config import TrainConfig
+from .events import Evaluated, Finished, Preparing, Step
+from .loop import train
 from .presets import PRESETS
-from .scoring import source_table
-from .trainer import Evaluated, Finished, Preparing, Step, TrainConfig, train
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

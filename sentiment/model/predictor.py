@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
+from ..data.corpus import EncodedReviews, encode_texts
 from .checkpoint import DEFAULT_CHECKPOINT, Checkpoint, CheckpointError, load_checkpoint
-from .corpus import EncodedReviews, encode_texts
-from .model import pick_device
+from .network import pick_device
 from .scoring import score
 
 

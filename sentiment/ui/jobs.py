@@ -13,12 +13,14 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checkpoint import CheckpointError
-from .config import ConfigError
-from .data import DataError, data_files, data_name
-from .errors import UserError
-from .model import ModelConfig
-from .trainer import Evaluated, Finished, Preparing, Step, TrainConfig, train
+from ..config import ConfigError, UserError
+from ..data.files import DataError
+from ..data.sets import data_files, data_name
+from ..model.checkpoint import CheckpointError
+from ..model.network import ModelConfig
+from ..train.config import TrainConfig
+from ..train.events import Evaluated, Finished, Preparing, Step
+from ..train.loop import train
 
 
 class RunInProgress(UserError, RuntimeError):

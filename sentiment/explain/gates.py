@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import ConfigError, check_choice
-from .model import Clamp, SentimentNet, evaluating
-from .preprocessing import PAD_ID, UNK_ID, Vocab, encode_review
+from ..config import ConfigError, check_choice
+from ..data.preprocessing import PAD_ID, UNK_ID, Vocab, encode_review
+from ..model.network import Clamp, SentimentNet, evaluating
 
 # Each cell's gates in the order PyTorch stacks their weights: LSTM i, f, g, o; GRU r, z, n; RNN none.
 CELL_GATES = {"lstm": ("input", "forget", "cell", "output"), "gru": ("reset", "update", "new"), "rnn": ()}

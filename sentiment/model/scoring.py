@@ -10,9 +10,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .corpus import EncodedReviews, TokenizedCorpus, tokenize_files
-from .data import BUNDLED_DATA, SPLIT_SEED, split_by_source
-from .model import Clamp, SentimentNet, evaluating
+from ..data.corpus import EncodedReviews, TokenizedCorpus, tokenize_files
+from ..data.sets import BUNDLED_DATA, SPLIT_SEED, split_by_source
+from .network import Clamp, SentimentNet, evaluating
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint

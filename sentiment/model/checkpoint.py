@@ -17,17 +17,16 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError
-from .errors import UserError
-from .model import ModelConfig, SentimentNet
-from .preprocessing import PREPROCESSING_VERSION, Vocab
+from ..config import ConfigError, UserError
+from ..data.preprocessing import PREPROCESSING_VERSION, Vocab
+from .network import ModelConfig, SentimentNet
 
 FORMAT = "lstm-sentiment-lab"
 # 3: weights in float16 and the model config names its readout; 2: float32, the config names its cell type;
 # 1: LSTM only, its layers named `lstm.*` (they are `rnn.*` since). Every older version still loads.
 FORMAT_VERSION = 3
 STORED_DTYPE = torch.float16
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "default.pt"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it

@@ -34,8 +34,9 @@ import nltk
 import numpy as np
 import torch
 
-from .data import DataError, ReadReport, data_files, read_reviews, require_reviews, source_name
+from .files import DataError, ReadReport, read_reviews, require_reviews
 from .preprocessing import PAD_ID, PREPROCESSING_VERSION, UNK_ID, Vocab, tokenize_review
+from .sets import data_files, source_name
 
 _CHUNK = 2000
 _PARALLEL_FROM = 3000  # fewer reviews tokenize faster in this process than through worker processes

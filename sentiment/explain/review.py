@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import plots
-from .config import ConfigError, check_range, whole_number
+from ..config import ConfigError, check_range, whole_number
+from ..data.preprocessing import UNK_ID, clean_text, tokenize_review
+from ..model.network import READOUTS
+from ..model.predictor import Predictor
+from ..plots.figure import Figure, short_token
+from ..plots.gates import attribution_figure, gate_heatmaps, mean_gate_figure, state_heatmaps, trajectory_figure
 from .gates import DIRECTIONS, Inspection, LayerTrace, inspect_review, top_units, unknown_tokens
-from .model import READOUTS
-from .plots import short_token
-from .predictor import Predictor
-from .preprocessing import UNK_ID, clean_text, tokenize_review
 
 
 def layer_choices(predictor: Predictor) -> list[tuple[str, str]]:
@@ -53,14 +53,14 @@ class Explanation:
     def probability(self) -> float:
         return self.inspection.trace.probability
 
-    def figures(self) -> dict[str, plots.Figure]:
+    def figures(self) -> dict[str, Figure]:
         trace, attributions = self.inspection.trace, self.inspection.attributions
         return {
-            "trajectory": plots.trajectory_figure(trace),
-            "attributions": plots.attribution_figure(attributions),
-            "gates": plots.gate_heatmaps(self.layer, trace.tokens, self.units),
-            "states": plots.state_heatmaps(self.layer, trace.tokens, self.units),
-            "mean_gates": plots.mean_gate_figure(self.layer, trace.tokens),
+            "trajectory": trajectory_figure(trace),
+            "attributions": attribution_figure(attributions),
+            "gates": gate_heatmaps(self.layer, trace.tokens, self.units),
+            "states": state_heatmaps(self.layer, trace.tokens, self.units),
+            "mean_gates": mean_gate_figure(self.layer, trace.tokens),
         }
 
 

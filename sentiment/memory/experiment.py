@@ -9,11 +9,9 @@ Three measurements behind the reference article's claim that plain RNNs forget a
   steps. Trained in seconds per cell type and distance, results streamed as they finish.
 - `accuracy_by_length`: a checkpoint's test accuracy per review-length bucket on its own held-out split.
 
-    python -m sentiment.memory [--checkpoints rnn.pt gru.pt lstm.pt] [--distances 5 20 50 100] [--forget-bias 1]
-"""
+    python -m sentiment.memory [--checkpoints rnn.pt gru.pt lstm.pt] [--distances 5 20 50 100] [--forget-bias 1]"""
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,17 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import cli
-from .config import ConfigError, check_range
-from .contract import CHECKPOINT, REVIEW, Choice, Many, Number
-from .data import BUNDLED_SAMPLE
-from .model import CELLS, ModelConfig, SentimentNet, evaluating
-from .predictor import Predictor, load_predictor
-from .preprocessing import encode_review
-from .scoring import held_out, score
-from .trainer import train_step
+from ..config import ConfigError, check_range
+from ..contract import CHECKPOINT, Choice, Many, Number
+from ..data.sets import BUNDLED_SAMPLE
+from ..model.network import CELLS, ModelConfig, SentimentNet, evaluating
+from ..model.predictor import Predictor
+from ..model.scoring import held_out, score
+from ..train.steps import train_step
 
 MEMORY_CHECKPOINTS = ["rnn.pt", "gru.pt", "lstm.pt"]  # shipped side by side: the same data and recipe, three cells
+
+
 # The article's "dog named Cliff" idea, written for reviews: the verdict comes first, then a long neutral stretch.
 MEMORY_EXAMPLE = (
     "Terrible leash, it snapped on the first walk and I want my money back. " + " ".join([
@@ -66,8 +64,6 @@ def gradient_drop(norms: np.ndarray, distance: int) -> float:
     """How many times smaller the gradient is `distance` tokens before the end than at the last token."""
     return float(norms[-1] / max(norms[-1 - distance], 1e-30))
 
-
-# ---------------------------------------------------------------- the synthetic memory task
 
 MARKERS = (2, 3)  # token ids of the two markers: 2 means label 0, 3 means label 1 (0 and 1 are _PAD and _UNK)
 
@@ -105,9 +101,17 @@ class MemoryResult:
 
 # What a person sets of the experiment, declared once: the Memory tab's endpoints and this module's flags read these.
 CELL_TYPES = Many("cell types", item=Choice("cell type", choices=tuple(CELLS)), most=len(CELLS))
+
+
 DISTANCES = Many("distances", item=Number("distance", 1, 100, integer=True), most=10)
+
+
 FORGET_BIAS = Number("forget-gate bias", -10.0, 10.0)
+
+
 STEPS = Number("most training steps per model", 1, 5000, integer=True)
+
+
 COMPARED = Many("checkpoints", item=CHECKPOINT, most=6)
 
 
@@ -174,8 +178,6 @@ def memory_experiment(cells: Sequence[str] = ("rnn", "gru", "lstm"), distances: 
             yield train_memory_model(cell, MemoryTask(int(distance)), settings)
 
 
-# ---------------------------------------------------------------- accuracy by review length
-
 LENGTH_EDGES = (25, 50, 100, 150)  # review length buckets, in tokens: ≤25, 26–50, 51–100, 101–150, >150
 
 
@@ -199,41 +201,3 @@ def accuracy_by_length(predictor: Predictor, data: str | Path = BUNDLED_SAMPLE,
     labels = [f"{lo + 1}–{hi}" for lo, hi in zip(bounds, edges)] + [f"> {edges[-1]}"]
     return [LengthBucket(labels[b], int((bucket == b).sum()), float(correct[bucket == b].mean()) if (bucket == b).any() else float("nan"))
             for b in range(len(labels))]
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sentiment.memory", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoints", nargs="+", default=MEMORY_CHECKPOINTS, help="names in checkpoints/")
-    parser.add_argument("--review", type=REVIEW.flag_type(), default=MEMORY_EXAMPLE,
-                        help="review for the gradient flow (default: the Cliff one)")
-    parser.add_argument("--cells", nargs="+", type=CELL_TYPES.item.flag_type(), default=["rnn", "gru", "lstm"],
-                        help=CELL_TYPES.expects())
-    parser.add_argument("--distances", nargs="+", type=DISTANCES.item.flag_type(), default=[5, 20, 50, 100],
-                        help=DISTANCES.expects())
-    parser.add_argument("--forget-bias", type=FORGET_BIAS.flag_type(), default=MemorySettings.forget_bias,
-                        help=FORGET_BIAS.expects())
-    parser.add_argument("--steps", type=STEPS.flag_type(), default=MemorySettings.steps, help=STEPS.expects())
-    args = parser.parse_args(argv)
-    cells, distances = CELL_TYPES.check(args.cells), DISTANCES.check(args.distances)  # the counts, as the tab's
-    predictors = {path.name: load_predictor(path, "cpu") for path in COMPARED.check(args.checkpoints)}
-
-    print("gradient flow, ‖∂ logit / ∂ embedding‖ by distance from the end of the review:")
-    for name, predictor in predictors.items():
-        norms = gradient_norms(predictor.model, encode_review(args.review, predictor.vocab, predictor.max_len)[1])
-        at = {d: norms[-1 - d] for d in (0, 10, 25, 50, 100) if d < len(norms)}
-        drop = gradient_drop(norms, max(at))
-        print(f"  {name:12} " + "  ".join(f"d={d}: {v:.2e}" for d, v in at.items()) + f"  (falls {drop:,.0f}×)")
-    print("\naccuracy by review length (tokens), each checkpoint's held-out test split:")
-    for name, predictor in predictors.items():
-        print(f"  {name:12} " + "  ".join(f"{b.label}: {b.accuracy:.1%} ({b.reviews})" for b in accuracy_by_length(predictor)))
-    print(f"\nsynthetic memory task (not reviews), test accuracy; LSTM forget-gate bias at start {args.forget_bias}:")
-    settings = MemorySettings(forget_bias=args.forget_bias, steps=args.steps).validate()
-    for result in memory_experiment(cells, distances, settings):
-        print(f"  {result.cell:4} distance {result.distance:4}: {result.accuracy:6.1%} after {result.steps:5,} steps, "
-              f"{result.seconds:5.1f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    cli.run(main)

@@ -1,0 +1,1 @@
+"""Looking inside one review: gates and states, token effects, the playground's one layer."""

@@ -1,0 +1,1 @@
+"""The network, its checkpoints, the predictor that loads one, scoring, word vectors."""

@@ -1,0 +1,1 @@
+"""Every figure, as plotly JSON, one module per view."""

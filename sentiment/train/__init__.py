@@ -1,0 +1,1 @@
+"""Training: its settings, presets, the fit loop, pre-training, short examples, distributed steps."""
