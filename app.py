@@ -13,29 +13,29 @@ import gradio as gr
 
 from sentiment.config import ConfigError
 from sentiment.settings import Settings
-from sentiment.ui import memory, playground, predict, state, train, units
+from sentiment.ui import memory, playground, predict, train, units
+from sentiment.ui.lab import Lab
 
 
-def build_demo(mcp: bool = False) -> gr.Blocks:
-    """The page. With `mcp` the endpoints that start work stay off the API page, so that MCP clients are not offered
-    them as tools."""
-    state.LIST_RUNS = not mcp
+def build_demo(lab: Lab | None = None) -> gr.Blocks:
+    """The page over `lab` (a Lab of default settings when none is given)."""
+    lab = lab or Lab()
     public = (" **Public demo:** training runs are capped in size and time"
-              + ("" if state.SETTINGS.allow_uploads else ", uploads are off") + "." if state.SETTINGS.public else "")
+              + ("" if lab.settings.allow_uploads else ", uploads are off") + "." if lab.settings.public else "")
     with gr.Blocks(title="LSTM Sentiment Lab") as demo:
         gr.Markdown("# LSTM Sentiment Lab\nTrain an LSTM on real Amazon reviews, take the layer apart, and watch its "
-                    f"gates decide. Running on **{state.DEVICE}**.{public}", elem_id="header")
+                    f"gates decide. Running on **{lab.device}**.{public}", elem_id="header")
         with gr.Tabs():
             with gr.Tab("Predict", id="predict", elem_id="predict-tab"):
-                checkpoint = predict.create_tab()
+                checkpoint = predict.create_tab(lab)
             with gr.Tab("Train", id="train", elem_id="train-tab"):
-                train.create_tab(demo, checkpoint)
+                train.create_tab(lab, demo, checkpoint)
             with gr.Tab("Units", id="units", elem_id="units-tab"):
-                units.create_tab()
+                units.create_tab(lab)
             with gr.Tab("Memory", id="memory", elem_id="memory-tab"):
-                memory.create_tab()
+                memory.create_tab(lab)
             with gr.Tab("LSTM playground", id="playground", elem_id="playground-tab"):
-                playground.create_tab(demo)
+                playground.create_tab(lab, demo)
     return demo
 
 
@@ -70,16 +70,17 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         auth = parse_auth(args.auth or os.environ.get("SENTIMENT_AUTH"))
-        state.SETTINGS = Settings.from_env(share=args.share)
+        # With MCP the endpoints that start work stay off the API page, so that MCP clients are not offered them.
+        lab = Lab(settings=Settings.from_env(share=args.share), list_jobs=not args.mcp)
     except ConfigError as e:
         raise SystemExit(f"error: {e}") from None
     if args.share and not auth:
         print("--share serves this app at a public gradio.live address that anyone with the link can open for a week "
               "(predict, train within the public limits, the playground). Add --auth USER:PASSWORD to ask for a "
               "password.")
-    build_demo(mcp=args.mcp).queue(default_concurrency_limit=4).launch(
+    build_demo(lab).queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, share=args.share, auth=auth, mcp_server=args.mcp,
-        max_file_size=upload_limit(state.SETTINGS), theme=gr.themes.Soft())
+        max_file_size=upload_limit(lab.settings), theme=gr.themes.Soft())
 
 
 if __name__ == "__main__":

@@ -16,11 +16,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from .config import ConfigError, declared, over_public_cap, whole_number
+from .config import ConfigError, Number, declared, over_public_cap
 from .model.network import ModelConfig
 from .train.config import TrainConfig
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+# The environment's numbers, each declared once: a refusal names the variable.
+MAX_UPLOAD_MB = Number("SENTIMENT_MAX_UPLOAD_MB", 1, 2000, integer=True)
+MAX_RUN_SECONDS = Number("SENTIMENT_MAX_RUN_SECONDS", 10, 86_400, integer=True)
 
 
 @dataclass(frozen=True)
@@ -73,12 +76,10 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] = os.environ, share: bool = False) -> Settings:
         """The settings the environment asks for; a value that is not one a ConfigError names."""
         public = _flag(environ, "SENTIMENT_PUBLIC", bool(environ.get("SPACE_ID")) or share)
-        max_seconds = whole_number(environ.get("SENTIMENT_MAX_RUN_SECONDS", str(int(PublicLimits.max_seconds))),
-                                   "SENTIMENT_MAX_RUN_SECONDS", 10, 86_400)
+        max_seconds = MAX_RUN_SECONDS.check(environ.get(MAX_RUN_SECONDS.label, PublicLimits.max_seconds))
         return cls(public=public, allow_training=_flag(environ, "SENTIMENT_ALLOW_TRAINING", True),
                    allow_uploads=_flag(environ, "SENTIMENT_ALLOW_UPLOADS", not public),
-                   max_upload_mb=whole_number(environ.get("SENTIMENT_MAX_UPLOAD_MB", "100"), "SENTIMENT_MAX_UPLOAD_MB",
-                                              1, 2000),
+                   max_upload_mb=MAX_UPLOAD_MB.check(environ.get(MAX_UPLOAD_MB.label, cls.max_upload_mb)),
                    limits=PublicLimits(max_seconds=float(max_seconds)))
 
 

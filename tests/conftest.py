@@ -47,16 +47,22 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_url():
+def lab():
+    """The Lab the served app shares: its settings, checkpoints and job runner."""
+    from sentiment.ui.lab import Lab
+
+    return Lab()
+
+
+@pytest.fixture(scope="session")
+def app_url(lab):
     """The app served in-process on a free local port, as `python app.py` serves it."""
     import app
 
-    demo = app.build_demo().queue(default_concurrency_limit=4)
+    demo = app.build_demo(lab).queue(default_concurrency_limit=4)
     port = _free_port()
     demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
     yield f"http://127.0.0.1:{port}/"
-    from sentiment.ui import state
-
-    state.runner.stop(state.runner.snapshot().owner)
-    state.runner.join(60)
+    lab.jobs.stop_any()
+    lab.jobs.join(60)
     demo.close()

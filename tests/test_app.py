@@ -29,11 +29,18 @@ from sentiment.data.preprocessing import PREPROCESSING_VERSION, encode_review
 from sentiment.data.sets import BUNDLED_SAMPLE
 from sentiment.explain.review import explain
 from sentiment.memory.experiment import MEMORY_CHECKPOINTS, MEMORY_EXAMPLE
-from sentiment.model.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
+from sentiment.model.checkpoint import (
+    CHECKPOINT_DIR,
+    DEFAULT_CHECKPOINT,
+    load_checkpoint,
+    save_checkpoint,
+)
 from sentiment.model.network import READOUTS
 from sentiment.model.predictor import load_predictor
 from sentiment.model.word_vectors import export
-from sentiment.ui import boundary, state, train
+from sentiment.ui import boundary, train
+from sentiment.ui.jobs import log
+from sentiment.ui.lab import Lab, Refusals
 from sentiment.ui.predict import EXAMPLES, predict_summary
 
 
@@ -175,15 +182,15 @@ def test_training_from_uploaded_word_vectors_says_what_it_read_and_keeps_them_fr
 
 
 @pytest.mark.slow
-def test_one_run_at_a_time_while_eight_users_predict(client, app_url):
+def test_one_run_at_a_time_while_eight_users_predict(client, app_url, lab):
     saved_before = {path: path.read_bytes() for path in CHECKPOINT_DIR.glob("*.pt")}
     reviews = load_reviews(BUNDLED_SAMPLE, limit=24)[0]
     expected = load_predictor(DEFAULT_CHECKPOINT, device="cpu").predict(reviews)
     job = client.submit(*train_args(limit=4000, epochs=5), api_name="/train")
     deadline = time.time() + 60
     while time.time() < deadline:
-        run = state.runner.snapshot()
-        if run.active and run.step and run.step.step >= 2:
+        run = lab.jobs.snapshot("training")
+        if run.active and run.progress.step and run.progress.step.step >= 2:
             break
         time.sleep(0.2)
 
@@ -194,11 +201,16 @@ def test_one_run_at_a_time_while_eight_users_predict(client, app_url):
 
     with ThreadPoolExecutor(8) as pool:
         answers = [p for user_answers in pool.map(user, range(8)) for p in user_answers]
-    assert state.runner.snapshot().active, "the run should still be streaming while the users predict"
+    assert lab.jobs.snapshot("training").active, "the run should still be streaming while the users predict"
     assert answers == pytest.approx(expected, abs=1e-4)
 
     with pytest.raises(AppError, match="already in progress"):
         client.predict(*train_args(limit=400, epochs=1), api_name="/train")
+    # One job at a time, whatever its kind: a search and the memory experiment wait for the run too.
+    with pytest.raises(AppError, match="A training run is already in progress"):
+        client.predict(1, 0, 1, 400, "median", "", api_name="/search")
+    with pytest.raises(AppError, match="A training run is already in progress"):
+        client.predict(["lstm"], [5], 1.0, 10, api_name="/memory_experiment")
     assert "Stopping" in call(client, "/stop_training", "")["Status"]
     final = named(client, "/train", job.result())
     assert "Stopped" in final["Status"]
@@ -218,7 +230,7 @@ def _figure_data(plot) -> list[dict]:
 
 def test_memory_tab_compares_the_shipped_cell_types(client):
     assert all((CHECKPOINT_DIR / name).is_file() for name in MEMORY_CHECKPOINTS)
-    compared = call(client, "/compare_memory", MEMORY_EXAMPLE, MEMORY_CHECKPOINTS)
+    compared = call(client, "/compare_memory", MEMORY_EXAMPLE, list(MEMORY_CHECKPOINTS))
     labels = ["rnn.pt (RNN)", "gru.pt (GRU)", "lstm.pt (LSTM)"]
     assert [trace["name"] for trace in _figure_data(compared["Gradient flow"])] == labels
     assert [trace["name"] for trace in _figure_data(compared["Prediction after each token"])] == labels
@@ -234,7 +246,7 @@ def test_memory_tab_compares_the_shipped_cell_types(client):
 def test_the_memory_tab_opens_with_the_examples_comparison_drawn(client):
     opened = {c["props"].get("label"): c["props"].get("value") for c in client.config["components"]
               if c.get("type") == "plot"}
-    compared = call(client, "/compare_memory", MEMORY_EXAMPLE, MEMORY_CHECKPOINTS)
+    compared = call(client, "/compare_memory", MEMORY_EXAMPLE, list(MEMORY_CHECKPOINTS))
     for label in ["Gradient flow", "Prediction after each token", "Forget gate and cell state"]:
         assert opened[label] is not None and _figure_data(opened[label]) == _figure_data(compared[label]), label
 
@@ -243,8 +255,9 @@ def test_the_memory_tab_opens_with_the_examples_comparison_drawn(client):
 def test_memory_experiment_streams_and_accuracy_by_length(client):
     job = client.submit(["rnn", "lstm"], [5], 1.0, 300, api_name="/memory_experiment")
     updates = [named(client, "/memory_experiment", update) for update in job]
-    assert "1 of 2 models trained" in updates[0]["Experiment progress"]
-    assert "2 of 2 models trained" in updates[-1]["Experiment progress"]
+    counts = [update["Experiment progress"] for update in updates]
+    assert "0 of 2 models trained" in counts[0] and any("1 of 2 models trained" in count for count in counts)
+    assert "2 of 2 models trained" in counts[-1]
     results = {(row[0], row[1]): row[2] for row in updates[-1]["Experiment results"]["data"]}
     assert set(results) == {("RNN", 5), ("LSTM", 5)} and results["LSTM", 5] >= 0.95
     with pytest.raises(AppError, match="at least one"):
@@ -330,7 +343,7 @@ def test_read_shows_the_reviews_path_through_preprocessing(client):
 def test_mcp_serves_the_explaining_tools_with_a_description_of_every_input(free_port):
     import httpx
 
-    demo = app.build_demo(mcp=True)
+    demo = app.build_demo(Lab(list_jobs=False))  # as `python app.py --mcp` builds it
     demo.launch(prevent_thread_lock=True, server_port=free_port, quiet=True, mcp_server=True)
     try:
         tools = {tool["name"]: tool for tool in httpx.get(f"http://127.0.0.1:{free_port}/gradio_api/mcp/schema",
@@ -360,7 +373,7 @@ def test_refusals_log_one_line_and_crashes_their_traceback(caplog):
     def crashes(review):
         return {}[review]
 
-    with caplog.at_level("INFO", logger=state.log.name):
+    with caplog.at_level("INFO", logger=log.name):
         with pytest.raises(gr.Error) as refused:
             refuses("x")
         with pytest.raises(gr.Error) as crashed:
@@ -374,7 +387,7 @@ def test_refusals_log_one_line_and_crashes_their_traceback(caplog):
 
 
 def test_the_last_refusal_of_each_session_is_kept_counted_and_bounded():
-    kept = boundary.Refusals(sessions=2)
+    kept = Refusals(sessions=2)
     kept.remember("a", "first")
     kept.remember("a", "second")
     assert kept.last("a") == ("second", 2)

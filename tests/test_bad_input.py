@@ -22,7 +22,7 @@ from sentiment.contract import MAX_TEXT_CHARS
 from sentiment.model.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
 from sentiment.model.predictor import load_predictor
 from sentiment.settings import Settings
-from sentiment.ui import state
+from sentiment.ui.lab import Lab
 from sentiment.ui.predict import EXAMPLES
 
 POSITIVE = EXAMPLES[0]
@@ -153,18 +153,18 @@ def test_unusable_word_vectors_fail_the_run_with_a_sentence(client, tmp_path, na
 
 
 @pytest.mark.parametrize("name", UPLOADS)
-def test_unusable_uploads_are_refused_before_a_run_starts(client, default_predictor, tmp_path, name):
+def test_unusable_uploads_are_refused_before_a_run_starts(client, default_predictor, tmp_path, name, lab):
     content, message = UPLOADS[name]
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(AppError, match=message):
         client.predict(*train_args(100, 1, source="upload", upload=handle_file(str(path))), api_name="/train")
-    assert not state.runner.snapshot().active
+    assert not lab.jobs.snapshot("training").active
     assert_still_serving(client, default_predictor)
 
 
-def test_an_upload_over_the_size_limit(client, tmp_path, monkeypatch):
-    monkeypatch.setattr(state, "SETTINGS", replace(state.SETTINGS, max_upload_mb=1))
+def test_an_upload_over_the_size_limit(client, tmp_path, monkeypatch, lab):
+    monkeypatch.setattr(lab, "settings", replace(lab.settings, max_upload_mb=1))
     path = tmp_path / "big.csv"
     path.write_bytes(b"text,label\n" + b"a fine kettle that works,1\n" * 50_000)  # 1.3 MB
     with pytest.raises(AppError, match="larger than the 1 MB upload limit"):
@@ -179,10 +179,10 @@ def test_a_single_class_upload_fails_the_run_with_a_reason(client, default_predi
     assert_still_serving(client, default_predictor)
 
 
-def test_public_demo_switches_refuse_uploads_and_training(client, tmp_path, monkeypatch):
+def test_public_demo_switches_refuse_uploads_and_training(client, tmp_path, monkeypatch, lab):
     path = tmp_path / "reviews.csv"
     path.write_text("text,label\ngreat,1\nawful,0\nfine,1\n")
-    monkeypatch.setattr(state, "SETTINGS", Settings(public=True, allow_uploads=False))
+    monkeypatch.setattr(lab, "settings", Settings(public=True, allow_uploads=False))
     with pytest.raises(AppError, match="Uploads are off on this server"):
         client.predict(*train_args(100, 1, source="upload", upload=handle_file(str(path))), api_name="/train")
     vectors = tmp_path / "glove.txt"
@@ -191,13 +191,13 @@ def test_public_demo_switches_refuse_uploads_and_training(client, tmp_path, monk
         client.predict(*train_args(100, 1, vectors=handle_file(str(vectors))), api_name="/train")
     wide = tmp_path / "wide.vec"
     wide.write_text("1 300\ngreat " + " ".join(["0.5"] * 300) + "\n")
-    monkeypatch.setattr(state, "SETTINGS", Settings(public=True, allow_uploads=True))
+    monkeypatch.setattr(lab, "settings", Settings(public=True, allow_uploads=True))
     with pytest.raises(AppError, match="wide.vec: vectors of 300 numbers; a public demo's embedding has at most 256"):
         client.predict(*train_args(100, 1, vectors=handle_file(str(wide))), api_name="/train")
-    monkeypatch.setattr(state, "SETTINGS", Settings(public=True, allow_training=False))
+    monkeypatch.setattr(lab, "settings", Settings(public=True, allow_training=False))
     with pytest.raises(AppError, match="Training is turned off"):
         client.predict(*train_args(100, 1), api_name="/train")
-    assert not state.runner.snapshot().active
+    assert not lab.jobs.snapshot("training").active
 
 
 # ---------------------------------------------------------------- hyper-parameters
@@ -216,12 +216,12 @@ def test_public_demo_switches_refuse_uploads_and_training(client, tmp_path, monk
     ("limit", 2.5, "row limit must be a whole number"),
     ("limit", "lots", "row limit must be a whole number"),
 ])
-def test_odd_hyper_parameters(client, name, bad, message):
+def test_odd_hyper_parameters(client, name, bad, message, lab):
     args = train_args(400, 1)
     args[train_input_index(name)] = bad
     with pytest.raises(AppError, match=message):
         client.predict(*args, api_name="/train")
-    assert not state.runner.snapshot().active
+    assert not lab.jobs.snapshot("training").active
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -458,8 +458,7 @@ def test_a_public_demo_refuses_uploads_at_the_http_level_and_says_it_is_public(f
     import httpx
 
     settings = Settings.from_env({"SPACE_ID": "someone/lstm-lab"})
-    monkeypatch.setattr(state, "SETTINGS", settings)
-    demo = app.build_demo()
+    demo = app.build_demo(Lab(settings=settings))
     demo.launch(prevent_thread_lock=True, server_port=free_port, quiet=True, max_file_size=app.upload_limit(settings))
     try:
         url = f"http://127.0.0.1:{free_port}/"

@@ -9,7 +9,12 @@ import pytest
 
 from sentiment.bench.__main__ import main
 from sentiment.bench.measure import PeakMemory
-from sentiment.bench.quality import has_negation, held_out_sets, mcnemar_p, short_validation_texts
+from sentiment.bench.quality import (
+    has_negation,
+    held_out_sets,
+    mcnemar_p,
+    short_validation_texts,
+)
 from sentiment.bench.reference import reference_preprocess
 from sentiment.data.corpus import tokenize_corpus
 from sentiment.data.files import load_reviews

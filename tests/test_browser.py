@@ -14,7 +14,6 @@ import pytest
 from sentiment.config import GROUPS
 from sentiment.model.checkpoint import CHECKPOINT_DIR
 from sentiment.train.presets import PRESETS
-from sentiment.ui import state
 from sentiment.ui.train import HYPER_PARAMETERS
 
 pytestmark = pytest.mark.slow
@@ -204,7 +203,7 @@ def test_every_preset_is_selectable_and_named(page):
         page.wait_for_function("n => document.querySelector('#preset-note').innerText.startsWith(n + ':')", arg=name)
 
 
-def test_train_tab_streams_curves_and_keeps_them_with_the_report(page):
+def test_train_tab_streams_curves_and_keeps_them_with_the_report(page, lab):
     page.get_by_role("tab", name="Train").click()
     dropdown = page.get_by_label("Preset (every value stays editable)")
     dropdown.click()
@@ -224,12 +223,12 @@ def test_train_tab_streams_curves_and_keeps_them_with_the_report(page):
     page.get_by_text("Test report").wait_for(timeout=120_000)
     assert "Stopped" in status.inner_text() and page.locator("#train-curves").is_visible()
     _shot(page, "train-report")
-    saved = state.runner.snapshot().finished.checkpoint
+    saved = lab.jobs.snapshot("training").progress.finished.checkpoint
     assert saved.parent == CHECKPOINT_DIR and saved.exists()
     saved.unlink()
 
 
-def test_train_tab_starts_the_embedding_from_uploaded_word_vectors(page, trained, tmp_path):
+def test_train_tab_starts_the_embedding_from_uploaded_word_vectors(page, trained, tmp_path, lab):
     from sentiment.model.word_vectors import export
 
     exported = tmp_path / "small.vec"
@@ -247,7 +246,7 @@ def test_train_tab_starts_the_embedding_from_uploaded_word_vectors(page, trained
     page.get_by_text("Test report").wait_for(timeout=120_000)
     report = page.locator("#train-report").inner_text()
     assert "word vectors small.vec" in report and "of the training text's tokens" in report
-    saved = state.runner.snapshot().finished.checkpoint
+    saved = lab.jobs.snapshot("training").progress.finished.checkpoint
     assert saved.parent == CHECKPOINT_DIR and saved.exists()
     saved.unlink()
 

@@ -121,7 +121,7 @@ def test_a_failed_save_leaves_the_old_checkpoint_intact(trained, tmp_path, monke
 
 SAVER = """
 import sys
-from sentiment.checkpoint import load_checkpoint, save_checkpoint
+from sentiment.model.checkpoint import load_checkpoint, save_checkpoint
 checkpoint = load_checkpoint(sys.argv[1])
 print("saving", flush=True)
 while True:

@@ -5,7 +5,14 @@ from dataclasses import dataclass
 import pytest
 
 from sentiment import cli
-from sentiment.config import GROUPS, ConfigError, check_settings, field_number, grouped, setting
+from sentiment.config import (
+    GROUPS,
+    ConfigError,
+    Number,
+    check_settings,
+    grouped,
+    setting,
+)
 from sentiment.model.network import ModelConfig
 from sentiment.train.config import TrainConfig
 
@@ -42,7 +49,8 @@ def test_every_setting_a_person_sets_has_a_label_a_hint_and_a_known_group():
     (dict(titles="maybe"), "train on titles too must be true or false"),
     (dict(schedule="sometimes"), "learning-rate schedule must be one of constant, cosine"),
     (dict(epochs=float("nan")), "epochs must be a whole number"),
-    (dict(lr=float("nan")), "learning rate must be between"),
+    (dict(lr=float("nan")), "learning rate must be a number between"),
+    (dict(epochs="3"), "epochs must be a whole number between 1 and 1000; got '3'"),  # an input reads it, not a config
     (dict(device="tpu"), "device must be one of auto, cpu, cuda"),
 ])
 def test_values_of_the_wrong_kind_are_refused_by_the_declaration(changes, message):
@@ -53,8 +61,8 @@ def test_values_of_the_wrong_kind_are_refused_by_the_declaration(changes, messag
 
 
 @pytest.mark.parametrize("value,integer,message", [
-    (None, True, "units is empty: type a whole number between 1 and 64"),
-    ("  ", False, "units is empty: type a number between 1 and 64"),
+    (None, True, "units is empty: type a whole number between 1 and 64."),
+    ("  ", False, "units is empty: type a number between 1 and 64."),
     ("many", True, "units must be a whole number between 1 and 64; got 'many'"),
     (2.5, True, "units must be a whole number between 1 and 64; got 2.5"),
     (True, True, "units must be a whole number between 1 and 64; got True"),
@@ -65,9 +73,18 @@ def test_values_of_the_wrong_kind_are_refused_by_the_declaration(changes, messag
 ])
 def test_a_fields_number_is_refused_with_a_sentence_naming_the_field(value, integer, message):
     with pytest.raises(ConfigError, match=f"^{message}$"):
-        field_number(value, "units", integer, 1, 64)
+        Number("units", 1, 64, integer=integer).check(value)
 
 
 def test_a_fields_number_reads_numeric_text_as_the_fields_kind():
-    assert field_number("12", "units", True, 1, 64) == 12 and isinstance(field_number(12.0, "units"), int)
-    assert field_number(" 0.5 ", "dropout", False) == 0.5 and field_number(3, "bias", False, -10, 10) == 3.0
+    units = Number("units", 1, 64, integer=True)
+    assert units.check("12") == 12 and isinstance(units.check(12.0), int)
+    assert Number("dropout", 0, 1).check(" 0.5 ") == 0.5 and Number("bias", -10, 10).check(3) == 3.0
+
+
+def test_the_settings_a_person_sets_are_checked_before_the_vocabulary_is_known():
+    assert ModelConfig().validate(vocab_known=False).vocab_size == 0  # set from the data once a run reads it
+    with pytest.raises(ConfigError, match="vocabulary size must be between 2 and"):
+        ModelConfig().validate()
+    with pytest.raises(ConfigError, match="hidden size must be between 1 and 4096; got 0"):
+        ModelConfig(hidden_size=0).validate(vocab_known=False)

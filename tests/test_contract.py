@@ -3,19 +3,32 @@ and the command-line flags that take the same declarations."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 
 import gradio as gr
 import pytest
 
 from sentiment.config import ConfigError, check_settings, declared, spec_of
-from sentiment.contract import CHECKPOINT, LAYER, REVIEW, Choice, Many, Number, Switch, Text, from_setting
+from sentiment.contract import (
+    CHECKPOINT,
+    LAYER,
+    REVIEW,
+    Choice,
+    Many,
+    Number,
+    Switch,
+    Text,
+    from_setting,
+)
 from sentiment.memory.experiment import DISTANCES
 from sentiment.model.checkpoint import DEFAULT_CHECKPOINT
 from sentiment.model.network import ModelConfig
 from sentiment.search.study import SearchSettings
+from sentiment.settings import Settings
 from sentiment.train.config import TrainConfig
 from sentiment.ui import boundary
+from sentiment.ui.lab import Lab
 
 
 @pytest.mark.parametrize("param,value,read", [
@@ -144,11 +157,24 @@ def test_an_input_the_contract_does_not_declare_is_a_mistake_found_at_import():
 
 
 def test_an_upload_must_be_a_file_this_app_received(tmp_path):
-    upload = boundary.Upload("corpus", empty=None)
-    assert upload.check(None) is None
+    upload, settings = boundary.Upload("corpus", empty=None), Settings()
+    assert upload.check_with(None, settings) is None
     outside = tmp_path / "reviews.txt"
     outside.write_text("__label__2 fine\n__label__1 bad\n")
     with pytest.raises(Exception, match="reviews.txt: not a file uploaded to this app"):
-        upload.check({"path": str(outside), "meta": {"_type": "gradio.FileData"}})
+        upload.check_with({"path": str(outside), "meta": {"_type": "gradio.FileData"}}, settings)
     with pytest.raises(Exception, match="Choose a training data file to upload first"):
-        boundary.Upload("training data").check({"path": ""})
+        boundary.Upload("training data").check_with({"path": ""}, settings)
+    with pytest.raises(Exception, match="Uploads are off on this server"):
+        upload.check_with({"path": str(outside)}, Settings(allow_uploads=False))
+
+
+def test_every_event_of_the_page_calls_its_handler_through_the_lab():
+    """An @endpoint wired without `serve` would take the request for its first input (and never see the Lab)."""
+    import app
+
+    events = [block.fn for block in app.build_demo(Lab()).fns.values()]
+    assert len(events) > 50
+    assert not [fn.__name__ for fn in events if hasattr(fn, "contract")]  # the handler itself: not served
+    served = [fn for fn in events if getattr(fn, "__name__", "") == "unit_page"]
+    assert served and all("request" in inspect.signature(fn).parameters for fn in served)

@@ -5,7 +5,13 @@ import re
 import numpy as np
 import pytest
 
-from sentiment.data.files import MAX_LINE_CHARS, DataError, ReadReport, load_reviews, read_reviews
+from sentiment.data.files import (
+    MAX_LINE_CHARS,
+    DataError,
+    ReadReport,
+    load_reviews,
+    read_reviews,
+)
 from sentiment.data.sets import (
     BUNDLED_DATA,
     BUNDLED_SAMPLE,
@@ -44,7 +50,7 @@ def test_fasttext_reader_skips_and_counts_bad_lines(tmp_path, opener, suffix):
 def test_csv_reader_streams_quoted_fields_and_skips_bad_rows(tmp_path):
     path = tmp_path / "reviews.csv"
     path.write_text('review,label\n"Loved it, truly",1\nAwful,0\n,1\nMeh,unsure\n"multi\nline review",1\n')
-    report = ReadReport(str(path))
+    report = ReadReport(source=str(path))
     rows = list(read_reviews(path, report))
     assert rows == [("Loved it, truly", 1), ("Awful", 0), ("multi\nline review", 1)]
     assert (report.skipped, report.first_bad_lines) == (2, [4, 5])

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 
 from sentiment.contract import CheckpointName, Choice, Many, Number, Param, Switch, Text
 from sentiment.model.checkpoint import CHECKPOINT_DIR
-from sentiment.ui import boundary, memory, playground, predict, search, state, train, units
+from sentiment.ui import boundary, memory, playground, predict, search, train, units
+from sentiment.ui.jobs import log
 
 pytestmark = pytest.mark.slow
 settings.register_profile("ci", max_examples=15, deadline=None, derandomize=True,
@@ -166,20 +167,20 @@ class Crashes(logging.Handler):
 
 
 @pytest.fixture(scope="module")
-def crashes(app_url):
+def crashes(app_url, lab):
     """Our log's errors while the module runs; every checkpoint a fuzzed training run saved is removed after it."""
     before = set(CHECKPOINT_DIR.glob("*.pt"))
     handler = Crashes()
-    state.log.addHandler(handler)
+    log.addHandler(handler)
     yield handler
-    state.log.removeHandler(handler)
+    log.removeHandler(handler)
     per_endpoint = Counter(name for name, _ in TALLY.elements())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nfuzzed {sum(TALLY.values())} calls ({min(per_endpoint.values(), default=0)}–"
           f"{max(per_endpoint.values(), default=0)} an endpoint): {tally_of('error')} refused with a sentence, "
           f"{tally_of('complete')} answered; peak memory of the process {peak_mb:,.0f} MB")
-    state.runner.stop(state.runner.snapshot().owner)
-    state.runner.join(120)
+    lab.jobs.stop_any()
+    lab.jobs.join(120)
     for path in set(CHECKPOINT_DIR.glob("*.pt")) - before:
         path.unlink()
 
@@ -307,7 +308,9 @@ def test_every_command_refuses_odd_flags_with_one_error_line(module, capsys, tmp
     from sentiment import cli
 
     monkeypatch.chdir(tmp_path)  # anything a command would write lands here
-    main = importlib.import_module(module + (".__main__" if module == "sentiment.bench" else "")).main
+    command = importlib.import_module(module)
+    # A command that is a package (train, units, memory, search, bench) has its main in its __main__.
+    main = (importlib.import_module(f"{module}.__main__") if hasattr(command, "__path__") else command).main
     profile = settings.get_profile(PROFILE)
 
     @settings(profile, max_examples=min(profile.max_examples, 10))

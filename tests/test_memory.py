@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from sentiment.config import ConfigError
+from sentiment.config import ConfigError, spec_of
 from sentiment.memory.__main__ import main
 from sentiment.memory.experiment import (
+    FORGET_BIAS,
     MARKERS,
+    STEPS,
     MemorySettings,
     MemoryTask,
     accuracy_by_length,
@@ -45,6 +47,16 @@ def test_each_cell_type_trains_and_round_trips_through_a_checkpoint(cell, tmp_pa
     with torch.no_grad():
         direct = torch.sigmoid(model(ids, lengths)).tolist()
     assert predictor.predict(texts) == pytest.approx(direct, abs=1e-6)
+
+
+def test_the_memory_settings_are_declared_once_and_checked_from_there():
+    bias = spec_of(ModelConfig, "forget_bias")
+    assert (FORGET_BIAS.low, FORGET_BIAS.high) == (bias.low, bias.high)  # the review model's range, written once
+    assert (STEPS.label, STEPS.high) == ("most training steps per model", 5000)
+    with pytest.raises(ConfigError, match="forget-gate bias must be between -10 and 10; got 99"):
+        MemorySettings(forget_bias=99).validate()
+    with pytest.raises(ConfigError, match="cell type must be one of lstm, gru, rnn; got 'transformer'"):
+        train_memory_model("transformer", MemoryTask(distance=5))
 
 
 def test_unknown_cell_type_is_a_clear_error():

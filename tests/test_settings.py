@@ -76,16 +76,17 @@ def test_a_bad_setting_stops_the_app_at_start_up_with_its_sentence(monkeypatch):
 
 def test_the_public_time_limit_stops_a_run_still_preparing_its_data(tmp_path, monkeypatch):
     from sentiment.data.sets import BUNDLED_SAMPLE
-    from sentiment.ui.jobs import TrainingRunner
+    from sentiment.ui.jobs import JobRunner
+    from sentiment.ui.train import start_run
 
     monkeypatch.setenv("SENTIMENT_CACHE_DIR", str(tmp_path))  # nothing cached: the whole sample must be read
-    runner = TrainingRunner()
-    runner.start(TrainConfig(epochs=1), ModelConfig(hidden_size=16, embedding_dim=16), BUNDLED_SAMPLE,
-                 tmp_path / "never.pt", max_seconds=0.2)
-    runner.join(timeout=60)
-    state = runner.snapshot()
-    assert state.status == "stopped" and "stopped while preparing the data" in state.message, state.message
-    assert state.step is None and not (tmp_path / "never.pt").exists()
+    jobs = JobRunner()
+    start_run(jobs, TrainConfig(epochs=1), ModelConfig(hidden_size=16, embedding_dim=16), BUNDLED_SAMPLE,
+              tmp_path / "never.pt", max_seconds=0.2)
+    jobs.join(timeout=60)
+    job = jobs.snapshot("training")
+    assert job.status == "stopped" and "stopped while preparing the data" in job.message, job.message
+    assert job.progress.step is None and not (tmp_path / "never.pt").exists()
 
 
 def test_a_server_says_what_it_turns_off_and_why():

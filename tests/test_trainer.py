@@ -9,7 +9,11 @@ from conftest import SMALL_MODEL, SMALL_TRAIN
 from sentiment.config import ConfigError
 from sentiment.data.files import DataError, load_reviews
 from sentiment.data.sets import BUNDLED_DATA, BUNDLED_SAMPLE, source_name, split_indices
-from sentiment.model.checkpoint import language_model_path, list_checkpoints, load_checkpoint
+from sentiment.model.checkpoint import (
+    language_model_path,
+    list_checkpoints,
+    load_checkpoint,
+)
 from sentiment.model.network import ModelConfig, SentimentNet
 from sentiment.model.scoring import evaluate, held_out
 from sentiment.train.config import TrainConfig
@@ -165,7 +169,12 @@ def test_sentence_examples_are_whole_sentences_of_their_reviews_drawn_anew_each_
 
 def test_negated_sentences_are_found_in_the_ids_and_drawn_in_proportion_to_their_weight():
     from sentiment.data.preprocessing import NEGATIONS
-    from sentiment.train.prepare import holds_negation, one_sentence_each, prepare_data, sentence_weights
+    from sentiment.train.prepare import (
+        holds_negation,
+        one_sentence_each,
+        prepare_data,
+        sentence_weights,
+    )
 
     config = replace(SMALL_TRAIN, limit=1000, sentences=1)
     prepared = prepare_data(BUNDLED_SAMPLE, config)

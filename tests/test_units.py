@@ -11,15 +11,31 @@ from sentiment.config import ConfigError
 from sentiment.data.corpus import tokenize_corpus
 from sentiment.data.preprocessing import encode_review
 from sentiment.data.sets import BUNDLED_SAMPLE
-from sentiment.explain.gates import cell_gates, cell_update, start_values, step_halves, trace_gates
+from sentiment.explain.gates import (
+    cell_gates,
+    cell_update,
+    start_values,
+    step_halves,
+    trace_gates,
+)
 from sentiment.model.checkpoint import DEFAULT_CHECKPOINT, Checkpoint
 from sentiment.model.network import Clamp, ModelConfig, SentimentNet
 from sentiment.model.predictor import Predictor, load_predictor
 from sentiment.model.scoring import score
 from sentiment.units.ablation import ablate, ablated_accuracy
-from sentiment.units.atlas import MAX_STATE_BYTES, atlas_corpus, build_atlas, l1_entry_order
+from sentiment.units.atlas import (
+    MAX_STATE_BYTES,
+    atlas_corpus,
+    build_atlas,
+    l1_entry_order,
+)
 from sentiment.units.pages import corpus_tokens, describe_unit
-from sentiment.units.passages import PASSAGES, _window_counts, exact_states, find_passages
+from sentiment.units.passages import (
+    PASSAGES,
+    _window_counts,
+    exact_states,
+    find_passages,
+)
 from sentiment.units.steering import generate, language_model_file, sample_tokens, steer
 
 REVIEWS = 600  # the first reviews of the bundled sample: real, and quick to read
@@ -286,7 +302,8 @@ def two_way(shipped):
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=len(shipped.vocab), embedding_dim=12, hidden_size=10, num_layers=2,
                          bidirectional=True, readout="pool")
-    return Predictor(Checkpoint(config, {"max_len": 200}, shipped.vocab, SentimentNet(config).state_dict()),
+    return Predictor(Checkpoint(model_config=config, train_config={"max_len": 200}, vocab=shipped.vocab,
+                                state_dict=SentimentNet(config).state_dict()),
                      device="cpu", name="two-way.pt")
 
 

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             with PeakMemory() as peak:
                 rows += STAGES[stage](args)
-            rows.append(Row(stage, f"{stage}: peak memory of this process", peak.peak, "MB"))
+            rows.append(Row(stage=stage, name=f"{stage}: peak memory of this process", value=peak.peak, unit="MB"))
             print(f"  {stage} done in {time.perf_counter() - start:.0f} s", flush=True)
     finally:  # prep and scale point the cache at temporary folders
         if cache is None:

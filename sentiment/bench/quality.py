@@ -127,27 +127,29 @@ def bench_quality(args: argparse.Namespace) -> list[Row]:
     n = len(seeds)
     baseline_name = f"TF-IDF + LR, C={C:g}, trained on {len(trained_on):,}"
     test = [float((says[SAMPLE_TEST] == sets[SAMPLE_TEST].labels).mean() * 100) for _, _, says, _ in seeds]
-    rows.append(Row("quality", f"{recipe}, spread of the {n} seeds' accuracy on {SAMPLE_TEST} (max − min)",
-                    float(np.ptp(test)), "points"))
+    rows.append(Row(stage="quality", name=f"{recipe}, spread of the {n} seeds' accuracy on {SAMPLE_TEST} (max − min)",
+                    value=float(np.ptp(test)), unit="points"))
     for name, item in sets.items():
         mean = float(np.mean([(says[name] == item.labels).mean() for _, _, says, _ in seeds]) * 100)
         reference = float(baseline_right[name].mean() * 100)
         met = item.reaches(mean, reference) if item.reaches else None
         label = f"{name} ({baseline_name})" if name == SAMPLE_TEST else f"{name} (TF-IDF + LR)"
-        rows.append(Row("quality", f"{recipe}, mean of {n} seeds, {label}", mean, "%", reference, item.target, met))
+        rows.append(Row(stage="quality", name=f"{recipe}, mean of {n} seeds, {label}", value=mean, unit="%",
+                        reference=reference, target=item.target, met=met))
     share = float(np.mean([says[SAMPLE_TEST].mean() for _, _, says, _ in seeds]) * 100)
     truth = float(sets[SAMPLE_TEST].labels.mean() * 100)
-    rows.append(Row("quality", f"{recipe}, mean of {n} seeds, {SAMPLE_TEST}: predicted positive (truly: {truth:.1f}%; "
-                    "TF-IDF + LR)", share, "%", float(baseline_says[SAMPLE_TEST].mean() * 100), "within 3 points",
-                    abs(share - truth) <= 3.0))
+    rows.append(Row(stage="quality", name=f"{recipe}, mean of {n} seeds, {SAMPLE_TEST}: predicted positive (truly: "
+                    f"{truth:.1f}%; TF-IDF + LR)", value=share, unit="%",
+                    reference=float(baseline_says[SAMPLE_TEST].mean() * 100), target="within 3 points",
+                    met=abs(share - truth) <= 3.0))
     _, kept_seed, kept, _ = min(seeds, key=_validation_loss)
     kept_name = f"{recipe}, seed {kept_seed}" + ("" if args.refit else " (lowest validation loss)")
     rows.append(_mcnemar_row(kept_name, kept[TYPED] == sets[TYPED].labels, baseline_right[TYPED]))
     if args.checkpoint.is_file():
         shipped = load_predictor(args.checkpoint, args.device)
         right = {name: predicted_positive(shipped, corpus, s) == s.labels for name, s in sets.items()}
-        rows += [Row("quality", f"{args.checkpoint.name}: {name}", float(right[name].mean() * 100), "%",
-                     float(baseline_right[name].mean() * 100)) for name in (SAMPLE_TEST, TYPED)]
+        rows += [Row(stage="quality", name=f"{args.checkpoint.name}: {name}", value=float(right[name].mean() * 100),
+                     unit="%", reference=float(baseline_right[name].mean() * 100)) for name in (SAMPLE_TEST, TYPED)]
         rows.append(_mcnemar_row(args.checkpoint.name, right[TYPED], baseline_right[TYPED]))
     return rows
 
@@ -188,11 +190,11 @@ def _train_seeds(args: argparse.Namespace, data: str | Path, corpus: TokenizedCo
             predictor = load_predictor(finished.checkpoint, args.device)
             says = {name: predicted_positive(predictor, corpus, s) for name, s in sets.items()}
             seeds.append((predictor.checkpoint.metrics.get("best_val_loss"), seed, says, finished.checkpoint))
-            rows += [Row("quality", f"{recipe}, seed {seed}: test accuracy ({finished.report.n:,} reviews; trained on "
-                         f"{predictor.checkpoint.data['train']:,}; {finished.seconds:.0f} s)",
-                         finished.report.accuracy * 100, "%"),
-                     Row("quality", f"{recipe}, seed {seed}: {TYPED} ({len(sets[TYPED].labels)})",
-                         float((says[TYPED] == sets[TYPED].labels).mean() * 100), "%")]
+            rows += [Row(stage="quality", name=f"{recipe}, seed {seed}: test accuracy ({finished.report.n:,} reviews; "
+                         f"trained on {predictor.checkpoint.data['train']:,}; {finished.seconds:.0f} s)",
+                         value=finished.report.accuracy * 100, unit="%"),
+                     Row(stage="quality", name=f"{recipe}, seed {seed}: {TYPED} ({len(sets[TYPED].labels)})",
+                         value=float((says[TYPED] == sets[TYPED].labels).mean() * 100), unit="%")]
         if args.save_best:
             kept_path = min(seeds, key=_validation_loss)[3]
             partial = args.save_best.with_name(f".{args.save_best.name}.tmp")
@@ -203,8 +205,8 @@ def _train_seeds(args: argparse.Namespace, data: str | Path, corpus: TokenizedCo
 
 def _mcnemar_row(who: str, right: np.ndarray, baseline_right: np.ndarray) -> Row:
     only, only_baseline = int((right & ~baseline_right).sum()), int((~right & baseline_right).sum())
-    return Row("quality", f"{who}: exact McNemar p against TF-IDF + LR on the {TYPED} ({only} right only here, "
-               f"{only_baseline} only there)", mcnemar_p(right, baseline_right), "p", target="< 0.05",
+    return Row(stage="quality", name=f"{who}: exact McNemar p against TF-IDF + LR on the {TYPED} ({only} right only "
+               f"here, {only_baseline} only there)", value=mcnemar_p(right, baseline_right), unit="p", target="< 0.05",
                met=mcnemar_p(right, baseline_right) < 0.05 and only > only_baseline)
 
 
@@ -213,22 +215,23 @@ def held_out_sets(corpus: TokenizedCorpus, test: np.ndarray, max_len: int, val: 
     """Every set the recipe and the baseline are both scored on, by the name its rows carry."""
     source = corpus.source_of(test)
     # The tutorial's own figure, with 800,000 training reviews on a GPU; and a lead a person would notice.
-    sets = {SAMPLE_TEST: EvalSet(corpus.labels[test[source == 0]], rows=test[source == 0], target="≥ 93.9, +2.5",
+    sets = {SAMPLE_TEST: EvalSet(labels=corpus.labels[test[source == 0]], rows=test[source == 0],
+                                 target="≥ 93.9, +2.5",
                                  reaches=lambda recipe, baseline: recipe >= 93.9 and recipe >= baseline + 2.5)}
     if len(corpus.sources) > 1:
-        sets[f"the test split, every source ({len(test):,})"] = EvalSet(corpus.labels[test], rows=test)
+        sets[f"the test split, every source ({len(test):,})"] = EvalSet(labels=corpus.labels[test], rows=test)
         for k, name in enumerate(corpus.sources[1:], start=1):
             mine = test[source == k]
-            sets[f"held-out {name} reviews ({len(mine):,})"] = EvalSet(corpus.labels[mine], rows=mine)
+            sets[f"held-out {name} reviews ({len(mine):,})"] = EvalSet(labels=corpus.labels[mine], rows=mine)
     texts, labels, kinds = typed_sentences()
     negated = np.array([has_negation(tokenize_review(t)) for t in texts])
-    sets[TYPED] = EvalSet(labels, texts=texts, **AHEAD)
+    sets[TYPED] = EvalSet(labels=labels, texts=texts, **AHEAD)
     groups = {f"with a negation word ({negated.sum()})": (negated, AHEAD), f"without one ({(~negated).sum()})": (~negated, {})}
     for kind in dict.fromkeys(k for k in kinds if k):
         mine = np.array([k == kind for k in kinds])
         groups[f"of the kind {kind} ({mine.sum()})"] = (mine, {})
     for what, (mine, target) in groups.items():
-        sets[f"{TYPED} {what}"] = EvalSet(labels[mine], texts=[t for t, m in zip(texts, mine) if m], **target)
+        sets[f"{TYPED} {what}"] = EvalSet(labels=labels[mine], texts=[t for t, m in zip(texts, mine) if m], **target)
     if val is not None:  # a refit trains on the validation split: its texts would measure nothing
         sample_val = val[corpus.source_of(val) == 0]
         short, short_labels, negated = short_validation_texts(corpus, sample_val, max_len)
@@ -240,7 +243,7 @@ def held_out_sets(corpus: TokenizedCorpus, test: np.ndarray, max_len: int, val: 
                                    (f"those with a negation word ({negated.sum():,})", negated, {}),
                                    (f"the positive ones of those ({praise.sum():,})", praise,
                                     dict(target="≥ 70%", reaches=lambda recipe, _: recipe >= 70.0))):
-            sets[what] = EvalSet(short_labels[mine], texts=[t for t, m in zip(short, mine) if m], **target)
+            sets[what] = EvalSet(labels=short_labels[mine], texts=[t for t, m in zip(short, mine) if m], **target)
     return sets
 
 
@@ -256,7 +259,8 @@ def bench_curve(args: argparse.Namespace) -> list[Row]:
     sample_val = full.val[corpus.source_of(full.val) == 0]
     sets = {name: s for name, s in held_out_sets(corpus, full.test, preset.train.max_len, None).items()
             if name in (SAMPLE_TEST, TYPED) or name.startswith("the test split, every source")}
-    sets[f"the sample's validation split ({len(sample_val):,})"] = EvalSet(corpus.labels[sample_val], rows=sample_val)
+    sets[f"the sample's validation split ({len(sample_val):,})"] = EvalSet(labels=corpus.labels[sample_val],
+                                                                          rows=sample_val)
     words_of = words_reader(corpus)
     words = {name: words_in(item, words_of) for name, item in sets.items()}
     shares, rows, points = sorted(set(args.shares)), [], []  # points: per share, per set (recipe %, baseline %)
@@ -267,14 +271,15 @@ def bench_curve(args: argparse.Namespace) -> list[Row]:
         recipe, trained_on = _recipe_accuracy(args, data, corpus, sets, share)
         baseline_right = {name: baseline.predicted_positive(words[name]) == item.labels for name, item in sets.items()}
         points.append({name: (recipe[name], float(baseline_right[name].mean() * 100)) for name in sets})
-        rows += [Row("curve", f"{args.preset}, {share * 100:g}% of the training reviews ({trained_on:,}), mean of "
-                     f"{seeds} seeds: {name} (TF-IDF + LR)", points[-1][name][0], "%", points[-1][name][1])
+        rows += [Row(stage="curve", name=f"{args.preset}, {share * 100:g}% of the training reviews ({trained_on:,}), "
+                     f"mean of {seeds} seeds: {name} (TF-IDF + LR)", value=points[-1][name][0], unit="%",
+                     reference=points[-1][name][1])
                  for name in sets]
     if len(points) > 1:
         last, before = (f"{share * 100:g}%" for share in (shares[-1], shares[-2]))
-        rows += [Row("curve", f"{args.preset}: points gained from {before} to {last} of the training reviews, {name} "
-                     "(TF-IDF + LR)", points[-1][name][0] - points[-2][name][0], "points",
-                     points[-1][name][1] - points[-2][name][1]) for name in sets]
+        rows += [Row(stage="curve", name=f"{args.preset}: points gained from {before} to {last} of the training "
+                     f"reviews, {name} (TF-IDF + LR)", value=points[-1][name][0] - points[-2][name][0], unit="points",
+                     reference=points[-1][name][1] - points[-2][name][1]) for name in sets]
     return rows
 
 

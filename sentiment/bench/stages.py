@@ -32,7 +32,7 @@ from ..train.events import Evaluated
 from ..train.loop import train
 from ..train.presets import PRESETS
 from ..train.steps import length_bucketed_batches, train_step
-from ..units.atlas import AtlasCache
+from ..ui.lab import Checkpoints
 from ..units.passages import find_passages
 from .measure import ChildrenPeak, PeakMemory, Row, alternating_times, times
 from .quality import bench_curve, bench_quality
@@ -64,10 +64,10 @@ def bench_prep(args: argparse.Namespace) -> list[Row]:
         cached = times(lambda: ours(cache), args.repeats, warmup=0)
     speed = {name: n / float(np.median(t)) for name, t in (("ref", reference), ("first", first), ("cached", cached))}
     return [
-        Row("prep", f"preprocessing, first run ({n:,} reviews)", speed["first"], "reviews/s", speed["ref"], "≥ 4×",
-            speed["first"] >= 4 * speed["ref"]),
-        Row("prep", "preprocessing, rerun (token cache)", speed["cached"], "reviews/s", speed["ref"], "≥ 50×",
-            speed["cached"] >= 50 * speed["ref"]),
+        Row(stage="prep", name=f"preprocessing, first run ({n:,} reviews)", value=speed["first"], unit="reviews/s",
+            reference=speed["ref"], target="≥ 4×", met=speed["first"] >= 4 * speed["ref"]),
+        Row(stage="prep", name="preprocessing, rerun (token cache)", value=speed["cached"], unit="reviews/s",
+            reference=speed["ref"], target="≥ 50×", met=speed["cached"] >= 50 * speed["ref"]),
     ]
 
 
@@ -113,7 +113,8 @@ def bench_train(args: argparse.Namespace) -> list[Row]:
     ours, theirs = alternating_times([ours_step, reference_step], args.train_steps)
     ours_speed, reference_speed = args.batch / np.mean(ours), args.batch / np.mean(theirs)
     what = f"training, embedding {args.embedding}, {args.layers} × {args.hidden}, batch {args.batch}"
-    return [Row("train", what, ours_speed, "reviews/s", reference_speed, "≥ 2×", ours_speed >= 2 * reference_speed)]
+    return [Row(stage="train", name=what, value=ours_speed, unit="reviews/s", reference=reference_speed, target="≥ 2×",
+                met=ours_speed >= 2 * reference_speed)]
 
 
 def _long_review(args: argparse.Namespace) -> str:
@@ -150,11 +151,12 @@ def bench_inspect(args: argparse.Namespace) -> list[Row]:
         forward = times(lambda: predictor.predict_encoded(encoded), samples, warmup=2)
     ms = lambda seconds, q: float(np.percentile(seconds, q)) * 1e3  # noqa: E731
     return [
-        Row("inspect", f"{name}: prediction alone, median", ms(forward, 50), "ms"),
-        Row("inspect", f"{name}: whole inspection from the text, figures' JSON included, p95", ms(shipped, 95), "ms",
-            target="≤ 50 ms", met=ms(shipped, 95) <= 50),
-        Row("inspect", f"{name}: the same, token effects on the final prediction, p95", ms(final, 95), "ms"),
-        Row("inspect", f"{size}: whole inspection, p95", ms(reference_size, 95), "ms"),
+        Row(stage="inspect", name=f"{name}: prediction alone, median", value=ms(forward, 50), unit="ms"),
+        Row(stage="inspect", name=f"{name}: whole inspection from the text, figures' JSON included, p95",
+            value=ms(shipped, 95), unit="ms", target="≤ 50 ms", met=ms(shipped, 95) <= 50),
+        Row(stage="inspect", name=f"{name}: the same, token effects on the final prediction, p95", value=ms(final, 95),
+            unit="ms"),
+        Row(stage="inspect", name=f"{size}: whole inspection, p95", value=ms(reference_size, 95), unit="ms"),
         _playground_row(args.repeats),
     ]
 
@@ -169,8 +171,8 @@ def _playground_row(repeats: int) -> Row:
     """The slowest of the costliest requests the playground allows, p95: each request builds its module anew."""
     p95 = max(float(np.percentile(times(lambda r=request: describe_cell(*r), 3 * repeats), 95))
               for request in COSTLIEST_PLAYGROUND_REQUESTS) * 1e3
-    return Row("inspect", "playground: the costliest request its bounds allow, p95", p95, "ms", target="≤ 500 ms",
-               met=p95 <= 500)
+    return Row(stage="inspect", name="playground: the costliest request its bounds allow, p95", value=p95, unit="ms",
+               target="≤ 500 ms", met=p95 <= 500)
 
 
 def _free_port() -> int:
@@ -193,11 +195,13 @@ def bench_serve(args: argparse.Namespace) -> list[Row]:
         peak = _status(pid, "VmHWM")  # the kernel's high-water mark of the app's resident memory
     p95 = float(np.percentile(round_trips, 95)) * 1e3
     return [
-        Row("serve", "python app.py: first page served after", first_page, "s", target="≤ 10 s", met=first_page <= 10),
-        Row("serve", "/predict round trip through gradio_client, 200-token review, p95", p95, "ms", target="≤ 300 ms",
-            met=p95 <= 300),
-        Row("serve", f"public demo: peak memory, a capped training run and 8 users predicting ({answers:,} answers)",
-            peak, "MB", target="≤ 4,096", met=peak <= 4096),
+        Row(stage="serve", name="python app.py: first page served after", value=first_page, unit="s", target="≤ 10 s",
+            met=first_page <= 10),
+        Row(stage="serve", name="/predict round trip through gradio_client, 200-token review, p95", value=p95,
+            unit="ms", target="≤ 300 ms", met=p95 <= 300),
+        Row(stage="serve",
+            name=f"public demo: peak memory, a capped training run and 8 users predicting ({answers:,} answers)",
+            value=peak, unit="MB", target="≤ 4,096", met=peak <= 4096),
     ]
 
 
@@ -298,12 +302,13 @@ def bench_scale(args: argparse.Namespace) -> list[Row]:
         n = preprocess()
         cached = float(np.median(times(preprocess, args.repeats, warmup=0)))
     return [
-        Row("scale", f"preprocessing {n:,} reviews, first run", n / first, "reviews/s"),
-        Row("scale", f"preprocessing {n:,} reviews, rerun from the memory-mapped cache", n / cached, "reviews/s"),
-        Row("scale", "peak memory of the main process, its own (memory-mapped pages aside)", first_memory.peak_anon,
-            "MB", target="< 2,000", met=first_memory.peak_anon < 2000),
-        Row("scale", "peak memory of the largest tokenizing worker", workers.peak, "MB", target="< 2,000",
-            met=workers.peak < 2000),
+        Row(stage="scale", name=f"preprocessing {n:,} reviews, first run", value=n / first, unit="reviews/s"),
+        Row(stage="scale", name=f"preprocessing {n:,} reviews, rerun from the memory-mapped cache", value=n / cached,
+            unit="reviews/s"),
+        Row(stage="scale", name="peak memory of the main process, its own (memory-mapped pages aside)",
+            value=first_memory.peak_anon, unit="MB", target="< 2,000", met=first_memory.peak_anon < 2000),
+        Row(stage="scale", name="peak memory of the largest tokenizing worker", value=workers.peak, unit="MB",
+            target="< 2,000", met=workers.peak < 2000),
     ]
 
 
@@ -325,8 +330,8 @@ def bench_accuracy(args: argparse.Namespace) -> list[Row]:
         finished = list(train(config, model_config, args.review_file, Path(folder) / "reference.pt"))[-1]
     what = (f"test accuracy, the reference configuration ({args.embedding}/{args.layers}×{args.hidden}, batch "
             f"{args.batch}, {args.epochs} epochs; {finished.seconds:.0f} s vs {reference_seconds:.0f} s)")
-    return [Row("accuracy", what, finished.report.accuracy * 100, "%", reference * 100, "≥ reference",
-                finished.report.accuracy >= reference)]
+    return [Row(stage="accuracy", name=what, value=finished.report.accuracy * 100, unit="%", reference=reference * 100,
+                target="≥ reference", met=finished.report.accuracy >= reference)]
 
 
 def bench_vectors(args: argparse.Namespace) -> list[Row]:
@@ -349,11 +354,12 @@ def bench_vectors(args: argparse.Namespace) -> list[Row]:
     gain = np.mean(accuracies["vectors"]) - np.mean(accuracies["random"])
     seeds = ", ".join(map(str, args.seeds))
     return [
-        Row("vectors", f"validation accuracy after one epoch from a random embedding (seeds {seeds})",
-            float(np.mean(accuracies["random"])), "%"),
-        Row("vectors", f"the same, the embedding started from {args.checkpoint.name}'s vectors (seeds {seeds})",
-            float(np.mean(accuracies["vectors"])), "%", float(np.mean(accuracies["random"])), "> random start",
-            bool(gain > 0)),
+        Row(stage="vectors", name=f"validation accuracy after one epoch from a random embedding (seeds {seeds})",
+            value=float(np.mean(accuracies["random"])), unit="%"),
+        Row(stage="vectors",
+            name=f"the same, the embedding started from {args.checkpoint.name}'s vectors (seeds {seeds})",
+            value=float(np.mean(accuracies["vectors"])), unit="%", reference=float(np.mean(accuracies["random"])),
+            target="> random start", met=bool(gain > 0)),
     ]
 
 
@@ -361,25 +367,26 @@ def bench_units(args: argparse.Namespace) -> list[Row]:
     """The Units tab's atlas of `--checkpoint`'s top layer over its test split: cold (the corpus's tokens already
     cached on disk, as after any first use), then kept; the process's own peak memory while it is built; and select
     to match over it."""
-    predictor = load_predictor(args.checkpoint, args.device)
+    checkpoints = Checkpoints(args.device)  # the app's own cache of what is computed from a checkpoint
+    predictor = checkpoints.predictor(args.checkpoint)
     layer, direction = parse_layer(predictor, default_layer(predictor))
     held_out(predictor.checkpoint)  # tokenized and cached on disk once, as the app does on its first use
-    atlases = AtlasCache()
     with PeakMemory(anon=True) as memory:
-        cold = times(lambda: atlases.get(predictor, args.checkpoint, layer, direction), 1, warmup=0)[0]
-    atlas = atlases.get(predictor, args.checkpoint, layer, direction)
-    kept = times(lambda: atlases.get(predictor, args.checkpoint, layer, direction), 20 * args.repeats, warmup=1)
+        cold = times(lambda: checkpoints.atlas(args.checkpoint, layer, direction), 1, warmup=0)[0]
+    atlas = checkpoints.atlas(args.checkpoint, layer, direction)[1]
+    kept = times(lambda: checkpoints.atlas(args.checkpoint, layer, direction), 20 * args.repeats, warmup=1)
     phrases = ["not good", "waste of money", "highly recommend", "did n't work", "love"]
     matched = [times(lambda p=p: find_passages(predictor, atlas, "", p, 0.3), args.repeats, warmup=1) for p in phrases]
     slowest = max(float(np.median(m)) for m in matched)
     name = f"{args.checkpoint.name} layer {layer + 1} over its test split ({len(atlas.rows):,} reviews)"
     return [
-        Row("units", f"atlas of {name}, cold", cold, "s", target="≤ 15 s", met=cold <= 15),
-        Row("units", "the same atlas, kept, median", float(np.median(kept)) * 1e3, "ms", target="≤ 500 ms",
-            met=float(np.median(kept)) <= 0.5),
-        Row("units", "the process's own peak memory while the atlas is built", memory.peak_anon, "MB"),
-        Row("units", f"match_units over it, the slowest median of {len(phrases)} phrases", slowest, "s",
-            target="≤ 2 s", met=slowest <= 2),
+        Row(stage="units", name=f"atlas of {name}, cold", value=cold, unit="s", target="≤ 15 s", met=cold <= 15),
+        Row(stage="units", name="the same atlas, kept, median", value=float(np.median(kept)) * 1e3, unit="ms",
+            target="≤ 500 ms", met=float(np.median(kept)) <= 0.5),
+        Row(stage="units", name="the process's own peak memory while the atlas is built", value=memory.peak_anon,
+            unit="MB"),
+        Row(stage="units", name=f"match_units over it, the slowest median of {len(phrases)} phrases", value=slowest,
+            unit="s", target="≤ 2 s", met=slowest <= 2),
     ]
 
 

@@ -84,15 +84,16 @@ class EncodedReviews:
 
     def subset(self, rows: np.ndarray) -> EncodedReviews:
         """A view of some of these reviews (a split, a batch), still without copying ids."""
-        return EncodedReviews(self.token_ids, self.starts[rows], self.lengths[rows], self.labels[rows], self.lookup)
+        return EncodedReviews(token_ids=self.token_ids, starts=self.starts[rows], lengths=self.lengths[rows],
+                              labels=self.labels[rows], lookup=self.lookup)
 
     def extended(self, other: EncodedReviews) -> EncodedReviews:
         """These reviews, then `other`'s: a view over the same token ids and lookup."""
         if other.token_ids is not self.token_ids or other.lookup is not self.lookup:
             raise ValueError("only views of the same corpus can be joined")
-        return EncodedReviews(self.token_ids, np.concatenate([self.starts, other.starts]),
-                              np.concatenate([self.lengths, other.lengths]),
-                              np.concatenate([self.labels, other.labels]), self.lookup)
+        return EncodedReviews(token_ids=self.token_ids, starts=np.concatenate([self.starts, other.starts]),
+                              lengths=np.concatenate([self.lengths, other.lengths]),
+                              labels=np.concatenate([self.labels, other.labels]), lookup=self.lookup)
 
     def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Right-padded ids (B, T) with T the longest review in the batch, lengths (B,), labels (B,)."""
@@ -113,7 +114,7 @@ def encode_texts(texts: list[str], vocab: Vocab, max_len: int) -> EncodedReviews
     lengths = np.array([len(e) for e in encoded], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     ids = np.fromiter((i for e in encoded for i in e), dtype=np.int64, count=int(lengths.sum()))
-    return EncodedReviews(ids, starts, lengths, np.zeros(len(encoded), dtype=np.int64))
+    return EncodedReviews(token_ids=ids, starts=starts, lengths=lengths, labels=np.zeros(len(encoded), dtype=np.int64))
 
 
 @dataclass
@@ -195,7 +196,8 @@ class TokenizedCorpus:
     def encode(self, vocab: Vocab, rows: np.ndarray, max_len: int) -> EncodedReviews:
         lookup = np.array([vocab.stoi.get(t, UNK_ID) for t in self.lexicon], dtype=np.int64)
         lengths = np.minimum(self.offsets[rows + 1] - self.offsets[rows], max_len)
-        return EncodedReviews(self.token_ids, self.offsets[rows], lengths, self.labels[rows], lookup)
+        return EncodedReviews(token_ids=self.token_ids, starts=self.offsets[rows], lengths=lengths,
+                              labels=self.labels[rows], lookup=lookup)
 
 
 def _tokenize_chunk(texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -235,8 +237,8 @@ def _load(folder: Path) -> TokenizedCorpus:
     lexicon = (folder / "lexicon.txt").read_bytes().decode("utf-8", "surrogatepass").split("\n")
     if len(token_ids) != offsets[-1] or len(lexicon) != manifest["lexicon"]:
         raise ValueError("incomplete cache")
-    return TokenizedCorpus(lexicon, token_ids, offsets, np.load(folder / "labels.npy"),
-                           ReadReport(**manifest["report"]), from_cache=True)
+    return TokenizedCorpus(lexicon=lexicon, token_ids=token_ids, offsets=offsets, labels=np.load(folder / "labels.npy"),
+                           report=ReadReport(**manifest["report"]), from_cache=True)
 
 
 def _tokenized_chunks(chunks: Iterator[tuple[list[str], list[int]]], workers: int
@@ -312,7 +314,7 @@ def tokenize_corpus(path: str | Path, limit: int | None = None, use_cache: bool 
             shutil.rmtree(target, ignore_errors=True)  # a damaged cache is rebuilt, never trusted
 
     workers = workers if workers is not None else (os.cpu_count() or 1)
-    report = ReadReport(str(path))
+    report = ReadReport(source=str(path))
     parent = cache_dir() if use_cache else Path(tempfile.gettempdir())
     parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(dir=parent, prefix=".building-"))
@@ -321,7 +323,8 @@ def tokenize_corpus(path: str | Path, limit: int | None = None, use_cache: bool 
         if not use_cache:
             corpus = _load(building)
             token_ids = np.array(corpus.token_ids)  # into memory: the folder goes away
-            return TokenizedCorpus(corpus.lexicon, token_ids, corpus.offsets, corpus.labels, corpus.report)
+            return TokenizedCorpus(lexicon=corpus.lexicon, token_ids=token_ids, offsets=corpus.offsets,
+                                   labels=corpus.labels, report=corpus.report)
         try:
             os.replace(building, target)  # atomic: readers see the whole cache or none
         except OSError:  # another process finished the same cache first: use theirs
@@ -372,10 +375,10 @@ def _joined(corpora: list[TokenizedCorpus]) -> TokenizedCorpus:
     offsets = np.zeros(sum(map(len, corpora)) + 1, dtype=np.int64)
     np.cumsum(np.concatenate(lengths), out=offsets[1:])
     reports = [corpus.report for corpus in corpora]
-    report = ReadReport(", ".join(corpus.sources[0] for corpus in corpora), reports[0].format,
+    report = ReadReport(source=", ".join(corpus.sources[0] for corpus in corpora), format=reports[0].format,
                         kept=sum(r.kept for r in reports), skipped=sum(r.skipped for r in reports),
                         positives=sum(r.positives for r in reports))
-    return TokenizedCorpus(list(lexicon), np.concatenate(token_ids), offsets,
-                           np.concatenate([corpus.labels for corpus in corpora]), report,
+    return TokenizedCorpus(lexicon=list(lexicon), token_ids=np.concatenate(token_ids), offsets=offsets,
+                           labels=np.concatenate([corpus.labels for corpus in corpora]), report=report,
                            from_cache=all(corpus.from_cache for corpus in corpora),
                            sources=[corpus.sources[0] for corpus in corpora], sizes=[len(c) for c in corpora])

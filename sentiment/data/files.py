@@ -356,7 +356,7 @@ def read_reviews(path: str | Path, report: ReadReport | None = None) -> Iterator
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    report = report if report is not None else ReadReport(str(path))
+    report = report if report is not None else ReadReport(source=str(path))
     report.format = detect_format(path)
     report.encoding = detect_encoding(_head(path))
     try:
@@ -371,7 +371,7 @@ def read_reviews(path: str | Path, report: ReadReport | None = None) -> Iterator
 def check_review_file(path: str | Path) -> str:
     """Fail fast, before a run starts, on a file that cannot be trained on (empty, binary, an unknown format, no
     label column, no usable line); reads only up to the first usable review. Returns the detected format."""
-    report = ReadReport(str(path))
+    report = ReadReport(source=str(path))
     if next(read_reviews(path, report), None) is None:
         raise DataError(f"{Path(path).name}: no usable review in the file ({report.skipped:,} lines skipped)")
     return report.format
@@ -379,7 +379,7 @@ def check_review_file(path: str | Path) -> str:
 
 def load_reviews(path: str | Path, limit: int | None = None) -> tuple[list[str], np.ndarray, ReadReport]:
     """Read up to `limit` reviews into memory and check that both classes are present."""
-    report = ReadReport(str(path))
+    report = ReadReport(source=str(path))
     texts: list[str] = []
     labels: list[int] = []
     for text, label in read_reviews(path, report):

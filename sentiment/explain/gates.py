@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config import ConfigError, check_choice
+from ..config import Choice, ConfigError
 from ..data.preprocessing import PAD_ID, UNK_ID, Vocab, encode_review
 from ..model.network import Clamp, SentimentNet, evaluating
 
@@ -91,6 +91,7 @@ ATTRIBUTION_METHODS = {
     "on the final prediction": "occlusion with _UNK: the review's logit minus its logit with that token made "
                                "unknown, re-scoring the review once per token; exact, O(tokens²) work",
 }
+ATTRIBUTION = Choice("attribution", choices=tuple(ATTRIBUTION_METHODS))
 
 
 @dataclass
@@ -196,8 +197,9 @@ def _trace_direction(model: SentimentNet, layer: int, reverse: bool, x: torch.Te
     def numpy(t: torch.Tensor | None) -> np.ndarray | None:
         return None if t is None else t.float().cpu().numpy()
 
-    trace = LayerTrace(layer, DIRECTIONS[int(reverse)], {name: numpy(g) for name, g in gates.items()}, numpy(hidden),
-                       numpy(cell_state), (numpy(h_start), numpy(c_start)))
+    trace = LayerTrace(layer=layer, direction=DIRECTIONS[int(reverse)],
+                       gates={name: numpy(g) for name, g in gates.items()}, hidden_state=numpy(hidden),
+                       cell_state=numpy(cell_state), start=(numpy(h_start), numpy(c_start)))
     return trace, error
 
 
@@ -296,7 +298,8 @@ def reading_occlusion(model: SentimentNet, trace: GateTrace) -> Attributions:
         states = tensor(trace.layer(model.config.num_layers - 1).hidden_state)  # (T, H) the traced top layer
         logits = model.classify(model.prefix_readout(states)).float().cpu().numpy()  # the running verdict
         occluded = model.classify(model.prefix_readout(states, last=x)).float().cpu().numpy()
-    return Attributions(list(trace.tokens), logits - occluded, logits, occluded, "when read")
+    return Attributions(tokens=list(trace.tokens), values=logits - occluded, logits=logits, occluded_logits=occluded,
+                        method="when read")
 
 
 # ---------------------------------------------------------------- what the Predict tab shows
@@ -340,8 +343,9 @@ def gate_summaries(layer: LayerTrace) -> list[GateSummary]:
     summaries = []
     for gate, values in layer.gates.items():
         low = -0.9 if gate in TANH_GATES else 0.1
-        summaries.append(GateSummary(gate, values.mean(axis=1), np.count_nonzero(values < low) / values.size,
-                                     np.count_nonzero(values > 0.9) / values.size))
+        summaries.append(GateSummary(gate=gate, mean_per_token=values.mean(axis=1),
+                                     low_saturated=np.count_nonzero(values < low) / values.size,
+                                     high_saturated=np.count_nonzero(values > 0.9) / values.size))
     return summaries
 
 
@@ -356,7 +360,7 @@ class Inspection:
 def inspect_review(model: SentimentNet, vocab: Vocab, text: str, max_len: int,
                    attribution: str = "when read") -> Inspection:
     """Encode like training (first `max_len` tokens), then `inspect_tokens`."""
-    check_choice("attribution", attribution, ATTRIBUTION_METHODS)
+    ATTRIBUTION.check(attribution)
     tokens, ids = encode_review(text, vocab, max_len)
     if not ids:
         raise ConfigError("Nothing to read in this review: it has no words, only spaces or control characters.")
@@ -366,7 +370,7 @@ def inspect_review(model: SentimentNet, vocab: Vocab, text: str, max_len: int,
 def inspect_tokens(model: SentimentNet, tokens: list[str], ids: list[int], attribution: str = "when read") -> Inspection:
     """Trace the gates of an encoded review and attribute the prediction with one of ATTRIBUTION_METHODS. A
     bidirectional model has no single moment of reading: it always gets full occlusion."""
-    check_choice("attribution", attribution, ATTRIBUTION_METHODS)
+    ATTRIBUTION.check(attribution)
     trace = trace_gates(model, ids, tokens)
     if attribution == "when read" and not model.config.bidirectional:
         return Inspection(trace, reading_occlusion(model, trace))

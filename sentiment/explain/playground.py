@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 from torch import nn
 
-from ..config import ConfigError, check_choice, check_range
+from ..config import Choice, ConfigError, Number
 from ..model.network import CELLS
 from ..plots.figure import Figure, figure
 
-SIZES = {"input_size": 4096, "hidden_size": 4096, "num_layers": 8, "batch_size": 1024, "seq_len": 2000}
+SIZES = MappingProxyType({"input_size": 4096, "hidden_size": 4096, "num_layers": 8, "batch_size": 1024, "seq_len": 2000})
 # What one request may cost, whatever the mix of sizes: its weights, its multiply-adds and the floats it holds
 # (every gate of every step is kept for the backward pass a real model would run). Each bound keeps a request well
 # under a second and a few hundred MB on 2 CPU cores.
@@ -74,12 +75,11 @@ def _code(module: nn.Module, x_shape: tuple, state_shape: tuple, output_shape, h
 def describe_cell(cell: str, input_size: int, hidden_size: int, num_layers: int, batch_size: int, seq_len: int,
                   batch_first: bool = True, bidirectional: bool = False) -> CellShapes:
     """Run `nn.LSTM` (`nn.GRU`, `nn.RNN`) on zeros of the asked shape and describe what goes in and comes out."""
-    check_choice("cell", cell, CELLS)
+    Choice("cell", choices=tuple(CELLS)).check(cell)
     sizes = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, batch_size=batch_size,
                  seq_len=seq_len)
-    for name, value in sizes.items():
-        check_range(name, value, 1, SIZES[name])
-    input_size, hidden_size, num_layers, batch_size, seq_len = (int(v) for v in sizes.values())
+    input_size, hidden_size, num_layers, batch_size, seq_len = (
+        Number(name, 1, SIZES[name], integer=True).check(value) for name, value in sizes.items())
     batch_first, bidirectional = bool(batch_first), bool(bidirectional)
     _check_cost(cell, input_size, hidden_size, num_layers, batch_size, seq_len, bidirectional)
     D = 2 if bidirectional else 1
@@ -119,7 +119,8 @@ def describe_cell(cell: str, input_size: int, hidden_size: int, num_layers: int,
                 f"A plain RNN has no gates: one tanh, so each weight's first dimension is the hidden size, {hidden_size}.")
     code = _code(module, x_shape, state_shape, output.shape, h_n.shape)
     rows = [[n, shape(p.shape), p.numel()] for n, p in module.named_parameters()]
-    return CellShapes(code, shapes, rows, sum(r[2] for r in rows), many_to_one, many_to_many, stacking)
+    return CellShapes(code=code, shapes=shapes, parameters=rows, total_parameters=sum(r[2] for r in rows),
+                      many_to_one=many_to_one, many_to_many=many_to_many, stacking=stacking)
 
 
 def unrolled_diagram(cell: str, num_layers: int, seq_len: int, bidirectional: bool = False, height: int = 380) -> Figure:

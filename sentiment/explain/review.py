@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import ConfigError, check_range, whole_number
+from ..config import ConfigError, Number
 from ..data.preprocessing import UNK_ID, clean_text, tokenize_review
 from ..model.network import READOUTS
 from ..model.predictor import Predictor
@@ -64,18 +64,21 @@ class Explanation:
         }
 
 
+UNITS_SHOWN = Number("units to show", 1, 64, integer=True)  # how many of a layer's units the figures show
+
+
 def explain(predictor: Predictor, text: str, layer: str | None = None, units: int = 12,
             attribution: str = "when read") -> Explanation:
     """Inspect one review with a checkpoint: `layer` a `layer_choices` value (default: the top layer), `units` how
     many units to show (1–64), `attribution` one of gates.ATTRIBUTION_METHODS."""
     k, direction = parse_layer(predictor, default_layer(predictor) if layer is None else layer)
-    check_range("units", units, 1, 64)
+    units = UNITS_SHOWN.check(units)
     inspection = inspect_review(predictor.model, predictor.vocab, text, predictor.max_len, attribution)
     trace = inspection.trace
     return Explanation(
         inspection=inspection,
         layer=trace.layer(k, direction),
-        units=top_units(trace, predictor.model, k, direction, int(units)),
+        units=top_units(trace, predictor.model, k, direction, units),
         unknown=unknown_tokens(trace.tokens, trace.ids),
         truncated=len(trace.tokens) == predictor.max_len,
         readout=READOUTS[predictor.model.config.readout],
@@ -109,8 +112,8 @@ def unit_step(layer: LayerTrace, tokens: list[str], token: int, unit: int, cell:
     """The traced values of `unit` at token `token` (both from 0): every gate, the state before and after; the
     state before is the one the cell read the token with (the next token's, going backward)."""
     T, H = layer.hidden_state.shape
-    token = whole_number(token, f"token index (from 0; this review has {T} tokens)", 0, T - 1)
-    unit = whole_number(unit, f"unit index (from 0; this layer has {H} units)", 0, H - 1)
+    token = Number(f"token index (from 0; this review has {T} tokens)", 0, T - 1, integer=True).check(token)
+    unit = Number(f"unit index (from 0; this layer has {H} units)", 0, H - 1, integer=True).check(unit)
     values = {_SHORT[name]: float(gate[token, unit]) for name, gate in layer.gates.items()}
     values["h_prev"] = float(layer.before("hidden_state")[token, unit])
     values["h"] = float(layer.hidden_state[token, unit])
@@ -121,7 +124,8 @@ def unit_step(layer: LayerTrace, tokens: list[str], token: int, unit: int, cell:
     vectors["h"] = layer.hidden_state[token].tolist()
     if layer.cell_state is not None:
         vectors["c"] = layer.cell_state[token].tolist()
-    return CellStep(tokens[token], token, unit, cell, layer.layer, layer.direction, values, vectors)
+    return CellStep(token=tokens[token], token_index=token, unit=unit, cell=cell, layer=layer.layer,
+                    direction=layer.direction, values=values, layer_vectors=vectors)
 
 
 @dataclass
@@ -142,6 +146,7 @@ def reading(predictor: Predictor, text: str, shown: int = 1000) -> Reading:
     tokens = tokenize_review(text, max_tokens=max(shown, predictor.max_len))
     ids = predictor.vocab.encode(tokens)
     kept = min(len(tokens), predictor.max_len)
-    return Reading(clean_text(text[: 40 * shown]), tokens, ids, kept, len(predictor.vocab),
-                   sorted({t for t, i in zip(tokens[:kept], ids) if i == UNK_ID}))
+    return Reading(cleaned=clean_text(text[: 40 * shown]), tokens=tokens, ids=ids, kept=kept,
+                   vocabulary=len(predictor.vocab),
+                   unknown=sorted({t for t, i in zip(tokens[:kept], ids) if i == UNK_ID}))
 

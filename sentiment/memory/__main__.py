@@ -26,7 +26,7 @@ from .experiment import (
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sentiment.memory", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoints", nargs="+", default=MEMORY_CHECKPOINTS, help="names in checkpoints/")
+    parser.add_argument("--checkpoints", nargs="+", default=list(MEMORY_CHECKPOINTS), help="names in checkpoints/")
     parser.add_argument("--review", type=REVIEW.flag_type(), default=MEMORY_EXAMPLE,
                         help="review for the gradient flow (default: the Cliff one)")
     parser.add_argument("--cells", nargs="+", type=CELL_TYPES.item.flag_type(), default=["rnn", "gru", "lstm"],

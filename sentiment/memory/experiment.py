@@ -20,15 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import ConfigError, check_range
-from ..contract import CHECKPOINT, Choice, Many, Number
+from ..config import Choice, ConfigError, Many, Number, check_settings, param_of, range_of, setting
+from ..contract import CHECKPOINT
 from ..data.sets import BUNDLED_SAMPLE
 from ..model.network import CELLS, ModelConfig, SentimentNet, evaluating
 from ..model.predictor import Predictor
 from ..model.scoring import held_out, score
+from ..train.config import TrainConfig
 from ..train.steps import train_step
 
-MEMORY_CHECKPOINTS = ["rnn.pt", "gru.pt", "lstm.pt"]  # shipped side by side: the same data and recipe, three cells
+MEMORY_CHECKPOINTS = ("rnn.pt", "gru.pt", "lstm.pt")  # shipped side by side: the same data and recipe, three cells
 
 
 # The article's "dog named Cliff" idea, written for reviews: the verdict comes first, then a long neutral stretch.
@@ -99,6 +100,31 @@ class MemoryResult:
     solved_early: bool  # stopped before the step budget because training accuracy reached 99%
 
 
+@dataclass(frozen=True)
+class MemorySettings:
+    """The memory experiment's small models and their training, each field declared once (sentiment/config.py): its
+    checks, the Memory tab's inputs and this module's flags read these."""
+
+    hidden_size: int = setting(32, "hidden size", "units in each small model's one recurrent layer", low=1, high=512)
+    embedding_dim: int = setting(16, "embedding size", "the length of each token's vector",
+                                 **range_of(ModelConfig, "embedding_dim"))
+    steps: int = setting(1500, "most training steps per model", "a model stops sooner once it solves the task", low=1,
+                         high=5000)
+    seconds: float = setting(20.0, "most seconds per model", "a model stops sooner once it solves the task", low=0.1,
+                             high=3600.0)
+    batch_size: int = setting(64, "batch size", "sequences per optimisation step",
+                              **range_of(TrainConfig, "batch_size"))
+    lr: float = setting(0.01, "learning rate", "Adam's step size", **range_of(TrainConfig, "lr"))
+    forget_bias: float = setting(1.0, "forget-gate bias", "the LSTM's, at initialization (as in the review model); try "
+                                 "3 for long distances", **range_of(ModelConfig, "forget_bias"))
+    test_size: int = setting(1000, "test sequences", "fresh sequences each model is scored on", low=1, high=100_000)
+    seed: int = setting(0, "seed", "the same seed gives the same models", **range_of(TrainConfig, "seed"))
+
+    def validate(self) -> MemorySettings:
+        check_settings(self)
+        return self
+
+
 # What a person sets of the experiment, declared once: the Memory tab's endpoints and this module's flags read these.
 CELL_TYPES = Many("cell types", item=Choice("cell type", choices=tuple(CELLS)), most=len(CELLS))
 
@@ -106,40 +132,19 @@ CELL_TYPES = Many("cell types", item=Choice("cell type", choices=tuple(CELLS)), 
 DISTANCES = Many("distances", item=Number("distance", 1, 100, integer=True), most=10)
 
 
-FORGET_BIAS = Number("forget-gate bias", -10.0, 10.0)
+FORGET_BIAS = param_of(MemorySettings, "forget_bias")
 
 
-STEPS = Number("most training steps per model", 1, 5000, integer=True)
+STEPS = param_of(MemorySettings, "steps")
 
 
 COMPARED = Many("checkpoints", item=CHECKPOINT, most=6)
 
 
-@dataclass(frozen=True)
-class MemorySettings:
-    hidden_size: int = 32
-    embedding_dim: int = 16
-    steps: int = 1500  # most optimisation steps per model
-    seconds: float = 20.0  # most seconds per model
-    batch_size: int = 64
-    lr: float = 0.01
-    forget_bias: float = 1.0  # the LSTM's, at initialization (as in the review model); try 3 for long distances
-    test_size: int = 1000
-    seed: int = 0
-
-    def validate(self) -> MemorySettings:
-        check_range("hidden_size", self.hidden_size, 1, 512)
-        check_range("steps", self.steps, 1, 100_000)
-        check_range("seconds", self.seconds, 0.1, 3600.0, integer=False)
-        check_range("forget_bias", self.forget_bias, -10.0, 10.0, integer=False)
-        return self
-
-
 def train_memory_model(cell: str, task: MemoryTask, settings: MemorySettings = MemorySettings()) -> MemoryResult:
     """Train one small model of `cell` type on the task from scratch and score it on fresh sequences."""
-    if cell not in CELLS:
-        raise ConfigError(f"cell must be one of {', '.join(CELLS)}; got {cell!r}")
-    check_range("distance", task.distance, 0, 2000)
+    CELL_TYPES.item.check(cell)
+    Number("distance", 0, 2000, integer=True).check(task.distance)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     config = ModelConfig(vocab_size=task.vocab_size, embedding_dim=settings.embedding_dim,
@@ -164,7 +169,8 @@ def train_memory_model(cell: str, task: MemoryTask, settings: MemorySettings = M
     ids, lengths, labels = task.sample(settings.test_size, np.random.default_rng(settings.seed + 1))
     with torch.no_grad():
         accuracy = float(((model(ids, lengths) > 0).long() == labels).float().mean())
-    return MemoryResult(cell, task.distance, accuracy, step, seconds, step < settings.steps and seconds < settings.seconds)
+    return MemoryResult(cell=cell, distance=task.distance, accuracy=accuracy, steps=step, seconds=seconds,
+                        solved_early=step < settings.steps and seconds < settings.seconds)
 
 
 def memory_experiment(cells: Sequence[str] = ("rnn", "gru", "lstm"), distances: Sequence[int] = (5, 20, 50, 100),

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from types import MappingProxyType
 
 import torch
 import torch.nn as nn
@@ -26,7 +27,7 @@ import torch.nn as nn
 from ..config import ConfigError, check_settings, setting
 from ..data.preprocessing import PAD_ID
 
-CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN with its default tanh
+CELLS = MappingProxyType({"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN})  # nn.RNN with its default tanh
 LM_OUTPUTS = 2048  # language-model pre-training predicts the most frequent tokens; rarer ones are one class, _UNK
 # How the head reads the review, in words a learner reads on the Predict tab.
 READOUTS = {
@@ -68,8 +69,10 @@ class ModelConfig:
     learned_state: bool = setting(False, "learn the start state", "learn h0 (and c0) instead of zeros",
                                   group="switches")
 
-    def validate(self) -> ModelConfig:
-        check_settings(self)
+    def validate(self, vocab_known: bool = True) -> ModelConfig:
+        """Self, every setting checked; without `vocab_known`, the settings a person sets before a run, whose
+        vocabulary (and with it vocab_size) is read from its data only once it starts."""
+        check_settings(self, skip=() if vocab_known else ("vocab_size",))
         return self
 
     @classmethod

@@ -1,7 +1,6 @@
 """A checkpoint loaded to score raw review texts, encoding them exactly as in training; and a cache of them."""
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import torch
@@ -43,23 +42,3 @@ class Predictor:
 
 def load_predictor(path: str | Path = DEFAULT_CHECKPOINT, device: torch.device | str = "auto") -> Predictor:
     return Predictor(load_checkpoint(path), device, name=Path(path).name)
-
-
-class PredictorCache:
-    """Loaded predictors by file, reloaded when the file changes; safe to share between request threads."""
-
-    def __init__(self, size: int = 4, device: str = "auto"):
-        self._size, self._device = size, device
-        self._items: dict[tuple[str, int], Predictor] = {}
-        self._lock = threading.Lock()
-
-    def get(self, path: Path) -> Predictor:
-        key = (str(path), path.stat().st_mtime_ns)
-        with self._lock:
-            if key not in self._items:
-                predictor = load_predictor(path, self._device)
-                self._items = {k: v for k, v in self._items.items() if k[0] != key[0]}
-                while len(self._items) >= self._size:
-                    self._items.pop(next(iter(self._items)))
-                self._items[key] = predictor
-            return self._items[key]

@@ -58,7 +58,8 @@ class TestReport:
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        return cls(len(labels), loss, (tp + tn) / max(1, len(labels)), precision, recall, f1, [[tn, fp], [fn, tp]])
+        return cls(n=len(labels), loss=loss, accuracy=(tp + tn) / max(1, len(labels)), precision=precision,
+                   recall=recall, f1=f1, confusion=[[tn, fp], [fn, tp]])
 
     @property
     def predicted_positive(self) -> float:

@@ -183,7 +183,8 @@ def _read_vectors(path: Path, vocab: Vocab, stop: Callable[[], bool] | None) -> 
         raise DataError(f"{path.name}: none of the vocabulary's {len(exact_ids):,} tokens is in the file "
                         f"({read:,} words): is it a file of English word vectors?")
     ids = np.array(sorted(chosen), dtype=np.int64)
-    return WordVectors(str(path), dim, ids, np.stack([chosen[i] for i in ids]), read, matched)
+    return WordVectors(path=str(path), dim=dim, ids=ids, rows=np.stack([chosen[i] for i in ids]), read=read,
+                       matched=matched)
 
 
 def _parse(line: str, dim: int, where: str, said: str) -> tuple[str, np.ndarray]:

@@ -218,9 +218,10 @@ class Search:
             self.study.tell(trial, state=state)
             out.unlink(missing_ok=True)
         best_trial = self.best_trial()
-        return TrialDone(trial.number, params, state.name.lower(), best, accuracies[losses.index(best)] if losses else None,
-                         len(losses), time.monotonic() - tick, best_trial.number if best_trial else None,
-                         best_trial.value if best_trial else None)
+        return TrialDone(number=trial.number, params=params, state=state.name.lower(), val_loss=best,
+                         val_accuracy=accuracies[losses.index(best)] if losses else None, epochs=len(losses),
+                         seconds=time.monotonic() - tick, best_number=best_trial.number if best_trial else None,
+                         best_loss=best_trial.value if best_trial else None)
 
     def best_trial(self) -> optuna.trial.FrozenTrial | None:
         try:

@@ -112,8 +112,9 @@ def train(
         model_config = replace(model_config or ModelConfig(), vocab_size=len(prepared.vocab)).validate()
         vectors, model_config, said = word_vectors_for(config, prepared, model_config, stop if world == 1 else None)
     except Stopped:
-        yield Finished(None, None, True, "stopped while preparing the data: nothing was trained or saved", 0,
-                       time.perf_counter() - started, world)
+        yield Finished(checkpoint=None, report=None, stopped=True,
+                       reason="stopped while preparing the data: nothing was trained or saved", steps=0,
+                       seconds=time.perf_counter() - started, ranks=world)
         return
     device = pick_device(config.device)
     how = "loaded from cache" if prepared.corpus.from_cache else "tokenized"
@@ -173,8 +174,9 @@ class _Run:
 
     def save(self, metrics: dict) -> None:
         config = {**asdict(self.config), "vectors": Path(self.config.vectors).name}  # not a path of this machine
-        save_checkpoint(self.out, Checkpoint(self.model_config, config, self.prepared.vocab,
-                                             self.fit.best_state, metrics, self.prepared.origin))
+        save_checkpoint(self.out, Checkpoint(model_config=self.model_config, train_config=config,
+                                             vocab=self.prepared.vocab, state_dict=self.fit.best_state, metrics=metrics,
+                                             data=self.prepared.origin))
         # Its language model goes beside it, in lm/ (not a classifier: its head is untrained, so no checkpoint list
         # offers it); one left by an earlier run of the same name would no longer match it.
         kept = language_model_path(self.out)
@@ -182,8 +184,8 @@ class _Run:
             kept.unlink(missing_ok=True)
             return
         weights, projection = self.language_model
-        save_checkpoint(kept, Checkpoint(self.model_config, config, self.prepared.vocab, weights, {},
-                                         self.prepared.origin,
+        save_checkpoint(kept, Checkpoint(model_config=self.model_config, train_config=config, vocab=self.prepared.vocab,
+                                         state_dict=weights, metrics={}, data=self.prepared.origin,
                                          language_model={f"projection.{k}": v for k, v in projection.items()}))
 
     def keep_language_model(self, projection: torch.nn.Linear) -> None:
@@ -210,9 +212,10 @@ class _Run:
             self.reviews_seen += len(whole)
             self.train_seconds += time.perf_counter() - tick
             if self.main:
-                yield Step("train", self.step, self.total_steps, self.epochs_done, loss, fit.scheduler.get_last_lr()[0],
-                           self.reviews_seen / self.train_seconds,
-                           self.train_seconds / self.step * (self.total_steps - self.step))
+                yield Step(phase="train", step=self.step, total_steps=self.total_steps, epoch=self.epochs_done,
+                           train_loss=loss, lr=fit.scheduler.get_last_lr()[0],
+                           reviews_per_s=self.reviews_seen / self.train_seconds,
+                           eta_s=self.train_seconds / self.step * (self.total_steps - self.step))
             last_step = self.step >= self.total_steps
             if not config.refit and (last_step or i == len(batches) - 1
                                      or (config.eval_every and self.step % config.eval_every == 0)):
@@ -227,7 +230,8 @@ class _Run:
             report, improved = fit.validate(self.prepared.val)
             if improved:
                 self.save({"step": self.step, "val_loss": report.loss, "val_accuracy": report.accuracy})
-            yield Evaluated(self.step, self.epochs_done, report.loss, report.accuracy, improved)
+            yield Evaluated(step=self.step, epoch=self.epochs_done, val_loss=report.loss, val_accuracy=report.accuracy,
+                            improved=improved)
         if shared_flag(bool(self.config.patience) and fit.evals_without_gain >= self.config.patience, self.world):
             self.reason = "early stop"
 
@@ -238,11 +242,13 @@ class _Run:
             check_replicas(self.model, self.world)
         seconds = time.perf_counter() - started
         if not self.main:
-            yield Finished(None, None, reason == "stopped", reason, self.step, seconds, self.world)
+            yield Finished(checkpoint=None, report=None, stopped=reason == "stopped", reason=reason, steps=self.step,
+                           seconds=seconds, ranks=self.world)
             return
         if self.step == 0:
-            yield Finished(None, None, True, "stopped before the first training step: nothing was trained or saved", 0,
-                           seconds, self.world)
+            yield Finished(checkpoint=None, report=None, stopped=True,
+                           reason="stopped before the first training step: nothing was trained or saved", steps=0,
+                           seconds=seconds, ranks=self.world)
             return
         fit, prepared = self.fit, self.prepared
         if fit.best_state is None:  # a refit, or stopped before the first validation: keep the weights as they are
@@ -254,5 +260,5 @@ class _Run:
         self.save({"best_val_loss": fit.best_loss if fit.best_loss < math.inf else None, "test": asdict(report),
                    "steps": self.step,
                    **({"test_by_source": {name: asdict(r) for name, r in sources.items()}} if sources else {})})
-        yield Finished(self.out, report, reason == "stopped", reason, self.step, time.perf_counter() - started,
-                       self.world, sources)
+        yield Finished(checkpoint=self.out, report=report, stopped=reason == "stopped", reason=reason, steps=self.step,
+                       seconds=time.perf_counter() - started, ranks=self.world, by_source=sources)

@@ -53,12 +53,14 @@ def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | 
     if config.titles:
         titles = corpus.titles(trained_on)
         has_title = titles > 0
-        train = train.extended(EncodedReviews(train.token_ids, train.starts[has_title], titles[has_title],
-                                              train.labels[has_title], train.lookup))
+        train = train.extended(EncodedReviews(token_ids=train.token_ids, starts=train.starts[has_title],
+                                              lengths=titles[has_title], labels=train.labels[has_title],
+                                              lookup=train.lookup))
     sentences = owner = None
     if config.sentences:
         starts, lengths, owner = corpus.sentences(trained_on, config.max_len)
-        sentences = EncodedReviews(train.token_ids, starts, lengths, corpus.labels[trained_on][owner], train.lookup)
+        sentences = EncodedReviews(token_ids=train.token_ids, starts=starts, lengths=lengths,
+                                   labels=corpus.labels[trained_on][owner], lookup=train.lookup)
     origin = {
         "source": data_name(data),
         "format": corpus.report.format,
@@ -76,15 +78,15 @@ def prepare_data(data: str | Path, config: TrainConfig, stop: threading.Event | 
         "sources": dict(zip(corpus.sources, corpus.sizes)),
     }
     return PreparedData(
-        corpus,
-        train,
-        corpus.encode(vocab, splits.val, config.max_len),
-        corpus.encode(vocab, splits.test, config.max_len),
-        vocab,
-        origin,
-        sentences,
-        owner,
-        splits.test,
+        corpus=corpus,
+        train=train,
+        val=corpus.encode(vocab, splits.val, config.max_len),
+        test=corpus.encode(vocab, splits.test, config.max_len),
+        vocab=vocab,
+        origin=origin,
+        sentences=sentences,
+        sentence_owner=owner,
+        test_rows=splits.test,
     )
 
 

@@ -75,8 +75,8 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
                 torch.nn.utils.clip_grad_norm_(parameters, config.clip)
             optimizer.step()
             scheduler.step()
-            step, read = step + 1, read + len(whole)
-            seconds += time.perf_counter() - tick
-            yield Step("pretrain", step, total_steps, epoch, loss.item(), scheduler.get_last_lr()[0], read / seconds,
-                       seconds / step * (total_steps - step))
+            step, read, seconds = step + 1, read + len(whole), seconds + time.perf_counter() - tick
+            yield Step(phase="pretrain", step=step, total_steps=total_steps, epoch=epoch, train_loss=loss.item(),
+                       lr=scheduler.get_last_lr()[0], reviews_per_s=read / seconds,
+                       eta_s=seconds / step * (total_steps - step))
     return projection

@@ -17,6 +17,7 @@ from ..memory.experiment import (
     MEMORY_CHECKPOINTS,
     MEMORY_EXAMPLE,
     STEPS,
+    MemoryResult,
     MemorySettings,
     accuracy_by_length,
     gradient_drop,
@@ -31,12 +32,13 @@ from ..plots.memory import (
     memory_heatmaps,
     trajectories_figure,
 )
-from . import state
-from .boundary import endpoint, status_line
+from .boundary import endpoint, serve, status_line
+from .jobs import JobState
+from .lab import Lab
 
 
 @endpoint(review=REVIEW, names=COMPARED)
-def compare_memory(review: str, names: list[str]):
+def compare_memory(lab: Lab, review: str, names: list[str]):
     """Gradient flow and the prediction after each token of one review for several checkpoints, and what the first
     LSTM among them (else the first model) keeps from token to token.
 
@@ -46,7 +48,7 @@ def compare_memory(review: str, names: list[str]):
     """
     norms, trajectories, lines, first, far = {}, {}, [], None, 0
     for path in names:
-        name, predictor = path.name, state.predictors.get(path)
+        name, predictor = path.name, lab.checkpoints.predictor(path)
         tokens, ids = encode_review(review, predictor.vocab, predictor.max_len)
         if not ids:
             raise ConfigError("Nothing to read in this review: it has no words.")
@@ -68,9 +70,10 @@ def compare_memory(review: str, names: list[str]):
 
 
 @endpoint(cells=CELL_TYPES, distances=DISTANCES, forget_bias=FORGET_BIAS, steps=STEPS)
-def run_memory_experiment(cells: list[str], distances: list, forget_bias: float, steps: float):
+def run_memory_experiment(lab: Lab, cells: list[str], distances: list, forget_bias: float, steps: float):
     """Train small RNN, GRU and LSTM models on a synthetic memory task (not reviews) for each distance, streaming
-    accuracy against distance as each model finishes.
+    accuracy against distance as each model finishes. One job at a time: refused while a training run or a search is
+    going.
 
     Args:
         cells: cell types among "rnn", "gru", "lstm".
@@ -78,17 +81,36 @@ def run_memory_experiment(cells: list[str], distances: list, forget_bias: float,
         forget_bias: the LSTM's forget-gate bias at the start, -10 to 10.
         steps: most training steps per model, 1 to 5,000.
     """
-    settings = MemorySettings(forget_bias=forget_bias, steps=steps)
-    results, started, total = [], time.perf_counter(), len(cells) * len(distances)
-    for result in memory_experiment(cells, sorted(distances), settings.validate()):
-        results.append(result)
-        yield (memory_figure(results),
-               f"**{len(results)} of {total} models trained** ({time.perf_counter() - started:.0f} s)",
-               [[r.cell.upper(), r.distance, round(r.accuracy, 4), r.steps, round(r.seconds, 1)] for r in results])
+    settings = MemorySettings(forget_bias=forget_bias, steps=steps).validate()
+    total = len(cells) * len(distances)
+
+    def work(stop):
+        for result in memory_experiment(cells, sorted(distances), settings):
+            yield result
+            if stop.is_set():
+                return
+
+    lab.jobs.start("memory", work, record_model, progress=[], message=f"0 of {total} models trained")
+    yield from lab.jobs.follow("memory", lambda job: memory_view(job, total))
+
+
+def record_model(job: JobState, result: MemoryResult) -> None:
+    job.progress.append(result)
+    job.status, job.message = "running", f"{len(job.progress)} models trained"
+
+
+def memory_view(job: JobState, total: int) -> tuple:
+    """Accuracy against distance, the count so far and the table of the models trained."""
+    results = job.progress or []
+    done = f"**{len(results)} of {total} models trained** ({time.time() - job.started:.0f} s)"
+    if job.status == "failed":
+        done = f"**Failed** · {job.message}"
+    return (memory_figure(results), done,
+            [[r.cell.upper(), r.distance, round(r.accuracy, 4), r.steps, round(r.seconds, 1)] for r in results])
 
 
 @endpoint(names=COMPARED)
-def compare_length_accuracy(names: list[str]):
+def compare_length_accuracy(lab: Lab, names: list[str]):
     """Test accuracy per review-length bucket for each chosen checkpoint, on its own held-out split.
 
     Args:
@@ -96,7 +118,7 @@ def compare_length_accuracy(names: list[str]):
     """
     buckets = {}
     for path in names:
-        predictor = state.predictors.get(path)
+        predictor = lab.checkpoints.predictor(path)
         buckets[f"{path.name} ({predictor.model.config.cell.upper()})"] = accuracy_by_length(predictor)
     return length_accuracy_figure(buckets)
 
@@ -113,13 +135,13 @@ WHAT_TO_LOOK_FOR = (
     "model that remembers keeps the opening verdict through the neutral middle.")
 
 
-def create_tab() -> None:
+def create_tab(lab: Lab) -> None:
     """Lays out the Memory tab and wires its events."""
     gr.Markdown(INTRO)
     checkpoints = list_checkpoints()
     shipped = [c for c in MEMORY_CHECKPOINTS if c in checkpoints]
     # The example's comparison, drawn once at start: the tab opens with its plots, and no visitor waits for them.
-    drawn = compare_memory(MEMORY_EXAMPLE, shipped) if shipped else (None, None, None, None)
+    drawn = compare_memory(lab, MEMORY_EXAMPLE, shipped) if shipped else (None, None, None, None)
     with gr.Row():
         review = gr.Textbox(MEMORY_EXAMPLE, label="Review (verdict first, then a long neutral middle)", lines=4,
                             max_length=REVIEW.most, scale=3)
@@ -158,13 +180,13 @@ def create_tab() -> None:
     length_plot = gr.Plot(label="Accuracy by review length")
 
     raw = dict(preprocess=False)
-    compared = compare.click(compare_memory, [review, names], [gradient, trajectories, kept, table],
+    compared = compare.click(serve(lab, compare_memory), [review, names], [gradient, trajectories, kept, table],
                              api_name="compare_memory", **raw)
-    experiment = run.click(run_memory_experiment, [cells, distances, forget_bias, steps],
+    experiment = run.click(serve(lab, run_memory_experiment), [cells, distances, forget_bias, steps],
                            [memory_plot, progress, memory_table], api_name="memory_experiment", concurrency_limit=1,
-                           api_visibility=state.run_visibility(), **raw)
-    measured = lengths.click(compare_length_accuracy, names, length_plot, api_name="accuracy_by_length",
+                           api_visibility=lab.job_visibility, **raw)
+    measured = lengths.click(serve(lab, compare_length_accuracy), names, length_plot, api_name="accuracy_by_length",
                              concurrency_limit=1, **raw)
-    status_line(compared, status=compare_status)
-    status_line(measured, status=lengths_status)
-    status_line(experiment, status=progress, clear=False)  # the progress line keeps the experiment's last count
+    status_line(lab, compared, status=compare_status)
+    status_line(lab, measured, status=lengths_status)
+    status_line(lab, experiment, status=progress, clear=False)  # the progress line keeps the experiment's last count

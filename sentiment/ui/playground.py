@@ -1,16 +1,20 @@
 """The LSTM playground: a real `nn.LSTM` (`nn.GRU`, `nn.RNN`) of any sane size, every shape and weight."""
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import gradio as gr
 
 from ..contract import Choice, Number, Switch
 from ..explain.playground import SIZES, describe_cell, unrolled_diagram
 from ..model.network import CELLS
-from .boundary import endpoint, status_line
+from .boundary import endpoint, serve, status_line
+from .lab import Lab
 
 # Each size as the page labels it.
-LABELS = {"input_size": "input size", "hidden_size": "hidden size", "num_layers": "layers", "batch_size": "batch",
-          "seq_len": "sequence length"}
+LABELS = MappingProxyType({"input_size": "input size", "hidden_size": "hidden size", "num_layers": "layers",
+                          "batch_size": "batch",
+          "seq_len": "sequence length"})
 
 
 @endpoint(cell=Choice("cell type", choices=tuple(CELLS)),
@@ -44,7 +48,7 @@ def playground(cell: str, input_size: float, hidden_size: float, num_layers: flo
             unrolled_diagram(cell, num_layers, seq_len, bidirectional))
 
 
-def create_tab(demo: gr.Blocks) -> None:
+def create_tab(lab: Lab, demo: gr.Blocks) -> None:
     """Lays out the playground tab and wires its events."""
     gr.Markdown("Pick a cell type and the sizes; the module is built and run for real, and every shape below is "
                 "what PyTorch returned.")
@@ -64,7 +68,8 @@ def create_tab(demo: gr.Blocks) -> None:
 
     inputs = [cell, input_size, hidden_size, num_layers, batch_size, seq_len, batch_first, bidirectional]
     outputs = [code, shapes, slices, parameters, total, diagram]
-    shown = show.click(playground, inputs, outputs, api_name="playground", preprocess=False)
-    changed = cell.change(playground, inputs, outputs, api_visibility="private", preprocess=False)
-    status_line(shown, changed, status=shown_status)
-    demo.load(playground, inputs, outputs, api_visibility="private", preprocess=False)
+    shown_ = serve(lab, playground)
+    shown = show.click(shown_, inputs, outputs, api_name="playground", preprocess=False)
+    changed = cell.change(shown_, inputs, outputs, api_visibility="private", preprocess=False)
+    status_line(lab, shown, changed, status=shown_status)
+    demo.load(shown_, inputs, outputs, api_visibility="private", preprocess=False)

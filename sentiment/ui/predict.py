@@ -2,25 +2,30 @@
 model reads."""
 from __future__ import annotations
 
-import functools
 import html
 import math
-from pathlib import Path
 
 import gradio as gr
 
-from ..contract import CHECKPOINT, LAYER, REVIEW, TOKEN, UNIT, Choice, Number
-from ..explain.gates import ATTRIBUTION_METHODS
-from ..explain.review import Explanation, default_layer, explain, layer_choices, reading, unit_step
+from ..contract import CHECKPOINT, LAYER, REVIEW, TOKEN, UNIT
+from ..explain.gates import ATTRIBUTION, ATTRIBUTION_METHODS
+from ..explain.review import (
+    UNITS_SHOWN,
+    Explanation,
+    default_layer,
+    layer_choices,
+    reading,
+    unit_step,
+)
 from ..model.checkpoint import list_checkpoints
 from ..model.predictor import Predictor
 from ..plots.cell import cell_figure, layer_gate_bars
 from ..plots.figure import short_token
 from ..plots.gates import attribution_highlights
-from . import state
-from .boundary import endpoint, status_line
+from .boundary import endpoint, serve, status_line
+from .lab import Lab
 
-EXAMPLES = [
+EXAMPLES = (
     "Best purchase this year: The blender is quiet, powerful and easy to clean. I use it every morning and love it.",
     "Complete waste of money: It stopped working after two days and customer service never answered my emails.",
     "Not bad at all, and cheap, but it does the job.",
@@ -35,30 +40,14 @@ EXAMPLES = [
         "The grind is uniform and the price is low, yet I cannot recommend a grinder that breaks so quickly.",
         "Overall I am disappointed and I am returning it.",
     ]),
-]
+)
 
 
 # The inputs of the tab's endpoints beside those every tab shares.
-UNITS_SHOWN = Number("units to show", 1, 64, integer=True)
-ATTRIBUTION = Choice("attribution", choices=tuple(ATTRIBUTION_METHODS))
-
-
-def explained(checkpoint: Path, review: str, layer: str = "", units: int = 12, attribution: str = "when read"
-              ) -> tuple[Predictor, Explanation]:
-    """The checkpoint and its explanation of the review (values as the contracts checked them). A prediction, its
-    cell step and its reading ask for the same one in a row: the last few are kept (keyed by the checkpoint file's
-    state, so a retrained file is read again)."""
-    return _explained(str(checkpoint), checkpoint.stat().st_mtime_ns, review, layer or None, units, attribution)
-
-
-@functools.lru_cache(maxsize=8)
-def _explained(path: str, _mtime_ns: int, text: str, layer: str | None, units: int, attribution: str):
-    predictor = state.predictors.get(Path(path))
-    return predictor, explain(predictor, text, layer, units, attribution)
 
 
 @endpoint(review=REVIEW, checkpoint=CHECKPOINT, layer=LAYER, units=UNITS_SHOWN, attribution=ATTRIBUTION)
-def predict(review: str, checkpoint: str = "default.pt", layer: str = "", units: float = 12,
+def predict(lab: Lab, review: str, checkpoint: str = "default.pt", layer: str = "", units: float = 12,
             attribution: str = "when read"):
     """Predict whether a customer review is positive or negative, and explain the prediction.
 
@@ -75,7 +64,7 @@ def predict(review: str, checkpoint: str = "default.pt", layer: str = "", units:
         each token with its effect on the logit scaled to -1..1 (above 0: it pushed towards positive)
         five plotly figures: the prediction after each token, each token's effect, the gates, the cell and hidden states, the mean gates
     """
-    predictor, explanation = explained(checkpoint, review, layer, units, attribution)
+    predictor, explanation = lab.checkpoints.explained(checkpoint, review, layer, units, attribution)
     figures = explanation.figures()
     p = explanation.probability
     return ({"positive": p, "negative": 1 - p}, predict_summary(predictor, explanation),
@@ -104,18 +93,18 @@ def predict_summary(predictor: Predictor, explanation: Explanation) -> str:
 
 
 @endpoint(checkpoint=CHECKPOINT)
-def checkpoint_layers(checkpoint: str):
+def checkpoint_layers(lab: Lab, checkpoint: str):
     """The layers (and directions) of a checkpoint's model, as (label, value) choices for predict's layer.
 
     Args:
         checkpoint: a checkpoint file name, e.g. "default.pt".
     """
-    predictor = state.predictors.get(checkpoint)
+    predictor = lab.checkpoints.predictor(checkpoint)
     return gr.Dropdown(choices=layer_choices(predictor), value=default_layer(predictor))
 
 
 @endpoint(review=REVIEW, checkpoint=CHECKPOINT, layer=LAYER, token=TOKEN, unit=UNIT)
-def cell_step(review: str, checkpoint: str = "default.pt", layer: str = "", token: float = 0, unit: float = 0):
+def cell_step(lab: Lab, review: str, checkpoint: str = "default.pt", layer: str = "", token: float = 0, unit: float = 0):
     """One step of the recurrent cell with the trained model's own numbers.
 
     Args:
@@ -130,17 +119,17 @@ def cell_step(review: str, checkpoint: str = "default.pt", layer: str = "", toke
         the cell drawn with those values, as a plotly figure
         the layer's gates at that token as bars, as a plotly figure
     """
-    predictor, explanation = explained(checkpoint, review, layer)
+    predictor, explanation = lab.checkpoints.explained(checkpoint, review, layer)
     trace = explanation.inspection.trace
     step = unit_step(explanation.layer, trace.tokens, token, unit, predictor.model.config.cell)
     return step.to_dict(), cell_figure(step), layer_gate_bars(step)
 
 
 @endpoint(review=REVIEW, checkpoint=CHECKPOINT, layer=LAYER, token=TOKEN)
-def cell_controls(review: str, checkpoint: str, layer: str, token: float):
+def cell_controls(lab: Lab, review: str, checkpoint: str, layer: str, token: float):
     """After a prediction: the token slider's range (the last token unless one is chosen), and the most important
     unit of the layer shown."""
-    _, explanation = explained(checkpoint, review, layer)
+    _, explanation = lab.checkpoints.explained(checkpoint, review, layer)
     last = len(explanation.inspection.trace.tokens) - 1
     chosen = min(token, last)
     return (gr.Slider(minimum=0, maximum=max(last, 1), value=chosen, step=1, interactive=last > 0),
@@ -156,7 +145,7 @@ def shift_token(token: float, by: int) -> int:
 
 
 @endpoint(review=REVIEW, checkpoint=CHECKPOINT)
-def read_review(review: str, checkpoint: str = "default.pt"):
+def read_review(lab: Lab, review: str, checkpoint: str = "default.pt"):
     """What the model reads of a review: its path through preprocessing.
 
     Args:
@@ -167,7 +156,7 @@ def read_review(review: str, checkpoint: str = "default.pt"):
         a Markdown summary: the cleaned text, the number of tokens, the vocabulary's size, the unknown words, the cut
         a table of the tokens the model reads: position from 0, token, vocabulary id (1 is _UNK, an unknown word)
     """
-    predictor = state.predictors.get(checkpoint)
+    predictor = lab.checkpoints.predictor(checkpoint)
     read = reading(predictor, review)
     cleaned = read.cleaned if len(read.cleaned) <= 600 else read.cleaned[:600] + " …"
     summary = (
@@ -197,10 +186,10 @@ def _cell_step_panel() -> tuple:
     return previous, token, following, unit, cell_plot, bars, values
 
 
-def create_tab() -> gr.Dropdown:
+def create_tab(lab: Lab) -> gr.Dropdown:
     """Lays out the Predict tab and wires its events; returns the checkpoint list the Train tab refreshes."""
     checkpoints = list_checkpoints()
-    first = state.predictors.get(CHECKPOINT.check(checkpoints[0])) if checkpoints else None
+    first = lab.checkpoints.predictor(CHECKPOINT.check(checkpoints[0])) if checkpoints else None
     with gr.Row():
         with gr.Column(scale=3):
             review = gr.Textbox(label="Review", lines=5, max_length=REVIEW.most,
@@ -236,21 +225,22 @@ def create_tab() -> gr.Dropdown:
     outputs = [label, summary, tokens, trajectory, effects, gates, states, mean_gates]
     step_inputs, step_outputs = [review, checkpoint, layer, token, unit], [values, cell_plot, bars]
     raw, private = dict(preprocess=False), dict(preprocess=False, api_visibility="private")
+    predict_, cell_step_, cell_controls_ = serve(lab, predict), serve(lab, cell_step), serve(lab, cell_controls)
     # The public events first: a later event of the same function would take its API name.
-    stepped = gr.on([token.release, unit.submit], cell_step, step_inputs, step_outputs, api_name="cell_step", **raw)
-    clicked = predict_button.click(predict, inputs, outputs, api_name="predict", **raw)
-    changed = gr.on([review.submit, attribution.change, layer.change, units.release], predict, inputs, outputs, **private)
+    stepped = gr.on([token.release, unit.submit], cell_step_, step_inputs, step_outputs, api_name="cell_step", **raw)
+    clicked = predict_button.click(predict_, inputs, outputs, api_name="predict", **raw)
+    changed = gr.on([review.submit, attribution.change, layer.change, units.release], predict_, inputs, outputs, **private)
     chosen = examples.click(lambda sample: sample[0], examples, review, api_visibility="private").then(
-        predict, inputs, outputs, **private)
+        predict_, inputs, outputs, **private)
     for event in (clicked, changed, chosen):
-        event.success(cell_controls, [review, checkpoint, layer, token], [token, unit], **private).success(
-            cell_step, step_inputs, step_outputs, **private)
-        event.success(read_review, [review, checkpoint], [reading_summary, reading_table],
+        event.success(cell_controls_, [review, checkpoint, layer, token], [token, unit], **private).success(
+            cell_step_, step_inputs, step_outputs, **private)
+        event.success(serve(lab, read_review), [review, checkpoint], [reading_summary, reading_table],
                       **(dict(api_name="read_review", **raw) if event is clicked else private))
-    layers_listed = checkpoint.change(checkpoint_layers, checkpoint, layer, api_name="checkpoint_layers", **raw)
+    layers_listed = checkpoint.change(serve(lab, checkpoint_layers), checkpoint, layer, api_name="checkpoint_layers", **raw)
     selected = tokens.select(select_token, None, token, api_visibility="private").then(
-        cell_step, step_inputs, step_outputs, **private)
+        cell_step_, step_inputs, step_outputs, **private)
     shifted = [button.click(lambda t, by=by: shift_token(t, by), token, token, api_visibility="private").then(
-        cell_step, step_inputs, step_outputs, **private) for button, by in ((previous, -1), (following, 1))]
-    status_line(clicked, changed, chosen, stepped, layers_listed, selected, *shifted, status=predict_status)
+        cell_step_, step_inputs, step_outputs, **private) for button, by in ((previous, -1), (following, 1))]
+    status_line(lab, clicked, changed, chosen, stepped, layers_listed, selected, *shifted, status=predict_status)
     return checkpoint

@@ -2,30 +2,33 @@
 test report and the checkpoint."""
 from __future__ import annotations
 
-import inspect
 import re
 import secrets
-import time
-from dataclasses import fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 
 import gradio as gr
 
 from ..config import GROUPS, ConfigError, Setting, grouped, spec_of
 from ..contract import OWNER, Choice, Number, Text, from_setting
 from ..data.files import DataError, check_review_file
-from ..data.sets import MORE_REVIEW_COUNT
+from ..data.sets import MORE_REVIEW_COUNT, data_files, data_name
 from ..model.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
 from ..model.network import ModelConfig
 from ..model.scoring import SOURCE_COLUMNS, source_rows
 from ..model.word_vectors import vector_size
 from ..plots.training import confusion_figure, training_curves
+from ..settings import Settings
 from ..train.config import TrainConfig
+from ..train.events import Evaluated, Finished, Preparing, Step
+from ..train.loop import train
 from ..train.presets import PRESETS
-from . import search, state
-from .boundary import Upload, available_checkpoints, endpoint, status_line
-from .jobs import RunInProgress, RunState
+from . import search
+from .boundary import Upload, available_checkpoints, endpoint, serve, status_line
+from .jobs import JobRunner, JobState
+from .lab import Lab
 
 VECTOR_TYPES = (".txt", ".vec", ".gz", ".bz2", ".zip")
 VECTORS_LABEL = ("Word vectors to start the embedding from (optional): GloVe .txt, fastText .vec or word2vec text; "
@@ -33,9 +36,7 @@ VECTORS_LABEL = ("Word vectors to start the embedding from (optional): GloVe .tx
 # The hyper-parameters the Train tab shows, as their config fields declare them (sentiment/config.py): (dataclass,
 # field, setting), group by group, each group's model settings first. This is also the order of the /train endpoint's
 # inputs after (source, upload, vectors, limit, name, owner).
-HYPER_PARAMETERS = grouped(ModelConfig, TrainConfig)
-# The basic row, then one row under "Advanced" for each other group.
-ROWS = tuple(sum(spec.group == group for *_, spec in HYPER_PARAMETERS) for group in GROUPS)
+HYPER_PARAMETERS = tuple(grouped(ModelConfig, TrainConfig))
 
 
 def _default(cls, name: str):
@@ -57,12 +58,11 @@ def apply_preset(name: str):
     return [*preset_values(name), PRESETS[name].train.limit, f"**{name}**: {PRESETS[name].description}"]
 
 
-def configs(values: list, limit: int) -> tuple[TrainConfig, ModelConfig]:
-    """The hyper-parameters' values (as their contract checked them) → the two config dataclasses."""
-    chosen = {ModelConfig: {}, TrainConfig: {"limit": limit}}
-    for (cls, name, _), value in zip(HYPER_PARAMETERS, values):
-        chosen[cls][name] = value
-    return TrainConfig(**chosen[TrainConfig]), ModelConfig(**chosen[ModelConfig])
+def configs(values: dict, limit: int) -> tuple[TrainConfig, ModelConfig]:
+    """The hyper-parameters' values by field name (as their contract checked them) → the two config dataclasses."""
+    part = {cls: {name: values[name] for kind, name, _ in HYPER_PARAMETERS if kind is cls}
+            for cls in (TrainConfig, ModelConfig)}
+    return TrainConfig(**part[TrainConfig], limit=limit), ModelConfig(**part[ModelConfig])
 
 
 def checkpoint_path(name: object) -> Path:
@@ -74,7 +74,7 @@ def checkpoint_path(name: object) -> Path:
 
 
 # The Train tab's data choices beside an upload: the value a client sends → the bundled data set it names.
-BUNDLED_CHOICES = {"bundled": "sample", "bundled+more": "sample+more"}
+BUNDLED_CHOICES = MappingProxyType({"bundled": "sample", "bundled+more": "sample+more"})
 
 
 def data_path(source: str, upload: Path | None) -> str | Path:
@@ -83,18 +83,18 @@ def data_path(source: str, upload: Path | None) -> str | Path:
     if source in BUNDLED_CHOICES:
         return BUNDLED_CHOICES[source]
     if upload is None:
-        raise DataError(TRAINING_FILE.when_empty())
+        raise DataError(TRAINING_FILE.when_empty(Settings()))
     check_review_file(upload)
     return upload
 
 
 # The inputs of /train before the hyper-parameters, which are each as its config field declares it.
 TRAINING_FILE = Upload("training data", empty=None, reviews=False)  # read when the data is "upload"
-TRAIN_INPUTS = dict(
+TRAIN_INPUTS = MappingProxyType(dict(
     source=Choice("data", choices=(*BUNDLED_CHOICES, "upload")), upload=TRAINING_FILE,
     vectors=Upload("word vectors", empty=None, types=VECTOR_TYPES, reviews=False),
     limit=Number("row limit", 0, 1_000_000_000, integer=True, empty=0), name=Text("checkpoint name", empty="", most=200),
-    owner=OWNER, **{name: from_setting(spec, _default(cls, name)) for cls, name, spec in HYPER_PARAMETERS})
+    owner=OWNER, **{name: from_setting(spec, _default(cls, name)) for cls, name, spec in HYPER_PARAMETERS}))
 
 
 def check_public_vectors(vectors: str, model_config: ModelConfig) -> None:
@@ -105,25 +105,74 @@ def check_public_vectors(vectors: str, model_config: ModelConfig) -> None:
         raise DataError(f"{Path(vectors).name}: vectors of {size} numbers; a public demo's embedding has at most {cap}")
 
 
-def train_view(run: RunState) -> tuple:
+@dataclass
+class TrainingProgress:
+    """What the Train tab shows of a run: its data, its last step, its curves, what it read, how it ended."""
+
+    data_name: str
+    step: Step | None = None
+    history: dict[str, list] = field(default_factory=lambda: {
+        "pretrain_step": [], "pretrain_loss": [], "step": [], "train_loss": [], "val_step": [], "val_loss": [],
+        "val_accuracy": []})
+    finished: Finished | None = None
+    prepared: str = ""  # what the run read (reviews, classes, format and encoding, split, vocabulary, vectors)
+
+
+def record_training(job: JobState, event) -> None:
+    """A training event, written into the job's state."""
+    run = job.progress
+    if isinstance(event, Preparing):
+        job.message = run.prepared = event.message
+    elif isinstance(event, Step):
+        prefix = "pretrain_" if event.phase == "pretrain" else ""
+        run.history[f"{prefix}step"].append(event.step)
+        run.history[f"{prefix or 'train_'}loss"].append(event.train_loss)
+        job.status, run.step = "running", event
+        job.message = f"step {event.step:,} of {event.total_steps:,}"
+    elif isinstance(event, Evaluated):
+        run.history["val_step"].append(event.step)
+        run.history["val_loss"].append(event.val_loss)
+        run.history["val_accuracy"].append(event.val_accuracy)
+    elif isinstance(event, Finished):
+        job.status = "stopped" if event.stopped else "finished"
+        run.finished = event
+        job.message = (f"Run {job.status} after {event.steps:,} steps in {event.seconds:.0f} s." if event.checkpoint
+                       else f"Run {event.reason}.")
+
+
+def start_run(jobs: JobRunner, config: TrainConfig, model_config: ModelConfig, data: str | Path, out: Path,
+              owner: str | None = None, max_seconds: float | None = None) -> None:
+    """Check the settings and the data's files, then train in the background as the lab's one job."""
+    config.validate()
+    model_config.validate(vocab_known=False)
+    for path in data_files(data):
+        if not path.is_file():
+            raise DataError(f"{path.name}: no such file")
+    jobs.start("training", lambda stop: train(config, model_config, data, out, stop), record_training,
+               progress=TrainingProgress(data_name=data_name(data)), owner=owner, max_seconds=max_seconds,
+               message="Preparing the data …")
+
+
+def train_view(job: JobState) -> tuple:
     """Status line, curves (or their placeholder), report, per-source table, confusion matrix and checkpoint file for
-    a run state."""
+    the latest training run."""
+    run = job.progress or TrainingProgress(data_name="")
     step = run.step
-    if run.active and step:
+    if job.active and step:
         what = "Pre-training" if step.phase == "pretrain" else "Training"
         status = (f"**{what}** on {run.data_name} · step {step.step:,}/{step.total_steps:,} · epoch {step.epoch} · "
                   f"loss {step.train_loss:.3f} · {step.reviews_per_s:,.0f} reviews/s · ETA {step.eta_s:,.0f} s")
     else:
-        status = f"**{run.status.capitalize()}** · {run.message}" if run.status != "idle" else run.message
+        status = f"**{job.status.capitalize()}** · {job.message}" if job.status != "idle" else "No training run yet."
     finished, points = run.finished, bool(run.history["step"] or run.history["pretrain_step"])
     report, confusion, checkpoint, sources = "", None, None, []
-    if run.prepared and run.status != "preparing":
+    if run.prepared and job.status != "preparing":
         report = f"**Read:** {run.prepared}\n\n"
     if finished and finished.report:
         r = finished.report
         report += (f"### Test report ({r.n:,} held-out reviews)\n\n| accuracy | F1 | precision | recall | loss |\n"
-                  f"|---|---|---|---|---|\n| **{r.accuracy:.2%}** | {r.f1:.2%} | {r.precision:.2%} | {r.recall:.2%} | "
-                  f"{r.loss:.4f} |\n\nSaved as `{finished.checkpoint.name}`: it is now in the Predict tab's list.")
+                   f"|---|---|---|---|---|\n| **{r.accuracy:.2%}** | {r.f1:.2%} | {r.precision:.2%} | {r.recall:.2%} | "
+                   f"{r.loss:.4f} |\n\nSaved as `{finished.checkpoint.name}`: it is now in the Predict tab's list.")
         confusion = confusion_figure(r.confusion)
         checkpoint = str(finished.checkpoint)
         sources = [list(row) for row in source_rows(finished.by_source)]
@@ -132,19 +181,8 @@ def train_view(run: RunState) -> tuple:
             gr.File(checkpoint, visible=checkpoint is not None))
 
 
-def follow_run():
-    """The views of the current (or last) run, one per change, until it ends."""
-    run = state.runner.snapshot()
-    yield train_view(run)
-    while run.active:
-        newer = state.runner.wait_for_change(run.version, timeout=2.0)
-        if newer.version != run.version:
-            run = newer
-            yield train_view(run)
-            time.sleep(0.5)  # at most two updates a second: the chart stays smooth and the page light
-
-
-def _start_training(source: str, upload, vectors, limit: float, name: str, owner: str, *values):
+@endpoint(**TRAIN_INPUTS)
+def start_training(lab: Lab, source: str, upload, vectors, limit: float, name: str, owner: str, **hyper_parameters):
     """Start a training run with the chosen data and hyper-parameters, then stream its progress.
 
     Args:
@@ -156,44 +194,34 @@ def _start_training(source: str, upload, vectors, limit: float, name: str, owner
         limit: reviews to read, from each file in proportion to its size; 0 = every review.
         name: the checkpoint's file name (without .pt); an existing file is never overwritten.
         owner: this browser's id (only the browser that started a run may stop it); may be empty.
-        values: the hyper-parameters, each by its config field's name, in the order of the Train tab.
+        hyper_parameters: each by its config field's name (epochs, lr, hidden_size, …), as the Train tab shows them.
     """
-    if not state.SETTINGS.allow_training:
+    if not lab.settings.allow_training:
         raise ConfigError("Training is turned off on this public demo. Try the Predict and Playground tabs.")
-    config, model_config = configs(list(values), limit)
+    config, model_config = configs(hyper_parameters, limit)
     config = replace(config, vectors=str(vectors or ""))
-    notes, limits = "", state.SETTINGS.run_limits
+    notes, limits = "", lab.settings.run_limits
     if limits:
         config, model_config, notes = limits.apply(config, model_config)
         check_public_vectors(config.vectors, model_config)
     path = data_path(source, upload)
-    with state.starting:
-        if search.searching():
-            raise RunInProgress("A search is running on this app; start the run when it ends (or stop it).")
-        state.runner.start(config, model_config, path, checkpoint_path(name), owner=owner or None,
-                           max_seconds=limits.max_seconds if limits else None)
+    start_run(lab.jobs, config, model_config, path, checkpoint_path(name), owner=owner or None,
+              max_seconds=limits.max_seconds if limits else None)
     if notes:
         gr.Info(notes)
-    yield from follow_run()
-
-
-# An API client sees each hyper-parameter by its field's name (epochs, lr, …), not as param_6, param_7, ….
-_fixed = list(inspect.signature(_start_training).parameters.values())[:-1]
-_start_training.__signature__ = inspect.Signature(
-    [*_fixed, *(inspect.Parameter(field, inspect.Parameter.POSITIONAL_OR_KEYWORD) for _, field, _ in HYPER_PARAMETERS)])
-start_training = endpoint(**TRAIN_INPUTS)(_start_training)
+    yield from lab.jobs.follow("training", train_view)
 
 
 @endpoint()
-def watch_training():
+def watch_training(lab: Lab):
     """Stream the current (or last) run until it ends; a page refresh re-attaches here."""
-    yield from follow_run()
+    yield from lab.jobs.follow("training", train_view)
 
 
 @endpoint(owner=OWNER)
-def stop_training(owner: str) -> str:
+def stop_training(lab: Lab, owner: str) -> str:
     """Ask the running training run to stop after its current batch (only the browser that started it may)."""
-    return state.runner.stop(owner or None)
+    return lab.jobs.stop(owner or None, "training")
 
 
 def new_owner_token(token: str) -> str:
@@ -202,10 +230,10 @@ def new_owner_token(token: str) -> str:
 
 
 @endpoint()
-def server_restrictions() -> str:
+def server_restrictions(lab: Lab) -> str:
     """What this server turns off or caps (training, uploads, the size and time of a run), and why; empty when
     nothing is."""
-    return "\n\n".join(f"⚠ {sentence}" for sentence in state.SETTINGS.restrictions())
+    return "\n\n".join(f"⚠ {sentence}" for sentence in lab.settings.restrictions())
 
 
 # Narrow enough for eight inputs in a row of a 1280-pixel page (Gradio's default of 160 wraps the eighth).
@@ -221,29 +249,29 @@ def hyper_parameter_input(cls, name: str, spec: Setting, value):
     return gr.Number(value=value, label=spec.label, info=spec.hint, min_width=INPUT_WIDTH)
 
 
-def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
+def create_tab(lab: Lab, demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     """Lays out the Train tab and wires its events."""
     owner = gr.BrowserState("", storage_key="lstm-sentiment-lab-owner")
-    lab = PRESETS["lab"]
-    restrictions = gr.Markdown(server_restrictions(), label="Restrictions", elem_id="train-restrictions")
+    recipe = PRESETS["lab"]
+    restrictions = gr.Markdown(server_restrictions(lab), label="Restrictions", elem_id="train-restrictions")
     with gr.Row():
         preset = gr.Dropdown(list(PRESETS), value="lab", label="Preset (every value stays editable)", scale=1)
-        preset_note = gr.Markdown(f"**lab**: {lab.description}", label="Preset description", elem_id="preset-note")
+        preset_note = gr.Markdown(f"**lab**: {recipe.description}", label="Preset description", elem_id="preset-note")
     with gr.Row():
         source = gr.Radio([("Bundled Amazon sample (17,974 real reviews; quick)", "bundled"),
                            (f"Sample + {MORE_REVIEW_COUNT:,} more real reviews (the default model's data)", "bundled+more"),
                            ("Upload a file", "upload")], value="bundled", label="Data")
         # No file_types: Gradio would refuse other files before /train's contract does, with a traceback in the log.
-        upload = gr.File(label=(f"fastText .txt/.bz2/.gz or CSV/TSV with a header (≤ {state.SETTINGS.max_upload_mb} MB)"
-                                if state.SETTINGS.allow_uploads else "Uploads are off on this server (see above)"),
-                         interactive=state.SETTINGS.allow_uploads, height=150, elem_id="upload")
-        limit = gr.Number(value=lab.train.limit, label="Row limit",
+        upload = gr.File(label=(f"fastText .txt/.bz2/.gz or CSV/TSV with a header (≤ {lab.settings.max_upload_mb} MB)"
+                                if lab.settings.allow_uploads else "Uploads are off on this server (see above)"),
+                         interactive=lab.settings.allow_uploads, height=150, elem_id="upload")
+        limit = gr.Number(value=recipe.train.limit, label="Row limit",
                           info="reviews read (from each source in proportion to its size); 0 = every review")
         name = gr.Textbox(value="my-model", label="Checkpoint name")
-    vectors = gr.File(label=VECTORS_LABEL if state.SETTINGS.allow_uploads else "Word vectors: uploads are off here",
-                      interactive=state.SETTINGS.allow_uploads, height=120, elem_id="vectors")
+    vectors = gr.File(label=VECTORS_LABEL if lab.settings.allow_uploads else "Word vectors: uploads are off here",
+                      interactive=lab.settings.allow_uploads, height=120, elem_id="vectors")
     specs = [(*spec, value) for spec, value in zip(HYPER_PARAMETERS, preset_values("lab"))]
-    rows = [specs[sum(ROWS[:i]) : sum(ROWS[: i + 1])] for i in range(len(ROWS))]
+    rows = [[spec for spec in specs if spec[2].group == group] for group in GROUPS]  # the basic row, then Advanced
     with gr.Row(equal_height=True):
         made = [hyper_parameter_input(*spec) for spec in rows[0]]
     with gr.Accordion("Advanced: readout, pre-training, short examples, regularisation, schedule, vocabulary, device",
@@ -252,7 +280,7 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
             with gr.Row(equal_height=True):
                 made += [hyper_parameter_input(*spec) for spec in row]
     with gr.Row():
-        start = gr.Button("Start training", variant="primary", interactive=state.SETTINGS.allow_training)
+        start = gr.Button("Start training", variant="primary", interactive=lab.settings.allow_training)
         stop = gr.Button("Stop", variant="stop")
     status = gr.Markdown("No training run yet.", label="Status", elem_id="train-status")
     placeholder = gr.Markdown("*The loss and accuracy curves appear here with the first training step.*",
@@ -267,16 +295,16 @@ def create_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     download = gr.File(label="Checkpoint (download)", interactive=False, visible=False)
 
     outputs = [status, placeholder, curves, report, by_source, confusion, download]
-    script = dict(api_visibility=state.run_visibility())
-    chosen = preset.change(apply_preset, preset, [*made, limit, preset_note], api_name="preset", preprocess=False,
+    script = dict(api_visibility=lab.job_visibility)
+    chosen = preset.change(serve(lab, apply_preset), preset, [*made, limit, preset_note], api_name="preset", preprocess=False,
                            **script)
-    started = start.click(start_training, [source, upload, vectors, limit, name, owner, *made], outputs,
+    started = start.click(serve(lab, start_training), [source, upload, vectors, limit, name, owner, *made], outputs,
                           api_name="train", concurrency_limit=None, preprocess=False, **script)
-    started.then(available_checkpoints, checkpoint, checkpoint, api_visibility="private")
-    stopped = stop.click(stop_training, owner, status, api_name="stop_training", **script)
-    status_line(chosen, started, stopped, status=status, clear=False)  # the run's own line says the rest
-    search.create_section(checkpoint, owner)
+    started.then(serve(lab, available_checkpoints), checkpoint, checkpoint, api_visibility="private")
+    stopped = stop.click(serve(lab, stop_training), owner, status, api_name="stop_training", **script)
+    status_line(lab, chosen, started, stopped, status=status, clear=False)  # the run's own line says the rest
+    search.create_section(lab, checkpoint, owner)
     demo.load(new_owner_token, owner, owner, api_visibility="private")
-    demo.load(watch_training, None, outputs, api_name="watch_training", concurrency_limit=None, **script)
-    demo.load(available_checkpoints, checkpoint, checkpoint, api_name="list_checkpoints")
-    demo.load(server_restrictions, None, restrictions, api_name="restrictions")
+    demo.load(serve(lab, watch_training), None, outputs, api_name="watch_training", concurrency_limit=None, **script)
+    demo.load(serve(lab, available_checkpoints), checkpoint, checkpoint, api_name="list_checkpoints")
+    demo.load(serve(lab, server_restrictions), None, restrictions, api_name="restrictions")

@@ -4,11 +4,11 @@ from __future__ import annotations
 matched by a selected phrase, and steered."""
 
 from pathlib import Path
+from types import MappingProxyType
 
 import gradio as gr
 import numpy as np
 
-from ..config import check_range
 from ..contract import CHECKPOINT, LAYER, REVIEW, UNIT, Choice, Number, Text
 from ..explain.review import default_layer, layer_choices, parse_layer
 from ..model.checkpoint import list_checkpoints
@@ -17,12 +17,12 @@ from ..plots.figure import short_token
 from ..plots.memory import trajectories_figure
 from ..plots.units import ablation_figure, unit_atlas_figure, unit_histogram_figure
 from ..units.ablation import ablate
-from ..units.atlas import SATURATION, UnitAtlas, atlases
+from ..units.atlas import SATURATION, UnitAtlas
 from ..units.pages import UnitReview, describe_unit
 from ..units.passages import find_passages
 from ..units.steering import MAX_GENERATED, generate, language_model_file, steer
-from . import state
-from .boundary import Upload, available_checkpoints, endpoint, status_line
+from .boundary import Upload, available_checkpoints, endpoint, serve, status_line
+from .lab import Lab
 
 INTRO = (
     "Which unit tracks sentiment, what makes a unit fire, and what happens if you turn it? The **atlas** reads a "
@@ -31,7 +31,7 @@ INTRO = (
     "h, chosen on half of the reviews and scored on the other half), the order in which it enters an L1-penalised "
     "logistic regression as the penalty loosens (Radford et al. 2017), and how often its gates are shut "
     f"(< {SATURATION[0]}) or open (> {SATURATION[1]}) (Karpathy, Johnson & Fei-Fei 2015). Click a row to open the unit.")
-STATES = [("hidden state h", "hidden_state"), ("cell state c (LSTM)", "cell_state")]
+STATES = (("hidden state h", "hidden_state"), ("cell state c (LSTM)", "cell_state"))
 STEER_RANGE = 10.0  # h lies in [-1, 1]; steering may push past it, as Radford et al. did
 # The inputs of the tab's endpoints beside those every tab shares.
 CORPUS = Upload("corpus", empty=None)  # none: the checkpoint's own test split
@@ -44,7 +44,7 @@ PROMPT = Text("prompt", most=REVIEW.most, hint="type the start of a review, e.g.
 SIZE = Number("value", 0.0, STEER_RANGE)
 TOKENS = Number("tokens", 1, MAX_GENERATED, integer=True)
 SEED = Number("seed", 0, 2**31 - 1, integer=True)
-WHERE = dict(checkpoint=CHECKPOINT, layer=LAYER, corpus=CORPUS)  # the atlas every section reads
+WHERE = MappingProxyType(dict(checkpoint=CHECKPOINT, layer=LAYER, corpus=CORPUS))  # the atlas every section reads
 
 
 def chosen_layer(predictor: Predictor, layer: str) -> tuple[int, str]:
@@ -54,17 +54,16 @@ def chosen_layer(predictor: Predictor, layer: str) -> tuple[int, str]:
 
 def chosen_unit(predictor: Predictor, unit: int) -> int:
     """A unit of the checkpoint's layers (their width is the checkpoint's)."""
-    check_range("unit", unit, 0, predictor.model.config.hidden_size - 1)
+    Number("unit", 0, predictor.model.config.hidden_size - 1, integer=True).check(unit)
     return unit
 
 
-def atlas_for(checkpoint: Path, layer: str, corpus: Path | None, progress: gr.Progress | None = None
+def atlas_for(lab: Lab, checkpoint: Path, layer: str, corpus: Path | None, progress: gr.Progress | None = None
               ) -> tuple[Predictor, UnitAtlas]:
-    """The checkpoint and its atlas of the layer over the corpus (computed once, with progress, then cached)."""
-    predictor = state.predictors.get(checkpoint)
-    layer, direction = chosen_layer(predictor, layer)
+    """The checkpoint and its atlas of the layer over the corpus (computed once, with progress, then kept)."""
+    layer, direction = chosen_layer(lab.checkpoints.predictor(checkpoint), layer)
     shown = (lambda share, what: progress(share, desc=what)) if progress is not None else (lambda share, what: None)
-    return predictor, atlases.get(predictor, checkpoint, layer, direction, corpus, shown)
+    return lab.checkpoints.atlas(checkpoint, layer, direction, corpus, shown)
 
 
 def _ordinal(n: int) -> str:
@@ -86,7 +85,7 @@ def atlas_summary(atlas: UnitAtlas) -> str:
 
 
 @endpoint(**WHERE)
-def unit_atlas(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None,
+def unit_atlas(lab: Lab, checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None,
                progress: gr.Progress = gr.Progress()):
     """Every unit of a layer over a corpus: class gaps, accuracy alone, L1 rank and gate saturation.
 
@@ -100,7 +99,7 @@ def unit_atlas(checkpoint: str = "default.pt", layer: str = "", corpus: dict | N
         a plotly figure: every unit's class gap against its accuracy alone
         a table of every unit, the best alone first
     """
-    _, atlas = atlas_for(checkpoint, layer, corpus, progress)
+    _, atlas = atlas_for(lab, checkpoint, layer, corpus, progress)
     rows = atlas.rows_of_units()
     table = [[round(v, 4) if isinstance(v, float) else v for v in row.values()] for row in rows]
     figure = unit_atlas_figure(atlas.gap(atlas.read.final), atlas.accuracy, atlas.l1_rank)
@@ -108,7 +107,7 @@ def unit_atlas(checkpoint: str = "default.pt", layer: str = "", corpus: dict | N
 
 
 @endpoint(**WHERE)
-def unit_ablation(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None,
+def unit_ablation(lab: Lab, checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None,
                   progress: gr.Progress = gr.Progress()):
     """Check the best single units by ablation: accuracy with the best k units (k = 1, 5, 20) held at their corpus mean
     at every step, against k random units (three draws).
@@ -123,7 +122,7 @@ def unit_ablation(checkpoint: str = "default.pt", layer: str = "", corpus: dict 
         a plotly figure of the accuracies
         a table: units held, k, accuracy, its range over the draws, the units
     """
-    predictor, atlas = atlas_for(checkpoint, layer, corpus, progress)
+    predictor, atlas = atlas_for(lab, checkpoint, layer, corpus, progress)
     result = ablate(predictor, atlas, progress=lambda share, what: progress(share, desc=what))
     rows = [["none (the whole model)", 0, round(result.whole, 4), round(result.whole, 4), round(result.whole, 4), ""]]
     rows += [[f"the {r.ablated} {r.k}", r.k, round(r.accuracy, 4), round(r.lowest, 4), round(r.highest, 4),
@@ -142,7 +141,7 @@ def highlighted(reviews: list[UnitReview], scale: float) -> list[tuple[str, floa
 
 
 @endpoint(**WHERE, unit=UNIT, state_name=STATE)
-def unit_page(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None, unit: float = 0,
+def unit_page(lab: Lab, checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None, unit: float = 0,
               state_name: str = "hidden_state", progress: gr.Progress = gr.Progress()):
     """One unit's page: its final h by class, and the reviews that drive it highest and lowest, token by token.
 
@@ -159,7 +158,7 @@ def unit_page(checkpoint: str = "default.pt", layer: str = "", corpus: dict | No
         the five reviews where it reaches its highest values, each token with its value (h as is; c divided by the largest |c| shown)
         the five where it reaches its lowest
     """
-    predictor, atlas = atlas_for(checkpoint, layer, corpus, progress)
+    predictor, atlas = atlas_for(lab, checkpoint, layer, corpus, progress)
     page = describe_unit(predictor, atlas, chosen_unit(predictor, unit), state_name)
     scale = 1.0
     if page.state == "cell_state":
@@ -184,7 +183,7 @@ def select_unit(event: gr.SelectData) -> int:
 
 
 @endpoint(**WHERE, review=CONTEXT, phrase=PHRASE, threshold=THRESHOLD)
-def match_units(checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None, review: str = "",
+def match_units(lab: Lab, checkpoint: str = "default.pt", layer: str = "", corpus: dict | None = None, review: str = "",
                  phrase: str = "", threshold: float = 0.3, progress: gr.Progress = gr.Progress()):
     """Select to match (LSTMVis): the units on over a phrase and off just before it, then the corpus passages where
     the most of them do the same.
@@ -201,7 +200,7 @@ def match_units(checkpoint: str = "default.pt", layer: str = "", corpus: dict | 
         a Markdown summary: the units found
         a table of the best passages: units on, the review's label, the model's P(positive), the passage with the match in «»
     """
-    predictor, atlas = atlas_for(checkpoint, layer, corpus, progress)
+    predictor, atlas = atlas_for(lab, checkpoint, layer, corpus, progress)
     match = find_passages(predictor, atlas, review, phrase, threshold)
     selected = " ".join(match.tokens[match.span[0] : match.span[1]])
     if not match.units:
@@ -225,7 +224,7 @@ def select_phrase(event: gr.SelectData) -> str:
 
 
 @endpoint(review=REVIEW, checkpoint=CHECKPOINT, layer=LAYER, unit=UNIT, value=HELD_AT)
-def clamp_predict(review: str, checkpoint: str = "default.pt", layer: str = "", unit: float = 0,
+def clamp_predict(lab: Lab, review: str, checkpoint: str = "default.pt", layer: str = "", unit: float = 0,
                   value: float | None = 1.0):
     """Read a review with one unit's h held at a value at every step, beside the free reading.
 
@@ -241,7 +240,7 @@ def clamp_predict(review: str, checkpoint: str = "default.pt", layer: str = "", 
         a Markdown summary: the prediction free and held
         a plotly figure: P(positive) after each token, free and held
     """
-    predictor = state.predictors.get(checkpoint)
+    predictor = lab.checkpoints.predictor(checkpoint)
     layer, direction = chosen_layer(predictor, layer)
     result = steer(predictor, layer, direction, review, chosen_unit(predictor, unit), value)
     held = "free" if value is None else f"unit {unit} held at {value:g}"
@@ -256,7 +255,7 @@ def clamp_predict(review: str, checkpoint: str = "default.pt", layer: str = "", 
 
 
 @endpoint(prompt=PROMPT, checkpoint=CHECKPOINT, layer=LAYER, unit=UNIT, value=SIZE, tokens=TOKENS, seed=SEED)
-def clamp_generate(prompt: str, checkpoint: str = "default.pt", layer: str = "", unit: float = 0,
+def clamp_generate(lab: Lab, prompt: str, checkpoint: str = "default.pt", layer: str = "", unit: float = 0,
                    value: float = 1.0, tokens: float = 30, seed: float = 0):
     """Generate text after a prompt with the language model kept beside the checkpoint (the model as pre-training
     left it) three ways, one seed: free, with one unit's h held at +|value| and at -|value|; the checkpoint's
@@ -274,9 +273,9 @@ def clamp_generate(prompt: str, checkpoint: str = "default.pt", layer: str = "",
     Returns:
         a table: the clamp, the generated text, the classifier's P(positive) of the prompt and the text
     """
-    predictor = state.predictors.get(checkpoint)
+    predictor = lab.checkpoints.predictor(checkpoint)
     layer, direction = chosen_layer(predictor, layer)
-    language_model = state.predictors.get(language_model_file(checkpoint))
+    language_model = lab.checkpoints.predictor(language_model_file(checkpoint))
     made = generate(language_model, layer, direction, prompt, chosen_unit(predictor, unit), value, tokens, seed)
     rows = []
     for name, words in (("free", made.free), (f"unit {unit} held at +{made.value:g}", made.high),
@@ -287,22 +286,23 @@ def clamp_generate(prompt: str, checkpoint: str = "default.pt", layer: str = "",
 
 
 @endpoint(**WHERE)
-def best_unit(checkpoint: str, layer: str, corpus: dict | None) -> tuple[int, int]:
+def best_unit(lab: Lab, checkpoint: str, layer: str, corpus: dict | None) -> tuple[int, int]:
     """The unit that predicts best alone in a built atlas, for the unit page and the steering."""
-    best = int(atlas_for(checkpoint, layer, corpus)[1].best(1)[0])
+    best = int(atlas_for(lab, checkpoint, layer, corpus)[1].best(1)[0])
     return best, best
 
 
 @endpoint(checkpoint=CHECKPOINT)
-def refresh_layers(checkpoint: str) -> gr.Dropdown:
-    predictor = state.predictors.get(checkpoint)
+def refresh_layers(lab: Lab, checkpoint: str) -> gr.Dropdown:
+    predictor = lab.checkpoints.predictor(checkpoint)
     return gr.Dropdown(choices=layer_choices(predictor), value=default_layer(predictor))
 
 
-RAW, PRIVATE = dict(preprocess=False), dict(preprocess=False, api_visibility="private")
+RAW = MappingProxyType(dict(preprocess=False))
+PRIVATE = MappingProxyType(dict(preprocess=False, api_visibility="private"))
 
 
-def _ablation_section(where: list) -> None:
+def _ablation_section(lab: Lab, where: list) -> None:
     with gr.Accordion("The sentiment unit, checked by ablation", open=True, elem_id="ablation"):
         gr.Markdown("Hold the best k units (by accuracy alone) at their mean over the corpus at every step, and compare "
                     "with k random units held the same way (three draws). Reads the corpus once per row below.")
@@ -313,17 +313,18 @@ def _ablation_section(where: list) -> None:
             ablation_plot = gr.Plot(label="Accuracy with units held")
             ablation_table = gr.Dataframe(headers=["units held", "k", "accuracy", "lowest", "highest", "units"],
                                           label="Ablation", interactive=False)
-    checked = check.click(unit_ablation, where, [verdict, ablation_plot, ablation_table], api_name="unit_ablation",
+    checked = check.click(serve(lab, unit_ablation), where, [verdict, ablation_plot, ablation_table],
+                          api_name="unit_ablation",
                           concurrency_limit=1, **RAW)
-    status_line(checked, status=ablation_status)
+    status_line(lab, checked, status=ablation_status)
 
 
-def _unit_page_section(where: list) -> tuple[gr.Number, list, list, gr.Markdown]:
+def _unit_page_section(lab: Lab, where: list) -> tuple[gr.Number, list, list, gr.Markdown]:
     """The unit page; returns its unit field, its inputs and outputs and its status line, for the atlas to open it."""
     with gr.Accordion("Unit page", open=True, elem_id="unit-page"):
         with gr.Row():
             unit = gr.Number(0, label="Unit (from 0)", precision=0)
-            state_name = gr.Radio(STATES, value="hidden_state", label="Colour tokens by")
+            state_name = gr.Radio(list(STATES), value="hidden_state", label="Colour tokens by")
             show = gr.Button("Show the unit")
         page_status = gr.Markdown(label="Unit page status", elem_id="unit-page-status")
         page_summary = gr.Markdown(label="Unit summary", elem_id="unit-summary")
@@ -331,12 +332,12 @@ def _unit_page_section(where: list) -> tuple[gr.Number, list, list, gr.Markdown]
         up = gr.HighlightedText(label="Where it reaches its highest values", combine_adjacent=False, elem_id="unit-up")
         down = gr.HighlightedText(label="Where it reaches its lowest values", combine_adjacent=False, elem_id="unit-down")
     inputs, outputs = [*where, unit, state_name], [page_summary, histogram, up, down]
-    shown = show.click(unit_page, inputs, outputs, api_name="unit_page", concurrency_limit=1, **RAW)
-    status_line(shown, status=page_status)
+    shown = show.click(serve(lab, unit_page), inputs, outputs, api_name="unit_page", concurrency_limit=1, **RAW)
+    status_line(lab, shown, status=page_status)
     return unit, inputs, outputs, page_status
 
 
-def _match_section(where: list) -> None:
+def _match_section(lab: Lab, where: list) -> None:
     with gr.Accordion("Select to match (LSTMVis)", open=True, elem_id="match"):
         with gr.Row():
             review = gr.Textbox("The screen is not good and the battery dies within an hour.", lines=2, scale=3,
@@ -349,13 +350,13 @@ def _match_section(where: list) -> None:
         match_summary = gr.Markdown(label="Matched units", elem_id="match-summary")
         passages = gr.Dataframe(headers=["units on", "review", "P(positive)", "passage"], label="Matching passages",
                                 interactive=False, wrap=True, elem_id="passages")
-    found = find.click(match_units, [*where, review, phrase, threshold], [match_summary, passages],
+    found = find.click(serve(lab, match_units), [*where, review, phrase, threshold], [match_summary, passages],
                        api_name="match_units", concurrency_limit=1, **RAW)
     selected = review.select(select_phrase, None, phrase, api_visibility="private")
-    status_line(found, selected, status=match_status)
+    status_line(lab, found, selected, status=match_status)
 
 
-def _steer_section(checkpoint: gr.Dropdown, layer: gr.Dropdown) -> gr.Number:
+def _steer_section(lab: Lab, checkpoint: gr.Dropdown, layer: gr.Dropdown) -> gr.Number:
     """The steering section; returns its unit field."""
     with gr.Accordion("Steer a unit", open=True, elem_id="steer"):
         with gr.Row():
@@ -382,20 +383,20 @@ def _steer_section(checkpoint: gr.Dropdown, layer: gr.Dropdown) -> gr.Number:
         generate_status = gr.Markdown(label="Generate status", elem_id="generate-status")
         texts = gr.Dataframe(headers=["clamp", "text", "P(positive)"], label="Generated text", interactive=False,
                              wrap=True, elem_id="generated")
-    clamped = clamp.click(clamp_predict, [review, checkpoint, layer, unit, value], [steered, summary, plot],
+    clamped = clamp.click(serve(lab, clamp_predict), [review, checkpoint, layer, unit, value], [steered, summary, plot],
                           api_name="clamp_predict", **RAW)
-    written = write.click(clamp_generate, [prompt, checkpoint, layer, unit, value, tokens, seed], texts,
+    written = write.click(serve(lab, clamp_generate), [prompt, checkpoint, layer, unit, value, tokens, seed], texts,
                           api_name="clamp_generate", **RAW)
-    status_line(clamped, status=steer_status)
-    status_line(written, status=generate_status)
+    status_line(lab, clamped, status=steer_status)
+    status_line(lab, written, status=generate_status)
     return unit
 
 
-def create_tab() -> None:
+def create_tab(lab: Lab) -> None:
     """Lays out the Units tab and wires its events: the atlas here, each section beside its own layout."""
     gr.Markdown(INTRO)
     checkpoints = list_checkpoints()
-    first = state.predictors.get(CHECKPOINT.check(checkpoints[0])) if checkpoints else None
+    first = lab.checkpoints.predictor(CHECKPOINT.check(checkpoints[0])) if checkpoints else None
     with gr.Row():
         checkpoint = gr.Dropdown(checkpoints, value=checkpoints[0] if checkpoints else None, allow_custom_value=True,
                                  label="Checkpoint", scale=2)
@@ -403,9 +404,9 @@ def create_tab() -> None:
                             label="Layer", scale=1)
         # No file_types: Gradio would refuse other files before the corpus's contract does, with a traceback in the log.
         corpus = gr.File(label=("Corpus (optional): a review file of at most 20,000 reviews; empty: the checkpoint's "
-                                "own test split") if state.SETTINGS.allow_uploads else
+                                "own test split") if lab.settings.allow_uploads else
                          "Corpus: the checkpoint's own test split (uploads are off on this server)",
-                         interactive=state.SETTINGS.allow_uploads, height=120, scale=2, elem_id="units-corpus")
+                         interactive=lab.settings.allow_uploads, height=120, scale=2, elem_id="units-corpus")
     build = gr.Button("Build the atlas", variant="primary")
     atlas_status = gr.Markdown(label="Atlas status", elem_id="atlas-status")
     summary = gr.Markdown(label="Atlas summary", elem_id="atlas-summary")
@@ -414,19 +415,20 @@ def create_tab() -> None:
         table = gr.Dataframe(label="Unit atlas (click a row to open the unit)", interactive=False, scale=3,
                              max_height=420, elem_id="atlas-table")
     where = [checkpoint, layer, corpus]
-    _ablation_section(where)
-    unit, page_inputs, page_outputs, page_status = _unit_page_section(where)
-    _match_section(where)
-    steer_unit = _steer_section(checkpoint, layer)
+    _ablation_section(lab, where)
+    unit, page_inputs, page_outputs, page_status = _unit_page_section(lab, where)
+    _match_section(lab, where)
+    steer_unit = _steer_section(lab, checkpoint, layer)
 
-    built = build.click(unit_atlas, where, [summary, scatter, table], api_name="unit_atlas", concurrency_limit=1, **RAW)
+    built = build.click(serve(lab, unit_atlas), where, [summary, scatter, table], api_name="unit_atlas",
+                        concurrency_limit=1, **RAW)
     # A new atlas opens on the unit that predicts best alone; a clicked row opens its unit. Steering follows.
-    opened_best = built.success(best_unit, where, [unit, steer_unit], **PRIVATE).success(
-        unit_page, page_inputs, page_outputs, concurrency_limit=1, **PRIVATE)
+    opened_best = built.success(serve(lab, best_unit), where, [unit, steer_unit], **PRIVATE).success(
+        serve(lab, unit_page), page_inputs, page_outputs, concurrency_limit=1, **PRIVATE)
     picked = table.select(select_unit, None, unit, api_visibility="private")
-    opened = picked.success(unit_page, page_inputs, page_outputs, concurrency_limit=1, **PRIVATE)
+    opened = picked.success(serve(lab, unit_page), page_inputs, page_outputs, concurrency_limit=1, **PRIVATE)
     picked.success(lambda u: u, unit, steer_unit, api_visibility="private")
-    relisted = checkpoint.change(refresh_layers, checkpoint, layer, **PRIVATE)
-    checkpoint.focus(available_checkpoints, checkpoint, checkpoint, **PRIVATE)  # runs finished since the page opened
-    status_line(built, relisted, status=atlas_status)
-    status_line(picked, opened, opened_best, status=page_status)
+    relisted = checkpoint.change(serve(lab, refresh_layers), checkpoint, layer, **PRIVATE)
+    checkpoint.focus(serve(lab, available_checkpoints), checkpoint, checkpoint, **PRIVATE)  # runs finished since the page opened
+    status_line(lab, built, relisted, status=atlas_status)
+    status_line(lab, picked, opened, opened_best, status=page_status)

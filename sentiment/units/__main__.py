@@ -12,7 +12,7 @@ from ..explain.review import default_layer, parse_layer
 from ..model.checkpoint import DEFAULT_CHECKPOINT
 from ..model.predictor import Predictor, load_predictor
 from .ablation import RANDOM_DRAWS, ablate
-from .atlas import MAX_REVIEWS, UnitAtlas, atlases
+from .atlas import MAX_REVIEWS, UnitAtlas, atlas_corpus, build_atlas
 
 TOP = Number("units to print", 1, 65_536, integer=True)
 
@@ -23,7 +23,7 @@ def _atlas_for(args: argparse.Namespace) -> tuple[Predictor, UnitAtlas]:
     data = None if args.data is None else Path(args.data)
     if data is not None and not data.is_file():
         raise ConfigError(f"--data {args.data!r}: no such file (leave --data out for the checkpoint's test split)")
-    atlas = atlases.get(predictor, args.checkpoint, layer, direction, data, _progress)
+    atlas = build_atlas(predictor, layer, direction, *atlas_corpus(predictor, data), progress=_progress)
     print(file=sys.stderr)
     return predictor, atlas
 

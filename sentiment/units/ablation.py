@@ -97,8 +97,10 @@ def _ablate(predictor: Predictor, atlas: UnitAtlas, sizes: tuple[int, ...], draw
     for done, (ablated, k, units) in enumerate(runs):
         progress(done / len(runs), f"holding the {ablated} {k} unit(s) at their mean ({done + 1} of {len(runs)})")
         results.setdefault((ablated, k), []).append((ablated_accuracy(predictor, atlas, units), units))
-    rows = [AblationRow(ablated, k, float(np.mean([a for a, _ in found])), min(a for a, _ in found),
-                        max(a for a, _ in found), [int(u) for u in found[0][1]])
+    rows = [AblationRow(ablated=ablated, k=k, accuracy=float(np.mean([a for a, _ in found])),
+                        lowest=min(a for a, _ in found), highest=max(a for a, _ in found),
+                        units=[int(u) for u in found[0][1]])
             for (ablated, k), found in results.items()]
     best = int(atlas.best(1)[0])
-    return Ablation(whole, best, float(atlas.accuracy[best]), atlas.model_accuracy, len(atlas.rows), rows)
+    return Ablation(whole=whole, best_unit=best, best_alone=float(atlas.accuracy[best]),
+                    whole_on_half=atlas.model_accuracy, reviews=len(atlas.rows), rows=rows)

@@ -19,8 +19,6 @@ and the gate trace's step functions, so a unit's value here equals the Predict t
     python -m sentiment.units ablate --checkpoint default.pt    # the check by ablation"""
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,9 +115,10 @@ def read_states(predictor: Predictor, reviews: EncodedReviews, layer: int, rever
     model, H, N = predictor.model, predictor.model.config.hidden_size, len(reviews)
     read = np.maximum(reviews.lengths, 1)  # a review with no tokens is read as one _PAD step
     offsets = np.concatenate([[0], np.cumsum(read)])
-    out = CorpusStates(np.empty(N, np.float32), np.empty((N, H), np.float32), np.empty((N, H), np.float32),
-                       np.empty((N, H), np.float32), np.empty((int(offsets[-1]), H), np.int8), offsets,
-                       np.zeros(H), {})
+    out = CorpusStates(probabilities=np.empty(N, np.float32), final=np.empty((N, H), np.float32),
+                       largest=np.empty((N, H), np.float32), smallest=np.empty((N, H), np.float32),
+                       states=np.empty((int(offsets[-1]), H), np.int8), offsets=offsets, mean_state=np.zeros(H),
+                       saturation={})
     saturated: dict[str, torch.Tensor] = {}  # gate → steps shut and open, (2, H)
     order = np.argsort(reviews.lengths, kind="stable")
     with evaluating(model):
@@ -292,8 +291,9 @@ def build_atlas(predictor: Predictor, layer: int, direction: str, corpus_name: s
     accuracy = threshold_accuracy(read.final[halves[1]], reviews.labels[halves[1]], thresholds, signs)
     progress(0.9, "the L1 logistic sweep")
     rank = l1_entry_order(read.final, reviews.labels)
-    return UnitAtlas(predictor.name, layer, direction, corpus_name, corpus, rows, reviews, read, halves, thresholds,
-                     signs, accuracy, rank, cut)
+    return UnitAtlas(checkpoint=predictor.name, layer=layer, direction=direction, corpus_name=corpus_name,
+                     corpus=corpus, rows=rows, reviews=reviews, read=read, halves=halves, thresholds=thresholds,
+                     signs=signs, accuracy=accuracy, l1_rank=rank, cut=cut)
 
 
 def atlas_corpus(predictor: Predictor, data: Path | None) -> tuple[str, TokenizedCorpus, np.ndarray]:
@@ -311,38 +311,3 @@ def atlas_corpus(predictor: Predictor, data: Path | None) -> tuple[str, Tokenize
         raise ConfigError(f"{Path(data).name}: more than {MAX_REVIEWS:,} reviews; the atlas reads at most "
                           f"{MAX_REVIEWS:,} (keep the first ones in a smaller file)")
     return Path(data).name, corpus, np.arange(len(corpus))
-
-
-class AtlasCache:
-    """Atlases by checkpoint file state, layer, direction and corpus; a few at a time (each keeps its corpus's states),
-    and one built at a time, so that memory stays bounded however many requests come. A request for an atlas being
-    built waits for it."""
-
-    def __init__(self, size: int = 2):
-        self._size, self._items = size, OrderedDict()
-        self._lock, self._building = threading.Lock(), threading.Lock()
-
-    def _kept(self, key: tuple) -> UnitAtlas | None:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-            return self._items.get(key)
-
-    def get(self, predictor: Predictor, path: Path, layer: int, direction: str, data: Path | None = None,
-            progress: Progress = silent) -> UnitAtlas:
-        key = (str(path), path.stat().st_mtime_ns, layer, direction,
-               None if data is None else (str(data), data.stat().st_mtime_ns))
-        if (atlas := self._kept(key)) is not None:
-            return atlas
-        with self._building:
-            if (atlas := self._kept(key)) is not None:  # built while this request waited
-                return atlas
-            atlas = build_atlas(predictor, layer, direction, *atlas_corpus(predictor, data), progress=progress)
-            with self._lock:
-                self._items[key] = atlas
-                while len(self._items) > self._size:
-                    self._items.popitem(last=False)
-            return atlas
-
-
-atlases = AtlasCache()

@@ -41,7 +41,8 @@ def traced_review(predictor: Predictor, atlas: UnitAtlas, i: int, unit: int, sta
     tokens = corpus_tokens(atlas, i)
     trace = trace_gates(predictor.model, atlas.reviews.review(i) if atlas.reviews.lengths[i] else [0], tokens)
     values = trace.layer(atlas.layer, atlas.direction).series(state)[:, unit]
-    return UnitReview(i, int(atlas.labels[i]), float(atlas.read.probabilities[i]), tokens, values)
+    return UnitReview(row=i, label=int(atlas.labels[i]), probability=float(atlas.read.probabilities[i]), tokens=tokens,
+                      values=values)
 
 
 def describe_unit(predictor: Predictor, atlas: UnitAtlas, unit: object, state: str = "hidden_state",
@@ -55,6 +56,6 @@ def describe_unit(predictor: Predictor, atlas: UnitAtlas, unit: object, state: s
         raise ConfigError(f"only an LSTM has a cell state c; this is a {predictor.model.config.cell.upper()}")
     up = np.argsort(-atlas.read.largest[:, unit], kind="stable")[:count]
     down = np.argsort(atlas.read.smallest[:, unit], kind="stable")[:count]
-    return UnitPage(unit, state, atlas.read.final[:, unit], atlas.labels,
-                    [traced_review(predictor, atlas, int(i), unit, state) for i in up],
-                    [traced_review(predictor, atlas, int(i), unit, state) for i in down])
+    return UnitPage(unit=unit, state=state, final=atlas.read.final[:, unit], labels=atlas.labels,
+                    up=[traced_review(predictor, atlas, int(i), unit, state) for i in up],
+                    down=[traced_review(predictor, atlas, int(i), unit, state) for i in down])

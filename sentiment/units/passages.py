@@ -124,9 +124,10 @@ def _passages(predictor: Predictor, atlas: UnitAtlas, units: np.ndarray, length:
     passages = []
     for on, i, start in found[:count]:
         tokens = corpus_tokens(atlas, i)
-        passages.append(Passage(i, int(atlas.labels[i]), float(atlas.read.probabilities[i]), on, start,
-                                tokens[max(0, start - 8) : start], tokens[start : start + length],
-                                tokens[start + length : start + length + 8]))
+        passages.append(Passage(row=i, label=int(atlas.labels[i]), probability=float(atlas.read.probabilities[i]),
+                                units_on=on, start=start, before=tokens[max(0, start - 8) : start],
+                                tokens=tokens[start : start + length],
+                                after=tokens[start + length : start + length + 8]))
     return passages
 
 
@@ -151,4 +152,5 @@ def find_passages(predictor: Predictor, atlas: UnitAtlas, review: str, phrase: s
     units = np.flatnonzero(margin > 0)
     followed = np.sort(units[np.argsort(-margin[units], kind="stable")[:MAX_FOLLOWED]])
     passages = _passages(predictor, atlas, followed, span[1] - span[0], threshold, count) if len(units) else []
-    return Match(tokens, span, threshold, units.tolist(), followed.tolist(), passages)
+    return Match(tokens=tokens, span=span, threshold=threshold, units=units.tolist(), followed=followed.tolist(),
+                 passages=passages)

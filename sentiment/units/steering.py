@@ -40,8 +40,9 @@ def steer(predictor: Predictor, layer: int, direction: str, review: str, unit: o
     trace = trace_gates(model, ids, tokens)
     free = trace.layer(layer, direction).hidden_state[:, unit]
     if value is None:
-        return Steering(tokens, unit, None, trace.probability, trace.trajectory, free, trace.probability,
-                        trace.trajectory)
+        return Steering(tokens=tokens, unit=unit, value=None, probability=trace.probability,
+                        trajectory=trace.trajectory, unit_values=free, clamped_probability=trace.probability,
+                        clamped_trajectory=trace.trajectory)
     values = torch.full((H,), float("nan"))
     values[unit] = value
     clamp = Clamp(layer, direction == "backward", values)
@@ -52,8 +53,9 @@ def steer(predictor: Predictor, layer: int, direction: str, review: str, unit: o
         else:
             top = model.run_layers(model.embed(ids_t[None]), torch.tensor([len(ids)]), clamp)[-1][0]  # (T, H)
             trajectory = torch.sigmoid(model.classify(model.prefix_readout(top))).float().cpu().numpy()
-    return Steering(tokens, unit, float(value), trace.probability, trace.trajectory, free, float(trajectory[-1]),
-                    trajectory)
+    return Steering(tokens=tokens, unit=unit, value=float(value), probability=trace.probability,
+                    trajectory=trace.trajectory, unit_values=free, clamped_probability=float(trajectory[-1]),
+                    clamped_trajectory=trajectory)
 
 
 MAX_GENERATED = 60  # tokens a generation may add
@@ -123,4 +125,5 @@ def generate(language_model: Predictor, layer: int, direction: str, prompt: str,
         values[unit] = at
         return Clamp(layer, False, values)
 
-    return Generated(tokens, abs(value), text(None), text(held(abs(value))), text(held(-abs(value))))
+    return Generated(prompt=tokens, value=abs(value), free=text(None), high=text(held(abs(value))),
+                     low=text(held(-abs(value))))
