@@ -33,7 +33,7 @@ def build_demo(lab: Lab | None = None) -> gr.Blocks:
             with gr.Tab("Units", id="units", elem_id="units-tab"):
                 units.create_tab(lab)
             with gr.Tab("Memory", id="memory", elem_id="memory-tab"):
-                memory.create_tab(lab)
+                memory.create_tab(lab, demo)
             with gr.Tab("LSTM playground", id="playground", elem_id="playground-tab"):
                 playground.create_tab(lab, demo)
     return demo

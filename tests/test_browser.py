@@ -119,13 +119,43 @@ def test_predict_tab_shows_label_tokens_and_plots(page):
 def test_refusals_stay_visible_in_a_status_line_however_many_come_in_a_row(page):
     page.get_by_role("tab", name="Predict").click()
     for attempt in range(1, 6):
-        page.get_by_label("Review").fill(" " * attempt)
+        page.get_by_label("Review").fill(" " * attempt)  # refused as typed, and again when the button is pressed
         page.get_by_role("button", name="Predict and explain").click()
-        count = f"({attempt} refusals in a row)" if attempt > 1 else "The review is empty"
-        page.wait_for_function("c => { const t = document.querySelector('#predict-status').innerText;"
-                               " return t.includes('The review is empty') && t.includes(c); }", arg=count)
+        page.wait_for_function("n => { const t = document.querySelector('#predict-status').innerText;"
+                               " const m = t.match(/\\((\\d+) refusals in a row\\)/);"
+                               " return t.includes('The review is empty') && (n === 1 || (m && +m[1] >= n)); }",
+                               arg=attempt)
     _predict(page)  # a prediction that succeeds empties the line
     page.wait_for_function("document.querySelector('#predict-status').innerText.trim() === ''")
+
+
+def _cell_title(page) -> str:
+    return page.locator("#cell-step .js-plotly-plot .gtitle").first.text_content()
+
+
+def test_the_predict_tab_opens_explained_follows_typing_and_its_stepper_stops_at_the_ends(page):
+    # Before any click: a negation explained, its strongest token stepped into.
+    assert "Positive" in page.locator("#summary").inner_text() and "bad" in page.locator("#token-effects").inner_text()
+    assert re.search(r"Token \d+ “\w+”", _cell_title(page))
+    # The verdict follows the review as it is typed, with no button pressed, and the cell step with it.
+    opening = _cell_title(page)
+    page.get_by_label("Review").fill("Awful. It broke after a week and the seller never answered.")
+    page.wait_for_function("document.querySelector('#summary').innerText.startsWith('Negative')")
+    page.wait_for_function("document.querySelector('#token-effects').innerText.includes('seller')")
+    page.wait_for_function("t => document.querySelector('#cell-step .gtitle').textContent !== t", arg=opening)
+    # The stepper walks to the last token and stops there; back to the first, and stops there.
+    following, previous = page.locator("#next-token"), page.locator("#previous-token")
+    page.locator("#cell-step").scroll_into_view_if_needed()
+    for button, word in ((following, "“.”"), (previous, "“awful”")):
+        for _ in range(20):
+            if not button.is_enabled():
+                break
+            before = _cell_title(page)
+            button.click()
+            page.wait_for_function("t => document.querySelector('#cell-step .gtitle').textContent !== t", arg=before)
+        assert not button.is_enabled() and word in _cell_title(page), _cell_title(page)
+    assert page.locator("#predict-status").inner_text().strip() == ""  # no refusal on the way
+    assert "Error" not in page.locator("#cell-step").inner_text()
 
 
 def test_clicking_a_token_steps_inside_the_cell(page):
@@ -283,6 +313,29 @@ def test_memory_tab_compares_rnn_gru_and_lstm(page):
     page.wait_for_function("[...document.querySelectorAll('.js-plotly-plot')].filter(p => p.offsetParent).length >= 3")
     assert all(w > 100 and h > 100 for w, h in _plot_sizes(page))
     _shot(page, "memory")
+
+
+def test_the_playground_follows_its_sizes_and_a_refused_size_keeps_the_last_shapes(page):
+    page.get_by_role("tab", name="LSTM playground").click()
+    tab = page.locator("#playground-tab")
+    page.wait_for_function("document.querySelector('#shape-table').innerText.includes('(1, 3, 10)')")
+    tab.get_by_label("hidden size", exact=True).fill("7")  # no button
+    page.wait_for_function("document.querySelector('#shape-table').innerText.includes('(1, 3, 7)')")
+    tab.get_by_label("hidden size", exact=True).fill("0")
+    page.get_by_text("hidden size must be between").first.wait_for()
+    assert "(1, 3, 7)" in page.locator("#shape-table").inner_text()  # the last good shapes stay
+
+
+def test_the_train_tab_opens_on_a_first_run_of_about_a_minute_and_presets_choose_their_data(page):
+    page.get_by_role("tab", name="Train").click()
+    assert "quick" in page.locator("#preset-note").inner_text()
+    data = page.locator("#train-tab").get_by_role("radio", name=re.compile("Bundled Amazon sample"))
+    assert data.is_checked()
+    page.get_by_label("Preset (every value stays editable)").click()
+    page.get_by_role("option", name="lab", exact=True).click()
+    page.wait_for_function("document.querySelector('#preset-note').innerText.startsWith('lab:')")
+    more = page.locator("#train-tab").get_by_role("radio", name=re.compile("more real reviews"))
+    page.wait_for_function("r => r.checked", arg=more.element_handle())
 
 
 def test_playground_builds_each_cell_type(page):

@@ -245,9 +245,16 @@ def test_the_language_model_is_kept_beside_the_checkpoint_as_pre_training_left_i
 
 def test_pretraining_on_titles_reports_a_finite_loss_at_every_step(tmp_path):
     # Length-bucketed batches of 4 put the one-word titles ("Awesome") together, with no next token to predict.
-    events = _run(tmp_path / "titles.pt", limit=600, epochs=1, max_steps=1, batch_size=4, titles=True, pretrain_epochs=1)
+    events = _run(tmp_path / "titles.pt", limit=600, epochs=1, batch_size=4, titles=True, pretrain_epochs=1)
     losses = [e.train_loss for e in events if isinstance(e, Step) and e.phase == "pretrain"]
     assert len(losses) > 200 and np.isfinite(losses).all()
+
+
+def test_max_steps_caps_pre_training_and_the_classifier_each(tmp_path):
+    events = _run(tmp_path / "capped.pt", limit=600, epochs=2, max_steps=3, batch_size=8, pretrain_epochs=2)
+    steps = [(e.phase, e.step, e.total_steps) for e in events if isinstance(e, Step)]
+    assert [s for s in steps if s[0] == "pretrain"] == [("pretrain", k, 3) for k in (1, 2, 3)]
+    assert [s[1:] for s in steps if s[0] != "pretrain"] == [(k, 3) for k in (1, 2, 3)]
 
 
 def test_a_refit_trains_on_train_and_validation_without_validating(tmp_path):

@@ -88,7 +88,8 @@ class TrainConfig:
                               group="optimiser")
     patience: int = setting(0, "early-stop patience", "stop after N validations without a better loss; 0 = never",
                             low=0, high=10_000, group="optimiser")
-    max_steps: int = setting(0, "max steps", "0 = no limit", low=0, high=100_000_000, group="optimiser")
+    max_steps: int = setting(0, "max steps", "the most steps of pre-training, and again of the classifier; 0 = no limit",
+                             low=0, high=100_000_000, group="optimiser")
     max_len: int = setting(200, "tokens per review", "a review's first N tokens are read", low=1, high=5000,
                            group="data", public=400)
     min_freq: int = setting(2, "min token count", "rarer tokens become _UNK", low=1, high=1_000_000, group="data")

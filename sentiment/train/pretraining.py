@@ -13,11 +13,23 @@ import torch.nn.functional as F
 from ..config import ConfigError
 from ..data.corpus import EncodedReviews
 from ..data.preprocessing import PAD_ID, UNK_ID
-from ..model.network import SentimentNet
+from ..model.network import ModelConfig, SentimentNet
 from .config import TrainConfig
 from .distributed import average_gradients, rank_share, shared_flag
 from .events import Step
 from .steps import length_bucketed_batches, lr_schedule
+
+
+def _steps(texts: int, config: TrainConfig) -> int:
+    """Pre-training's steps: its epochs' batches, at most `max_steps` (which caps the classifier's again)."""
+    steps = math.ceil(texts / config.batch_size) * config.pretrain_epochs
+    return min(steps, config.max_steps) if config.max_steps else steps
+
+
+def _check_pretrainable(config: ModelConfig) -> None:
+    if config.bidirectional and config.num_layers > 1:
+        raise ConfigError("pre-training a bidirectional model needs num_layers 1: a second layer's forward direction "
+                          "would read the first layer's backward states, which have seen the tokens it must predict")
 
 
 def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, rng: np.random.Generator,
@@ -29,9 +41,7 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
     each reads its share of every batch (`rank_share`) and their gradients are averaged at every step: the steps one
     process would take. Returns the projection, or None when stopped before the end."""
     c = model.config
-    if c.bidirectional and c.num_layers > 1:
-        raise ConfigError("pre-training a bidirectional model needs num_layers 1: a second layer's forward direction "
-                          "would read the first layer's backward states, which have seen the tokens it must predict")
+    _check_pretrainable(c)
     H, vocab_out = c.hidden_size, model.lm_outputs
     # A one-token text (a title such as "Awesome") has no next token to predict: a batch of them alone would average
     # a loss over nothing.
@@ -40,7 +50,7 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
     projection = torch.nn.Linear(H, c.embedding_dim).to(model.device)
     parameters = [p for name, p in model.named_parameters() if not name.startswith("head.")]
     optimizer = torch.optim.AdamW([*parameters, *projection.parameters()], lr=config.lr, weight_decay=config.weight_decay)
-    total_steps = math.ceil(len(reviews) / config.batch_size) * config.pretrain_epochs
+    total_steps = _steps(len(reviews), config)
     scheduler = lr_schedule(optimizer, config.schedule, total_steps)
 
     def next_token_loss(states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -79,4 +89,6 @@ def pretrain(model: SentimentNet, reviews: EncodedReviews, config: TrainConfig, 
             yield Step(phase="pretrain", step=step, total_steps=total_steps, epoch=epoch, train_loss=loss.item(),
                        lr=scheduler.get_last_lr()[0], reviews_per_s=read / seconds,
                        eta_s=seconds / step * (total_steps - step))
+            if step == total_steps:  # the last epoch's end, or max_steps
+                return projection
     return projection

@@ -109,10 +109,9 @@ class JobRunner:
         yield view(job)
         while job.active:
             with self._changed:
-                self._changed.wait_for(lambda: self._latest[kind].version != job.version, timeout=2.0)
-            newer = self.snapshot(kind)
-            if newer.version != job.version:
-                job = newer
+                changed = self._changed.wait_for(lambda: self._latest[kind].version != job.version, timeout=2.0)
+            if changed:  # copied only when there is news: a search's record holds figures
+                job = self.snapshot(kind)
                 yield view(job)
                 time.sleep(every)
 

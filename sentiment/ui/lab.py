@@ -65,7 +65,8 @@ class Checkpoints:
 
     def __init__(self, device: str = "auto") -> None:
         self.device = device
-        self._predictors: Kept[Predictor] = Kept(4)
+        # One load at a time: requests for a checkpoint being loaded wait for it rather than load it again.
+        self._predictors: Kept[Predictor] = Kept(4, one_at_a_time=True)
         # A prediction, its cell step and its reading ask for the same explanation in a row.
         self._explanations: Kept[Explanation] = Kept(8)
         # Each atlas keeps its corpus's hidden states: few at a time, built one at a time.

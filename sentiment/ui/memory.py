@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import gradio as gr
 
@@ -90,18 +91,33 @@ def run_memory_experiment(lab: Lab, cells: list[str], distances: list, forget_bi
             if stop.is_set():
                 return
 
-    lab.jobs.start("memory", work, record_model, progress=[], message=f"0 of {total} models trained")
-    yield from lab.jobs.follow("memory", lambda job: memory_view(job, total))
+    lab.jobs.start("memory", work, record_model, progress=ExperimentProgress(total=total),
+                   message=f"0 of {total} models trained")
+    yield from lab.jobs.follow("memory", memory_view)
+
+
+@endpoint()
+def watch_memory_experiment(lab: Lab):
+    """Stream the current (or last) memory experiment until it ends; a page refresh re-attaches here."""
+    yield from lab.jobs.follow("memory", memory_view)
+
+
+@dataclass
+class ExperimentProgress:
+    total: int
+    results: list[MemoryResult] = field(default_factory=list)
 
 
 def record_model(job: JobState, result: MemoryResult) -> None:
-    job.progress.append(result)
-    job.status, job.message = "running", f"{len(job.progress)} models trained"
+    job.progress.results.append(result)
+    job.status, job.message = "running", f"{len(job.progress.results)} of {job.progress.total} models trained"
 
 
-def memory_view(job: JobState, total: int) -> tuple:
+def memory_view(job: JobState) -> tuple:
     """Accuracy against distance, the count so far and the table of the models trained."""
-    results = job.progress or []
+    if job.progress is None:  # none run since the server started
+        return None, "", []
+    results, total = job.progress.results, job.progress.total
     done = f"**{len(results)} of {total} models trained** ({time.time() - job.started:.0f} s)"
     if job.status == "failed":
         done = f"**Failed** · {job.message}"
@@ -135,7 +151,7 @@ WHAT_TO_LOOK_FOR = (
     "model that remembers keeps the opening verdict through the neutral middle.")
 
 
-def create_tab(lab: Lab) -> None:
+def create_tab(lab: Lab, demo: gr.Blocks) -> None:
     """Lays out the Memory tab and wires its events."""
     gr.Markdown(INTRO)
     checkpoints = list_checkpoints()
@@ -183,8 +199,10 @@ def create_tab(lab: Lab) -> None:
     compared = compare.click(serve(lab, compare_memory), [review, names], [gradient, trajectories, kept, table],
                              api_name="compare_memory", **raw)
     experiment = run.click(serve(lab, run_memory_experiment), [cells, distances, forget_bias, steps],
-                           [memory_plot, progress, memory_table], api_name="memory_experiment", concurrency_limit=1,
+                           [memory_plot, progress, memory_table], api_name="memory_experiment", concurrency_limit=None,
                            api_visibility=lab.job_visibility, **raw)
+    demo.load(serve(lab, watch_memory_experiment), None, [memory_plot, progress, memory_table],
+              api_visibility="private", concurrency_limit=None)
     measured = lengths.click(serve(lab, compare_length_accuracy), names, length_plot, api_name="accuracy_by_length",
                              concurrency_limit=1, **raw)
     status_line(lab, compared, status=compare_status)

@@ -48,6 +48,12 @@ def playground(cell: str, input_size: float, hidden_size: float, num_layers: flo
             unrolled_diagram(cell, num_layers, seq_len, bidirectional))
 
 
+@endpoint(**playground.contract)
+def accept_sizes(cell: str, input_size: float, hidden_size: float, num_layers: float, batch_size: float,
+                 seq_len: float, batch_first: bool, bidirectional: bool) -> None:
+    """The playground's fields as its contract checks them, before anything is built."""
+
+
 def create_tab(lab: Lab, demo: gr.Blocks) -> None:
     """Lays out the playground tab and wires its events."""
     gr.Markdown("Pick a cell type and the sizes; the module is built and run for real, and every shape below is "
@@ -70,6 +76,10 @@ def create_tab(lab: Lab, demo: gr.Blocks) -> None:
     outputs = [code, shapes, slices, parameters, total, diagram]
     shown_ = serve(lab, playground)
     shown = show.click(shown_, inputs, outputs, api_name="playground", preprocess=False)
-    changed = cell.change(shown_, inputs, outputs, api_visibility="private", preprocess=False)
+    # The shapes follow every field as it changes; a value the contract refuses is said in the status line and leaves
+    # the last shapes in place (the check has no outputs to mark).
+    changed = gr.on([field.change for field in inputs], serve(lab, accept_sizes), inputs, None,
+                    trigger_mode="always_last", api_visibility="private", preprocess=False).success(
+        shown_, inputs, outputs, api_visibility="private", preprocess=False)
     status_line(lab, shown, changed, status=shown_status)
     demo.load(shown_, inputs, outputs, api_visibility="private", preprocess=False)

@@ -3,11 +3,11 @@ model reads."""
 from __future__ import annotations
 
 import html
-import math
 
 import gradio as gr
+import numpy as np
 
-from ..contract import CHECKPOINT, LAYER, REVIEW, TOKEN, UNIT
+from ..contract import CHECKPOINT, LAYER, REVIEW, TOKEN, UNIT, Number
 from ..explain.gates import ATTRIBUTION, ATTRIBUTION_METHODS
 from ..explain.review import (
     UNITS_SHOWN,
@@ -43,6 +43,8 @@ EXAMPLES = (
 )
 
 
+# A negation the model reads right: the tab opens on it, explained, with its strongest token stepped into.
+OPENING = EXAMPLES[2]
 # The inputs of the tab's endpoints beside those every tab shares.
 
 
@@ -104,7 +106,8 @@ def checkpoint_layers(lab: Lab, checkpoint: str):
 
 
 @endpoint(review=REVIEW, checkpoint=CHECKPOINT, layer=LAYER, token=TOKEN, unit=UNIT)
-def cell_step(lab: Lab, review: str, checkpoint: str = "default.pt", layer: str = "", token: float = 0, unit: float = 0):
+def cell_step(lab: Lab, review: str, checkpoint: str = "default.pt", layer: str = "", token: float = 0,
+              unit: float = 0):
     """One step of the recurrent cell with the trained model's own numbers.
 
     Args:
@@ -140,8 +143,19 @@ def select_token(event: gr.SelectData) -> int:
     return event.index if isinstance(event.index, int) else event.index[0]
 
 
-def shift_token(token: float, by: int) -> int:
-    return max(0, int(token) + by) if isinstance(token, (int, float)) and math.isfinite(token) else 0
+@endpoint(review=REVIEW, checkpoint=CHECKPOINT, layer=LAYER, token=TOKEN, by=Number("step", -1, 1, integer=True))
+def step_token(lab: Lab, review: str, checkpoint: str, layer: str, token: float, by: float):
+    """The stepper: the token `by` steps on, stopping at the review's first and last token, and its two buttons, each
+    off at its own end."""
+    _, explanation = lab.checkpoints.explained(checkpoint, review, layer)
+    last = len(explanation.inspection.trace.tokens) - 1
+    chosen = min(max(int(token) + int(by), 0), last)
+    return chosen, gr.Button(interactive=chosen > 0), gr.Button(interactive=chosen < last)
+
+
+@endpoint(review=REVIEW)
+def accept_review(review: str) -> None:
+    """A review being typed is explained once it holds text; an emptied box says so once, beside the review."""
 
 
 @endpoint(review=REVIEW, checkpoint=CHECKPOINT)
@@ -173,74 +187,116 @@ def read_review(lab: Lab, review: str, checkpoint: str = "default.pt"):
     return summary, rows
 
 
-def _cell_step_panel() -> tuple:
+def _opening(lab: Lab, checkpoint: str) -> dict:
+    """What the tab shows before anyone types: the opening review explained, its strongest token stepped into."""
+    shown = predict(lab, OPENING, checkpoint)
+    explanation = lab.checkpoints.explained(CHECKPOINT.check(checkpoint), OPENING)[1]
+    token = int(np.argmax(np.abs(explanation.inspection.attributions.values)))
+    unit = int(explanation.units[0])  # as cell_controls picks it (which returns a component: not made here)
+    return dict(predicted=shown, token=token, last=len(explanation.inspection.trace.tokens) - 1, unit=unit,
+                step=cell_step(lab, OPENING, checkpoint, "", token, unit), read=read_review(lab, OPENING, checkpoint))
+
+
+def _cell_step_panel(opened: dict) -> tuple:
     """The cell step's controls and views: previous, token, next, unit, the cell, the layer's bars, the JSON."""
+    chosen, last = opened.get("token", 0), opened.get("last", 1)
+    values, cell, bars = opened.get("step", (None, None, None))
     with gr.Accordion("Step inside the cell: one token, one unit, the real numbers", open=True, elem_id="cell-step"):
         with gr.Row():
-            previous, token = gr.Button("◀ previous token", scale=0), gr.Slider(0, 1, value=0, step=1, label="Token (from 0)")
-            following, unit = gr.Button("next token ▶", scale=0), gr.Number(0, label="Unit (from 0)", scale=0)
+            previous = gr.Button("◀ previous token", scale=0, interactive=chosen > 0, elem_id="previous-token")
+            token = gr.Slider(0, last, value=chosen, step=1, label="Token (from 0)")
+            following = gr.Button("next token ▶", scale=0, interactive=chosen < last, elem_id="next-token")
+            unit = gr.Number(opened.get("unit", 0), label="Unit (from 0)", scale=0)
         with gr.Row():
-            cell_plot, bars = gr.Plot(label="The cell at this token", scale=3), gr.Plot(label="The whole layer", scale=2)
+            cell_plot = gr.Plot(cell, label="The cell at this token", scale=3)
+            bars = gr.Plot(bars, label="The whole layer", scale=2)
         with gr.Accordion("The same values as JSON (the cell_step API)", open=False):
-            values = gr.JSON(label="Cell values")
+            values = gr.JSON(values, label="Cell values")
     return previous, token, following, unit, cell_plot, bars, values
 
 
-def create_tab(lab: Lab) -> gr.Dropdown:
-    """Lays out the Predict tab and wires its events; returns the checkpoint list the Train tab refreshes."""
-    checkpoints = list_checkpoints()
+def _review_row(lab: Lab, checkpoints: list[str]) -> tuple:
+    """The review with its examples, and what to read it with: checkpoint, layer, units, token effect, the button."""
     first = lab.checkpoints.predictor(CHECKPOINT.check(checkpoints[0])) if checkpoints else None
     with gr.Row():
         with gr.Column(scale=3):
-            review = gr.Textbox(label="Review", lines=5, max_length=REVIEW.most,
+            review = gr.Textbox(OPENING, label="Review", lines=5, max_length=REVIEW.most,
                                 placeholder="Type or paste a customer review …")
             examples = gr.Dataset(components=[review], samples=[[e] for e in EXAMPLES], type="values",
                                   label="Examples: positive, negative, negation and contrast, long (click to predict)")
         with gr.Column(scale=2):
             # Custom values allowed: runs finished after this page loaded must be choosable too.
-            checkpoint = gr.Dropdown(checkpoints, value=checkpoints[0] if checkpoints else None, allow_custom_value=True,
-                                     label="Checkpoint (the shipped default first)")
+            checkpoint = gr.Dropdown(checkpoints, value=checkpoints[0] if checkpoints else None,
+                                     allow_custom_value=True, label="Checkpoint (the shipped default first)")
             layer = gr.Dropdown(layer_choices(first) if first else [], value=default_layer(first) if first else None,
                                 label="Layer to inspect")
             units = gr.Slider(1, 64, value=12, step=1, label="Units to show")
-            attribution = gr.Radio(list(ATTRIBUTION_METHODS), value="when read", label="Token effect (occlusion with _UNK)",
-                                   info="when read: instant; on the final prediction: re-scores the review once per token")
+            attribution = gr.Radio(list(ATTRIBUTION_METHODS), value="when read",
+                                   label="Token effect (occlusion with _UNK)",
+                                   info="when read: instant; on the final prediction: re-scores the review once per "
+                                   "token")
             predict_button = gr.Button("Predict and explain", variant="primary")
             predict_status = gr.Markdown(label="Predict status", elem_id="predict-status")
+    return review, examples, checkpoint, layer, units, attribution, predict_button, predict_status
+
+
+def create_tab(lab: Lab) -> gr.Dropdown:
+    """Lays out the Predict tab, open on a worked example, and wires its events; returns the checkpoint list the Train
+    tab refreshes."""
+    checkpoints = list_checkpoints()
+    opened = _opening(lab, checkpoints[0]) if checkpoints else {}
+    shown = opened.get("predicted", (None,) * 8)
+    review, examples, checkpoint, layer, units, attribution, predict_button, predict_status = _review_row(
+        lab, checkpoints)
     with gr.Row():
-        label = gr.Label(label="Sentiment", num_top_classes=2, scale=1)
-        summary = gr.Markdown(label="Summary", scale=3, elem_id="summary")
-    tokens = gr.HighlightedText(label="What each token did (click a token to step inside the cell with it)",
+        label = gr.Label(shown[0], label="Sentiment", num_top_classes=2, scale=1)
+        summary = gr.Markdown(shown[1], label="Summary", scale=3, elem_id="summary")
+    tokens = gr.HighlightedText(shown[2], label="What each token did (click a token to step inside the cell with it)",
                                 combine_adjacent=False, show_legend=True, elem_id="token-effects")
     with gr.Row():
-        trajectory, effects = gr.Plot(label="Prediction after each token"), gr.Plot(label="Token effects")
-    gates, states, mean_gates = gr.Plot(label="Gates"), gr.Plot(label="Cell and hidden state"), gr.Plot(label="Mean gates")
-    previous, token, following, unit, cell_plot, bars, values = _cell_step_panel()
+        trajectory = gr.Plot(shown[3], label="Prediction after each token")
+        effects = gr.Plot(shown[4], label="Token effects")
+    gates, states = gr.Plot(shown[5], label="Gates"), gr.Plot(shown[6], label="Cell and hidden state")
+    mean_gates = gr.Plot(shown[7], label="Mean gates")
+    previous, token, following, unit, cell_plot, bars, values = _cell_step_panel(opened)
+    read = opened.get("read", (None, None))
     with gr.Accordion("What the model reads: cleaned text → tokens → ids → the row", open=False, elem_id="reading"):
-        reading_summary = gr.Markdown(label="Reading steps")
-        reading_table = gr.Dataframe(headers=["position", "token", "id"], label="The row the model sees",
+        reading_summary = gr.Markdown(read[0], label="Reading steps")
+        reading_table = gr.Dataframe(read[1], headers=["position", "token", "id"], label="The row the model sees",
                                      show_label=False, interactive=False, elem_id="reading-table")
 
     inputs = [review, checkpoint, layer, units, attribution]
     outputs = [label, summary, tokens, trajectory, effects, gates, states, mean_gates]
     step_inputs, step_outputs = [review, checkpoint, layer, token, unit], [values, cell_plot, bars]
+    stepper_inputs, stepper_outputs = [review, checkpoint, layer, token], [token, previous, following]
     raw, private = dict(preprocess=False), dict(preprocess=False, api_visibility="private")
     predict_, cell_step_, cell_controls_ = serve(lab, predict), serve(lab, cell_step), serve(lab, cell_controls)
+    step_token_ = serve(lab, step_token)
     # The public events first: a later event of the same function would take its API name.
     stepped = gr.on([token.release, unit.submit], cell_step_, step_inputs, step_outputs, api_name="cell_step", **raw)
     clicked = predict_button.click(predict_, inputs, outputs, api_name="predict", **raw)
-    changed = gr.on([review.submit, attribution.change, layer.change, units.release], predict_, inputs, outputs, **private)
-    chosen = examples.click(lambda sample: sample[0], examples, review, api_visibility="private").then(
-        predict_, inputs, outputs, **private)
-    for event in (clicked, changed, chosen):
+    changed = gr.on([review.submit, attribution.change, layer.change, units.release], predict_, inputs, outputs,
+                    **private)
+    # The verdict follows the review as it is typed, pasted or chosen among the examples: the newest text only, once
+    # the box holds some.
+    typed = review.change(serve(lab, accept_review), review, None, trigger_mode="always_last", **private).success(
+        predict_, inputs, outputs, trigger_mode="always_last", **private)
+    examples.click(lambda sample: sample[0], examples, review, api_visibility="private")
+    for event in (clicked, changed, typed):
         event.success(cell_controls_, [review, checkpoint, layer, token], [token, unit], **private).success(
+            step_token_, [*stepper_inputs, gr.State(0)], stepper_outputs, **private).success(
             cell_step_, step_inputs, step_outputs, **private)
         event.success(serve(lab, read_review), [review, checkpoint], [reading_summary, reading_table],
                       **(dict(api_name="read_review", **raw) if event is clicked else private))
-    layers_listed = checkpoint.change(serve(lab, checkpoint_layers), checkpoint, layer, api_name="checkpoint_layers", **raw)
+    layers_listed = checkpoint.change(serve(lab, checkpoint_layers), checkpoint, layer, api_name="checkpoint_layers",
+                                      **raw)
     selected = tokens.select(select_token, None, token, api_visibility="private").then(
+        step_token_, [*stepper_inputs, gr.State(0)], stepper_outputs, **private).success(
         cell_step_, step_inputs, step_outputs, **private)
-    shifted = [button.click(lambda t, by=by: shift_token(t, by), token, token, api_visibility="private").then(
+    # The stepper stops at the review's ends: each button is off at its own end.
+    shifted = [button.click(step_token_, [*stepper_inputs, gr.State(by)], stepper_outputs, **private).success(
         cell_step_, step_inputs, step_outputs, **private) for button, by in ((previous, -1), (following, 1))]
-    status_line(lab, clicked, changed, chosen, stepped, layers_listed, selected, *shifted, status=predict_status)
+    released = token.release(step_token_, [*stepper_inputs, gr.State(0)], stepper_outputs, **private)
+    status_line(lab, clicked, changed, typed, stepped, layers_listed, selected, *shifted, released,
+                status=predict_status)
     return checkpoint

@@ -2,6 +2,7 @@
 Stop, and the best trial's checkpoint kept beside the others."""
 from __future__ import annotations
 
+import secrets
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -65,7 +66,8 @@ def search_settings(settings: Settings, chosen: dict) -> tuple[SearchSettings, s
         chosen = {**chosen, **capped}
         if capped:
             notes = "Public demo limits applied: " + ", ".join(f"{SPECS[k].label} {v:,}" for k, v in capped.items())
-    study = f"app-{datetime.now():%Y%m%d-%H%M%S}"
+    # Its own folder and study, even for two starts in the same second (the refused one removes only its own).
+    study = f"app-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
     return SearchSettings(study=study, preset="quick", **chosen), notes  # `Search` validates it
 
 
@@ -161,6 +163,12 @@ def run_search(lab: Lab, trials: float, timeout: float, max_epochs: float, limit
     yield from lab.jobs.follow("search", search_view)
 
 
+@endpoint()
+def watch_search(lab: Lab):
+    """Stream the current (or last) search until it ends; a page refresh re-attaches here."""
+    yield from lab.jobs.follow("search", search_view)
+
+
 @endpoint(owner=OWNER)
 def stop_search(lab: Lab, owner: str = "") -> str:
     """Ask the running search to stop: the trial under way stops after its current batch, and no other starts.
@@ -171,7 +179,7 @@ def stop_search(lab: Lab, owner: str = "") -> str:
     return lab.jobs.stop(owner or None, "search")
 
 
-def create_section(lab: Lab, checkpoint: gr.Dropdown, owner: gr.BrowserState) -> None:
+def create_section(lab: Lab, demo: gr.Blocks, checkpoint: gr.Dropdown, owner: gr.BrowserState) -> None:
     """Lays out the Search section (inside the Train tab) and wires its events."""
     public = (" A public demo caps a search at " + ", ".join(f"{SPECS[k].public:,} {SPECS[k].label}" for k in SEARCHED
                                                              if SPECS[k].public is not None)
@@ -201,4 +209,5 @@ def create_section(lab: Lab, checkpoint: gr.Dropdown, owner: gr.BrowserState) ->
                            concurrency_limit=None, **script)
     searched.then(serve(lab, available_checkpoints), checkpoint, checkpoint, api_visibility="private")
     stopped = stop.click(serve(lab, stop_search), owner, status, api_name="stop_search", **script)
+    demo.load(serve(lab, watch_search), None, outputs, api_visibility="private", concurrency_limit=None)
     status_line(lab, searched, stopped, status=status, clear=False)

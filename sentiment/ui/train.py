@@ -50,12 +50,13 @@ def preset_values(name: str) -> list:
 
 @endpoint(name=Choice("preset", choices=tuple(PRESETS)))
 def apply_preset(name: str):
-    """Every hyper-parameter of a preset, its row limit, and what the preset is.
+    """Every hyper-parameter of a preset, its row limit, what the preset is, and the bundled data it trains on.
 
     Args:
         name: a preset name: quick, lab, reference, gru or rnn.
     """
-    return [*preset_values(name), PRESETS[name].train.limit, f"**{name}**: {PRESETS[name].description}"]
+    preset = PRESETS[name]
+    return [*preset_values(name), preset.train.limit, f"**{name}**: {preset.description}", DATA_CHOICES[preset.data]]
 
 
 def configs(values: dict, limit: int) -> tuple[TrainConfig, ModelConfig]:
@@ -75,15 +76,18 @@ def checkpoint_path(name: object) -> Path:
 
 # The Train tab's data choices beside an upload: the value a client sends → the bundled data set it names.
 BUNDLED_CHOICES = MappingProxyType({"bundled": "sample", "bundled+more": "sample+more"})
+DATA_CHOICES = MappingProxyType({data: choice for choice, data in BUNDLED_CHOICES.items()})
+# The Train tab opens on the preset a first run should use: about a minute on two cores.
+FIRST_PRESET = "quick"
 
 
-def data_path(source: str, upload: Path | None) -> str | Path:
+def data_path(source: str, upload: Path | None, settings: Settings) -> str | Path:
     """What to train on: a bundled data set's name, or the file uploaded for it, its format checked from its bytes
     (only then: a file left in the box while a bundled set is chosen is not read)."""
     if source in BUNDLED_CHOICES:
         return BUNDLED_CHOICES[source]
     if upload is None:
-        raise DataError(TRAINING_FILE.when_empty(Settings()))
+        raise DataError(TRAINING_FILE.when_empty(settings))
     check_review_file(upload)
     return upload
 
@@ -204,7 +208,7 @@ def start_training(lab: Lab, source: str, upload, vectors, limit: float, name: s
     if limits:
         config, model_config, notes = limits.apply(config, model_config)
         check_public_vectors(config.vectors, model_config)
-    path = data_path(source, upload)
+    path = data_path(source, upload, lab.settings)
     start_run(lab.jobs, config, model_config, path, checkpoint_path(name), owner=owner or None,
               max_seconds=limits.max_seconds if limits else None)
     if notes:
@@ -252,15 +256,16 @@ def hyper_parameter_input(cls, name: str, spec: Setting, value):
 def create_tab(lab: Lab, demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     """Lays out the Train tab and wires its events."""
     owner = gr.BrowserState("", storage_key="lstm-sentiment-lab-owner")
-    recipe = PRESETS["lab"]
+    recipe = PRESETS[FIRST_PRESET]
     restrictions = gr.Markdown(server_restrictions(lab), label="Restrictions", elem_id="train-restrictions")
     with gr.Row():
-        preset = gr.Dropdown(list(PRESETS), value="lab", label="Preset (every value stays editable)", scale=1)
-        preset_note = gr.Markdown(f"**lab**: {recipe.description}", label="Preset description", elem_id="preset-note")
+        preset = gr.Dropdown(list(PRESETS), value=FIRST_PRESET, label="Preset (every value stays editable)", scale=1)
+        preset_note = gr.Markdown(f"**{FIRST_PRESET}**: {recipe.description}", label="Preset description",
+                                  elem_id="preset-note")
     with gr.Row():
         source = gr.Radio([("Bundled Amazon sample (17,974 real reviews; quick)", "bundled"),
                            (f"Sample + {MORE_REVIEW_COUNT:,} more real reviews (the default model's data)", "bundled+more"),
-                           ("Upload a file", "upload")], value="bundled", label="Data")
+                           ("Upload a file", "upload")], value=DATA_CHOICES[recipe.data], label="Data")
         # No file_types: Gradio would refuse other files before /train's contract does, with a traceback in the log.
         upload = gr.File(label=(f"fastText .txt/.bz2/.gz or CSV/TSV with a header (≤ {lab.settings.max_upload_mb} MB)"
                                 if lab.settings.allow_uploads else "Uploads are off on this server (see above)"),
@@ -270,7 +275,7 @@ def create_tab(lab: Lab, demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
         name = gr.Textbox(value="my-model", label="Checkpoint name")
     vectors = gr.File(label=VECTORS_LABEL if lab.settings.allow_uploads else "Word vectors: uploads are off here",
                       interactive=lab.settings.allow_uploads, height=120, elem_id="vectors")
-    specs = [(*spec, value) for spec, value in zip(HYPER_PARAMETERS, preset_values("lab"))]
+    specs = [(*spec, value) for spec, value in zip(HYPER_PARAMETERS, preset_values(FIRST_PRESET))]
     rows = [[spec for spec in specs if spec[2].group == group] for group in GROUPS]  # the basic row, then Advanced
     with gr.Row(equal_height=True):
         made = [hyper_parameter_input(*spec) for spec in rows[0]]
@@ -296,14 +301,14 @@ def create_tab(lab: Lab, demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
 
     outputs = [status, placeholder, curves, report, by_source, confusion, download]
     script = dict(api_visibility=lab.job_visibility)
-    chosen = preset.change(serve(lab, apply_preset), preset, [*made, limit, preset_note], api_name="preset", preprocess=False,
-                           **script)
+    chosen = preset.change(serve(lab, apply_preset), preset, [*made, limit, preset_note, source], api_name="preset",
+                           preprocess=False, **script)
     started = start.click(serve(lab, start_training), [source, upload, vectors, limit, name, owner, *made], outputs,
                           api_name="train", concurrency_limit=None, preprocess=False, **script)
     started.then(serve(lab, available_checkpoints), checkpoint, checkpoint, api_visibility="private")
     stopped = stop.click(serve(lab, stop_training), owner, status, api_name="stop_training", **script)
     status_line(lab, chosen, started, stopped, status=status, clear=False)  # the run's own line says the rest
-    search.create_section(lab, checkpoint, owner)
+    search.create_section(lab, demo, checkpoint, owner)
     demo.load(new_owner_token, owner, owner, api_visibility="private")
     demo.load(serve(lab, watch_training), None, outputs, api_name="watch_training", concurrency_limit=None, **script)
     demo.load(serve(lab, available_checkpoints), checkpoint, checkpoint, api_name="list_checkpoints")

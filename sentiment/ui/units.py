@@ -54,8 +54,7 @@ def chosen_layer(predictor: Predictor, layer: str) -> tuple[int, str]:
 
 def chosen_unit(predictor: Predictor, unit: int) -> int:
     """A unit of the checkpoint's layers (their width is the checkpoint's)."""
-    Number("unit", 0, predictor.model.config.hidden_size - 1, integer=True).check(unit)
-    return unit
+    return Number("unit", 0, predictor.model.config.hidden_size - 1, integer=True).check(unit)
 
 
 def atlas_for(lab: Lab, checkpoint: Path, layer: str, corpus: Path | None, progress: gr.Progress | None = None
