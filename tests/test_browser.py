@@ -154,7 +154,7 @@ def test_the_predict_tab_opens_explained_follows_typing_and_its_stepper_stops_at
             button.click()
             page.wait_for_function("t => document.querySelector('#cell-step .gtitle').textContent !== t", arg=before)
         assert not button.is_enabled() and word in _cell_title(page), _cell_title(page)
-    assert page.locator("#predict-status").inner_text().strip() == ""  # no refusal on the way
+    assert "⚠" not in page.locator("#predict-status").inner_text()  # no refusal on the way (a timer may tick there)
     assert "Error" not in page.locator("#cell-step").inner_text()
 
 
